@@ -1,0 +1,94 @@
+/**
+ * The plugin contract: the one file a plugin author needs.
+ *
+ * A plugin module default-exports a factory `(options) => plugin`. The factory validates its options and throws
+ * (a TypeError or RangeError naming the option) before any frame flows. The returned plugin is a plain object with
+ * `name`, `apiVersion` and the methods of its kind below; `src/plugin_loader.ts` checks all three and names the
+ * problem when something is off.
+ *
+ * Filters are pure: they turn a JPEG into a signature and compare two signatures. The core keeps the last accepted
+ * signature of each robot, so a filter never has to know about robots, Kafka or storage.
+ */
+
+/** Bumped when a plugin interface changes incompatibly. Plugins declare the version they were written for. */
+export const API_VERSION = 1;
+
+/** What a filter computed for one frame. `bits` is kept in the catalog for similarity search when present. */
+export interface Signature<S = unknown> {
+  /** The filter's own representation, handed back to `distance`. */
+  value: S;
+  /** A perceptual hash as packed bits (MSB first), when the filter has one. */
+  bits?: Uint8Array;
+}
+
+/** Decides whether a frame shows a new scene compared to the robot's last accepted frame. */
+export interface FilterPlugin<S = unknown> {
+  /** Short name used in logs (`[filter:ahash]`) and object metadata. */
+  readonly name: string;
+  /** Must equal API_VERSION. */
+  readonly apiVersion: number;
+  /**
+   * Computes the frame's signature. Throws (any Error) when the JPEG cannot be read; the consumer logs the
+   * error once with the filter's tag, counts it and skips the frame.
+   */
+  signature(jpeg: Uint8Array): Signature<S> | Promise<Signature<S>>;
+  /** Distance between two signatures of this filter; larger means more different. */
+  distance(a: Signature<S>, b: Signature<S>): number;
+  /** True when a frame at `distance` from the last accepted one should be stored. */
+  accepts(distance: number): boolean;
+  /** Releases resources (workers, native handles). Optional. */
+  close?(): void | Promise<void>;
+}
+
+/** Factory exported as the default of a filter module. */
+export type FilterFactory<O = Record<string, unknown>> = (options: Partial<O>) => FilterPlugin;
+
+/** Facts about one stored object. */
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  /** ISO 8601 time the store last modified the object. */
+  lastModified?: string;
+  /** Entity tag as the server reports it, without quotes. */
+  etag?: string;
+  /** User metadata (x-amz-meta-*), lower-case keys without the prefix. */
+  metadata?: Record<string, string>;
+}
+
+/** Page of a listing. */
+export interface ListOptions {
+  /** Only keys under this prefix. */
+  prefix?: string;
+  /** Stop after this many keys. */
+  limit?: number;
+}
+
+/** An S3-compatible object store: the local tier (RustFS) or the archive tier (AWS S3). */
+export interface StoragePlugin {
+  readonly name: string;
+  readonly apiVersion: number;
+  /** The bucket this plugin writes to, for log lines. */
+  readonly bucket: string;
+  /**
+   * Makes the store usable: creates the bucket when missing and runs a put/head/get/delete self-test of a probe
+   * object, so that an incompatible server fails at start-up with a clear message instead of on the first frame.
+   */
+  open(): Promise<void>;
+  /** Stores `body` at `key`, replacing any object there. Resolves only once the server acknowledged it. */
+  put(key: string, body: Uint8Array, options?: { contentType?: string; metadata?: Record<string, string> }): Promise<void>;
+  /** The object's bytes, or null when there is none. */
+  get(key: string): Promise<Uint8Array | null>;
+  /** The object's size and metadata, or null when there is none. */
+  head(key: string): Promise<ObjectInfo | null>;
+  /** Deletes the object; deleting a missing object is not an error. */
+  delete(key: string): Promise<void>;
+  /** Lists objects in key order. */
+  list(options?: ListOptions): AsyncIterable<ObjectInfo>;
+  /** Lists the buckets the credentials can see. */
+  buckets(): Promise<string[]>;
+  /** Releases connections. */
+  close(): void;
+}
+
+/** Factory exported as the default of a storage module. */
+export type StorageFactory<O = Record<string, unknown>> = (options: Partial<O>) => StoragePlugin;
