@@ -61,6 +61,8 @@ export interface ListOptions {
   prefix?: string;
   /** Stop after this many keys. */
   limit?: number;
+  /** Only keys that sort after this one (S3 StartAfter). */
+  startAfter?: string;
 }
 
 /** An S3-compatible object store: the local tier (RustFS) or the archive tier (AWS S3). */

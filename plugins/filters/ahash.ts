@@ -1,0 +1,79 @@
+/**
+ * aHash filter (the original's "phash"): grey image -> hash_size x hash_size grid -> one bit per cell, set when the
+ * cell is brighter than the grid's mean. Two frames differ by the hamming distance of their bits; a frame is
+ * stored when that distance to the robot's last stored frame is above `threshold`.
+ *
+ * The grey image comes from the JPEG's DC coefficients (a 1/8-scale decode, see src/jpeg_dc.ts): the grid is
+ * at most 64x64, so a full decode would be wasted work.
+ */
+import type { FilterFactory, FilterPlugin, Signature } from "../../src/plugin.ts";
+import { API_VERSION } from "../../src/plugin.ts";
+import { decodeGreyEighth } from "../../src/jpeg_dc.ts";
+import { resizeGrey, type ResizeMode } from "../../src/downscale.ts";
+
+export interface Options {
+  /** Hamming distance (out of hashSize^2 bits) above which a frame counts as a new scene. */
+  threshold: number;
+  /** Grid side; 16 gives a 256-bit hash. */
+  hashSize: number;
+  /** "area" (mean of each cell) or "nearest" (the original's sampling). */
+  resize: ResizeMode;
+}
+
+export const defaults: Options = { threshold: 26, hashSize: 16, resize: "area" };
+
+/** Packs one bit per cell (cell > mean), most significant bit first. */
+export function hashBits(cells: Float32Array): Uint8Array {
+  let sum = 0;
+  for (let i = 0; i < cells.length; i++) sum += cells[i];
+  const mean = sum / cells.length;
+  const bits = new Uint8Array(Math.ceil(cells.length / 8));
+  for (let i = 0; i < cells.length; i++) {
+    if (cells[i] > mean) bits[i >> 3] |= 0x80 >> (i & 7);
+  }
+  return bits;
+}
+
+const POPCOUNT = new Uint8Array(256).map((_, i) => {
+  let n = 0;
+  for (let v = i; v; v >>= 1) n += v & 1;
+  return n;
+});
+
+export function hamming(a: Uint8Array, b: Uint8Array): number {
+  if (a.length !== b.length) throw new RangeError(`hashes of ${a.length * 8} and ${b.length * 8} bits cannot be compared`);
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d += POPCOUNT[a[i] ^ b[i]];
+  return d;
+}
+
+/** The aHash of a JPEG. */
+export function ahash(jpeg: Uint8Array, hashSize: number, resize: ResizeMode): Uint8Array {
+  return hashBits(resizeGrey(decodeGreyEighth(jpeg), hashSize, hashSize, resize));
+}
+
+const create: FilterFactory<Options> = (options): FilterPlugin<Uint8Array> => {
+  const o = { ...defaults, ...options };
+  if (!Number.isInteger(o.hashSize) || o.hashSize < 2 || o.hashSize > 64) {
+    throw new RangeError(`ahash: hash size ${o.hashSize} must be a whole number from 2 to 64`);
+  }
+  const bits = o.hashSize * o.hashSize;
+  if (!Number.isFinite(o.threshold) || o.threshold < 0 || o.threshold >= bits) {
+    throw new RangeError(`ahash: threshold ${o.threshold} must be from 0 to ${bits - 1} (a ${o.hashSize}x${o.hashSize} hash)`);
+  }
+  if (o.resize !== "area" && o.resize !== "nearest") {
+    throw new RangeError(`ahash: resize ${JSON.stringify(o.resize)} must be "area" or "nearest"`);
+  }
+  return {
+    name: "ahash",
+    apiVersion: API_VERSION,
+    signature(jpeg): Signature<Uint8Array> {
+      const value = ahash(jpeg, o.hashSize, o.resize);
+      return { value, bits: value };
+    },
+    distance: (a, b) => hamming(a.value, b.value),
+    accepts: (distance) => distance > o.threshold,
+  };
+};
+
+export default create;

@@ -1,0 +1,341 @@
+/**
+ * Configuration: `config.toml` parsed once into a fully resolved, typed object with every default filled.
+ *
+ * `resolveConfig` is pure (TOML text + environment in, Config out) so it is tested without files; `loadConfig` is
+ * the one place that reads the file and the process environment. Nothing else in the project reads either.
+ * Keys, sections and defaults follow the original frame-bucket; new keys have defaults that keep its behaviour.
+ */
+import { parse as parseToml } from "smol-toml";
+import { robotIdProblem } from "./key.ts";
+import type { Level } from "./log.ts";
+
+export interface FilterSettings {
+  /** Built-in filter name ("phash"/"ahash", "histogram") or a path to a plugin module. */
+  primary: string;
+  phash_threshold: number;
+  phash_hash_size: number;
+  histogram_threshold: number;
+  resize: "area" | "nearest";
+  /** Free-form options handed to a user plugin's factory. */
+  options: Record<string, unknown>;
+}
+
+export interface Config {
+  /** Absolute path of the file the config came from ("" when built from text). */
+  source: string;
+  /** Folder relative plugin paths are resolved against (the config file's folder). */
+  baseDir: string;
+  kafka: {
+    brokers: string[];
+    topic: string;
+    group_id: string;
+    client_id: string;
+    compression: "none" | "gzip" | "snappy";
+    partitions: number;
+    max_message_bytes: number;
+    connect_timeout_ms: number;
+  };
+  stream: {
+    url: string;
+    frame_url: string;
+    quality: number;
+    fps: number;
+    mode: "mjpeg" | "polling";
+    send_query: boolean;
+    read_timeout_secs: number;
+  };
+  filter: FilterSettings & { robots: Record<string, FilterSettings> };
+  rustfs: {
+    endpoint: string;
+    access_key: string;
+    secret_key: string;
+    bucket: string;
+    prefix: string;
+    region: string;
+    timeout_ms: number;
+  };
+  eviction: {
+    check_interval_secs: number;
+    threshold_percent: number;
+    target_percent: number;
+    batch_size: number;
+  };
+  aws_s3: {
+    bucket: string;
+    prefix: string;
+    robot_id: string;
+    region: string;
+    endpoint: string;
+  };
+  logging: { level: Level; format: "text" | "json" };
+  producer: {
+    buffer_frames: number;
+    batch_frames: number;
+    stats_interval_secs: number;
+  };
+  consumer: {
+    stats_interval_secs: number;
+    store_concurrency: number;
+    store_retry_max_ms: number;
+  };
+}
+
+type Kind = "string" | "number" | "integer" | "boolean" | "strings" | "table";
+interface KeySpec {
+  kind: Kind;
+  default: unknown;
+  /** Allowed values for a string. */
+  oneOf?: readonly string[];
+  min?: number;
+  max?: number;
+  /** Name of the environment variable that overrides it (for secrets and deployment-specific values). */
+  env?: string;
+}
+
+const MiB = 1024 * 1024;
+
+/** Every key the project reads, with its default. The README's config table is written from this. */
+export const SCHEMA: Record<string, Record<string, KeySpec>> = {
+  kafka: {
+    brokers: { kind: "strings", default: ["localhost:9092"], env: "KAFKA_BROKERS" },
+    topic: { kind: "string", default: "camera.frames" },
+    group_id: { kind: "string", default: "frame-filter-group" },
+    client_id: { kind: "string", default: "frame-bucket" },
+    compression: { kind: "string", default: "snappy", oneOf: ["none", "gzip", "snappy"] },
+    partitions: { kind: "integer", default: 3, min: 1, max: 10000 },
+    max_message_bytes: { kind: "integer", default: 8 * MiB, min: 1024, max: 64 * MiB },
+    connect_timeout_ms: { kind: "integer", default: 5000, min: 100 },
+  },
+  stream: {
+    url: { kind: "string", default: "http://localhost:8000/api/camera/stream", env: "STREAM_URL" },
+    frame_url: { kind: "string", default: "" },
+    quality: { kind: "integer", default: 80, min: 1, max: 100 },
+    fps: { kind: "number", default: 10.0, min: 0.01, max: 1000 },
+    mode: { kind: "string", default: "mjpeg", oneOf: ["mjpeg", "polling"] },
+    send_query: { kind: "boolean", default: true },
+    read_timeout_secs: { kind: "number", default: 10, min: 0.1 },
+  },
+  filter: {
+    primary: { kind: "string", default: "phash" },
+    phash_threshold: { kind: "integer", default: 26, min: 0 },
+    phash_hash_size: { kind: "integer", default: 16, min: 2, max: 64 },
+    histogram_threshold: { kind: "number", default: 0.15, min: 0 },
+    resize: { kind: "string", default: "area", oneOf: ["area", "nearest"] },
+    options: { kind: "table", default: {} },
+    robots: { kind: "table", default: {} },
+  },
+  rustfs: {
+    endpoint: { kind: "string", default: "http://localhost:9000", env: "RUSTFS_ENDPOINT" },
+    access_key: { kind: "string", default: "rustfsadmin", env: "RUSTFS_ACCESS_KEY" },
+    secret_key: { kind: "string", default: "rustfsadmin", env: "RUSTFS_SECRET_KEY" },
+    bucket: { kind: "string", default: "camera-frames" },
+    prefix: { kind: "string", default: "frames/" },
+    region: { kind: "string", default: "us-east-1" },
+    timeout_ms: { kind: "integer", default: 10000, min: 100 },
+  },
+  eviction: {
+    check_interval_secs: { kind: "number", default: 30, min: 0.1 },
+    threshold_percent: { kind: "number", default: 80.0, min: 1, max: 100 },
+    target_percent: { kind: "number", default: 70.0, min: 0, max: 100 },
+    batch_size: { kind: "integer", default: 50, min: 1 },
+  },
+  aws_s3: {
+    bucket: { kind: "string", default: "reachy-mini-frames-archive" },
+    prefix: { kind: "string", default: "archive/" },
+    robot_id: { kind: "string", default: "reachy-001" },
+    region: { kind: "string", default: "us-west-2" },
+    endpoint: { kind: "string", default: "", env: "AWS_S3_ENDPOINT" },
+  },
+  logging: {
+    level: { kind: "string", default: "info", oneOf: ["error", "warn", "info", "debug"] },
+    format: { kind: "string", default: "text", oneOf: ["text", "json"] },
+  },
+  producer: {
+    buffer_frames: { kind: "integer", default: 300, min: 1, max: 100000 },
+    batch_frames: { kind: "integer", default: 10, min: 1, max: 1000 },
+    stats_interval_secs: { kind: "number", default: 10, min: 0.1 },
+  },
+  consumer: {
+    stats_interval_secs: { kind: "number", default: 10, min: 0.1 },
+    store_concurrency: { kind: "integer", default: 8, min: 1, max: 256 },
+    store_retry_max_ms: { kind: "integer", default: 30000, min: 10 },
+  },
+};
+
+/** Keys a `[filter.robots."ID"]` table may override. */
+const ROBOT_FILTER_KEYS = ["primary", "phash_threshold", "phash_hash_size", "histogram_threshold", "resize", "options"];
+
+function describe(value: unknown): string {
+  if (Array.isArray(value)) return "an array";
+  if (value === null) return "null";
+  if (value instanceof Date) return "a date";
+  return typeof value === "object" ? "a table" : `${typeof value} ${JSON.stringify(value)}`;
+}
+
+function checkValue(where: string, spec: KeySpec, value: unknown): unknown {
+  switch (spec.kind) {
+    case "string":
+      if (typeof value !== "string") throw new TypeError(`${where} must be a string, not ${describe(value)}`);
+      if (spec.oneOf && !spec.oneOf.includes(value)) {
+        throw new RangeError(`${where} = ${JSON.stringify(value)} is not one of ${spec.oneOf.join(", ")}`);
+      }
+      return value;
+    case "boolean":
+      if (typeof value !== "boolean") throw new TypeError(`${where} must be true or false, not ${describe(value)}`);
+      return value;
+    case "number":
+    case "integer": {
+      if (typeof value !== "number" || !Number.isFinite(value)) {
+        throw new TypeError(`${where} must be a number, not ${describe(value)}`);
+      }
+      if (spec.kind === "integer" && !Number.isInteger(value)) {
+        throw new TypeError(`${where} must be a whole number, not ${value}`);
+      }
+      if (spec.min !== undefined && value < spec.min) throw new RangeError(`${where} = ${value} is below ${spec.min}`);
+      if (spec.max !== undefined && value > spec.max) throw new RangeError(`${where} = ${value} is above ${spec.max}`);
+      return value;
+    }
+    case "strings": {
+      const list = typeof value === "string" ? value.split(",").map((s) => s.trim()).filter(Boolean) : value;
+      if (!Array.isArray(list) || list.length === 0 || !list.every((s) => typeof s === "string" && s)) {
+        throw new TypeError(`${where} must be a non-empty string or array of strings, not ${describe(value)}`);
+      }
+      return list;
+    }
+    case "table":
+      if (typeof value !== "object" || value === null || Array.isArray(value) || value instanceof Date) {
+        throw new TypeError(`${where} must be a table, not ${describe(value)}`);
+      }
+      return value;
+  }
+}
+
+function isTable(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Date);
+}
+
+/** The level named by RUST_LOG ("info", or "frame_bucket=debug,kafkajs=warn": the first bare level wins). */
+function levelFromRustLog(value: string): string | undefined {
+  const items = value.split(",").map((s) => s.trim()).filter(Boolean);
+  const bare = items.find((s) => !s.includes("="));
+  const chosen = bare ?? items[0]?.split("=")[1];
+  const level = chosen?.toLowerCase();
+  if (level === "trace") return "debug";
+  if (level === "warning") return "warn";
+  return level;
+}
+
+export interface ResolveOptions {
+  /** Environment variables (a plain object so tests can pass their own). */
+  env?: Record<string, string | undefined>;
+  source?: string;
+  baseDir?: string;
+}
+
+/** Parses and validates config text. Throws SyntaxError, TypeError or RangeError naming the key. */
+export function resolveConfig(text: string, options: ResolveOptions = {}): Config {
+  const env = options.env ?? {};
+  const where = options.source || "config";
+  let raw: Record<string, unknown>;
+  try {
+    raw = parseToml(text) as Record<string, unknown>;
+  } catch (error) {
+    throw new SyntaxError(`${where} is not valid TOML: ${(error as Error).message}`);
+  }
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const name of Object.keys(raw)) {
+    if (!(name in SCHEMA)) {
+      throw new RangeError(
+        `${where}: unknown section [${name}] (known: ${Object.keys(SCHEMA).map((s) => `[${s}]`).join(", ")})`,
+      );
+    }
+    if (!isTable(raw[name])) throw new TypeError(`${where}: ${name} must be a [${name}] table`);
+  }
+  for (const [section, keys] of Object.entries(SCHEMA)) {
+    const given = (raw[section] ?? {}) as Record<string, unknown>;
+    for (const key of Object.keys(given)) {
+      if (!(key in keys)) {
+        throw new RangeError(
+          `${where}: unknown key ${section}.${key} (known in [${section}]: ${Object.keys(keys).join(", ")})`,
+        );
+      }
+    }
+    const resolved: Record<string, unknown> = {};
+    for (const [key, spec] of Object.entries(keys)) {
+      const envValue = spec.env ? env[spec.env] : undefined;
+      let value: unknown = key in given ? given[key] : structuredClone(spec.default);
+      let from = `${section}.${key}`;
+      if (envValue !== undefined && envValue !== "") {
+        value = spec.kind === "number" || spec.kind === "integer" ? Number(envValue) : envValue;
+        from = `${spec.env} (environment)`;
+      }
+      resolved[key] = checkValue(from, spec, value);
+    }
+    out[section] = resolved;
+  }
+  const envLevel = env.LOG_LEVEL || (env.RUST_LOG ? levelFromRustLog(env.RUST_LOG) : undefined);
+  if (envLevel) {
+    out.logging.level = checkValue(
+      env.LOG_LEVEL ? "LOG_LEVEL (environment)" : "RUST_LOG (environment)",
+      SCHEMA.logging.level,
+      envLevel.toLowerCase(),
+    );
+  }
+  const config = out as unknown as Config;
+  if (config.eviction.target_percent >= config.eviction.threshold_percent) {
+    throw new RangeError(
+      `eviction.target_percent (${config.eviction.target_percent}) must be below eviction.threshold_percent ` +
+        `(${config.eviction.threshold_percent})`,
+    );
+  }
+  config.filter.robots = resolveRobotFilters(config.filter, config.filter.robots as Record<string, unknown>);
+  config.source = options.source ?? "";
+  config.baseDir = options.baseDir ?? ".";
+  return config;
+}
+
+function resolveRobotFilters(base: FilterSettings, robots: Record<string, unknown>): Record<string, FilterSettings> {
+  const out: Record<string, FilterSettings> = {};
+  for (const [robotId, table] of Object.entries(robots)) {
+    const problem = robotIdProblem(robotId);
+    if (problem) throw new RangeError(`[filter.robots."${robotId}"]: ${problem}`);
+    if (!isTable(table)) throw new TypeError(`filter.robots."${robotId}" must be a table`);
+    const merged: Record<string, unknown> = { ...base };
+    delete merged.robots;
+    for (const [key, value] of Object.entries(table)) {
+      if (!ROBOT_FILTER_KEYS.includes(key)) {
+        throw new RangeError(
+          `unknown key filter.robots."${robotId}".${key} (allowed: ${ROBOT_FILTER_KEYS.join(", ")})`,
+        );
+      }
+      merged[key] = checkValue(`filter.robots."${robotId}".${key}`, SCHEMA.filter[key], value);
+    }
+    out[robotId] = merged as unknown as FilterSettings;
+  }
+  return out;
+}
+
+/** The filter settings that apply to one robot: its override table or the [filter] defaults. */
+export function filterSettingsFor(config: Config, robotId: string): FilterSettings {
+  return config.filter.robots[robotId] ?? config.filter;
+}
+
+/**
+ * Reads and resolves a config file. A missing file is an error when the path was given explicitly; the default
+ * `config.toml` may be absent, and then the built-in defaults apply.
+ */
+export async function loadConfig(path?: string): Promise<Config> {
+  const explicit = path !== undefined;
+  const file = path ?? "config.toml";
+  let text = "";
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound) || explicit) {
+      throw new Deno.errors.NotFound(`cannot read config file ${file}: ${(error as Error).message}`);
+    }
+  }
+  const absolute = text ? await Deno.realPath(file) : "";
+  const baseDir = absolute ? absolute.slice(0, absolute.lastIndexOf("/")) : Deno.cwd();
+  return resolveConfig(text, { env: Deno.env.toObject(), source: absolute || "built-in defaults", baseDir });
+}

@@ -1,0 +1,260 @@
+/**
+ * The consumer stage: Kafka batch -> checks -> per-robot filter -> store -> offset.
+ *
+ * Within a partition the filter runs in message order (its decision depends on the previous accepted frame),
+ * stores run concurrently up to `consumer.store_concurrency`, and offsets are resolved strictly in order, each
+ * only once its frame is stored or finally refused. So a crash replays from the first frame not yet stored,
+ * and because object keys are deterministic a replay overwrites instead of duplicating.
+ */
+import type { Config } from "./config.ts";
+import { messageOf } from "./errors.ts";
+import { decodeFrame } from "./frame.ts";
+import type { IncomingBatch, IncomingMessage } from "./kafka.ts";
+import { MAX_FUTURE_MS, objectKey, parseMessageKey, timestampProblem } from "./key.ts";
+import type { Logger } from "./log.ts";
+import { isJpeg } from "./mjpeg.ts";
+import type { StoragePlugin } from "./plugin.ts";
+import { isAfter, newestStored, type StoredRef } from "./reference.ts";
+import type { SceneFilter } from "./scene_filter.ts";
+import { Counters } from "./stats.ts";
+
+export interface PipelineDeps {
+  config: Config;
+  log: Logger;
+  storage: StoragePlugin;
+  filter: SceneFilter;
+  counters?: Counters;
+  /** Clock, for implausible-timestamp checks. */
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** A small counting semaphore: bounds concurrent stores so a slow S3 slows consumption instead of piling up. */
+class Slots {
+  #free: number;
+  #waiting: (() => void)[] = [];
+  constructor(size: number) {
+    this.#free = size;
+  }
+  async take(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+  }
+  give(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#free++;
+  }
+}
+
+export function toHex(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += b.toString(16).padStart(2, "0");
+  return s;
+}
+
+/** What happened to one message. */
+type Outcome = "stored" | "dropped" | "refused" | "abandoned";
+
+/** An accepted frame on its way to storage. */
+interface StoreJob {
+  robotId: string;
+  key: string;
+  body: Uint8Array;
+  metadata: Record<string, string>;
+}
+
+export class Pipeline {
+  readonly counters: Counters;
+  readonly #slots: Slots;
+  readonly #now: () => number;
+  readonly #sleep: (ms: number) => Promise<void>;
+  readonly #log: Logger;
+  /** Per robot: the newest stored frame found at resume (null: none stored); absent until looked up. */
+  readonly #resumeFrom = new Map<string, StoredRef | null>();
+  /** Per robot: its last store in this batch, so the next one waits for it. */
+  readonly #tails = new Map<string, Promise<Outcome>>();
+
+  constructor(private readonly deps: PipelineDeps) {
+    this.counters = deps.counters ?? new Counters();
+    this.#slots = new Slots(deps.config.consumer.store_concurrency);
+    this.#now = deps.now ?? Date.now;
+    this.#sleep = deps.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.#log = deps.log;
+  }
+
+  /** Processes one partition's batch; resolves offsets in order as frames become final. */
+  async handleBatch(batch: IncomingBatch): Promise<void> {
+    let chain: Promise<void> = Promise.resolve();
+    let abandoned = false;
+    const touched = new Set<string>();
+    for (const message of batch.messages) {
+      if (!batch.isActive() || abandoned) break;
+      // The filter runs here, in order: its decision depends on the previous accepted frame.
+      const prepared = await this.#prepare(batch, message, touched);
+      let work: Promise<Outcome>;
+      if (typeof prepared === "string") {
+        work = Promise.resolve(prepared);
+      } else {
+        // Backpressure: wait for a free store slot before reading on. Stores of one robot run in order (see
+        // reference.ts for why); different robots store concurrently.
+        await this.#slots.take();
+        const before = this.#tails.get(prepared.robotId) ?? Promise.resolve<Outcome>("stored");
+        work = before.then((previous) => previous === "abandoned" ? "abandoned" : this.#store(batch, prepared))
+          .finally(() => this.#slots.give());
+        this.#tails.set(prepared.robotId, work);
+      }
+      // Resolve offsets in message order, each once its own work and all earlier work is final.
+      chain = chain.then(async () => {
+        const outcome = await work;
+        if (outcome === "abandoned" || abandoned) {
+          abandoned = true;
+          return;
+        }
+        batch.resolveOffset(message.offset);
+      });
+      await batch.heartbeat().catch(() => {});
+    }
+    await chain;
+    if (abandoned || !batch.isActive()) {
+      // Frames after an abandoned one were filtered against references that were never stored; forget them so
+      // a replay of this partition starts each robot afresh (a possible duplicate scene, never a lost frame).
+      for (const robot of touched) this.#forget(robot);
+    }
+    for (const robot of touched) this.#tails.delete(robot);
+  }
+
+  #forget(robotId: string): void {
+    this.deps.filter.forget(robotId);
+    this.#resumeFrom.delete(robotId);
+  }
+
+  /**
+   * Resumes a robot's filter from its newest stored frame the first time this process sees the robot (start-up,
+   * rebalance, after an abandoned batch). Retries while storage is unreachable: deciding without the reference
+   * could drop a frame that was accepted before the interruption.
+   */
+  async #resume(batch: IncomingBatch, robotId: string): Promise<boolean> {
+    if (this.#resumeFrom.has(robotId)) return true;
+    const { storage, config, filter } = this.deps;
+    let delay = 200;
+    for (let attempt = 1;; attempt++) {
+      try {
+        const ref = await newestStored(storage, config.rustfs.prefix, robotId, this.#now() + 2 * MAX_FUTURE_MS);
+        if (ref) {
+          const bytes = await storage.get(ref.key);
+          try {
+            if (bytes) filter.remember(robotId, await filter.filterOf(robotId).signature(bytes));
+          } catch (error) {
+            this.#log.warn(`[consumer] ${robotId}: cannot hash the newest stored frame ${ref.key} (${messageOf(error)})`);
+          }
+          this.#log.info(`[consumer] ${robotId}: resuming after the newest stored frame ${ref.key}`);
+        }
+        this.#resumeFrom.set(robotId, ref);
+        return true;
+      } catch (error) {
+        if (!batch.isActive()) return false;
+        this.#log.warn(`[consumer] ${robotId}: cannot look up the newest stored frame (${messageOf(error)}); ` +
+          `attempt ${attempt}, retrying in ${delay} ms`);
+        await this.#sleep(delay);
+        await batch.heartbeat().catch(() => {});
+        delay = Math.min(delay * 2, this.deps.config.consumer.store_retry_max_ms);
+      }
+    }
+  }
+
+  /** Checks and filters one message: an outcome when it is final here, or the store job for an accepted frame. */
+  async #prepare(batch: IncomingBatch, message: IncomingMessage, touched: Set<string>): Promise<Outcome | StoreJob> {
+    // Throughout: "refused" and "dropped" are final (the offset may move past them), "abandoned" is not.
+    const where = `${batch.topic}/${batch.partition}@${message.offset}`;
+    const log = this.#log;
+    if (message.key === null) {
+      this.counters.skip("no key");
+      log.warn(`[consumer] ${where}: message has no key (expected {robot_id}:{timestamp_ms}); skipped`);
+      return "refused";
+    }
+    let robotId: string;
+    try {
+      robotId = parseMessageKey(message.key).robotId;
+    } catch (error) {
+      this.counters.skip("bad key");
+      log.warn(`[consumer] ${where}: ${messageOf(error)}; skipped`);
+      return "refused";
+    }
+    const filter = this.deps.filter.filterOf(robotId);
+    const counts = this.counters.robot(robotId, filter.name);
+    counts.received++;
+    let frame;
+    try {
+      frame = decodeFrame(message.value ?? new Uint8Array(0));
+      const problem = timestampProblem(frame.timestampMs, this.#now());
+      if (problem) throw new RangeError(problem);
+      if (!isJpeg(frame.jpeg)) {
+        throw new SyntaxError(`payload of ${frame.jpeg.length} bytes is not a JPEG (no SOI/EOI markers)`);
+      }
+    } catch (error) {
+      counts.errors++;
+      log.warn(`[consumer] ${where} ${robotId}: ${messageOf(error)}; skipped`);
+      return "refused";
+    }
+    touched.add(robotId);
+    if (!(await this.#resume(batch, robotId))) return "abandoned";
+    const resumeFrom = this.#resumeFrom.get(robotId);
+    if (resumeFrom && !isAfter(frame, resumeFrom)) {
+      // Already decided before an interruption: stored, or dropped against a reference that was stored.
+      counts.replayed++;
+      return "dropped";
+    }
+    let decision;
+    try {
+      decision = await this.deps.filter.decide(robotId, frame.jpeg);
+    } catch (error) {
+      counts.errors++;
+      log.warn(`[filter:${filter.name}] ${where} ${robotId}: ${messageOf(error)}; skipped`);
+      return "refused";
+    }
+    if (!decision.accept) {
+      counts.dropped++;
+      return "dropped";
+    }
+    counts.accepted++;
+    const key = objectKey(this.deps.config.rustfs.prefix, robotId, frame.timestampMs, frame.seq);
+    const metadata: Record<string, string> = {
+      "robot-id": robotId,
+      "capture-time": new Date(frame.timestampMs).toISOString(),
+      "timestamp-ms": String(frame.timestampMs),
+      "seq": String(frame.seq),
+      "filter": decision.filter,
+      "distance": decision.distance === null ? "first" : String(Number(decision.distance.toFixed(6))),
+    };
+    if (decision.signature.bits) metadata.hash = toHex(decision.signature.bits);
+    return { robotId, key, body: frame.jpeg, metadata };
+  }
+
+  /** Stores with backoff until it succeeds or the batch is no longer ours; true when stored. */
+  async #store(batch: IncomingBatch, job: StoreJob): Promise<Outcome> {
+    const { storage, config } = this.deps;
+    const { key, body, metadata } = job;
+    let delay = 200;
+    for (let attempt = 1;; attempt++) {
+      try {
+        await storage.put(key, body, { contentType: "image/jpeg", metadata });
+        if (attempt > 1) this.#log.info(`[store:${storage.name}] ${key} stored after ${attempt} attempts`);
+        this.counters.robot(job.robotId).stored++;
+        return "stored";
+      } catch (error) {
+        if (!batch.isActive()) {
+          this.#log.warn(`[store:${storage.name}] ${key} not stored (${messageOf(error)}); stopping, it will be replayed`);
+          return "abandoned";
+        }
+        this.#log.warn(`[store:${storage.name}] ${key}: ${messageOf(error)}; attempt ${attempt}, retrying in ${delay} ms`);
+        await this.#sleep(delay);
+        await batch.heartbeat().catch(() => {});
+        delay = Math.min(delay * 2, config.consumer.store_retry_max_ms);
+      }
+    }
+  }
+}

@@ -1,0 +1,323 @@
+/**
+ * The one module that knows kafkajs. Producer, consumer and tools talk to the small interfaces below, so the
+ * client can be swapped (kafkajs has had no release since 2.2.4) without touching the pipeline.
+ */
+import {
+  type Admin,
+  CompressionCodecs,
+  CompressionTypes,
+  type Consumer,
+  type EachBatchPayload,
+  Kafka,
+  logLevel,
+  type LogEntry,
+  type Producer,
+} from "kafkajs";
+import snappy from "snappyjs";
+import { Buffer } from "node:buffer";
+import type { Config } from "./config.ts";
+import { messageOf, ServiceError } from "./errors.ts";
+import type { Logger } from "./log.ts";
+import { partitionForRobot, robotOfKey } from "./partitioner.ts";
+
+type KafkaConfig = Config["kafka"];
+
+// Snappy as Kafka writes it: the Java client frames it the xerial way (magic header, then length-prefixed
+// blocks), librdkafka and we write one raw block. Reading accepts both.
+const XERIAL_MAGIC = [0x82, 0x53, 0x4e, 0x41, 0x50, 0x50, 0x59, 0x00];
+
+export function snappyDecompress(data: Uint8Array): Uint8Array {
+  const xerial = data.length >= 16 && XERIAL_MAGIC.every((b, i) => data[i] === b);
+  if (!xerial) return snappy.uncompress(data);
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const parts: Uint8Array[] = [];
+  let at = 16;
+  while (at + 4 <= data.length) {
+    const size = view.getInt32(at);
+    at += 4;
+    if (size < 0 || at + size > data.length) throw new SyntaxError("corrupt xerial snappy block");
+    parts.push(snappy.uncompress(data.subarray(at, at + size)));
+    at += size;
+  }
+  return Buffer.concat(parts);
+}
+
+CompressionCodecs[CompressionTypes.Snappy] = () => ({
+  compress: (encoder: { buffer: Uint8Array }) => Promise.resolve(Buffer.from(snappy.compress(encoder.buffer))),
+  decompress: (buffer: Uint8Array) => Promise.resolve(Buffer.from(snappyDecompress(buffer))),
+});
+
+const COMPRESSION = {
+  none: CompressionTypes.None,
+  gzip: CompressionTypes.GZIP,
+  snappy: CompressionTypes.Snappy,
+} as const;
+
+function kafkaClient(config: KafkaConfig, log: Logger, clientSuffix: string): Kafka {
+  const kafkaLog = log.child("kafkajs");
+  return new Kafka({
+    clientId: `${config.client_id}-${clientSuffix}`,
+    brokers: config.brokers,
+    connectionTimeout: config.connect_timeout_ms,
+    requestTimeout: 30000,
+    // kafkajs retries on its own for about 30 s by default; we keep its retries short and run our own loops with
+    // clear log lines and bounded buffers around it.
+    retry: { initialRetryTime: 300, retries: 5, maxRetryTime: 5000 },
+    logLevel: logLevel.WARN,
+    logCreator: () => (entry: LogEntry) => {
+      const text = `${entry.log.message}${entry.log.broker ? ` (broker ${entry.log.broker})` : ""}`;
+      if (entry.level <= logLevel.ERROR) kafkaLog.warn(text);
+      else kafkaLog.debug(text);
+    },
+  });
+}
+
+/** Turns a kafkajs failure into a ServiceError that says what to do. */
+export function kafkaError(config: KafkaConfig, error: unknown, doing: string): ServiceError {
+  if (error instanceof ServiceError) return error;
+  const text = messageOf(error);
+  const brokers = config.brokers.join(",");
+  const name = (error as { name?: string })?.name ?? "";
+  const type = (error as { type?: string })?.type ?? "";
+  if (type === "UNKNOWN_TOPIC_OR_PARTITION" || /does not host this topic/.test(text)) {
+    return new ServiceError(
+      "kafka",
+      `topic ${config.topic} does not exist on ${brokers}: run \`deno task topic\``,
+      { retriable: true, cause: error },
+    );
+  }
+  if (/ECONNREFUSED|Connection error|connect|ENOTFOUND|Closed connection|Connection timeout/i.test(text) ||
+    name === "KafkaJSNumberOfRetriesExceeded" || name === "KafkaJSConnectionError" ||
+    name === "KafkaJSNonRetriableError" && /connect/i.test(text)) {
+    return new ServiceError(
+      "kafka",
+      `cannot reach the Kafka broker at ${brokers} while ${doing} (${text}): start it (\`deno task stack up\`) ` +
+        `or set kafka.brokers`,
+      { retriable: true, cause: error },
+    );
+  }
+  return new ServiceError("kafka", `Kafka failed while ${doing}: ${text}`, {
+    retriable: (error as { retriable?: boolean })?.retriable ?? true,
+    cause: error,
+  });
+}
+
+export interface TopicInfo {
+  partitions: number;
+  /** Partition id -> the newest offset (the next one to be written). */
+  highWatermarks: Map<number, string>;
+}
+
+/** Admin tasks: topic creation and inspection. */
+export interface FrameAdmin {
+  /** Creates the topic when missing; returns true when it created it. */
+  ensureTopic(partitions: number, maxMessageBytes: number): Promise<boolean>;
+  /** Partition count and high watermarks, or null when the topic is missing. */
+  describeTopic(): Promise<TopicInfo | null>;
+  /** Committed offsets of a group on the topic, per partition ("-1" when none). */
+  groupOffsets(groupId: string): Promise<Map<number, string>>;
+  close(): Promise<void>;
+}
+
+export async function openAdmin(config: KafkaConfig, log: Logger): Promise<FrameAdmin> {
+  const admin: Admin = kafkaClient(config, log, "admin").admin();
+  try {
+    await admin.connect();
+  } catch (error) {
+    throw kafkaError(config, error, "connecting the admin client");
+  }
+  const describeTopic = async (): Promise<TopicInfo | null> => {
+    try {
+      const topics = await admin.listTopics();
+      if (!topics.includes(config.topic)) return null;
+      const offsets = await admin.fetchTopicOffsets(config.topic);
+      return {
+        partitions: offsets.length,
+        highWatermarks: new Map(offsets.map((o) => [o.partition, o.high])),
+      };
+    } catch (error) {
+      throw kafkaError(config, error, `describing topic ${config.topic}`);
+    }
+  };
+  return {
+    async ensureTopic(partitions, maxMessageBytes) {
+      try {
+        return await admin.createTopics({
+          waitForLeaders: true,
+          topics: [{
+            topic: config.topic,
+            numPartitions: partitions,
+            replicationFactor: 1,
+            configEntries: [{ name: "max.message.bytes", value: String(maxMessageBytes + 1024 * 1024) }],
+          }],
+        });
+      } catch (error) {
+        throw kafkaError(config, error, `creating topic ${config.topic}`);
+      }
+    },
+    describeTopic,
+    async groupOffsets(groupId) {
+      try {
+        const [entry] = await admin.fetchOffsets({ groupId, topics: [config.topic] });
+        return new Map((entry?.partitions ?? []).map((p) => [p.partition, p.offset]));
+      } catch (error) {
+        throw kafkaError(config, error, `fetching offsets of group ${groupId}`);
+      }
+    },
+    close: () => admin.disconnect(),
+  };
+}
+
+/** One message to publish. */
+export interface OutgoingMessage {
+  key: string;
+  value: Uint8Array;
+  /** Capture time, also used as the Kafka record timestamp. */
+  timestampMs: number;
+}
+
+export interface FrameProducer {
+  /** Publishes the messages; resolves once the broker acknowledged all of them. */
+  send(messages: OutgoingMessage[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * A kafkajs partitioner that hashes only the robot id part of the key, so one robot's frames share a partition.
+ */
+function robotPartitioner() {
+  return ({ partitionMetadata, message }: {
+    partitionMetadata: { partitionId: number }[];
+    message: { key?: Buffer | string | null };
+  }) => {
+    const key = message.key == null ? "" : message.key.toString();
+    return partitionForRobot(robotOfKey(key), partitionMetadata.length);
+  };
+}
+
+export async function openProducer(config: KafkaConfig, log: Logger): Promise<FrameProducer> {
+  const producer: Producer = kafkaClient(config, log, "producer").producer({
+    createPartitioner: robotPartitioner,
+    allowAutoTopicCreation: false,
+    // One request in flight keeps a robot's frames in order across retries.
+    maxInFlightRequests: 1,
+  });
+  try {
+    await producer.connect();
+  } catch (error) {
+    throw kafkaError(config, error, "connecting the producer");
+  }
+  return {
+    async send(messages) {
+      try {
+        await producer.send({
+          topic: config.topic,
+          acks: -1,
+          timeout: 30000,
+          compression: COMPRESSION[config.compression],
+          messages: messages.map((m) => ({
+            key: m.key,
+            value: Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength),
+            timestamp: String(m.timestampMs),
+          })),
+        });
+      } catch (error) {
+        throw kafkaError(config, error, `publishing ${messages.length} frame(s) to ${config.topic}`);
+      }
+    },
+    close: () => producer.disconnect(),
+  };
+}
+
+/** One message as the consumer sees it. */
+export interface IncomingMessage {
+  offset: string;
+  key: string | null;
+  value: Uint8Array | null;
+  /** Kafka record timestamp (ms). */
+  timestampMs: number;
+}
+
+/** A batch of one partition, with the controls the pipeline needs. */
+export interface IncomingBatch {
+  topic: string;
+  partition: number;
+  messages: IncomingMessage[];
+  /** Marks the offset as done; only done offsets are committed. */
+  resolveOffset(offset: string): void;
+  /** Keeps the group membership alive during long work (store retries). */
+  heartbeat(): Promise<void>;
+  /** False once the consumer is stopping or lost the partition: stop work and do not resolve more. */
+  isActive(): boolean;
+  /** Commits what was resolved so far. */
+  commit(): Promise<void>;
+}
+
+export interface FrameConsumer {
+  /** Runs until stop(); `handle` is called with one partition's batch at a time per partition. */
+  run(handle: (batch: IncomingBatch) => Promise<void>, options: { partitionsConcurrently: number }): Promise<void>;
+  /** Finishes in-flight batches, commits resolved offsets and leaves the group. */
+  stop(): Promise<void>;
+}
+
+export async function openConsumer(
+  config: KafkaConfig,
+  log: Logger,
+  options: { onRebalance?: (assigned: number[]) => void } = {},
+): Promise<FrameConsumer> {
+  const consumer: Consumer = kafkaClient(config, log, "consumer").consumer({
+    groupId: config.group_id,
+    sessionTimeout: 30000,
+    heartbeatInterval: 3000,
+    rebalanceTimeout: 60000,
+    allowAutoTopicCreation: false,
+    // A fetch must be able to carry the biggest frame the topic allows, or the consumer stalls on it.
+    maxBytesPerPartition: config.max_message_bytes + 1024 * 1024,
+    maxBytes: 4 * (config.max_message_bytes + 1024 * 1024),
+    maxWaitTimeInMs: 250,
+    retry: { initialRetryTime: 300, retries: 10, maxRetryTime: 5000 },
+  });
+  const kafkaLog = log.child("kafka");
+  consumer.on(consumer.events.GROUP_JOIN, (event) => {
+    const assigned = event.payload.memberAssignment[config.topic] ?? [];
+    kafkaLog.info(`joined group ${config.group_id}; partitions of ${config.topic}: ${assigned.join(", ") || "none"}`);
+    options.onRebalance?.(assigned);
+  });
+  consumer.on(consumer.events.CRASH, (event) => {
+    kafkaLog.warn(`consumer crashed (${messageOf(event.payload.error)}); restart: ${event.payload.restart}`);
+  });
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topics: [config.topic], fromBeginning: true });
+  } catch (error) {
+    throw kafkaError(config, error, "connecting the consumer");
+  }
+  return {
+    async run(handle, runOptions) {
+      await consumer.run({
+        autoCommit: true,
+        autoCommitInterval: 1000,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: runOptions.partitionsConcurrently,
+        eachBatch: async (payload: EachBatchPayload) => {
+          const { batch } = payload;
+          await handle({
+            topic: batch.topic,
+            partition: batch.partition,
+            messages: batch.messages.map((m) => ({
+              offset: m.offset,
+              key: m.key ? m.key.toString() : null,
+              value: m.value,
+              timestampMs: Number(m.timestamp),
+            })),
+            resolveOffset: payload.resolveOffset,
+            heartbeat: payload.heartbeat,
+            isActive: () => payload.isRunning() && !payload.isStale(),
+            commit: () => payload.commitOffsetsIfNecessary(),
+          });
+        },
+      });
+    },
+    stop: () => consumer.disconnect(),
+  };
+}

@@ -1,0 +1,72 @@
+/**
+ * `deno task consume [--config PATH]`: the consumer group member that filters frames and stores the new ones.
+ */
+import { parseCli, runMain, untilSignal } from "./cli.ts";
+import { loadConfig } from "./config.ts";
+import { Pipeline } from "./consumer.ts";
+import { messageOf, ServiceError } from "./errors.ts";
+import { openAdmin, openConsumer } from "./kafka.ts";
+import { createLogger } from "./log.ts";
+import { loadFilter, loadStorage } from "./plugin_loader.ts";
+import { createSceneFilter } from "./scene_filter.ts";
+
+const USAGE = `usage: deno task consume [--config PATH]
+
+Reads camera frames from Kafka, drops redundant ones with the per-robot filter and stores the rest.
+  --config PATH   config file (default: ./config.toml, built-in defaults when absent)
+Stops cleanly on Ctrl-C / SIGTERM: in-flight stores finish and offsets are committed.`;
+
+runMain(async () => {
+  const { values } = parseCli(USAGE, { config: { type: "string", short: "c" } });
+  const config = await loadConfig(values.config);
+  const log = createLogger(config.logging);
+  const filter = await createSceneFilter(config, (s) => loadFilter(s, config.baseDir));
+  const storage = await loadStorage("rustfs", {
+    endpoint: config.rustfs.endpoint,
+    accessKey: config.rustfs.access_key,
+    secretKey: config.rustfs.secret_key,
+    bucket: config.rustfs.bucket,
+    region: config.rustfs.region,
+    timeoutMs: config.rustfs.timeout_ms,
+  });
+  const overrides = Object.entries(config.filter.robots).map(([id]) => `${id}: ${filter.filterOf(id).name}`);
+  log.info(
+    `consumer starting: config ${config.source}; kafka ${config.kafka.brokers.join(",")} topic ${config.kafka.topic} ` +
+      `group ${config.kafka.group_id}; filter ${filter.filterOf("").name} (threshold ${config.filter.phash_threshold}` +
+      `/${config.filter.phash_hash_size ** 2} bits, resize ${config.filter.resize})` +
+      (overrides.length ? `, per robot ${overrides.join(", ")}` : "") +
+      `; store ${config.rustfs.endpoint} bucket ${config.rustfs.bucket} prefix ${config.rustfs.prefix}`,
+  );
+  await storage.open();
+
+  const admin = await openAdmin(config.kafka, log);
+  const topic = await admin.describeTopic().finally(() => admin.close());
+  if (!topic) {
+    throw new ServiceError("kafka", `topic ${config.kafka.topic} does not exist: run \`deno task topic\``, {
+      retriable: false,
+    });
+  }
+
+  const pipeline = new Pipeline({ config, log, storage, filter });
+  const consumer = await openConsumer(config.kafka, log);
+  const stats = setInterval(() => log.info(`[stats] ${pipeline.counters.line()}`), config.consumer.stats_interval_secs * 1000);
+  await consumer.run((batch) => pipeline.handleBatch(batch), { partitionsConcurrently: Math.max(1, topic.partitions) });
+
+  const signal = await untilSignal();
+  log.info(`${signal}: finishing in-flight stores and committing offsets`);
+  const forced = setTimeout(() => {
+    log.error("shutdown took more than 30 s; exiting without a clean leave");
+    Deno.exit(1);
+  }, 30000);
+  try {
+    await consumer.stop();
+  } catch (error) {
+    log.warn(`leaving the group failed: ${messageOf(error)}`);
+  }
+  clearTimeout(forced);
+  clearInterval(stats);
+  log.info(`[stats] final: ${pipeline.counters.line()}`);
+  storage.close();
+  await filter.close();
+  return 0;
+});

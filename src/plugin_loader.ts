@@ -1,0 +1,133 @@
+/**
+ * Finds, type-checks, imports and validates plugins named in the config.
+ *
+ * A built-in is named ("phash", "histogram"); anything else that looks like a path is the user's own module,
+ * resolved against the config file's folder. The loader checks what the module gives back (a factory, a plugin
+ * object with `name`, `apiVersion` and the methods) and says what is wrong with it before any frame flows.
+ */
+import type { FilterSettings } from "./config.ts";
+import { API_VERSION, type FilterPlugin, type StoragePlugin } from "./plugin.ts";
+
+/** Built-in filters, by config name, with how the [filter] keys map onto their options. */
+const BUILTIN_FILTERS: Record<string, { module: string; options: (s: FilterSettings) => Record<string, unknown> }> = {
+  phash: {
+    module: "../plugins/filters/ahash.ts",
+    options: (s) => ({ threshold: s.phash_threshold, hashSize: s.phash_hash_size, resize: s.resize, ...s.options }),
+  },
+  ahash: {
+    module: "../plugins/filters/ahash.ts",
+    options: (s) => ({ threshold: s.phash_threshold, hashSize: s.phash_hash_size, resize: s.resize, ...s.options }),
+  },
+  histogram: {
+    module: "../plugins/filters/histogram.ts",
+    options: (s) => ({ threshold: s.histogram_threshold, ...s.options }),
+  },
+};
+
+export const BUILTIN_FILTER_NAMES = Object.keys(BUILTIN_FILTERS);
+
+const BUILTIN_STORAGE: Record<string, string> = {
+  rustfs: "../plugins/storage/rustfs.ts",
+  s3_archive: "../plugins/storage/s3_archive.ts",
+};
+
+function looksLikePath(name: string): boolean {
+  return name.includes("/") || /\.(ts|js|mjs|mts)$/.test(name);
+}
+
+function resolvePath(baseDir: string, path: string): string {
+  if (path.startsWith("file://")) return path;
+  const absolute = path.startsWith("/") ? path : `${baseDir.replace(/\/$/, "")}/${path}`;
+  return new URL(`file://${absolute}`).href;
+}
+
+/**
+ * Runs `deno check` on a user's TypeScript plugin so a type error against src/plugin.ts stops start-up with the
+ * compiler's message (plain `deno run` does not type-check dynamically imported modules).
+ */
+async function typeCheck(url: string): Promise<void> {
+  const path = new URL(url).pathname;
+  if (!/\.(ts|mts)$/.test(path)) return;
+  const out = await new Deno.Command(Deno.execPath(), { args: ["check", "-q", path], stdout: "piped", stderr: "piped" })
+    .output();
+  if (!out.success) {
+    const text = new TextDecoder().decode(out.stderr).replace(/\x1b\[[0-9;]*m/g, "").trim();
+    throw new TypeError(`filter plugin ${path} does not type-check against src/plugin.ts:\n${text}`);
+  }
+}
+
+async function importFactory(kind: string, url: string, shown: string): Promise<(options: unknown) => unknown> {
+  let module: Record<string, unknown>;
+  try {
+    module = await import(url);
+  } catch (error) {
+    throw new TypeError(`cannot load ${kind} plugin ${shown}: ${(error as Error).message}`, { cause: error });
+  }
+  if (typeof module.default !== "function") {
+    throw new TypeError(`${kind} plugin ${shown} must default-export a factory function (options) => plugin`);
+  }
+  return module.default as (options: unknown) => unknown;
+}
+
+/** Checks a plugin object's name, apiVersion and methods; returns it typed. */
+export function validatePlugin<T>(kind: string, shown: string, plugin: unknown, methods: string[]): T {
+  if (typeof plugin !== "object" || plugin === null) {
+    throw new TypeError(`${kind} plugin ${shown}: the factory returned ${plugin === null ? "null" : typeof plugin}, not a plugin object`);
+  }
+  const p = plugin as Record<string, unknown>;
+  if (typeof p.name !== "string" || !p.name) throw new TypeError(`${kind} plugin ${shown}: "name" must be a non-empty string`);
+  if (p.apiVersion !== API_VERSION) {
+    throw new RangeError(
+      `${kind} plugin ${shown} (${p.name}) declares apiVersion ${JSON.stringify(p.apiVersion)}, but this frame-bucket ` +
+        `runs plugin API ${API_VERSION}: update the plugin to src/plugin.ts`,
+    );
+  }
+  const missing = methods.filter((m) => typeof p[m] !== "function");
+  if (missing.length) {
+    throw new TypeError(`${kind} plugin ${shown} (${p.name}) lacks method(s) ${missing.join(", ")} (see src/plugin.ts)`);
+  }
+  return plugin as T;
+}
+
+/** Loads and instantiates the filter named by `settings.primary`. */
+export async function loadFilter(settings: FilterSettings, baseDir: string): Promise<FilterPlugin> {
+  const name = settings.primary;
+  const builtin = BUILTIN_FILTERS[name.toLowerCase()];
+  let factory: (options: unknown) => unknown;
+  let options: Record<string, unknown>;
+  if (builtin) {
+    factory = await importFactory("filter", new URL(builtin.module, import.meta.url).href, name);
+    options = builtin.options(settings);
+  } else if (looksLikePath(name)) {
+    const url = resolvePath(baseDir, name);
+    await typeCheck(url);
+    factory = await importFactory("filter", url, name);
+    options = { ...settings.options };
+  } else {
+    throw new RangeError(
+      `unknown filter ${JSON.stringify(name)} in filter.primary: use one of ${BUILTIN_FILTER_NAMES.join(", ")} ` +
+        `or a path to your plugin module (e.g. "./my_filter.ts")`,
+    );
+  }
+  return validatePlugin<FilterPlugin>("filter", name, factory(options), ["signature", "distance", "accepts"]);
+}
+
+/** Loads a storage plugin (built-in name or path) with its options. */
+export async function loadStorage(name: string, options: Record<string, unknown>, baseDir = "."): Promise<StoragePlugin> {
+  const builtin = BUILTIN_STORAGE[name];
+  if (!builtin && !looksLikePath(name)) {
+    throw new RangeError(`unknown storage plugin ${JSON.stringify(name)}: use one of ${Object.keys(BUILTIN_STORAGE).join(", ")} or a path`);
+  }
+  const url = builtin ? new URL(builtin, import.meta.url).href : resolvePath(baseDir, name);
+  const factory = await importFactory("storage", url, name);
+  return validatePlugin<StoragePlugin>("storage", name, factory(options), [
+    "open",
+    "put",
+    "get",
+    "head",
+    "delete",
+    "list",
+    "buckets",
+    "close",
+  ]);
+}

@@ -1,0 +1,965 @@
+/**
+ * `deno task stack up|down|status|clean [kafka|s3 ...]`: a real Kafka broker and a real S3-compatible server on
+ * loopback, for development, tests, benchmarks and CI.
+ *
+ * The machines have no Docker and reach no download site but the package registries, so both servers come from
+ * Maven Central as jars (stack/kafka/pom.xml, stack/s3/pom.xml) and run on the machine's Java 17:
+ * - Kafka 4.x in KRaft combined mode (one process is both broker and controller), 127.0.0.1:9092;
+ * - S3Proxy with its filesystem backend, http://127.0.0.1:9000, access key and secret `rustfsadmin`.
+ *
+ * Everything lives under `.stack/` (or FRAME_BUCKET_STACK_DIR): `lib/` holds the jars (fetched by the first `up`,
+ * kept by `down --wipe`), `<svc>/` holds the config, the data, the log and the pid file. The servers run detached
+ * so they outlive this script; `down` stops them, and `down --wipe` (or `clean`) also deletes their data.
+ *
+ * Env: FRAME_BUCKET_STACK_DIR, KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (KAFKA_PORT + 1), S3_PORT (9000),
+ * JAVA_HOME (else `java` on PATH).
+ */
+import { parseArgs } from "node:util";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export type Service = "kafka" | "s3";
+export const SERVICES: readonly Service[] = ["kafka", "s3"];
+
+/** The S3 credentials the server accepts; the same pair the project's config uses for RustFS/MinIO. */
+export const S3_ACCESS_KEY = "rustfsadmin";
+export const S3_SECRET_KEY = "rustfsadmin";
+
+const HOST = "127.0.0.1";
+/** Kafka in KRaft mode with a fresh log dir: first start-up also creates the metadata log, and CI can be slow. */
+const KAFKA_START_TIMEOUT_MS = 90_000;
+const S3_START_TIMEOUT_MS = 60_000;
+/** How long `down` lets a server shut down cleanly (Kafka flushes and closes its logs) before SIGKILL. */
+const STOP_GRACE_MS = 30_000;
+/** A log past this size is moved to `<name>.1` at the next start, so restarts in a loop cannot fill the disk. */
+const LOG_ROTATE_BYTES = 20 * 1024 * 1024;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Paths and settings
+
+interface Layout {
+  root: string;
+  stackDir: string;
+  kafkaPort: number;
+  controllerPort: number;
+  s3Port: number;
+}
+
+/** The folder holding deno.json, searched upward from this file so the tool works from any working directory. */
+function projectRoot(): string {
+  if (!import.meta.url.startsWith("file:")) {
+    throw new Error(`tools/stack.ts must run from a local checkout, not from ${import.meta.url}`);
+  }
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    try {
+      Deno.statSync(join(dir, "deno.json"));
+      return dir;
+    } catch {
+      const up = dirname(dir);
+      if (up === dir) {
+        throw new Error(
+          `no deno.json found above ${fileURLToPath(import.meta.url)}: run it inside the project`,
+        );
+      }
+      dir = up;
+    }
+  }
+}
+
+function portFromEnv(name: string, fallback: number): number {
+  const raw = Deno.env.get(name);
+  if (raw === undefined || raw.trim() === "") return fallback;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new RangeError(
+      `${name}=${JSON.stringify(raw)} is not a port number: set it to an integer 1-65535 or unset it`,
+    );
+  }
+  return port;
+}
+
+function layout(): Layout {
+  const root = projectRoot();
+  const stackDir = resolve(Deno.env.get("FRAME_BUCKET_STACK_DIR") || join(root, ".stack"));
+  const kafkaPort = portFromEnv("KAFKA_PORT", 9092);
+  const controllerPort = portFromEnv("KAFKA_CONTROLLER_PORT", kafkaPort + 1);
+  const s3Port = portFromEnv("S3_PORT", 9000);
+  if (controllerPort === kafkaPort || controllerPort === s3Port || kafkaPort === s3Port) {
+    throw new RangeError(
+      `ports clash: KAFKA_PORT=${kafkaPort}, KAFKA_CONTROLLER_PORT=${controllerPort}, S3_PORT=${s3Port}; ` +
+        "give each its own port",
+    );
+  }
+  return { root, stackDir, kafkaPort, controllerPort, s3Port };
+}
+
+/** Where a client should connect, for tests and tools that talk to this stack. */
+export function stackEndpoints(): {
+  kafkaBrokers: string[];
+  s3Endpoint: string;
+  accessKey: string;
+  secretKey: string;
+} {
+  const l = layout();
+  return {
+    kafkaBrokers: [`${HOST}:${l.kafkaPort}`],
+    s3Endpoint: `http://${HOST}:${l.s3Port}`,
+    accessKey: S3_ACCESS_KEY,
+    secretKey: S3_SECRET_KEY,
+  };
+}
+
+const svcDir = (l: Layout, svc: Service) => join(l.stackDir, svc);
+const libDir = (l: Layout, svc: Service) => join(l.stackDir, "lib", svc);
+const pidFile = (l: Layout, svc: Service) => join(svcDir(l, svc), "pid");
+const logFile = (l: Layout, svc: Service) => join(svcDir(l, svc), `${svc}.log`);
+const pomFile = (l: Layout, svc: Service) => join(l.root, "stack", svc, "pom.xml");
+const mainPort = (l: Layout, svc: Service) => (svc === "kafka" ? l.kafkaPort : l.s3Port);
+const address = (l: Layout, svc: Service) =>
+  svc === "kafka" ? `${HOST}:${l.kafkaPort}` : `http://${HOST}:${l.s3Port}`;
+/**
+ * Put on the java command line so a process can be told to be ours (and for which stack folder) even after its pid
+ * file is lost or its pid reused by something else.
+ */
+const marker = (l: Layout, svc: Service) => `-Dframe-bucket.stack=${svc}@${l.stackDir}`;
+/** Also on the command line: the port a running server was started with, which may differ from today's env. */
+const portFlag = (port: number) => `-Dframe-bucket.port=${port}`;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Small helpers
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Progress goes to stderr so stdout holds only the one result line per service. */
+function note(line: string): void {
+  console.error(line);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/** The last lines the server wrote since its latest start (spawnDetached writes a `====` line at each start). */
+async function tailOf(path: string, lines = 25): Promise<string> {
+  try {
+    const text = await Deno.readTextFile(path);
+    const since = text.slice(Math.max(0, text.lastIndexOf("\n==== ") + 1));
+    return since.trimEnd().split("\n").slice(-lines).map((l) => `    ${l}`).join("\n");
+  } catch {
+    return "    (no log)";
+  }
+}
+
+async function run(
+  cmd: string,
+  args: string[],
+  what: string,
+  missingHint: string,
+): Promise<{ code: number; out: string }> {
+  let output: Deno.CommandOutput;
+  try {
+    output = await new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped" }).output();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Error(`${cmd} not found (needed to ${what}): ${missingHint}`);
+    }
+    throw e;
+  }
+  return { code: output.code, out: decoder.decode(output.stdout) + decoder.decode(output.stderr) };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Java and the jars from Maven Central
+
+function javaBin(): string {
+  const home = Deno.env.get("JAVA_HOME");
+  return home ? join(home, "bin", "java") : "java";
+}
+
+let javaChecked = false;
+
+/** Fails early with the fix, instead of letting a server die at start-up with a class-version error in its log. */
+async function ensureJava(): Promise<void> {
+  if (javaChecked) return;
+  const java = javaBin();
+  const hint = Deno.env.get("JAVA_HOME")
+    ? `JAVA_HOME=${Deno.env.get("JAVA_HOME")} has no bin/java: fix or unset JAVA_HOME, or install OpenJDK 17`
+    : "install OpenJDK 17 (apt-get install openjdk-17-jre-headless) or set JAVA_HOME";
+  const { code, out } = await run(java, ["-version"], "run Kafka and S3Proxy", hint);
+  const m = out.match(/version "(\d+)(?:\.(\d+))?/);
+  if (code !== 0 || !m) throw new Error(`${java} -version failed (exit ${code}): ${out.trim()}\n  ${hint}`);
+  // Java 8 and older call themselves "1.8".
+  const major = m[1] === "1" ? Number(m[2]) : Number(m[1]);
+  if (major < 17) {
+    throw new Error(
+      `${java} is Java ${major}; Kafka 4 and S3Proxy 4 need Java 17 or newer: install OpenJDK 17 or set JAVA_HOME`,
+    );
+  }
+  javaChecked = true;
+}
+
+const LABEL: Record<Service, { name: string; versionProperty: string }> = {
+  kafka: { name: "Kafka", versionProperty: "kafka.version" },
+  s3: { name: "S3Proxy", versionProperty: "s3proxy.version" },
+};
+
+async function sha256(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", encoder.encode(text));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Copies the service's jars into `.stack/lib/<svc>` with Maven unless they are there from an earlier run.
+ *
+ * A stamp holding the pom's hash is written last, so a fetch cut off half-way is redone, and editing the pom (a new
+ * version) fetches again. Maven keeps its own cache in ~/.m2, so a refetch after `rm -rf .stack` is fast.
+ */
+async function ensureJars(l: Layout, svc: Service): Promise<void> {
+  const pom = pomFile(l, svc);
+  let pomText: string;
+  try {
+    pomText = await Deno.readTextFile(pom);
+  } catch (e) {
+    throw new Error(`cannot read ${pom} (${(e as Error).message}): restore it from git`);
+  }
+  const wanted = await sha256(pomText);
+  const dir = libDir(l, svc);
+  const stamp = join(dir, ".fetched");
+  try {
+    if ((await Deno.readTextFile(stamp)).trim() === wanted) return;
+  } catch {
+    // No stamp: never fetched, or cut off; fetch below.
+  }
+  const version = pomText.match(new RegExp(`<${LABEL[svc].versionProperty}>([^<]+)<`))?.[1] ?? "?";
+  note(`fetching ${LABEL[svc].name} ${version} jars from Maven Central (first run only)...`);
+  const started = performance.now();
+  // Into a side folder first, so a failed fetch never leaves a half-filled lib folder that looks complete.
+  const partial = `${dir}.partial`;
+  await Deno.remove(partial, { recursive: true }).catch(() => {});
+  const args = [
+    "-q",
+    "-B",
+    "-f",
+    pom,
+    "dependency:copy-dependencies",
+    `-DoutputDirectory=${partial}`,
+    "-DincludeScope=runtime",
+  ];
+  const { code, out } = await run(
+    "mvn",
+    args,
+    `fetch ${LABEL[svc].name} from Maven Central`,
+    "install Maven 3.8+ (apt-get install maven)",
+  );
+  if (code !== 0) {
+    throw new Error(
+      `mvn ${args.join(" ")} failed (exit ${code}):\n${out.trim()}\n` +
+        "  check that Maven Central is reachable (proxy settings in ~/.m2/settings.xml) and try `up` again",
+    );
+  }
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+  await Deno.rename(partial, dir);
+  await Deno.writeTextFile(stamp, wanted + "\n");
+  note(`  fetched into ${dir} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Processes
+
+/** Linux /proc first (cheap, sees zombies); `ps` where there is no /proc. */
+async function processCommandLine(pid: number): Promise<string | undefined> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    // The state letter follows the command name in parentheses, which may itself hold spaces or parentheses.
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    // A zombie has exited and only waits to be reaped by its parent (this script, when it started it).
+    if (state === "Z" || state === "X") return undefined;
+    return (await Deno.readTextFile(`/proc/${pid}/cmdline`)).replaceAll("\0", " ");
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    if (await exists("/proc/self")) return undefined;
+  }
+  const { code, out } = await run(
+    "ps",
+    ["-o", "command=", "-p", String(pid)],
+    "check a process",
+    "install procps",
+  );
+  return code === 0 && out.trim() !== "" ? out.trim() : undefined;
+}
+
+interface Running {
+  pid: number;
+  /** The port it listens on (its -Dframe-bucket.port). */
+  port: number;
+}
+
+/** The server if `pid` is this stack's `svc` and alive. */
+async function ours(l: Layout, svc: Service, pid: number): Promise<Running | undefined> {
+  const cmdline = await processCommandLine(pid);
+  if (cmdline === undefined || !cmdline.includes(`${marker(l, svc)} `)) return undefined;
+  const port = Number(cmdline.match(/-Dframe-bucket\.port=(\d+)/)?.[1] ?? mainPort(l, svc));
+  return { pid, port };
+}
+
+const isOurs = async (l: Layout, svc: Service, pid: number) => (await ours(l, svc, pid)) !== undefined;
+
+/** This stack's running server, found by its pid file or, if that was lost, by its marker in /proc. */
+async function findRunning(l: Layout, svc: Service): Promise<Running | undefined> {
+  try {
+    const pid = Number((await Deno.readTextFile(pidFile(l, svc))).trim());
+    const found = Number.isInteger(pid) && pid > 0 ? await ours(l, svc, pid) : undefined;
+    if (found) return found;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  try {
+    for await (const entry of Deno.readDir("/proc")) {
+      if (!/^\d+$/.test(entry.name)) continue;
+      try {
+        const found = await ours(l, svc, Number(entry.name));
+        if (found) return found;
+      } catch {
+        // The process ended while we looked, or is not ours to read.
+      }
+    }
+  } catch {
+    // No /proc (macOS): the pid file is all we have.
+  }
+  return undefined;
+}
+
+/** True when something accepts TCP connections on the port, whoever it is. */
+async function portOpen(port: number): Promise<boolean> {
+  try {
+    const conn = await Deno.connect({ hostname: HOST, port });
+    conn.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Starts `java args...` in its own session with stdio on the log file, so it outlives this script and a Ctrl-C
+ * here. Deno can only pipe or inherit stdio, hence the `sh -c 'exec ...'` to open the file; exec keeps the pid.
+ */
+async function spawnDetached(l: Layout, svc: Service, args: string[]): Promise<number> {
+  const log = logFile(l, svc);
+  try {
+    if ((await Deno.stat(log)).size > LOG_ROTATE_BYTES) await Deno.rename(log, `${log}.1`);
+  } catch {
+    // No log yet.
+  }
+  await Deno.writeTextFile(
+    log,
+    `==== ${new Date().toISOString()} starting ${svc}: java ${args.join(" ")}\n`,
+    {
+      append: true,
+    },
+  );
+  const child = new Deno.Command("/bin/sh", {
+    args: ["-c", 'exec "$@" >>"$FRAME_BUCKET_LOG" 2>&1 </dev/null', "sh", javaBin(), ...args],
+    env: { FRAME_BUCKET_LOG: log },
+    cwd: svcDir(l, svc),
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+    detached: true,
+  }).spawn();
+  // Reap it if it exits while this script still runs (tests call stackUp and stackDown in one process), and do not
+  // let it hold this script open.
+  child.status.catch(() => {});
+  child.unref();
+  await Deno.writeTextFile(pidFile(l, svc), `${child.pid}\n`);
+  return child.pid;
+}
+
+async function waitGone(pid: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await processCommandLine(pid) === undefined) return true;
+    await sleep(100);
+  }
+  return processCommandLine(pid).then((c) => c === undefined);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Kafka: a hand-rolled ApiVersions + Metadata round-trip, so the health check needs no client library and shows that
+// the broker really serves requests (it only processes requests once it has joined its own KRaft quorum).
+
+interface KafkaMetadata {
+  clusterId: string | null;
+  brokers: { id: number; host: string; port: number }[];
+}
+
+class Reader {
+  #view: DataView;
+  #at = 0;
+  constructor(readonly bytes: Uint8Array) {
+    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  int8(): number {
+    return this.#view.getInt8(this.#at++);
+  }
+  int16(): number {
+    const v = this.#view.getInt16(this.#at);
+    this.#at += 2;
+    return v;
+  }
+  int32(): number {
+    const v = this.#view.getInt32(this.#at);
+    this.#at += 4;
+    return v;
+  }
+  string(): string | null {
+    const len = this.int16();
+    if (len < 0) return null;
+    const s = decoder.decode(this.bytes.subarray(this.#at, this.#at + len));
+    this.#at += len;
+    return s;
+  }
+}
+
+async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array> {
+  const buf = new Uint8Array(n);
+  let got = 0;
+  while (got < n) {
+    const r = await conn.read(buf.subarray(got));
+    if (r === null) throw new Error("connection closed by the broker");
+    got += r;
+  }
+  return buf;
+}
+
+/** One request with a v1 header (the non-flexible one: every API version used here predates flexible headers). */
+async function kafkaRequest(
+  conn: Deno.Conn,
+  apiKey: number,
+  version: number,
+  correlationId: number,
+  body: number[],
+): Promise<Reader> {
+  const clientId = encoder.encode("frame-bucket-stack");
+  const size = 2 + 2 + 4 + 2 + clientId.length + body.length;
+  const frame = new Uint8Array(4 + size);
+  const view = new DataView(frame.buffer);
+  view.setInt32(0, size);
+  view.setInt16(4, apiKey);
+  view.setInt16(6, version);
+  view.setInt32(8, correlationId);
+  view.setInt16(12, clientId.length);
+  frame.set(clientId, 14);
+  frame.set(body, 14 + clientId.length);
+  let written = 0;
+  while (written < frame.length) written += await conn.write(frame.subarray(written));
+  const len = new DataView((await readExactly(conn, 4)).buffer).getInt32(0);
+  if (len < 4 || len > 1 << 20) throw new Error(`not a Kafka response (length ${len})`);
+  const reader = new Reader(await readExactly(conn, len));
+  const got = reader.int32();
+  if (got !== correlationId) {
+    throw new Error(`not a Kafka response (correlation id ${got}, sent ${correlationId})`);
+  }
+  return reader;
+}
+
+const API_METADATA = 3;
+const API_VERSIONS = 18;
+
+/** Asks the broker for its metadata; throws when the port does not speak Kafka or does not answer in time. */
+async function kafkaMetadata(port: number, timeoutMs = 3000): Promise<KafkaMetadata> {
+  const conn = await Deno.connect({ hostname: HOST, port });
+  // Closing the connection fails any pending read, which is how a silent peer is given up on.
+  const timer = setTimeout(() => conn.close(), timeoutMs);
+  try {
+    const versions = await kafkaRequest(conn, API_VERSIONS, 0, 1, []);
+    const error = versions.int16();
+    if (error !== 0) throw new Error(`ApiVersions answered error code ${error}`);
+    let range: [number, number] | undefined;
+    for (let i = versions.int32(); i > 0; i--) {
+      const [key, min, max] = [versions.int16(), versions.int16(), versions.int16()];
+      if (key === API_METADATA) range = [min, max];
+    }
+    // Versions 1-8 share the simple non-flexible layout parsed below; pick the lowest the broker still serves.
+    const v = range ? Math.max(range[0], 1) : -1;
+    if (!range || v > Math.min(range[1], 8)) {
+      throw new Error(`broker serves Metadata versions ${range?.join("-") ?? "none"}, this check speaks 1-8`);
+    }
+    // An empty topic list (not null, which would mean all topics): only the broker list is wanted.
+    const body = [0, 0, 0, 0];
+    if (v >= 4) body.push(0); // allow_auto_topic_creation
+    if (v >= 8) body.push(0, 0); // include cluster / topic authorized operations
+    const md = await kafkaRequest(conn, API_METADATA, v, 2, body);
+    if (v >= 3) md.int32(); // throttle_time_ms
+    const brokers: KafkaMetadata["brokers"] = [];
+    for (let i = md.int32(); i > 0; i--) {
+      const id = md.int32();
+      const host = md.string() ?? "";
+      const brokerPort = md.int32();
+      md.string(); // rack
+      brokers.push({ id, host, port: brokerPort });
+    }
+    const clusterId = v >= 2 ? md.string() : null;
+    return { clusterId, brokers };
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch {
+      // Already closed by the timer.
+    }
+  }
+}
+
+async function kafkaAnswers(port: number): Promise<boolean> {
+  try {
+    const md = await kafkaMetadata(port);
+    return md.brokers.some((b) => b.port === port);
+  } catch {
+    return false;
+  }
+}
+
+/** Any HTTP answer counts (S3Proxy says 403 to an unsigned request); a refused or silent port does not. */
+async function s3Answers(port: number): Promise<boolean> {
+  try {
+    const res = await fetch(`http://${HOST}:${port}/`, { signal: AbortSignal.timeout(3000) });
+    await res.body?.cancel();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const answers = (svc: Service, port: number) => (svc === "kafka" ? kafkaAnswers(port) : s3Answers(port));
+
+/** A cluster id in Kafka's form: 16 random bytes, base64url without padding, never starting with "-". */
+function newClusterId(): string {
+  for (;;) {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    const id = btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(
+      /=+$/,
+      "",
+    );
+    if (!id.startsWith("-")) return id;
+  }
+}
+
+function kafkaProperties(l: Layout): string {
+  const data = join(svcDir(l, "kafka"), "data");
+  return `# Written by tools/stack.ts at every start; edit that file, not this one.
+process.roles=broker,controller
+node.id=1
+# A fixed one-voter quorum: no --standalone formatting or quorum reconfiguration to go wrong.
+controller.quorum.voters=1@${HOST}:${l.controllerPort}
+controller.listener.names=CONTROLLER
+listeners=PLAINTEXT://${HOST}:${l.kafkaPort},CONTROLLER://${HOST}:${l.controllerPort}
+advertised.listeners=PLAINTEXT://${HOST}:${l.kafkaPort}
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=${data}
+# Topics are made on purpose by \`deno task topic\`; a typo in a topic name must fail, not create a topic.
+auto.create.topics.enable=false
+num.partitions=3
+default.replication.factor=1
+# Full-HD JPEG frames run to a few MB; leave headroom.
+message.max.bytes=10485760
+replica.fetch.max.bytes=10485760
+# One broker: internal topics cannot have more replicas than that.
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+# Fewer partitions than the default 50 make the first consumer-group join (which creates the topic) quicker.
+offsets.topic.num.partitions=10
+transaction.state.log.num.partitions=10
+# Tests start consumers right away; the default 3 s wait for more group members only slows them.
+group.initial.rebalance.delay.ms=0
+`;
+}
+
+async function startKafka(l: Layout): Promise<number> {
+  const dir = svcDir(l, "kafka");
+  const data = join(dir, "data");
+  await Deno.mkdir(data, { recursive: true });
+  const props = join(dir, "server.properties");
+  await Deno.writeTextFile(props, kafkaProperties(l));
+  const classpath = join(libDir(l, "kafka"), "*");
+  // KRaft refuses to start on an unformatted log dir; formatting writes meta.properties and the bootstrap metadata.
+  if (!(await exists(join(data, "meta.properties")))) {
+    const clusterId = newClusterId();
+    note(`formatting Kafka storage in ${data} (cluster id ${clusterId})...`);
+    const { code, out } = await run(
+      javaBin(),
+      [
+        "-cp",
+        classpath,
+        "kafka.tools.StorageTool",
+        "format",
+        "-t",
+        clusterId,
+        "-c",
+        props,
+        "--ignore-formatted",
+      ],
+      "format Kafka storage",
+      "install OpenJDK 17",
+    );
+    if (code !== 0) {
+      throw new Error(
+        `kafka storage format failed (exit ${code}):\n${out.trim().split("\n").slice(-15).join("\n")}\n` +
+          `  fix the cause above, or run \`deno task stack down --wipe kafka\` to start from empty data`,
+      );
+    }
+  }
+  return spawnDetached(l, "kafka", [
+    marker(l, "kafka"),
+    portFlag(l.kafkaPort),
+    // Small heap: the same machine runs the benchmark workloads. Kafka keeps message data in the page cache.
+    "-Xms128m",
+    "-Xmx768m",
+    // Kafka's own launcher's GC settings.
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    // Die at once on OOM rather than limp on; `status` then shows it stopped and the log says why.
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+    // slf4j-simple (see stack/kafka/pom.xml): warnings and errors, plus the one line that says the server started.
+    "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+    "-Dorg.slf4j.simpleLogger.log.kafka.server.KafkaRaftServer=info",
+    "-Dorg.slf4j.simpleLogger.showDateTime=true",
+    "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSSZ",
+    "-cp",
+    classpath,
+    "kafka.Kafka",
+    props,
+  ]);
+}
+
+function s3Properties(l: Layout): string {
+  return `# Written by tools/stack.ts at every start; edit that file, not this one.
+s3proxy.endpoint=http://${HOST}:${l.s3Port}
+# Both signature versions: the AWS SDKs sign with v4, older tools with v2.
+s3proxy.authorization=aws-v2-or-v4
+s3proxy.identity=${S3_ACCESS_KEY}
+s3proxy.credential=${S3_SECRET_KEY}
+# S3Proxy 4's own filesystem store: one file per object, user metadata and content type in xattrs.
+jclouds.provider=filesystem-nio2
+jclouds.identity=${S3_ACCESS_KEY}
+jclouds.credential=${S3_SECRET_KEY}
+jclouds.filesystem.basedir=${join(svcDir(l, "s3"), "data")}
+`;
+}
+
+async function startS3(l: Layout): Promise<number> {
+  const dir = svcDir(l, "s3");
+  await Deno.mkdir(join(dir, "data"), { recursive: true });
+  const props = join(dir, "s3proxy.properties");
+  await Deno.writeTextFile(props, s3Properties(l));
+  return spawnDetached(l, "s3", [
+    marker(l, "s3"),
+    portFlag(l.s3Port),
+    "-Xms64m",
+    "-Xmx256m",
+    // A small heap of short-lived request buffers: the serial collector needs the least memory and threads.
+    "-XX:+UseSerialGC",
+    "-XX:+ExitOnOutOfMemoryError",
+    // The bundled logback.xml makes logback print its whole set-up at start; only S3Proxy's own lines are wanted.
+    "-Dlogback.statusListenerClass=ch.qos.logback.core.status.NopStatusListener",
+    "-cp",
+    join(libDir(l, "s3"), "*"),
+    "org.gaul.s3proxy.Main",
+    "--properties",
+    props,
+  ]);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// up / down / status
+
+function checkServices(services: readonly string[]): Service[] {
+  for (const s of services) {
+    if (!SERVICES.includes(s as Service)) {
+      throw new TypeError(
+        `unknown service ${JSON.stringify(s)}: use ${SERVICES.join(" or ")}, or none for all`,
+      );
+    }
+  }
+  const list = services.length === 0 ? [...SERVICES] : (services as Service[]);
+  return SERVICES.filter((s) => list.includes(s));
+}
+
+function pad(svc: Service): string {
+  return svc.padEnd(6);
+}
+
+async function waitAnswering(l: Layout, svc: Service, pid: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await answers(svc, mainPort(l, svc))) return;
+    if (!(await isOurs(l, svc, pid))) {
+      throw new Error(
+        `${svc} (pid ${pid}) exited during start-up; last lines of ${logFile(l, svc)}:\n` +
+          `${await tailOf(logFile(l, svc))}\n` +
+          `  fix the cause above and run \`deno task stack up ${svc}\` again; if its data is broken, ` +
+          `\`deno task stack down --wipe ${svc}\` first`,
+      );
+    }
+    await sleep(svc === "kafka" ? 200 : 100);
+  }
+  throw new Error(
+    `${svc} (pid ${pid}) did not answer on ${address(l, svc)} within ${timeoutMs / 1000} s; ` +
+      `last lines of ${logFile(l, svc)}:\n${await tailOf(logFile(l, svc))}\n` +
+      `  it is left running: look at the log, then \`deno task stack down ${svc}\` and \`up ${svc}\``,
+  );
+}
+
+/**
+ * What `up` has to do for one service: nothing but wait when this stack's server already runs (it may still be
+ * starting, from another `up` in a second shell), or start it. Throws when another program holds its port, before
+ * anything is fetched or started.
+ */
+async function plan(l: Layout, svc: Service): Promise<{ running: number } | { start: true }> {
+  const existing = await findRunning(l, svc);
+  if (existing !== undefined) {
+    if (existing.port !== mainPort(l, svc)) {
+      const env = svc === "kafka" ? "KAFKA_PORT" : "S3_PORT";
+      throw new Error(
+        `this stack's ${svc} already runs on port ${existing.port} (pid ${existing.pid}), but ${env} asks for ` +
+          `${mainPort(l, svc)}: run \`deno task stack down ${svc}\` first, or set ${env}=${existing.port}`,
+      );
+    }
+    return { running: existing.pid };
+  }
+  const ports = svc === "kafka" ? [l.kafkaPort, l.controllerPort] : [l.s3Port];
+  for (const port of ports) {
+    if (await portOpen(port)) {
+      const env = svc === "s3" ? "S3_PORT" : port === l.kafkaPort ? "KAFKA_PORT" : "KAFKA_CONTROLLER_PORT";
+      throw new Error(
+        `port ${port} on ${HOST} is already in use by another program (not this stack's ${svc}): ` +
+          `stop that program (\`ss -ltnp 'sport = :${port}'\` shows it) or set ${env} to a free port`,
+      );
+    }
+  }
+  return { start: true };
+}
+
+/** Carries out the plan for one service; returns its result line. */
+async function upOne(l: Layout, svc: Service, what: { running: number } | { start: true }): Promise<string> {
+  const timeout = svc === "kafka" ? KAFKA_START_TIMEOUT_MS : S3_START_TIMEOUT_MS;
+  if ("running" in what) {
+    await waitAnswering(l, svc, what.running, timeout);
+    // Rewritten in case it was lost: `down` and `status` read it first.
+    await Deno.writeTextFile(pidFile(l, svc), `${what.running}\n`);
+    return `${pad(svc)} already running  ${address(l, svc)}  pid ${what.running}`;
+  }
+  const started = performance.now();
+  const pid = svc === "kafka" ? await startKafka(l) : await startS3(l);
+  await waitAnswering(l, svc, pid, timeout);
+  const secs = ((performance.now() - started) / 1000).toFixed(1);
+  return `${pad(svc)} up               ${address(l, svc)}  pid ${pid}  (started in ${secs} s, log ${
+    logFile(l, svc)
+  })`;
+}
+
+/**
+ * Starts the services (all by default) unless already running, fetching their jars on first use, and waits until
+ * each answers. Prints one line per service. Brings up what it can, then throws, naming the fix, if any could not.
+ */
+export async function stackUp(services: Service[] = [...SERVICES]): Promise<void> {
+  const l = layout();
+  const list = checkServices(services);
+  const errors: string[] = [];
+  const fail = (svc: Service, e: unknown) =>
+    errors.push(`${svc}: ${e instanceof Error ? e.message : String(e)}`);
+  const plans = new Map<Service, { running: number } | { start: true }>();
+  for (const svc of list) {
+    try {
+      plans.set(svc, await plan(l, svc));
+    } catch (e) {
+      fail(svc, e);
+    }
+  }
+  const toStart = [...plans].filter(([, p]) => "start" in p).map(([svc]) => svc);
+  if (toStart.length > 0) {
+    try {
+      await ensureJava();
+    } catch (e) {
+      // Without Java nothing can start; say so once rather than once per service.
+      toStart.forEach((svc) => plans.delete(svc));
+      errors.push(e instanceof Error ? e.message : String(e));
+    }
+  }
+  // One at a time: two Maven runs writing the same ~/.m2 files at once can corrupt them.
+  for (const svc of toStart) {
+    if (!plans.has(svc)) continue;
+    try {
+      await ensureJars(l, svc);
+    } catch (e) {
+      plans.delete(svc);
+      fail(svc, e);
+    }
+  }
+  // The JVMs start in parallel: start-up is mostly each one initialising itself, not a shared resource.
+  const go = [...plans];
+  const results = await Promise.allSettled(go.map(([svc, p]) => upOne(l, svc, p)));
+  results.forEach((r, i) => {
+    if (r.status === "fulfilled") console.log(r.value);
+    else fail(go[i][0], r.reason);
+  });
+  if (errors.length > 0) throw new Error(errors.join("\n"));
+}
+
+async function downOne(l: Layout, svc: Service, wipe: boolean): Promise<string> {
+  const pid = (await findRunning(l, svc))?.pid;
+  let line: string;
+  if (pid === undefined) {
+    line = `${pad(svc)} not running`;
+  } else {
+    const started = performance.now();
+    // SIGTERM runs the JVM's shutdown hooks: Kafka closes its logs cleanly, so the next start skips log recovery.
+    try {
+      Deno.kill(pid, "SIGTERM");
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    let how = "stopped";
+    if (!(await waitGone(pid, STOP_GRACE_MS))) {
+      Deno.kill(pid, "SIGKILL");
+      how = `killed (no exit within ${STOP_GRACE_MS / 1000} s of SIGTERM)`;
+      if (!(await waitGone(pid, 5000))) {
+        throw new Error(`${svc} pid ${pid} survived SIGKILL: look at it with ps`);
+      }
+    }
+    line = `${pad(svc)} ${how}  pid ${pid}  in ${((performance.now() - started) / 1000).toFixed(1)} s`;
+  }
+  await Deno.remove(pidFile(l, svc)).catch(() => {});
+  if (wipe) {
+    await Deno.remove(svcDir(l, svc), { recursive: true }).catch((e) => {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    });
+    line += `; data wiped (${svcDir(l, svc)})`;
+  }
+  return line;
+}
+
+/**
+ * Stops the services (all by default): SIGTERM, up to 30 s to exit, then SIGKILL. Data stays unless `wipe`, which
+ * deletes each service's folder (data, config, log) but keeps the fetched jars.
+ */
+export async function stackDown(
+  services: Service[] = [...SERVICES],
+  opts: { wipe?: boolean } = {},
+): Promise<void> {
+  const l = layout();
+  const list = checkServices(services);
+  const lines = await Promise.all(list.map((svc) => downOne(l, svc, opts.wipe ?? false)));
+  for (const line of lines) console.log(line);
+}
+
+interface ServiceState {
+  running: Running | undefined;
+  /** Whether the port the server runs on (or, when stopped, the configured one) answers. */
+  answers: boolean;
+  /** Running, on the configured port, and answering: usable by clients that read the same env. */
+  up: boolean;
+}
+
+async function stateOf(l: Layout, svc: Service): Promise<ServiceState> {
+  const running = await findRunning(l, svc);
+  const ok = await answers(svc, running?.port ?? mainPort(l, svc));
+  return { running, answers: ok, up: running !== undefined && running.port === mainPort(l, svc) && ok };
+}
+
+/** Whether each service of this stack is running and answering (a foreign server on the port counts as down). */
+export async function stackStatus(): Promise<{ kafka: boolean; s3: boolean }> {
+  const l = layout();
+  const [kafka, s3] = await Promise.all(SERVICES.map((svc) => stateOf(l, svc)));
+  return { kafka: kafka.up, s3: s3.up };
+}
+
+async function printStatus(services: Service[]): Promise<boolean> {
+  const l = layout();
+  const list = checkServices(services);
+  const states = await Promise.all(list.map((svc) => stateOf(l, svc)));
+  list.forEach((svc, i) => {
+    const s = states[i];
+    const where = address(l, svc);
+    if (s.running !== undefined) {
+      const at = address({ ...l, kafkaPort: s.running.port, s3Port: s.running.port }, svc);
+      const health = s.answers ? "answers" : `NOT answering (starting, or hung: see ${logFile(l, svc)})`;
+      const other = s.running.port === mainPort(l, svc) ? "" : `  (but the env asks for ${where})`;
+      console.log(`${pad(svc)} running  pid ${s.running.pid}  ${at}  ${health}${other}`);
+    } else if (s.answers) {
+      console.log(`${pad(svc)} stopped  ${where} is answered by another program, not this stack`);
+    } else {
+      console.log(`${pad(svc)} stopped  ${where}`);
+    }
+  });
+  return states.every((s) => s.up);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// CLI
+
+const USAGE = `usage: deno task stack <command> [kafka|s3 ...]
+  up       fetch (first run only) and start the services, wait until they answer
+  down     stop them (SIGTERM, then SIGKILL after 30 s); data is kept
+  down --wipe, clean
+           stop them and delete their data
+  status   show each service; exit 0 when all named services are up
+Services default to all. Env: FRAME_BUCKET_STACK_DIR, KAFKA_PORT, KAFKA_CONTROLLER_PORT, S3_PORT, JAVA_HOME.`;
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      wipe: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  const [command, ...rest] = positionals;
+  if (values.help || command === undefined || command === "help") {
+    console.log(USAGE);
+    return command === undefined && !values.help ? 2 : 0;
+  }
+  const services = checkServices(rest);
+  switch (command) {
+    case "up":
+      await stackUp(services);
+      return 0;
+    case "down":
+      await stackDown(services, { wipe: values.wipe });
+      return 0;
+    case "clean":
+      await stackDown(services, { wipe: true });
+      return 0;
+    case "status":
+      return (await printStatus(services)) ? 0 : 1;
+    default:
+      console.error(`unknown command ${JSON.stringify(command)}\n${USAGE}`);
+      return 2;
+  }
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (e) {
+    console.error(`stack: ${e instanceof Error ? e.message : String(e)}`);
+    Deno.exit(1);
+  }
+}
