@@ -50,6 +50,9 @@ const DEFAULT_QUALITY = 80;
 
 const encoder = new TextEncoder();
 
+/** Bytes backed by a plain ArrayBuffer, which is what a Response body accepts. */
+type Bytes = Uint8Array<ArrayBuffer>;
+
 /** A small fast PRNG (mulberry32): the same seed always gives the same scene. */
 function random(seed: number): () => number {
   let a = seed >>> 0;
@@ -115,15 +118,15 @@ function encodeVariant(
   height: number,
   quality: number,
   seed: number,
-): Uint8Array {
+): Bytes {
   const rnd = random(seed);
   const noisy = new Uint8Array(base.length);
   for (let i = 0; i < base.length; i++) {
     // Alpha stays 255; the encoder ignores it anyway.
     noisy[i] = (i & 3) === 3 ? 255 : Math.min(255, Math.max(0, base[i] + Math.floor(rnd() * 5) - 2));
   }
-  const { data } = encode({ data: noisy, width, height }, quality);
-  return new Uint8Array(data.buffer, data.byteOffset, data.length);
+  // A copy out of the Buffer jpeg-js returns: a small, plain, ArrayBuffer-backed array.
+  return new Uint8Array(encode({ data: noisy, width, height }, quality).data);
 }
 
 function positive(name: string, value: number, integer: boolean): number {
@@ -133,7 +136,7 @@ function positive(name: string, value: number, integer: boolean): number {
   return value;
 }
 
-async function readSamples(dir: string): Promise<Uint8Array[]> {
+async function readSamples(dir: string): Promise<Bytes[]> {
   const names: string[] = [];
   for await (const entry of Deno.readDir(dir)) {
     if (entry.isFile && /\.jpe?g$/i.test(entry.name)) names.push(entry.name);
@@ -161,10 +164,10 @@ export async function startCamera(options: CameraOptions = {}): Promise<Camera> 
   const startedAt = performance.now();
   let served = 0;
   const bases = new Map<number, Uint8Array>();
-  const encoded = new Map<string, Uint8Array[]>();
+  const encoded = new Map<string, Bytes[]>();
 
   /** Frame `n` of the scene showing at `atMs`, encoding it on first use only. */
-  function generated(atMs: number, n: number, quality: number): Uint8Array {
+  function generated(atMs: number, n: number, quality: number): Bytes {
     const scene = Math.floor((atMs - startedAt) / stillMs);
     const key = `${scene}:${quality}`;
     let variants = encoded.get(key);
@@ -186,7 +189,7 @@ export async function startCamera(options: CameraOptions = {}): Promise<Camera> 
     return variants[v];
   }
 
-  function frame(n: number, quality: number): Uint8Array {
+  function frame(n: number, quality: number): Bytes {
     return samples === null ? generated(performance.now(), n, quality) : samples[n % samples.length];
   }
 

@@ -1,0 +1,153 @@
+import assert from "node:assert/strict";
+import { resolveConfig } from "../src/config.ts";
+import { Pipeline } from "../src/consumer.ts";
+import { encodeFrame } from "../src/frame.ts";
+import type { IncomingMessage } from "../src/kafka.ts";
+import { objectKey } from "../src/key.ts";
+import { memoryLogger } from "../src/log.ts";
+import { loadFilter } from "../src/plugin_loader.ts";
+import { createSceneFilter } from "../src/scene_filter.ts";
+import { fakeBatch, MemoryStore } from "./support/fakes.ts";
+import { greyJpeg, readSamples } from "./support/images.ts";
+
+const T0 = Date.UTC(2026, 1, 18, 9, 39, 32, 518);
+const samples = readSamples();
+const dark = greyJpeg(320, 240, (x, y) => (x < 160 === y < 120 ? 20 : 230));
+
+function message(offset: number, robot: string, ts: number, seq: number, jpeg: Uint8Array): IncomingMessage {
+  return { offset: String(offset), key: `${robot}:${ts}`, value: encodeFrame(ts, seq, jpeg), timestampMs: ts };
+}
+
+async function setup(toml = "", store = new MemoryStore(), sleep = () => Promise.resolve()) {
+  const config = resolveConfig(toml);
+  const log = memoryLogger();
+  const filter = await createSceneFilter(config, (s) => loadFilter(s, "."));
+  const pipeline = new Pipeline({ config, log, storage: store, filter, sleep, now: () => T0 + 60_000 });
+  return { config, log, store, filter, pipeline };
+}
+
+Deno.test("the ten still reachy frames: the first is stored, the rest dropped", async () => {
+  const { pipeline, store } = await setup();
+  const batch = fakeBatch(samples.map((s, i) => message(i, "reachy-001", T0 + i * 145, 310 + i, s)));
+  await pipeline.handleBatch(batch);
+  assert.deepEqual([...store.objects.keys()], ["frames/reachy-001/2026-02-18/20260218T093932518Z_000310.jpg"]);
+  const meta = store.objects.get([...store.objects.keys()][0])!.metadata;
+  assert.equal(meta["robot-id"], "reachy-001");
+  assert.equal(meta.seq, "310");
+  assert.equal(meta.filter, "ahash");
+  assert.equal(meta.distance, "first");
+  assert.equal(meta.hash.length, 64);
+  assert.deepEqual(batch.resolved, samples.map((_, i) => String(i)), "every offset resolved, in order");
+  const c = pipeline.counters.robot("reachy-001");
+  assert.deepEqual([c.received, c.accepted, c.dropped, c.stored, c.errors], [10, 1, 9, 1, 0]);
+});
+
+Deno.test("robots are never compared with each other", async () => {
+  const { pipeline, store } = await setup();
+  // The same still scene from two robots, interleaved: each robot's first frame is its own.
+  const batch = fakeBatch(samples.slice(0, 6).map((s, i) => message(i, i % 2 ? "bb-1" : "reachy-001", T0 + i, i, s)));
+  await pipeline.handleBatch(batch);
+  assert.equal(store.objects.size, 2);
+  assert.equal(pipeline.counters.robot("bb-1").stored, 1);
+  assert.equal(pipeline.counters.robot("reachy-001").stored, 1);
+});
+
+Deno.test("a scene change is stored", async () => {
+  const { pipeline, store } = await setup();
+  await pipeline.handleBatch(fakeBatch([
+    message(0, "r", T0, 0, samples[0]),
+    message(1, "r", T0 + 100, 1, samples[1]),
+    message(2, "r", T0 + 200, 2, dark),
+    message(3, "r", T0 + 300, 3, samples[2]),
+  ]));
+  assert.deepEqual([...store.objects.keys()].map((k) => k.slice(-11)), ["Z_000000.jpg", "Z_000002.jpg", "Z_000003.jpg"].map((k) => k.slice(-11)));
+});
+
+Deno.test("bad messages are counted and skipped, never stored", async (t) => {
+  const { pipeline, store, log } = await setup();
+  const good = encodeFrame(T0, 1, samples[0]);
+  const cases: [string, IncomingMessage, RegExp][] = [
+    ["no key", { offset: "0", key: null, value: good, timestampMs: 0 }, /has no key/],
+    ["key without ':'", { offset: "1", key: "reachy", value: good, timestampMs: 0 }, /has no ':'/],
+    ["path traversal robot id", { offset: "2", key: `../x:${T0}`, value: good, timestampMs: 0 }, /may only hold/],
+    ["robot id with a slash", { offset: "3", key: `a/b:${T0}`, value: good, timestampMs: 0 }, /may only hold/],
+    ["empty robot id", { offset: "4", key: `:${T0}`, value: good, timestampMs: 0 }, /robot id is empty/],
+    ["very long robot id", { offset: "5", key: `${"r".repeat(200)}:${T0}`, value: good, timestampMs: 0 }, /200 characters/],
+    ["non-ASCII robot id", { offset: "6", key: `röbot:${T0}`, value: good, timestampMs: 0 }, /may only hold/],
+    ["shorter than 16 bytes", { offset: "7", key: `r:${T0}`, value: new Uint8Array(9), timestampMs: 0 }, /9 bytes, shorter/],
+    ["no value", { offset: "8", key: `r:${T0}`, value: null, timestampMs: 0 }, /0 bytes, shorter/],
+    ["not a JPEG", { offset: "9", key: `r:${T0}`, value: encodeFrame(T0, 1, new TextEncoder().encode("<html>")), timestampMs: 0 }, /not a JPEG/],
+    ["negative time", { offset: "10", key: `r:-5`, value: encodeFrame(-5, 1, samples[0]), timestampMs: 0 }, /negative/],
+    ["far future", { offset: "11", key: `r:1`, value: encodeFrame(T0 + 400 * 86400000, 1, samples[0]), timestampMs: 0 }, /future/],
+    ["truncated JPEG", { offset: "12", key: `r:${T0}`, value: encodeFrame(T0, 1, new Uint8Array([...samples[0].subarray(0, 3000), 0xff, 0xd9])), timestampMs: 0 }, /./],
+  ];
+  for (const [name, msg, pattern] of cases) {
+    await t.step(name, async () => {
+      const before = log.lines.length;
+      const batch = fakeBatch([msg]);
+      await pipeline.handleBatch(batch);
+      assert.deepEqual(batch.resolved, [msg.offset], "a refused message is final: its offset moves on");
+      assert.equal(log.lines.length, before + 1, "logged once");
+      assert.match(log.lines.at(-1)!, pattern);
+      assert.match(log.lines.at(-1)!, new RegExp(`camera\\.frames/0@${msg.offset}`), "names topic/partition/offset");
+    });
+  }
+  assert.equal(store.objects.size, 0);
+  assert.equal(pipeline.counters.skipped.get("no key"), 1);
+  assert.equal(pipeline.counters.skipped.get("bad key"), 6);
+  assert.equal(pipeline.counters.robot("r").errors, 6);
+});
+
+Deno.test("a failing store is retried and the offset waits for it", async () => {
+  const store = new MemoryStore();
+  store.failPuts = 3;
+  const { pipeline, log } = await setup("", store);
+  const batch = fakeBatch([message(0, "r", T0, 0, samples[0]), message(1, "r", T0 + 1, 1, dark)]);
+  await pipeline.handleBatch(batch);
+  assert.equal(store.objects.size, 2);
+  assert.equal(store.puts, 5);
+  assert.deepEqual(batch.resolved, ["0", "1"]);
+  assert.ok(log.lines.some((l) => /attempt 3, retrying/.test(l)));
+});
+
+Deno.test("a store abandoned at shutdown leaves its offset unresolved", async () => {
+  const store = new MemoryStore();
+  store.failPuts = 1000;
+  const { pipeline } = await setup("", store, () => new Promise((r) => setTimeout(r, 2)));
+  const batch = fakeBatch([message(0, "r", T0, 0, samples[0]), message(1, "r", T0 + 1, 1, dark)]);
+  const running = pipeline.handleBatch(batch);
+  setTimeout(() => batch.deactivate(), 20);
+  await running;
+  assert.deepEqual(batch.resolved, []);
+  assert.equal(store.objects.size, 0);
+});
+
+Deno.test("after a restart the filter resumes from the newest stored frame", async (t) => {
+  const store = new MemoryStore();
+  // An earlier run stored frame 0 of the still scene, then died.
+  const first = await setup("", store);
+  await first.pipeline.handleBatch(fakeBatch([message(0, "r", T0, 0, samples[0])]));
+  assert.equal(store.objects.size, 1);
+
+  await t.step("replayed frames up to it are skipped, the still scene is not stored again", async () => {
+    const second = await setup("", store);
+    const batch = fakeBatch(samples.slice(0, 5).map((s, i) => message(i, "r", T0 + i, i, s)));
+    await second.pipeline.handleBatch(batch);
+    assert.equal(store.objects.size, 1);
+    assert.equal(second.pipeline.counters.robot("r").replayed, 1);
+    assert.equal(batch.resolved.length, 5);
+  });
+  await t.step("a new scene after it is stored", async () => {
+    const third = await setup("", store);
+    await third.pipeline.handleBatch(fakeBatch([message(7, "r", T0 + 700, 7, dark)]));
+    assert.ok(store.objects.has(objectKey("frames/", "r", T0 + 700, 7)));
+  });
+});
+
+Deno.test("per-robot filter overrides apply to that robot only", async () => {
+  const { pipeline, store } = await setup(`[filter.robots."strict"]\nphash_threshold = 0`);
+  // With threshold 0 any changed bit counts; the still frames differ by a few bits.
+  const batch = fakeBatch(samples.map((s, i) => message(i, "strict", T0 + i, i, s)));
+  await pipeline.handleBatch(batch);
+  assert.ok(store.objects.size > 1, `stored ${store.objects.size}`);
+});
