@@ -12,7 +12,12 @@ export function parseCli<T extends NonNullable<ParseArgsConfig["options"]>>(
   args: string[] = Deno.args,
 ) {
   try {
-    const parsed = parseArgs({ args, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
+    const parsed = parseArgs({
+      args,
+      options: { ...options, help: { type: "boolean", short: "h" } },
+      allowPositionals: true,
+      strict: true,
+    });
     if ((parsed.values as Record<string, unknown>).help) {
       console.log(usage);
       Deno.exit(0);
@@ -30,8 +35,11 @@ export async function runMain(main: () => Promise<void | number>): Promise<void>
     const code = await main();
     if (typeof code === "number") Deno.exit(code);
   } catch (error) {
-    const hint = error instanceof ServiceError ? "" : error instanceof Error && !(error instanceof TypeError ||
-        error instanceof RangeError || error instanceof SyntaxError || error instanceof Deno.errors.NotFound)
+    const hint = error instanceof ServiceError
+      ? ""
+      : error instanceof Error && !(error instanceof TypeError ||
+          error instanceof RangeError || error instanceof SyntaxError ||
+          error instanceof Deno.errors.NotFound)
       ? `\n${error.stack ?? ""}`
       : "";
     console.error(`error: ${messageOf(error)}${hint}`);

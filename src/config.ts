@@ -163,7 +163,14 @@ export const SCHEMA: Record<string, Record<string, KeySpec>> = {
 };
 
 /** Keys a `[filter.robots."ID"]` table may override. */
-const ROBOT_FILTER_KEYS = ["primary", "phash_threshold", "phash_hash_size", "histogram_threshold", "resize", "options"];
+const ROBOT_FILTER_KEYS = [
+  "primary",
+  "phash_threshold",
+  "phash_hash_size",
+  "histogram_threshold",
+  "resize",
+  "options",
+];
 
 function describe(value: unknown): string {
   if (Array.isArray(value)) return "an array";
@@ -181,7 +188,9 @@ function checkValue(where: string, spec: KeySpec, value: unknown): unknown {
       }
       return value;
     case "boolean":
-      if (typeof value !== "boolean") throw new TypeError(`${where} must be true or false, not ${describe(value)}`);
+      if (typeof value !== "boolean") {
+        throw new TypeError(`${where} must be true or false, not ${describe(value)}`);
+      }
       return value;
     case "number":
     case "integer": {
@@ -191,14 +200,20 @@ function checkValue(where: string, spec: KeySpec, value: unknown): unknown {
       if (spec.kind === "integer" && !Number.isInteger(value)) {
         throw new TypeError(`${where} must be a whole number, not ${value}`);
       }
-      if (spec.min !== undefined && value < spec.min) throw new RangeError(`${where} = ${value} is below ${spec.min}`);
-      if (spec.max !== undefined && value > spec.max) throw new RangeError(`${where} = ${value} is above ${spec.max}`);
+      if (spec.min !== undefined && value < spec.min) {
+        throw new RangeError(`${where} = ${value} is below ${spec.min}`);
+      }
+      if (spec.max !== undefined && value > spec.max) {
+        throw new RangeError(`${where} = ${value} is above ${spec.max}`);
+      }
       return value;
     }
     case "strings": {
       const list = typeof value === "string" ? value.split(",").map((s) => s.trim()).filter(Boolean) : value;
       if (!Array.isArray(list) || list.length === 0 || !list.every((s) => typeof s === "string" && s)) {
-        throw new TypeError(`${where} must be a non-empty string or array of strings, not ${describe(value)}`);
+        throw new TypeError(
+          `${where} must be a non-empty string or array of strings, not ${describe(value)}`,
+        );
       }
       return list;
     }
@@ -294,7 +309,10 @@ export function resolveConfig(text: string, options: ResolveOptions = {}): Confi
   return config;
 }
 
-function resolveRobotFilters(base: FilterSettings, robots: Record<string, unknown>): Record<string, FilterSettings> {
+function resolveRobotFilters(
+  base: FilterSettings,
+  robots: Record<string, unknown>,
+): Record<string, FilterSettings> {
   const out: Record<string, FilterSettings> = {};
   for (const [robotId, table] of Object.entries(robots)) {
     const problem = robotIdProblem(robotId);

@@ -103,7 +103,9 @@ export class Pipeline {
         // reference.ts for why); different robots store concurrently.
         await this.#slots.take();
         const before = this.#tails.get(prepared.robotId) ?? Promise.resolve<Outcome>("stored");
-        work = before.then((previous) => previous === "abandoned" ? "abandoned" : this.#store(batch, prepared))
+        work = before.then((previous) =>
+          previous === "abandoned" ? "abandoned" : this.#store(batch, prepared)
+        )
           .finally(() => this.#slots.give());
         this.#tails.set(prepared.robotId, work);
       }
@@ -143,13 +145,20 @@ export class Pipeline {
     let delay = 200;
     for (let attempt = 1;; attempt++) {
       try {
-        const ref = await newestStored(storage, config.rustfs.prefix, robotId, this.#now() + 2 * MAX_FUTURE_MS);
+        const ref = await newestStored(
+          storage,
+          config.rustfs.prefix,
+          robotId,
+          this.#now() + 2 * MAX_FUTURE_MS,
+        );
         if (ref) {
           const bytes = await storage.get(ref.key);
           try {
             if (bytes) filter.remember(robotId, await filter.filterOf(robotId).signature(bytes));
           } catch (error) {
-            this.#log.warn(`[consumer] ${robotId}: cannot hash the newest stored frame ${ref.key} (${messageOf(error)})`);
+            this.#log.warn(
+              `[consumer] ${robotId}: cannot hash the newest stored frame ${ref.key} (${messageOf(error)})`,
+            );
           }
           this.#log.info(`[consumer] ${robotId}: resuming after the newest stored frame ${ref.key}`);
         }
@@ -157,8 +166,10 @@ export class Pipeline {
         return true;
       } catch (error) {
         if (!batch.isActive()) return false;
-        this.#log.warn(`[consumer] ${robotId}: cannot look up the newest stored frame (${messageOf(error)}); ` +
-          `attempt ${attempt}, retrying in ${delay} ms`);
+        this.#log.warn(
+          `[consumer] ${robotId}: cannot look up the newest stored frame (${messageOf(error)}); ` +
+            `attempt ${attempt}, retrying in ${delay} ms`,
+        );
         await this.#sleep(delay);
         await batch.heartbeat().catch(() => {});
         delay = Math.min(delay * 2, this.deps.config.consumer.store_retry_max_ms);
@@ -167,7 +178,11 @@ export class Pipeline {
   }
 
   /** Checks and filters one message: an outcome when it is final here, or the store job for an accepted frame. */
-  async #prepare(batch: IncomingBatch, message: IncomingMessage, touched: Set<string>): Promise<Outcome | StoreJob> {
+  async #prepare(
+    batch: IncomingBatch,
+    message: IncomingMessage,
+    touched: Set<string>,
+  ): Promise<Outcome | StoreJob> {
     // Throughout: "refused" and "dropped" are final (the offset may move past them), "abandoned" is not.
     const where = `${batch.topic}/${batch.partition}@${message.offset}`;
     const log = this.#log;
@@ -247,10 +262,14 @@ export class Pipeline {
         return "stored";
       } catch (error) {
         if (!batch.isActive()) {
-          this.#log.warn(`[store:${storage.name}] ${key} not stored (${messageOf(error)}); stopping, it will be replayed`);
+          this.#log.warn(
+            `[store:${storage.name}] ${key} not stored (${messageOf(error)}); stopping, it will be replayed`,
+          );
           return "abandoned";
         }
-        this.#log.warn(`[store:${storage.name}] ${key}: ${messageOf(error)}; attempt ${attempt}, retrying in ${delay} ms`);
+        this.#log.warn(
+          `[store:${storage.name}] ${key}: ${messageOf(error)}; attempt ${attempt}, retrying in ${delay} ms`,
+        );
         await this.#sleep(delay);
         await batch.heartbeat().catch(() => {});
         delay = Math.min(delay * 2, config.consumer.store_retry_max_ms);

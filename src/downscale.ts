@@ -10,7 +10,9 @@ export type ResizeMode = "area" | "nearest";
 
 /** Resizes `src` to `width` x `height`; cell values are means, kept as floats so no rounding decides a hash bit. */
 export function resizeGrey(src: GreyImage, width: number, height: number, mode: ResizeMode): Float32Array {
-  if (src.width < 1 || src.height < 1) throw new RangeError(`cannot resize an empty ${src.width}x${src.height} image`);
+  if (src.width < 1 || src.height < 1) {
+    throw new RangeError(`cannot resize an empty ${src.width}x${src.height} image`);
+  }
   const out = new Float32Array(width * height);
   const data = src.data;
   if (mode === "nearest") {

@@ -19,8 +19,12 @@ export interface Frame {
 
 /** Wraps a JPEG; the result is a new buffer of 16 + jpeg.length bytes. */
 export function encodeFrame(timestampMs: number, seq: number, jpeg: Uint8Array): Uint8Array {
-  if (!Number.isSafeInteger(timestampMs)) throw new RangeError(`frame timestamp ${timestampMs} is not an integer`);
-  if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError(`frame sequence ${seq} is not a non-negative integer`);
+  if (!Number.isSafeInteger(timestampMs)) {
+    throw new RangeError(`frame timestamp ${timestampMs} is not an integer`);
+  }
+  if (!Number.isSafeInteger(seq) || seq < 0) {
+    throw new RangeError(`frame sequence ${seq} is not a non-negative integer`);
+  }
   const out = new Uint8Array(HEADER_BYTES + jpeg.length);
   const view = new DataView(out.buffer);
   view.setBigInt64(0, BigInt(timestampMs));

@@ -1007,10 +1007,10 @@ export function decodeGreyEighth(jpeg: Uint8Array): GreyImage {
       lumaDcSeen = true;
       // Whatever is left before the next marker is padding (or junk libjpeg would also skip).
       pos = findMarker(d, endPos, scanNo);
-    } else {
-      // APPn, COM, JPGn and anything else with a length: not needed.
+      continue;
     }
-    if (m !== 0xda) pos = end;
+    // APPn, COM, JPGn and anything else with a length need nothing but skipping.
+    pos = end;
   }
   if (!frame) throw fail("corrupt JPEG: EOI before any SOF (frame header)");
   if (scanNo === 0) throw fail("corrupt JPEG: EOI before any SOS (no scan)");

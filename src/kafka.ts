@@ -9,18 +9,30 @@ import {
   type Consumer,
   type EachBatchPayload,
   Kafka,
-  logLevel,
   type LogEntry,
+  logLevel,
   type Producer,
 } from "kafkajs";
 import snappy from "snappyjs";
 import { Buffer } from "node:buffer";
+import process from "node:process";
 import type { Config } from "./config.ts";
 import { messageOf, ServiceError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { partitionForRobot, robotOfKey } from "./partitioner.ts";
 
 type KafkaConfig = Config["kafka"];
+
+// kafkajs 2.2.4 schedules a timer with a negative delay while no request is throttled; Node-compatible runtimes
+// warn about it on every connection. The timer fires at once, as kafkajs means it to, so that warning is noise.
+const emitWarning = process.emitWarning.bind(process);
+process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+  const type = typeof warning === "string"
+    ? (typeof rest[0] === "string" ? rest[0] : (rest[0] as { type?: string })?.type)
+    : warning.name;
+  if (type === "TimeoutNegativeWarning") return;
+  (emitWarning as (...args: unknown[]) => void)(warning, ...rest);
+}) as typeof process.emitWarning;
 
 // Snappy as Kafka writes it: the Java client frames it the xerial way (magic header, then length-prefixed
 // blocks), librdkafka and we write one raw block. Reading accepts both.
@@ -43,7 +55,8 @@ export function snappyDecompress(data: Uint8Array): Uint8Array {
 }
 
 CompressionCodecs[CompressionTypes.Snappy] = () => ({
-  compress: (encoder: { buffer: Uint8Array }) => Promise.resolve(Buffer.from(snappy.compress(encoder.buffer))),
+  compress: (encoder: { buffer: Uint8Array }) =>
+    Promise.resolve(Buffer.from(snappy.compress(encoder.buffer))),
   decompress: (buffer: Uint8Array) => Promise.resolve(Buffer.from(snappyDecompress(buffer))),
 });
 
@@ -86,9 +99,11 @@ export function kafkaError(config: KafkaConfig, error: unknown, doing: string): 
       { retriable: true, cause: error },
     );
   }
-  if (/ECONNREFUSED|Connection error|connect|ENOTFOUND|Closed connection|Connection timeout/i.test(text) ||
+  if (
+    /ECONNREFUSED|Connection error|connect|ENOTFOUND|Closed connection|Connection timeout/i.test(text) ||
     name === "KafkaJSNumberOfRetriesExceeded" || name === "KafkaJSConnectionError" ||
-    name === "KafkaJSNonRetriableError" && /connect/i.test(text)) {
+    name === "KafkaJSNonRetriableError" && /connect/i.test(text)
+  ) {
     return new ServiceError(
       "kafka",
       `cannot reach the Kafka broker at ${brokers} while ${doing} (${text}): start it (\`deno task stack up\`) ` +
@@ -141,6 +156,8 @@ export async function openAdmin(config: KafkaConfig, log: Logger): Promise<Frame
   };
   return {
     async ensureTopic(partitions, maxMessageBytes) {
+      // Look first: asking to create an existing topic makes the broker answer with an error kafkajs logs loudly.
+      if (await describeTopic()) return false;
       try {
         return await admin.createTopics({
           waitForLeaders: true,
@@ -255,7 +272,10 @@ export interface IncomingBatch {
 
 export interface FrameConsumer {
   /** Runs until stop(); `handle` is called with one partition's batch at a time per partition. */
-  run(handle: (batch: IncomingBatch) => Promise<void>, options: { partitionsConcurrently: number }): Promise<void>;
+  run(
+    handle: (batch: IncomingBatch) => Promise<void>,
+    options: { partitionsConcurrently: number },
+  ): Promise<void>;
   /** Finishes in-flight batches, commits resolved offsets and leaves the group. */
   stop(): Promise<void>;
 }
@@ -280,7 +300,9 @@ export async function openConsumer(
   const kafkaLog = log.child("kafka");
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
     const assigned = event.payload.memberAssignment[config.topic] ?? [];
-    kafkaLog.info(`joined group ${config.group_id}; partitions of ${config.topic}: ${assigned.join(", ") || "none"}`);
+    kafkaLog.info(
+      `joined group ${config.group_id}; partitions of ${config.topic}: ${assigned.join(", ") || "none"}`,
+    );
     options.onRebalance?.(assigned);
   });
   consumer.on(consumer.events.CRASH, (event) => {

@@ -34,7 +34,9 @@ export function parseMessageKey(key: string): { robotId: string; timestampMs: nu
   const robotId = checkRobotId(key.slice(0, colon));
   const tsText = key.slice(colon + 1);
   if (!/^-?\d{1,16}$/.test(tsText)) {
-    throw new SyntaxError(`message key ${JSON.stringify(key.slice(0, 80))} has no millisecond timestamp after ':'`);
+    throw new SyntaxError(
+      `message key ${JSON.stringify(key.slice(0, 80))} has no millisecond timestamp after ':'`,
+    );
   }
   return { robotId, timestampMs: Number(tsText) };
 }
@@ -44,7 +46,9 @@ export const MAX_FUTURE_MS = 24 * 3600 * 1000;
 
 /** Why a capture time is implausible, or null. */
 export function timestampProblem(timestampMs: number, nowMs: number): string | null {
-  if (!Number.isSafeInteger(timestampMs) || timestampMs < 0) return `capture time ${timestampMs} ms is negative`;
+  if (!Number.isSafeInteger(timestampMs) || timestampMs < 0) {
+    return `capture time ${timestampMs} ms is negative`;
+  }
   if (timestampMs > nowMs + MAX_FUTURE_MS) {
     return `capture time ${new Date(timestampMs).toISOString()} is more than a day in the future`;
   }
@@ -62,10 +66,13 @@ export function objectKey(prefix: string, robotId: string, timestampMs: number, 
   return `${prefix}${robotId}/${y}-${mo}-${da}/${y}${mo}${da}T${time}Z_${pad(seq, 6)}.jpg`;
 }
 
-const OBJECT_KEY = /^(.*?)([A-Za-z0-9._-]{1,64})\/(\d{4})-(\d{2})-(\d{2})\/\d{8}T(\d{2})(\d{2})(\d{2})(\d{3})Z_(\d{6,})\.jpg$/;
+const OBJECT_KEY =
+  /^(.*?)([A-Za-z0-9._-]{1,64})\/(\d{4})-(\d{2})-(\d{2})\/\d{8}T(\d{2})(\d{2})(\d{2})(\d{3})Z_(\d{6,})\.jpg$/;
 
 /** Reads robot, capture time and sequence back from an object key; null for keys of another shape. */
-export function parseObjectKey(key: string): { prefix: string; robotId: string; timestampMs: number; seq: number } | null {
+export function parseObjectKey(
+  key: string,
+): { prefix: string; robotId: string; timestampMs: number; seq: number } | null {
   const m = OBJECT_KEY.exec(key);
   if (!m) return null;
   const [, prefix, robotId, y, mo, d, h, mi, s, ms, seq] = m;

@@ -31,8 +31,12 @@ runMain(async () => {
   });
   const overrides = Object.entries(config.filter.robots).map(([id]) => `${id}: ${filter.filterOf(id).name}`);
   log.info(
-    `consumer starting: config ${config.source}; kafka ${config.kafka.brokers.join(",")} topic ${config.kafka.topic} ` +
-      `group ${config.kafka.group_id}; filter ${filter.filterOf("").name} (threshold ${config.filter.phash_threshold}` +
+    `consumer starting: config ${config.source}; kafka ${
+      config.kafka.brokers.join(",")
+    } topic ${config.kafka.topic} ` +
+      `group ${config.kafka.group_id}; filter ${
+        filter.filterOf("").name
+      } (threshold ${config.filter.phash_threshold}` +
       `/${config.filter.phash_hash_size ** 2} bits, resize ${config.filter.resize})` +
       (overrides.length ? `, per robot ${overrides.join(", ")}` : "") +
       `; store ${config.rustfs.endpoint} bucket ${config.rustfs.bucket} prefix ${config.rustfs.prefix}`,
@@ -49,8 +53,13 @@ runMain(async () => {
 
   const pipeline = new Pipeline({ config, log, storage, filter });
   const consumer = await openConsumer(config.kafka, log);
-  const stats = setInterval(() => log.info(`[stats] ${pipeline.counters.line()}`), config.consumer.stats_interval_secs * 1000);
-  await consumer.run((batch) => pipeline.handleBatch(batch), { partitionsConcurrently: Math.max(1, topic.partitions) });
+  const stats = setInterval(
+    () => log.info(`[stats] ${pipeline.counters.line()}`),
+    config.consumer.stats_interval_secs * 1000,
+  );
+  await consumer.run((batch) => pipeline.handleBatch(batch), {
+    partitionsConcurrently: Math.max(1, topic.partitions),
+  });
 
   const signal = await untilSignal();
   log.info(`${signal}: finishing in-flight stores and committing offsets`);

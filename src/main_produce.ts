@@ -20,21 +20,27 @@ Reads a robot's camera (MJPEG stream or polled JPEGs) and publishes each frame t
 
 runMain(async () => {
   const { values, positionals } = parseCli(USAGE, { config: { type: "string", short: "c" } });
-  if (positionals.length > 2) throw new RangeError(`expected at most robot_id and stream_url, got ${positionals.length} arguments`);
+  if (positionals.length > 2) {
+    throw new RangeError(`expected at most robot_id and stream_url, got ${positionals.length} arguments`);
+  }
   const config = await loadConfig(values.config);
   const robotId = checkRobotId(positionals[0] ?? config.aws_s3.robot_id);
   const streamUrl = positionals[1] ?? config.stream.url;
   try {
     new URL(streamUrl);
   } catch {
-    throw new TypeError(`stream url ${JSON.stringify(streamUrl)} is not a URL (e.g. http://robot:8000/api/camera/stream)`);
+    throw new TypeError(
+      `stream url ${JSON.stringify(streamUrl)} is not a URL (e.g. http://robot:8000/api/camera/stream)`,
+    );
   }
   const log = createLogger(config.logging);
   const query = { quality: config.stream.quality, fps: config.stream.fps };
   const url = config.stream.send_query ? withQuery(streamUrl, query) : streamUrl;
   const frameUrl = config.stream.frame_url || frameUrlFromStreamUrl(streamUrl);
   log.info(
-    `producer ${robotId} starting: ${config.stream.mode === "mjpeg" ? `stream ${url}` : `polling ${frameUrl}`} at ` +
+    `producer ${robotId} starting: ${
+      config.stream.mode === "mjpeg" ? `stream ${url}` : `polling ${frameUrl}`
+    } at ` +
       `${config.stream.fps} fps -> kafka ${config.kafka.brokers.join(",")} topic ${config.kafka.topic} ` +
       `(compression ${config.kafka.compression}, buffer ${config.producer.buffer_frames} frames)`,
   );
@@ -63,14 +69,20 @@ runMain(async () => {
   const reading = (async () => {
     for await (const frame of cameraFrames(source, { log, signal: stop.signal })) sender.offer(frame);
   })();
-  const stats = setInterval(() => log.info(`[stats] ${sender.line()}`), config.producer.stats_interval_secs * 1000);
+  const stats = setInterval(
+    () => log.info(`[stats] ${sender.line()}`),
+    config.producer.stats_interval_secs * 1000,
+  );
 
   const signal = await untilSignal();
   log.info(`${signal}: stopping the camera reader, sending what is queued`);
   stop.abort();
   await reading.catch(() => {});
   sender.close();
-  const drained = await Promise.race([sending.then(() => true), new Promise((r) => setTimeout(() => r(false), 10000))]);
+  const drained = await Promise.race([
+    sending.then(() => true),
+    new Promise((r) => setTimeout(() => r(false), 10000)),
+  ]);
   if (!drained) log.warn(`gave up sending ${sender.queued} queued frames after 10 s`);
   clearInterval(stats);
   log.info(`[stats] final: ${sender.line()}`);

@@ -9,6 +9,8 @@
  *   that many bytes, whatever bytes it contains. Without it the body runs to the next delimiter.
  * - CRLF or LF-only line ends, a CRLF before the first delimiter, no line break before delimiters at all, extra
  *   part headers (X-Timestamp), non-JPEG parts (returned as they are; the caller decides), the close delimiter.
+ * - A header boundary written with `--` (`boundary=--myboundary`) is stripped, as Axis-style cameras then write
+ *   `--myboundary` in the body; a body that follows RFC 2046 literally (`----myboundary`) works too.
  *
  * Boundary bytes inside a JPEG, without Content-Length (the one ambiguous case): entropy-coded data and APP/COM
  * segments may contain `--frame` followed by CR/LF, and a plain scanner would cut the frame there. So for a part
@@ -557,8 +559,13 @@ export class MjpegParser {
       }
       // The JPEG rule (module comment): a delimiter inside a JPEG counts only right after its EOI marker, or
       // when a well-formed part starts after it (the camera cut this frame short).
-      const jpeg = found.at >= 2 && view[0] === 0xff && view[1] === 0xd8;
-      let accept = !jpeg || endsWithEoi(view, 2, found.at);
+      // A header that wrote `boundary=--frame` for a body that (per RFC 2046) uses `----frame`: the boundary was
+      // stripped to `frame`, so the match is 2 bytes into the delimiter and those dashes are not body bytes.
+      const end = found.at >= 2 && view[found.at - 1] === DASH && view[found.at - 2] === DASH
+        ? found.at - 2
+        : found.at;
+      const jpeg = end >= 2 && view[0] === 0xff && view[1] === 0xd8;
+      let accept = !jpeg || endsWithEoi(view, 2, end);
       if (!accept) {
         const next = this.#partStartsAt(view, found.at + this.#boundary!.length);
         if (next === "wait") {
@@ -568,10 +575,10 @@ export class MjpegParser {
         accept = next;
       }
       if (accept) {
-        const body = trimLineEnd(view.subarray(0, found.at));
+        const body = trimLineEnd(view.subarray(0, end));
         if (body.length <= this.#maxPartBytes) {
           events.push({ kind: "part", headers: state.headers, body: body.slice() });
-          this.#window.consume(found.at);
+          this.#window.consume(end);
           this.#state = MjpegParser.#seek(false);
           return true;
         }

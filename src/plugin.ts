@@ -77,7 +77,11 @@ export interface StoragePlugin {
    */
   open(): Promise<void>;
   /** Stores `body` at `key`, replacing any object there. Resolves only once the server acknowledged it. */
-  put(key: string, body: Uint8Array, options?: { contentType?: string; metadata?: Record<string, string> }): Promise<void>;
+  put(
+    key: string,
+    body: Uint8Array,
+    options?: { contentType?: string; metadata?: Record<string, string> },
+  ): Promise<void>;
   /** The object's bytes, or null when there is none. */
   get(key: string): Promise<Uint8Array | null>;
   /** The object's size and metadata, or null when there is none. */

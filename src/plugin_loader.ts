@@ -9,14 +9,27 @@ import type { FilterSettings } from "./config.ts";
 import { API_VERSION, type FilterPlugin, type StoragePlugin } from "./plugin.ts";
 
 /** Built-in filters, by config name, with how the [filter] keys map onto their options. */
-const BUILTIN_FILTERS: Record<string, { module: string; options: (s: FilterSettings) => Record<string, unknown> }> = {
+const BUILTIN_FILTERS: Record<
+  string,
+  { module: string; options: (s: FilterSettings) => Record<string, unknown> }
+> = {
   phash: {
     module: "../plugins/filters/ahash.ts",
-    options: (s) => ({ threshold: s.phash_threshold, hashSize: s.phash_hash_size, resize: s.resize, ...s.options }),
+    options: (s) => ({
+      threshold: s.phash_threshold,
+      hashSize: s.phash_hash_size,
+      resize: s.resize,
+      ...s.options,
+    }),
   },
   ahash: {
     module: "../plugins/filters/ahash.ts",
-    options: (s) => ({ threshold: s.phash_threshold, hashSize: s.phash_hash_size, resize: s.resize, ...s.options }),
+    options: (s) => ({
+      threshold: s.phash_threshold,
+      hashSize: s.phash_hash_size,
+      resize: s.resize,
+      ...s.options,
+    }),
   },
   histogram: {
     module: "../plugins/filters/histogram.ts",
@@ -48,7 +61,11 @@ function resolvePath(baseDir: string, path: string): string {
 async function typeCheck(url: string): Promise<void> {
   const path = new URL(url).pathname;
   if (!/\.(ts|mts)$/.test(path)) return;
-  const out = await new Deno.Command(Deno.execPath(), { args: ["check", "-q", path], stdout: "piped", stderr: "piped" })
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["check", "-q", path],
+    stdout: "piped",
+    stderr: "piped",
+  })
     .output();
   if (!out.success) {
     const text = new TextDecoder().decode(out.stderr).replace(/\x1b\[[0-9;]*m/g, "").trim();
@@ -56,7 +73,11 @@ async function typeCheck(url: string): Promise<void> {
   }
 }
 
-async function importFactory(kind: string, url: string, shown: string): Promise<(options: unknown) => unknown> {
+async function importFactory(
+  kind: string,
+  url: string,
+  shown: string,
+): Promise<(options: unknown) => unknown> {
   let module: Record<string, unknown>;
   try {
     module = await import(url);
@@ -72,19 +93,29 @@ async function importFactory(kind: string, url: string, shown: string): Promise<
 /** Checks a plugin object's name, apiVersion and methods; returns it typed. */
 export function validatePlugin<T>(kind: string, shown: string, plugin: unknown, methods: string[]): T {
   if (typeof plugin !== "object" || plugin === null) {
-    throw new TypeError(`${kind} plugin ${shown}: the factory returned ${plugin === null ? "null" : typeof plugin}, not a plugin object`);
+    throw new TypeError(
+      `${kind} plugin ${shown}: the factory returned ${
+        plugin === null ? "null" : typeof plugin
+      }, not a plugin object`,
+    );
   }
   const p = plugin as Record<string, unknown>;
-  if (typeof p.name !== "string" || !p.name) throw new TypeError(`${kind} plugin ${shown}: "name" must be a non-empty string`);
+  if (typeof p.name !== "string" || !p.name) {
+    throw new TypeError(`${kind} plugin ${shown}: "name" must be a non-empty string`);
+  }
   if (p.apiVersion !== API_VERSION) {
     throw new RangeError(
-      `${kind} plugin ${shown} (${p.name}) declares apiVersion ${JSON.stringify(p.apiVersion)}, but this frame-bucket ` +
+      `${kind} plugin ${shown} (${p.name}) declares apiVersion ${
+        JSON.stringify(p.apiVersion)
+      }, but this frame-bucket ` +
         `runs plugin API ${API_VERSION}: update the plugin to src/plugin.ts`,
     );
   }
   const missing = methods.filter((m) => typeof p[m] !== "function");
   if (missing.length) {
-    throw new TypeError(`${kind} plugin ${shown} (${p.name}) lacks method(s) ${missing.join(", ")} (see src/plugin.ts)`);
+    throw new TypeError(
+      `${kind} plugin ${shown} (${p.name}) lacks method(s) ${missing.join(", ")} (see src/plugin.ts)`,
+    );
   }
   return plugin as T;
 }
@@ -105,7 +136,9 @@ export async function loadFilter(settings: FilterSettings, baseDir: string): Pro
     options = { ...settings.options };
   } else {
     throw new RangeError(
-      `unknown filter ${JSON.stringify(name)} in filter.primary: use one of ${BUILTIN_FILTER_NAMES.join(", ")} ` +
+      `unknown filter ${JSON.stringify(name)} in filter.primary: use one of ${
+        BUILTIN_FILTER_NAMES.join(", ")
+      } ` +
         `or a path to your plugin module (e.g. "./my_filter.ts")`,
     );
   }
@@ -113,10 +146,18 @@ export async function loadFilter(settings: FilterSettings, baseDir: string): Pro
 }
 
 /** Loads a storage plugin (built-in name or path) with its options. */
-export async function loadStorage(name: string, options: Record<string, unknown>, baseDir = "."): Promise<StoragePlugin> {
+export async function loadStorage(
+  name: string,
+  options: Record<string, unknown>,
+  baseDir = ".",
+): Promise<StoragePlugin> {
   const builtin = BUILTIN_STORAGE[name];
   if (!builtin && !looksLikePath(name)) {
-    throw new RangeError(`unknown storage plugin ${JSON.stringify(name)}: use one of ${Object.keys(BUILTIN_STORAGE).join(", ")} or a path`);
+    throw new RangeError(
+      `unknown storage plugin ${JSON.stringify(name)}: use one of ${
+        Object.keys(BUILTIN_STORAGE).join(", ")
+      } or a path`,
+    );
   }
   const url = builtin ? new URL(builtin, import.meta.url).href : resolvePath(baseDir, name);
   const factory = await importFactory("storage", url, name);

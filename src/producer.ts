@@ -63,7 +63,8 @@ export class FrameSender {
   readonly #queue: Queued[] = [];
   #inFlight = 0;
   #seq = 0;
-  #lastAcceptedAt = -Infinity;
+  #tokens = 0;
+  #lastAt: number | null = null;
   #wake: (() => void) | null = null;
   #closed = false;
   readonly #sleep: (ms: number) => Promise<void>;
@@ -82,15 +83,20 @@ export class FrameSender {
   offer(frame: CameraFrame): "queued" | "throttled" | "refused" | "dropped" {
     const { config, robotId } = this.deps;
     this.counts.read++;
-    const interval = 1000 / config.stream.fps;
-    // 10 % slack so a camera that runs at exactly stream.fps is not throttled by jitter.
-    if (frame.receivedAtMs - this.#lastAcceptedAt < interval * 0.9) {
+    // A token bucket holding up to two frames: the average rate stays at stream.fps, while a camera running at
+    // exactly that rate is not throttled by network jitter.
+    const elapsed = this.#lastAt === null ? Infinity : Math.max(0, frame.receivedAtMs - this.#lastAt);
+    this.#lastAt = frame.receivedAtMs;
+    this.#tokens = Math.min(2, this.#tokens + elapsed * config.stream.fps / 1000);
+    if (this.#tokens < 1) {
       this.counts.throttled++;
       return "throttled";
     }
     if (!isJpeg(frame.jpeg)) {
       this.counts.refused++;
-      this.#log.warn(`[producer] ${robotId}: part of ${frame.jpeg.length} bytes is not a JPEG (no SOI/EOI); not sent`);
+      this.#log.warn(
+        `[producer] ${robotId}: part of ${frame.jpeg.length} bytes is not a JPEG (no SOI/EOI); not sent`,
+      );
       return "refused";
     }
     if (frame.jpeg.length + HEADER_BYTES > config.kafka.max_message_bytes) {
@@ -101,7 +107,7 @@ export class FrameSender {
       );
       return "refused";
     }
-    this.#lastAcceptedAt = frame.receivedAtMs;
+    this.#tokens -= 1;
     const timestampMs = captureTime(frame);
     const seq = this.#seq++;
     if (this.#queue.length >= config.producer.buffer_frames) {
@@ -148,7 +154,9 @@ export class FrameSender {
         this.counts.sent += batch.length;
         if (failingSince) {
           this.#log.info(
-            `[producer] ${robotId}: Kafka reachable again after ${((Date.now() - failingSince) / 1000).toFixed(1)} s; ` +
+            `[producer] ${robotId}: Kafka reachable again after ${
+              ((Date.now() - failingSince) / 1000).toFixed(1)
+            } s; ` +
               `${this.#queue.length} frames queued, ${this.counts.dropped} dropped in all`,
           );
         }
@@ -160,7 +168,9 @@ export class FrameSender {
         if (now - lastWarn > 10_000) {
           lastWarn = now;
           this.#log.warn(
-            `[producer] ${robotId}: ${messageOf(error)}; retrying with backoff, ${this.#queue.length} frames queued`,
+            `[producer] ${robotId}: ${
+              messageOf(error)
+            }; retrying with backoff, ${this.#queue.length} frames queued`,
           );
         }
         if (this.#closed) return;

@@ -34,7 +34,9 @@ export async function newestStored(
   const robotPrefix = `${prefix}${robotId}/`;
   const anyAtOrAfter = async (t: number) => {
     // StartAfter is exclusive: "…Z_" sorts before every key of that millisecond, so they count.
-    for await (const _ of storage.list({ prefix: robotPrefix, startAfter: timePrefix(prefix, robotId, t), limit: 1 })) {
+    for await (
+      const _ of storage.list({ prefix: robotPrefix, startAfter: timePrefix(prefix, robotId, t), limit: 1 })
+    ) {
       return true;
     }
     return false;
@@ -49,7 +51,9 @@ export async function newestStored(
     else hi = mid;
   }
   let newest: StoredRef | null = null;
-  for await (const item of storage.list({ prefix: robotPrefix, startAfter: timePrefix(prefix, robotId, lo) })) {
+  for await (
+    const item of storage.list({ prefix: robotPrefix, startAfter: timePrefix(prefix, robotId, lo) })
+  ) {
     const parsed = parseObjectKey(item.key);
     if (parsed && parsed.robotId === robotId && (!newest || isAfter(parsed, newest))) {
       newest = { key: item.key, timestampMs: parsed.timestampMs, seq: parsed.seq };
@@ -59,6 +63,9 @@ export async function newestStored(
 }
 
 /** True when frame a comes after frame b (capture time, then sequence number). */
-export function isAfter(a: { timestampMs: number; seq: number }, b: { timestampMs: number; seq: number }): boolean {
+export function isAfter(
+  a: { timestampMs: number; seq: number },
+  b: { timestampMs: number; seq: number },
+): boolean {
   return a.timestampMs > b.timestampMs || (a.timestampMs === b.timestampMs && a.seq > b.seq);
 }

@@ -48,10 +48,14 @@ function s3Error(options: S3StoreOptions, doing: string, error: unknown): Servic
   const status = statusOf(error);
   const name = nameOf(error);
   if (name === "InvalidAccessKeyId" || name === "SignatureDoesNotMatch" || status === 403) {
-    return new ServiceError("s3", `${where} refused the credentials while ${doing} (${name || status}): check the access and secret keys`, {
-      retriable: false,
-      cause: error,
-    });
+    return new ServiceError(
+      "s3",
+      `${where} refused the credentials while ${doing} (${name || status}): check the access and secret keys`,
+      {
+        retriable: false,
+        cause: error,
+      },
+    );
   }
   if (status === undefined || status >= 500 || status === 429 || status === 408) {
     return new ServiceError("s3", `${where} unreachable or failing while ${doing}: ${messageOf(error)}`, {
@@ -81,7 +85,10 @@ export function s3Store(options: S3StoreOptions): StoragePlugin {
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
     maxAttempts: 2,
-    requestHandler: { requestTimeout: options.timeoutMs, connectionTimeout: Math.min(options.timeoutMs, 5000) },
+    requestHandler: {
+      requestTimeout: options.timeoutMs,
+      connectionTimeout: Math.min(options.timeoutMs, 5000),
+    },
   });
   const bucket = options.bucket;
 
@@ -100,23 +107,34 @@ export function s3Store(options: S3StoreOptions): StoragePlugin {
     async open() {
       let exists = true;
       try {
-        await client.send(new HeadBucketCommand({ Bucket: bucket }), { abortSignal: AbortSignal.timeout(options.timeoutMs) });
+        await client.send(new HeadBucketCommand({ Bucket: bucket }), {
+          abortSignal: AbortSignal.timeout(options.timeoutMs),
+        });
       } catch (error) {
         if (!isMissing(error)) throw s3Error(options, "checking the bucket", error);
         exists = false;
       }
       if (!exists) {
         if (!options.createBucket) {
-          throw new ServiceError("s3", `bucket ${bucket} does not exist at ${options.endpoint || "AWS S3"}: create it`, {
-            retriable: false,
-          });
+          throw new ServiceError(
+            "s3",
+            `bucket ${bucket} does not exist at ${options.endpoint || "AWS S3"}: create it`,
+            {
+              retriable: false,
+            },
+          );
         }
-        await call("creating the bucket", (abortSignal) =>
-          client.send(new CreateBucketCommand({ Bucket: bucket }), { abortSignal }).catch((error) => {
-            // Another consumer may have created it a moment ago.
-            if (nameOf(error) === "BucketAlreadyOwnedByYou" || nameOf(error) === "BucketAlreadyExists") return;
-            throw error;
-          }));
+        await call(
+          "creating the bucket",
+          (abortSignal) =>
+            client.send(new CreateBucketCommand({ Bucket: bucket }), { abortSignal }).catch((error) => {
+              // Another consumer may have created it a moment ago.
+              if (
+                nameOf(error) === "BucketAlreadyOwnedByYou" || nameOf(error) === "BucketAlreadyExists"
+              ) return;
+              throw error;
+            }),
+        );
       }
       // Self-test with a probe object: an incompatible server fails here with a clear message, not on frame one.
       const probe = `.frame-bucket-probe/${crypto.randomUUID()}`;
@@ -125,11 +143,16 @@ export function s3Store(options: S3StoreOptions): StoragePlugin {
       const head = await store.head(probe);
       const back = await store.get(probe);
       await store.delete(probe);
-      if (!head || head.size !== body.length || head.metadata?.probe !== "1" || !back || back.length !== body.length) {
+      if (
+        !head || head.size !== body.length || head.metadata?.probe !== "1" || !back ||
+        back.length !== body.length
+      ) {
         throw new ServiceError(
           "s3",
           `${options.endpoint || "AWS S3"} bucket ${bucket} failed the put/head/get self-test ` +
-            `(size ${head?.size}, metadata ${JSON.stringify(head?.metadata)}): the server does not keep objects or ` +
+            `(size ${head?.size}, metadata ${
+              JSON.stringify(head?.metadata)
+            }): the server does not keep objects or ` +
             `metadata as S3 does`,
           { retriable: false },
         );
@@ -179,10 +202,15 @@ export function s3Store(options: S3StoreOptions): StoragePlugin {
       }
     },
     async delete(key) {
-      await call(`deleting ${key}`, (abortSignal) =>
-        client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }).catch((error) => {
-          if (!isMissing(error)) throw error;
-        }));
+      await call(
+        `deleting ${key}`,
+        (abortSignal) =>
+          client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }).catch(
+            (error) => {
+              if (!isMissing(error)) throw error;
+            },
+          ),
+      );
     },
     async *list(listOptions = {}) {
       let token: string | undefined;
@@ -212,7 +240,10 @@ export function s3Store(options: S3StoreOptions): StoragePlugin {
       } while (token && left > 0);
     },
     async buckets() {
-      const out = await call("listing buckets", (abortSignal) => client.send(new ListBucketsCommand({}), { abortSignal }));
+      const out = await call(
+        "listing buckets",
+        (abortSignal) => client.send(new ListBucketsCommand({}), { abortSignal }),
+      );
       return (out.Buckets ?? []).map((b) => b.Name ?? "").filter(Boolean);
     },
     close() {

@@ -20,7 +20,10 @@ export class SceneFilter {
   readonly #last = new Map<string, { filter: string; signature: Signature }>();
 
   /** `defaultFilter` serves robots without an override; `overrides` maps robot id -> its own filter. */
-  constructor(private readonly defaultFilter: FilterPlugin, overrides: Map<string, FilterPlugin> = new Map()) {
+  constructor(
+    private readonly defaultFilter: FilterPlugin,
+    overrides: Map<string, FilterPlugin> = new Map(),
+  ) {
     for (const [robot, filter] of overrides) this.#filters.set(robot, filter);
   }
 

@@ -43,14 +43,22 @@ Deno.test("config errors name the key and the problem", async (t) => {
     ["unknown key", "[kafka]\nbrokerz = 'x'", /unknown key kafka\.brokerz \(known in \[kafka\]: brokers/],
     ["unknown section", "[kafkaa]\nx = 1", /unknown section \[kafkaa\]/],
     ["wrong type", "[stream]\nfps = 'ten'", /stream\.fps must be a number, not string "ten"/],
-    ["not a whole number", "[filter]\nphash_threshold = 2.5", /filter\.phash_threshold must be a whole number/],
+    [
+      "not a whole number",
+      "[filter]\nphash_threshold = 2.5",
+      /filter\.phash_threshold must be a whole number/,
+    ],
     ["out of range", "[stream]\nquality = 101", /stream\.quality = 101 is above 100/],
     ["not one of", "[stream]\nmode = 'rtsp'", /stream\.mode = "rtsp" is not one of mjpeg, polling/],
     ["section not a table", "kafka = 3", /kafka must be a \[kafka\] table/],
     ["bad TOML", "[kafka\n", /not valid TOML/],
     ["target above threshold", "[eviction]\ntarget_percent = 90.0", /target_percent \(90\) must be below/],
     ["bad robot override", '[filter.robots."a/b"]\nphash_threshold = 3', /may only hold/],
-    ["unknown robot override key", '[filter.robots."bb"]\ncolour = 3', /unknown key filter\.robots\."bb"\.colour/],
+    [
+      "unknown robot override key",
+      '[filter.robots."bb"]\ncolour = 3',
+      /unknown key filter\.robots\."bb"\.colour/,
+    ],
   ];
   for (const [name, text, message] of cases) {
     await t.step(name, () => assert.throws(() => resolveConfig(text, { source: "test.toml" }), { message }));
@@ -59,7 +67,9 @@ Deno.test("config errors name the key and the problem", async (t) => {
 
 Deno.test("environment overrides secrets, brokers and the log level", async (t) => {
   await t.step("secrets and brokers", () => {
-    const c = resolveConfig("", { env: { RUSTFS_ACCESS_KEY: "ak", RUSTFS_SECRET_KEY: "sk", KAFKA_BROKERS: "a:1, b:2" } });
+    const c = resolveConfig("", {
+      env: { RUSTFS_ACCESS_KEY: "ak", RUSTFS_SECRET_KEY: "sk", KAFKA_BROKERS: "a:1, b:2" },
+    });
     assert.equal(c.rustfs.access_key, "ak");
     assert.equal(c.rustfs.secret_key, "sk");
     assert.deepEqual(c.kafka.brokers, ["a:1", "b:2"]);
@@ -69,7 +79,9 @@ Deno.test("environment overrides secrets, brokers and the log level", async (t) 
     assert.equal(resolveConfig("", { env: { RUST_LOG: "warn" } }).logging.level, "warn");
     assert.equal(resolveConfig("", { env: { RUST_LOG: "frame_bucket=debug" } }).logging.level, "debug");
     assert.equal(resolveConfig("", { env: { RUST_LOG: "trace" } }).logging.level, "debug");
-    assert.throws(() => resolveConfig("", { env: { LOG_LEVEL: "loud" } }), { message: /LOG_LEVEL \(environment\)/ });
+    assert.throws(() => resolveConfig("", { env: { LOG_LEVEL: "loud" } }), {
+      message: /LOG_LEVEL \(environment\)/,
+    });
   });
 });
 
@@ -89,5 +101,7 @@ resize = "nearest"
 });
 
 Deno.test("a config file given explicitly must exist", async () => {
-  await assert.rejects(() => loadConfig("/nonexistent/config.toml"), { message: /cannot read config file \/nonexistent\/config\.toml/ });
+  await assert.rejects(() => loadConfig("/nonexistent/config.toml"), {
+    message: /cannot read config file \/nonexistent\/config\.toml/,
+  });
 });

@@ -15,7 +15,12 @@ const samples = readSamples();
 const dark = greyJpeg(320, 240, (x, y) => (x < 160 === y < 120 ? 20 : 230));
 
 function message(offset: number, robot: string, ts: number, seq: number, jpeg: Uint8Array): IncomingMessage {
-  return { offset: String(offset), key: `${robot}:${ts}`, value: encodeFrame(ts, seq, jpeg), timestampMs: ts };
+  return {
+    offset: String(offset),
+    key: `${robot}:${ts}`,
+    value: encodeFrame(ts, seq, jpeg),
+    timestampMs: ts,
+  };
 }
 
 async function setup(toml = "", store = new MemoryStore(), sleep = () => Promise.resolve()) {
@@ -30,7 +35,9 @@ Deno.test("the ten still reachy frames: the first is stored, the rest dropped", 
   const { pipeline, store } = await setup();
   const batch = fakeBatch(samples.map((s, i) => message(i, "reachy-001", T0 + i * 145, 310 + i, s)));
   await pipeline.handleBatch(batch);
-  assert.deepEqual([...store.objects.keys()], ["frames/reachy-001/2026-02-18/20260218T093932518Z_000310.jpg"]);
+  assert.deepEqual([...store.objects.keys()], [
+    "frames/reachy-001/2026-02-18/20260218T093932518Z_000310.jpg",
+  ]);
   const meta = store.objects.get([...store.objects.keys()][0])!.metadata;
   assert.equal(meta["robot-id"], "reachy-001");
   assert.equal(meta.seq, "310");
@@ -45,7 +52,9 @@ Deno.test("the ten still reachy frames: the first is stored, the rest dropped", 
 Deno.test("robots are never compared with each other", async () => {
   const { pipeline, store } = await setup();
   // The same still scene from two robots, interleaved: each robot's first frame is its own.
-  const batch = fakeBatch(samples.slice(0, 6).map((s, i) => message(i, i % 2 ? "bb-1" : "reachy-001", T0 + i, i, s)));
+  const batch = fakeBatch(
+    samples.slice(0, 6).map((s, i) => message(i, i % 2 ? "bb-1" : "reachy-001", T0 + i, i, s)),
+  );
   await pipeline.handleBatch(batch);
   assert.equal(store.objects.size, 2);
   assert.equal(pipeline.counters.robot("bb-1").stored, 1);
@@ -60,7 +69,10 @@ Deno.test("a scene change is stored", async () => {
     message(2, "r", T0 + 200, 2, dark),
     message(3, "r", T0 + 300, 3, samples[2]),
   ]));
-  assert.deepEqual([...store.objects.keys()].map((k) => k.slice(-11)), ["Z_000000.jpg", "Z_000002.jpg", "Z_000003.jpg"].map((k) => k.slice(-11)));
+  assert.deepEqual(
+    [...store.objects.keys()].map((k) => k.slice(-11)),
+    ["Z_000000.jpg", "Z_000002.jpg", "Z_000003.jpg"].map((k) => k.slice(-11)),
+  );
 });
 
 Deno.test("bad messages are counted and skipped, never stored", async (t) => {
@@ -69,17 +81,52 @@ Deno.test("bad messages are counted and skipped, never stored", async (t) => {
   const cases: [string, IncomingMessage, RegExp][] = [
     ["no key", { offset: "0", key: null, value: good, timestampMs: 0 }, /has no key/],
     ["key without ':'", { offset: "1", key: "reachy", value: good, timestampMs: 0 }, /has no ':'/],
-    ["path traversal robot id", { offset: "2", key: `../x:${T0}`, value: good, timestampMs: 0 }, /may only hold/],
-    ["robot id with a slash", { offset: "3", key: `a/b:${T0}`, value: good, timestampMs: 0 }, /may only hold/],
+    [
+      "path traversal robot id",
+      { offset: "2", key: `../x:${T0}`, value: good, timestampMs: 0 },
+      /may only hold/,
+    ],
+    [
+      "robot id with a slash",
+      { offset: "3", key: `a/b:${T0}`, value: good, timestampMs: 0 },
+      /may only hold/,
+    ],
     ["empty robot id", { offset: "4", key: `:${T0}`, value: good, timestampMs: 0 }, /robot id is empty/],
-    ["very long robot id", { offset: "5", key: `${"r".repeat(200)}:${T0}`, value: good, timestampMs: 0 }, /200 characters/],
+    [
+      "very long robot id",
+      { offset: "5", key: `${"r".repeat(200)}:${T0}`, value: good, timestampMs: 0 },
+      /200 characters/,
+    ],
     ["non-ASCII robot id", { offset: "6", key: `röbot:${T0}`, value: good, timestampMs: 0 }, /may only hold/],
-    ["shorter than 16 bytes", { offset: "7", key: `r:${T0}`, value: new Uint8Array(9), timestampMs: 0 }, /9 bytes, shorter/],
+    [
+      "shorter than 16 bytes",
+      { offset: "7", key: `r:${T0}`, value: new Uint8Array(9), timestampMs: 0 },
+      /9 bytes, shorter/,
+    ],
     ["no value", { offset: "8", key: `r:${T0}`, value: null, timestampMs: 0 }, /0 bytes, shorter/],
-    ["not a JPEG", { offset: "9", key: `r:${T0}`, value: encodeFrame(T0, 1, new TextEncoder().encode("<html>")), timestampMs: 0 }, /not a JPEG/],
-    ["negative time", { offset: "10", key: `r:-5`, value: encodeFrame(-5, 1, samples[0]), timestampMs: 0 }, /negative/],
-    ["far future", { offset: "11", key: `r:1`, value: encodeFrame(T0 + 400 * 86400000, 1, samples[0]), timestampMs: 0 }, /future/],
-    ["truncated JPEG", { offset: "12", key: `r:${T0}`, value: encodeFrame(T0, 1, new Uint8Array([...samples[0].subarray(0, 3000), 0xff, 0xd9])), timestampMs: 0 }, /./],
+    ["not a JPEG", {
+      offset: "9",
+      key: `r:${T0}`,
+      value: encodeFrame(T0, 1, new TextEncoder().encode("<html>")),
+      timestampMs: 0,
+    }, /not a JPEG/],
+    [
+      "negative time",
+      { offset: "10", key: `r:-5`, value: encodeFrame(-5, 1, samples[0]), timestampMs: 0 },
+      /negative/,
+    ],
+    ["far future", {
+      offset: "11",
+      key: `r:1`,
+      value: encodeFrame(T0 + 400 * 86400000, 1, samples[0]),
+      timestampMs: 0,
+    }, /future/],
+    ["truncated JPEG", {
+      offset: "12",
+      key: `r:${T0}`,
+      value: encodeFrame(T0, 1, new Uint8Array([...samples[0].subarray(0, 3000), 0xff, 0xd9])),
+      timestampMs: 0,
+    }, /./],
   ];
   for (const [name, msg, pattern] of cases) {
     await t.step(name, async () => {
@@ -89,7 +136,11 @@ Deno.test("bad messages are counted and skipped, never stored", async (t) => {
       assert.deepEqual(batch.resolved, [msg.offset], "a refused message is final: its offset moves on");
       assert.equal(log.lines.length, before + 1, "logged once");
       assert.match(log.lines.at(-1)!, pattern);
-      assert.match(log.lines.at(-1)!, new RegExp(`camera\\.frames/0@${msg.offset}`), "names topic/partition/offset");
+      assert.match(
+        log.lines.at(-1)!,
+        new RegExp(`camera\\.frames/0@${msg.offset}`),
+        "names topic/partition/offset",
+      );
     });
   }
   assert.equal(store.objects.size, 0);

@@ -10,7 +10,9 @@ const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, "0")
 Deno.test("aHash of generated images with known hashes", async (t) => {
   await t.step("left half dark, right half bright: each row is 0x00 0xff", () => {
     const img = greyJpeg(128, 128, (x) => (x < 64 ? 10 : 240));
-    for (const mode of ["area", "nearest"] as const) assert.equal(hex(ahash(img, 16, mode)), "00ff".repeat(16), mode);
+    for (const mode of ["area", "nearest"] as const) {
+      assert.equal(hex(ahash(img, 16, mode)), "00ff".repeat(16), mode);
+    }
   });
   await t.step("top half bright: first 128 bits set", () => {
     const img = greyJpeg(256, 256, (_x, y) => (y < 128 ? 200 : 30));
@@ -34,7 +36,9 @@ Deno.test("aHash from the DC decode agrees with a full exact decode", () => {
       const r = full.data[p * 4], g = full.data[p * 4 + 1], b = full.data[p * 4 + 2];
       grey[p] = Math.round(0.299 * r + 0.587 * g + 0.114 * b);
     }
-    const exact = hashBits(resizeGrey({ width: full.width, height: full.height, data: grey }, 16, 16, "area"));
+    const exact = hashBits(
+      resizeGrey({ width: full.width, height: full.height, data: grey }, 16, 16, "area"),
+    );
     const fast = ahash(bytes, 16, "area");
     // Cell borders of a 16x16 grid over 240x135 DC blocks fall inside 8x8 blocks vertically, so a few cells near
     // the mean may flip; measured 0-2 bits on these frames.

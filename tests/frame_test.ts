@@ -33,7 +33,10 @@ Deno.test("frame codec reads back what it wrote without copying the JPEG", () =>
 
 Deno.test("frame codec refuses bad input with a message naming it", async (t) => {
   await t.step("message shorter than the header", () => {
-    assert.throws(() => decodeFrame(new Uint8Array(15)), { name: "SyntaxError", message: /15 bytes, shorter than the 16-byte header/ });
+    assert.throws(() => decodeFrame(new Uint8Array(15)), {
+      name: "SyntaxError",
+      message: /15 bytes, shorter than the 16-byte header/,
+    });
   });
   await t.step("zero-byte message", () => {
     assert.throws(() => decodeFrame(new Uint8Array(0)), SyntaxError);

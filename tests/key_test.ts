@@ -12,7 +12,10 @@ import {
 Deno.test("object keys follow the original layout", async (t) => {
   await t.step("example from the original README", () => {
     const ts = Date.UTC(2026, 1, 18, 9, 36, 16, 735);
-    assert.equal(objectKey("frames/", "reachy-001", ts, 8), "frames/reachy-001/2026-02-18/20260218T093616735Z_000008.jpg");
+    assert.equal(
+      objectKey("frames/", "reachy-001", ts, 8),
+      "frames/reachy-001/2026-02-18/20260218T093616735Z_000008.jpg",
+    );
   });
   await t.step("milliseconds and sequence are zero-padded, large sequences grow", () => {
     const ts = Date.UTC(2026, 0, 2, 3, 4, 5, 6);
@@ -36,7 +39,10 @@ Deno.test("object keys follow the original layout", async (t) => {
 Deno.test("message keys carry robot id and capture time", async (t) => {
   await t.step("round trip", () => {
     assert.equal(messageKey("reachy-001", 1708300000000), "reachy-001:1708300000000");
-    assert.deepEqual(parseMessageKey("reachy-001:1708300000000"), { robotId: "reachy-001", timestampMs: 1708300000000 });
+    assert.deepEqual(parseMessageKey("reachy-001:1708300000000"), {
+      robotId: "reachy-001",
+      timestampMs: 1708300000000,
+    });
   });
   await t.step("refused keys name the problem", () => {
     assert.throws(() => parseMessageKey("no-colon"), { name: "SyntaxError", message: /has no ':'/ });
@@ -51,7 +57,9 @@ Deno.test("message keys carry robot id and capture time", async (t) => {
 });
 
 Deno.test("robot ids must be safe path segments", () => {
-  for (const ok of ["reachy-001", "bracketbot_2", "a.b", "A", "r".repeat(64)]) assert.equal(robotIdProblem(ok), null, ok);
+  for (const ok of ["reachy-001", "bracketbot_2", "a.b", "A", "r".repeat(64)]) {
+    assert.equal(robotIdProblem(ok), null, ok);
+  }
   for (const bad of ["", ".", "..", "a/b", "../x", "a b", "é", "a:b", "r".repeat(65), "a\\b"]) {
     assert.notEqual(robotIdProblem(bad), null, bad);
     assert.throws(() => checkRobotId(bad), RangeError);

@@ -251,6 +251,16 @@ Deno.test("MjpegParser splits real frames for every boundary style", async (t) =
       assert.equal(parser.boundary, name);
     });
   }
+  for (const contentLength of [true, false]) {
+    await t.step(
+      `boundary=--frame with an RFC-literal ----frame body (Content-Length: ${contentLength})`,
+      () => {
+        const boundary = boundaryFromContentType("multipart/x-mixed-replace; boundary=--frame");
+        const { bytes } = buildStream(frames, { boundary: "--frame", contentLength });
+        assertFrames(bodies(parse(bytes, boundary)), frames, "----frame");
+      },
+    );
+  }
   await t.step("the boundary is learned after a preamble and with LF-only lines", () => {
     const { bytes } = buildStream(frames.slice(0, 3), {
       boundary: "ffmpeg",

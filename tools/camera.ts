@@ -138,8 +138,17 @@ function positive(name: string, value: number, integer: boolean): number {
 
 async function readSamples(dir: string): Promise<Bytes[]> {
   const names: string[] = [];
-  for await (const entry of Deno.readDir(dir)) {
-    if (entry.isFile && /\.jpe?g$/i.test(entry.name)) names.push(entry.name);
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (entry.isFile && /\.jpe?g$/i.test(entry.name)) names.push(entry.name);
+    }
+  } catch (error) {
+    throw new Error(
+      `cannot read samples folder "${dir}" (${error instanceof Error ? error.message : error})`,
+      {
+        cause: error,
+      },
+    );
   }
   if (names.length === 0) {
     throw new Error(`no .jpg files in samples folder "${dir}": point it at a folder of JPEG frames`);

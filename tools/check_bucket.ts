@@ -25,7 +25,9 @@ runMain(async () => {
   });
   const config = await loadConfig(values.config);
   const limit = values.limit === undefined ? 15 : Number(values.limit);
-  if (!Number.isInteger(limit) || limit < 0) throw new RangeError(`--limit ${values.limit} must be a whole number`);
+  if (!Number.isInteger(limit) || limit < 0) {
+    throw new RangeError(`--limit ${values.limit} must be a whole number`);
+  }
   if (values.date !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(values.date)) {
     throw new RangeError(`--date ${values.date} must look like 2026-02-18`);
   }
@@ -61,7 +63,9 @@ runMain(async () => {
         Deno.stderr.writeSync(new TextEncoder().encode(`  ... ${n(count)} objects listed\r`));
       }
     }
-    const where = prefix === config.rustfs.prefix ? config.rustfs.bucket : `${config.rustfs.bucket}/${prefix}`;
+    const where = prefix === config.rustfs.prefix
+      ? config.rustfs.bucket
+      : `${config.rustfs.bucket}/${prefix}`;
     console.log(`Objects in ${where}: ${count}`);
     console.log(`Total size: ${n(total)} bytes (${(total / 1024 / 1024).toFixed(2)} MB)`);
     console.log("");

@@ -48,15 +48,22 @@ runMain(async () => {
   let names: [string, string];
   if (values.camera) {
     const delay = values.delay === undefined ? 2 : Number(values.delay);
-    if (!Number.isFinite(delay) || delay < 0) throw new RangeError(`--delay ${values.delay} must be seconds >= 0`);
-    const url = withQuery(values.url ?? config.stream.url, { quality: config.stream.quality, fps: config.stream.fps });
+    if (!Number.isFinite(delay) || delay < 0) {
+      throw new RangeError(`--delay ${values.delay} must be seconds >= 0`);
+    }
+    const url = withQuery(values.url ?? config.stream.url, {
+      quality: config.stream.quality,
+      fps: config.stream.fps,
+    });
     console.log(`Grabbing two frames ${delay} s apart from ${url}`);
     a = await grab(url);
     await new Promise((r) => setTimeout(r, delay * 1000));
     b = await grab(url);
     names = ["first frame", "second frame"];
   } else {
-    if (positionals.length !== 2) throw new RangeError(`expected two JPEG files, got ${positionals.length}\n\n${USAGE}`);
+    if (positionals.length !== 2) {
+      throw new RangeError(`expected two JPEG files, got ${positionals.length}\n\n${USAGE}`);
+    }
     names = [positionals[0], positionals[1]];
     [a, b] = await Promise.all(names.map((f) => Deno.readFile(f)));
   }

@@ -185,12 +185,16 @@ function javaBin(): string {
   return home ? join(home, "bin", "java") : "java";
 }
 
-let javaChecked = false;
+/** The java checked last, and a short hash of its `-version` output, naming its class-data archives. */
+let checkedJava: { bin: string; id: string } | undefined;
 
-/** Fails early with the fix, instead of letting a server die at start-up with a class-version error in its log. */
-async function ensureJava(): Promise<void> {
-  if (javaChecked) return;
+/**
+ * Fails early with the fix, instead of letting a server die at start-up with a class-version error in its log.
+ * Returns an id of this exact Java build.
+ */
+async function ensureJava(): Promise<string> {
   const java = javaBin();
+  if (checkedJava?.bin === java) return checkedJava.id;
   const hint = Deno.env.get("JAVA_HOME")
     ? `JAVA_HOME=${Deno.env.get("JAVA_HOME")} has no bin/java: fix or unset JAVA_HOME, or install OpenJDK 17`
     : "install OpenJDK 17 (apt-get install openjdk-17-jre-headless) or set JAVA_HOME";
@@ -204,7 +208,8 @@ async function ensureJava(): Promise<void> {
       `${java} is Java ${major}; Kafka 4 and S3Proxy 4 need Java 17 or newer: install OpenJDK 17 or set JAVA_HOME`,
     );
   }
-  javaChecked = true;
+  checkedJava = { bin: java, id: (await sha256(out)).slice(0, 12) };
+  return checkedJava.id;
 }
 
 const LABEL: Record<Service, { name: string; versionProperty: string }> = {
@@ -270,6 +275,39 @@ async function ensureJars(l: Layout, svc: Service): Promise<void> {
   await Deno.rename(partial, dir);
   await Deno.writeTextFile(stamp, wanted + "\n");
   note(`  fetched into ${dir} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+}
+
+/**
+ * JVM flags for a class-data-sharing archive of the server's classes, which takes about 1.5 s off each Kafka start
+ * (3.6 s to 2.1 s here) and 0.3 s off S3Proxy's; tests that stop and restart Kafka gain the most.
+ *
+ * Java 17 can only write such an archive when a JVM exits, so the first start of a server records one into
+ * `<name>.tmp`, and `down` renames it once the server has exited cleanly: a JVM killed mid-write leaves only a
+ * `.tmp`, which the next start deletes and records afresh. The name holds a hash of the Java build, since an archive
+ * only fits the JVM that wrote it; it sits with the jars, so a refetch drops it too.
+ */
+async function classDataFlags(l: Layout, svc: Service): Promise<string[]> {
+  const archive = join(libDir(l, svc), `${svc}-${await ensureJava()}.jsa`);
+  // The JVM's own CDS notes (classes it skips, an archive it cannot use) are noise in the server log; without an
+  // archive it just loads classes the slow way.
+  const quiet = ["-Xlog:cds=off", "-Xlog:cds+dynamic=off"];
+  if (await exists(archive)) return [`-XX:SharedArchiveFile=${archive}`, ...quiet];
+  await Deno.remove(`${archive}.tmp`).catch(() => {});
+  return [`-XX:ArchiveClassesAtExit=${archive}.tmp`, ...quiet];
+}
+
+/** After a clean exit, keeps the archive the server recorded; after a SIGKILL, drops it (see classDataFlags). */
+async function settleClassData(l: Layout, svc: Service, clean: boolean): Promise<void> {
+  try {
+    for await (const entry of Deno.readDir(libDir(l, svc))) {
+      if (!entry.name.endsWith(".jsa.tmp")) continue;
+      const path = join(libDir(l, svc), entry.name);
+      if (clean) await Deno.rename(path, path.slice(0, -".tmp".length));
+      else await Deno.remove(path);
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -635,6 +673,7 @@ async function startKafka(l: Layout): Promise<number> {
     "-XX:+ExplicitGCInvokesConcurrent",
     // Die at once on OOM rather than limp on; `status` then shows it stopped and the log says why.
     "-XX:+ExitOnOutOfMemoryError",
+    ...(await classDataFlags(l, "kafka")),
     "-Djava.awt.headless=true",
     // slf4j-simple (see stack/kafka/pom.xml): warnings and errors, plus the one line that says the server started.
     "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
@@ -676,6 +715,7 @@ async function startS3(l: Layout): Promise<number> {
     // A small heap of short-lived request buffers: the serial collector needs the least memory and threads.
     "-XX:+UseSerialGC",
     "-XX:+ExitOnOutOfMemoryError",
+    ...(await classDataFlags(l, "s3")),
     // The bundled logback.xml makes logback print its whole set-up at start; only S3Proxy's own lines are wanted.
     "-Dlogback.statusListenerClass=ch.qos.logback.core.status.NopStatusListener",
     "-cp",
@@ -836,13 +876,15 @@ async function downOne(l: Layout, svc: Service, wipe: boolean): Promise<string> 
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
     let how = "stopped";
-    if (!(await waitGone(pid, STOP_GRACE_MS))) {
+    const clean = await waitGone(pid, STOP_GRACE_MS);
+    if (!clean) {
       Deno.kill(pid, "SIGKILL");
       how = `killed (no exit within ${STOP_GRACE_MS / 1000} s of SIGTERM)`;
       if (!(await waitGone(pid, 5000))) {
         throw new Error(`${svc} pid ${pid} survived SIGKILL: look at it with ps`);
       }
     }
+    await settleClassData(l, svc, clean);
     line = `${pad(svc)} ${how}  pid ${pid}  in ${((performance.now() - started) / 1000).toFixed(1)} s`;
   }
   await Deno.remove(pidFile(l, svc)).catch(() => {});

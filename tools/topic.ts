@@ -13,7 +13,10 @@ Creates the Kafka topic (kafka.topic) when it is missing; says so when it exists
   --partitions N  partition count (default kafka.partitions, 3); one per robot gives the most parallelism`;
 
 runMain(async () => {
-  const { values } = parseCli(USAGE, { config: { type: "string", short: "c" }, partitions: { type: "string", short: "p" } });
+  const { values } = parseCli(USAGE, {
+    config: { type: "string", short: "c" },
+    partitions: { type: "string", short: "p" },
+  });
   const config = await loadConfig(values.config);
   const partitions = values.partitions === undefined ? config.kafka.partitions : Number(values.partitions);
   if (!Number.isInteger(partitions) || partitions < 1) {

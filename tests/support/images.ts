@@ -14,7 +14,12 @@ export function readSamples(): Uint8Array[] {
 }
 
 /** Encodes a grey image given by a function of (x, y) as a baseline JPEG. */
-export function greyJpeg(width: number, height: number, shade: (x: number, y: number) => number, quality = 95): Uint8Array {
+export function greyJpeg(
+  width: number,
+  height: number,
+  shade: (x: number, y: number) => number,
+  quality = 95,
+): Uint8Array {
   const data = new Uint8Array(width * height * 4);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
