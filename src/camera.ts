@@ -16,7 +16,7 @@ export interface CameraFrame {
   headers: Record<string, string>;
 }
 
-/** Why a part or response was not yielded: a parser error reason, "not-jpeg" or "empty". */
+/** Why a part or response was not yielded: a parser error reason (MjpegErrorReason) or "not-jpeg". */
 export type RejectReason = string;
 
 export interface MjpegFramesOptions {
@@ -235,12 +235,10 @@ function notAStream(url: string, type: string): ServiceError {
       { retriable: false },
     );
   }
+  const served = type || "no Content-Type";
   return new ServiceError(
     "camera",
-    `camera at ${url} serves ${
-      type || "no Content-Type"
-    }, not an MJPEG stream (multipart/x-mixed-replace); ` +
-      `check stream.url`,
+    `camera at ${url} serves ${served}, not an MJPEG stream (multipart/x-mixed-replace); check stream.url`,
     { retriable: true },
   );
 }
@@ -255,17 +253,10 @@ async function readWithDeadline(
   what: string,
   signal: AbortSignal | undefined,
 ): Promise<ReadableStreamReadResult<Uint8Array>> {
-  const limit = deadline(
-    ms,
-    () =>
-      new ServiceError(
-        "camera",
-        `${what} stalled: no bytes for ${
-          seconds(ms)
-        } (the camera accepted the connection but stopped sending)`,
-        { retriable: true },
-      ),
-  );
+  const message =
+    `${what} stalled: no bytes for ${seconds(ms)} (the camera accepted the connection but stopped ` +
+    `sending)`;
+  const limit = deadline(ms, () => new ServiceError("camera", message, { retriable: true }));
   try {
     return await Promise.race([reader.read(), limit.promise]);
   } catch (error) {

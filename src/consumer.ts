@@ -246,6 +246,7 @@ export class Pipeline {
       "distance": decision.distance === null ? "first" : String(Number(decision.distance.toFixed(6))),
     };
     if (decision.signature.bits) metadata.hash = toHex(decision.signature.bits);
+    log.debug(`[consumer] ${where} ${robotId}: accepted ${key} (distance ${metadata.distance})`);
     return { robotId, key, body: frame.jpeg, metadata };
   }
 

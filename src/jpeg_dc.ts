@@ -285,11 +285,19 @@ const STD_AC_CHROMA = "00020102040403040705040400010277" +
   "939495969798999aa2a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3c4c5c6c7c8c9cad2d3d4d5d6d7d8d9dae2e3e4e5e6e7" +
   "e8e9eaf2f3f4f5f6f7f8f9fa";
 
+const standardTables: (HuffTable | null)[] = [null, null, null, null];
+
 /** The Annex K table for slot 0 (luma) or 1 (chroma), or null for slots 2 and 3, which have no default. */
 function standardTable(isAc: boolean, slot: number): HuffTable | null {
   if (slot > 1) return null;
-  const spec = isAc ? (slot === 0 ? STD_AC_LUMA : STD_AC_CHROMA) : (slot === 0 ? STD_DC_LUMA : STD_DC_CHROMA);
-  return cachedHuffTable(hexBytes(spec), isAc, "standard table");
+  const i = (isAc ? 2 : 0) + slot;
+  const spec = [STD_DC_LUMA, STD_DC_CHROMA, STD_AC_LUMA, STD_AC_CHROMA][i];
+  let t = standardTables[i];
+  if (!t) {
+    const bytes = hexBytes(spec);
+    t = standardTables[i] = buildHuffTable(bytes.subarray(0, 16), bytes.subarray(16), isAc, "standard table");
+  }
+  return t;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -219,6 +219,22 @@ Deno.test("decodeGreyEighth agrees with a full decode", async (t) => {
     });
   }
 
+  await t.step("byte for byte with libjpeg-turbo's 1/8-scale grey output (djpeg -scale 1/8)", () => {
+    const expected = JSON.parse(Deno.readTextFileSync(new URL("libjpeg_eighth.json", FIXTURES))) as Record<
+      string,
+      { width: number; height: number; hex: string }
+    >;
+    const names = Object.keys(expected);
+    assert.ok(names.length >= 20, `only ${names.length} expected outputs`);
+    for (const name of names) {
+      const e = expected[name];
+      const got = decodeGreyEighth(fixture(name));
+      const hex = [...got.data].map((b) => b.toString(16).padStart(2, "0")).join("");
+      assert.deepEqual([got.width, got.height], [e.width, e.height], name);
+      assert.equal(hex, e.hex, name);
+    }
+  });
+
   await t.step("the same luma coded differently gives the same image", () => {
     // cjpeg codes identical luma whatever the chroma sampling, scan layout or Huffman tables.
     const ref = decodeGreyEighth(fixture("baseline_420.jpg"));
@@ -250,6 +266,10 @@ Deno.test("decodeGreyEighth reads the variants cameras and encoders produce", as
     sameImage(decodeGreyEighth(noDht), ref);
     // Stripping the tables in memory from the original gives the same bytes as the fixture.
     assert.deepEqual(without(base, [0xc4]), noDht);
+    // The real camera frames are coded with the Annex K tables too: without their DHT they decode the same.
+    for (const real of samples().slice(0, 2)) {
+      sameImage(decodeGreyEighth(without(real, [0xc4])), decodeGreyEighth(real));
+    }
   });
 
   await t.step("all tables in one DHT segment and one DQT segment", () => {
@@ -435,9 +455,19 @@ Deno.test("decodeGreyEighth refuses what it cannot read", async (t) => {
     const sos = firstSegment(base, 0xda);
     slot2[sos.at + 6] = 0x22; // luma uses DC and AC tables 2, never defined and with no standard default
     throwsSyntax(slot2, /^corrupt JPEG: scan 1 uses undefined DC Huffman table 2$/);
-    const noLuma = base.slice();
-    noLuma[sos.at + 5] = 9; // the scan names a component the frame does not have
-    throwsSyntax(noLuma, /names unknown or repeated component 9/);
+    const unknown = base.slice();
+    unknown[sos.at + 5] = 9; // the scan names a component the frame does not have
+    throwsSyntax(unknown, /names unknown or repeated component 9/);
+    // One scan per component: drop the luma scan, keep the chroma ones.
+    const seq = fixture("sequential_noninterleaved.jpg");
+    const chromaOnly = concat([
+      seq.subarray(0, 2),
+      ...segments(seq).filter((x) => !(x.marker === 0xda && seq[x.at + 5] === 1)).map((x) =>
+        seq.subarray(x.at, x.end)
+      ),
+    ]);
+    assert.ok(chromaOnly.length < seq.length - 1000);
+    throwsSyntax(chromaOnly, /^corrupt JPEG: no scan carries the luma DC coefficients$/);
   });
 
   await t.step("bad tables and markers", () => {

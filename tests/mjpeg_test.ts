@@ -428,6 +428,40 @@ Deno.test("MjpegParser gives the same frames however the stream is chunked", asy
     });
   }
 
+  await t.step("random chunk sizes over every framing style give the same frames", () => {
+    const styles: Style[] = [
+      {},
+      { contentLength: false },
+      { eol: "\n", contentLength: false, textParts: true },
+      { breakBeforeDelimiter: false, contentLength: false, leadingCrlf: true },
+      {
+        headerCase: "mixed",
+        contentLength: "padded",
+        timestamp: true,
+        close: true,
+        boundary: "BoundaryString",
+      },
+    ];
+    let seed = 12345;
+    const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296;
+    for (const [s, style] of styles.entries()) {
+      const { bytes } = buildStream(frames, style);
+      for (let round = 0; round < 6; round++) {
+        const chunks: Uint8Array[] = [];
+        for (let i = 0; i < bytes.length;) {
+          // Mostly small chunks with the odd big one, like a socket under load.
+          const size = next() < 0.1 ? 1 + Math.floor(next() * 100_000) : 1 + Math.floor(next() * 3000);
+          chunks.push(bytes.subarray(i, i + size));
+          i += size;
+        }
+        const out = bodies(feed(new MjpegParser({ boundary: null, maxPartBytes: MAX_PART }), chunks)).filter(
+          isJpeg,
+        );
+        assertFrames(out, frames, `style ${s}, round ${round}`);
+      }
+    }
+  });
+
   await t.step("real frames in 7-byte chunks without Content-Length (no quadratic rescanning)", () => {
     const { bytes } = buildStream(frames, { contentLength: false });
     const chunks: Uint8Array[] = [];

@@ -21,7 +21,7 @@ import { fileURLToPath } from "node:url";
 export type Service = "kafka" | "s3";
 export const SERVICES: readonly Service[] = ["kafka", "s3"];
 
-/** The S3 credentials the server accepts; the same pair the project's config uses for RustFS/MinIO. */
+/** The S3 credentials the server accepts: RustFS's default pair, so settings written for a RustFS server fit. */
 export const S3_ACCESS_KEY = "rustfsadmin";
 export const S3_SECRET_KEY = "rustfsadmin";
 
@@ -83,7 +83,10 @@ function layout(): Layout {
   const root = projectRoot();
   const stackDir = resolve(Deno.env.get("FRAME_BUCKET_STACK_DIR") || join(root, ".stack"));
   const kafkaPort = portFromEnv("KAFKA_PORT", 9092);
-  const controllerPort = portFromEnv("KAFKA_CONTROLLER_PORT", kafkaPort + 1);
+  const controllerPort = portFromEnv(
+    "KAFKA_CONTROLLER_PORT",
+    kafkaPort < 65535 ? kafkaPort + 1 : kafkaPort - 1,
+  );
   const s3Port = portFromEnv("S3_PORT", 9000);
   if (controllerPort === kafkaPort || controllerPort === s3Port || kafkaPort === s3Port) {
     throw new RangeError(
@@ -398,13 +401,8 @@ async function spawnDetached(l: Layout, svc: Service, args: string[]): Promise<n
   } catch {
     // No log yet.
   }
-  await Deno.writeTextFile(
-    log,
-    `==== ${new Date().toISOString()} starting ${svc}: java ${args.join(" ")}\n`,
-    {
-      append: true,
-    },
-  );
+  const header = `==== ${new Date().toISOString()} starting ${svc}: java ${args.join(" ")}\n`;
+  await Deno.writeTextFile(log, header, { append: true });
   const child = new Deno.Command("/bin/sh", {
     args: ["-c", 'exec "$@" >>"$FRAME_BUCKET_LOG" 2>&1 </dev/null', "sh", javaBin(), ...args],
     env: { FRAME_BUCKET_LOG: log },
@@ -445,9 +443,6 @@ class Reader {
   #at = 0;
   constructor(readonly bytes: Uint8Array) {
     this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  }
-  int8(): number {
-    return this.#view.getInt8(this.#at++);
   }
   int16(): number {
     const v = this.#view.getInt16(this.#at);
@@ -527,9 +522,9 @@ async function kafkaMetadata(port: number, timeoutMs = 3000): Promise<KafkaMetad
       const [key, min, max] = [versions.int16(), versions.int16(), versions.int16()];
       if (key === API_METADATA) range = [min, max];
     }
-    // Versions 1-8 share the simple non-flexible layout parsed below; pick the lowest the broker still serves.
-    const v = range ? Math.max(range[0], 1) : -1;
-    if (!range || v > Math.min(range[1], 8)) {
+    // Versions 1-8 share the simple non-flexible layout parsed below; 2 and up carry the cluster id.
+    const v = range ? Math.min(range[1], 8) : -1;
+    if (!range || v < Math.max(range[0], 1)) {
       throw new Error(`broker serves Metadata versions ${range?.join("-") ?? "none"}, this check speaks 1-8`);
     }
     // An empty topic list (not null, which would mean all topics): only the broker list is wanted.
@@ -583,11 +578,8 @@ const answers = (svc: Service, port: number) => (svc === "kafka" ? kafkaAnswers(
 /** A cluster id in Kafka's form: 16 random bytes, base64url without padding, never starting with "-". */
 function newClusterId(): string {
   for (;;) {
-    const bytes = crypto.getRandomValues(new Uint8Array(16));
-    const id = btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(
-      /=+$/,
-      "",
-    );
+    const base64 = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
+    const id = base64.replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
     if (!id.startsWith("-")) return id;
   }
 }
@@ -936,12 +928,16 @@ async function printStatus(services: Service[]): Promise<boolean> {
   const l = layout();
   const list = checkServices(services);
   const states = await Promise.all(list.map((svc) => stateOf(l, svc)));
-  list.forEach((svc, i) => {
+  for (const [i, svc] of list.entries()) {
     const s = states[i];
     const where = address(l, svc);
     if (s.running !== undefined) {
       const at = address({ ...l, kafkaPort: s.running.port, s3Port: s.running.port }, svc);
-      const health = s.answers ? "answers" : `NOT answering (starting, or hung: see ${logFile(l, svc)})`;
+      let health = s.answers ? "answers" : `NOT answering (starting, or hung: see ${logFile(l, svc)})`;
+      if (svc === "kafka" && s.answers) {
+        const clusterId = await kafkaMetadata(s.running.port).then((md) => md.clusterId, () => null);
+        if (clusterId) health += `, cluster ${clusterId}`;
+      }
       const other = s.running.port === mainPort(l, svc) ? "" : `  (but the env asks for ${where})`;
       console.log(`${pad(svc)} running  pid ${s.running.pid}  ${at}  ${health}${other}`);
     } else if (s.answers) {
@@ -949,7 +945,7 @@ async function printStatus(services: Service[]): Promise<boolean> {
     } else {
       console.log(`${pad(svc)} stopped  ${where}`);
     }
-  });
+  }
   return states.every((s) => s.up);
 }
 

@@ -1,0 +1,71 @@
+/**
+ * The real servers the integration tests share: the project's own stack (Kafka + S3Proxy on loopback), started
+ * once when not already running (`.ci/run` starts it before the tests; a developer's stack is reused as it is).
+ * Each test gets its own topic, bucket and consumer group so tests never see each other's frames.
+ */
+import { stackStatus, stackUp } from "../../tools/stack.ts";
+import { resolveConfig, type Config } from "../../src/config.ts";
+import { openAdmin } from "../../src/kafka.ts";
+import { createLogger } from "../../src/log.ts";
+
+let started: Promise<void> | null = null;
+
+export function ensureStack(): Promise<void> {
+  started ??= (async () => {
+    const status = await stackStatus();
+    if (!status.kafka || !status.s3) await stackUp();
+  })();
+  return started;
+}
+
+/** A config (as TOML text and resolved) with a fresh topic, bucket and group. */
+export async function isolatedConfig(name: string, extra = ""): Promise<{ toml: string; path: string; config: Config }> {
+  const id = `${name}-${crypto.randomUUID().slice(0, 8)}`;
+  const toml = `
+[kafka]
+brokers = "127.0.0.1:9092"
+topic = "test.${id}"
+group_id = "group-${id}"
+compression = "none"
+[rustfs]
+endpoint = "http://127.0.0.1:9000"
+bucket = "${id.toLowerCase()}"
+[consumer]
+stats_interval_secs = 1
+[producer]
+stats_interval_secs = 1
+${extra}`;
+  const path = await Deno.makeTempFile({ prefix: "frame-bucket-", suffix: ".toml" });
+  await Deno.writeTextFile(path, toml);
+  const config = resolveConfig(toml);
+  return { toml, path, config };
+}
+
+export const quietLog = createLogger({ level: "error", format: "text" });
+
+/** Creates the config's topic. */
+export async function createTopic(config: Config, partitions = 3): Promise<void> {
+  const admin = await openAdmin(config.kafka, quietLog);
+  try {
+    await admin.ensureTopic(partitions, config.kafka.max_message_bytes);
+  } finally {
+    await admin.close();
+  }
+}
+
+/** Messages in the topic not yet committed by the config's group, summed over partitions. */
+export async function lag(config: Config): Promise<number> {
+  const admin = await openAdmin(config.kafka, quietLog);
+  try {
+    const topic = await admin.describeTopic();
+    const committed = await admin.groupOffsets(config.kafka.group_id);
+    let total = 0;
+    for (const [partition, high] of topic?.highWatermarks ?? []) {
+      const done = Number(committed.get(partition) ?? "-1");
+      total += Number(high) - Math.max(0, done);
+    }
+    return total;
+  } finally {
+    await admin.close();
+  }
+}

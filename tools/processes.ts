@@ -1,0 +1,113 @@
+/**
+ * Runs the pipeline's own commands as child processes, for the demo, the benchmarks and the integration tests:
+ * each child's output is kept (and optionally echoed with a prefix) so callers can read its stats lines.
+ */
+
+export interface Child {
+  readonly name: string;
+  readonly pid: number;
+  /** Everything the child wrote to stdout and stderr so far, as lines. */
+  readonly lines: string[];
+  /** Resolves with the exit code once the child ended. */
+  readonly exited: Promise<number>;
+  kill(signal?: Deno.Signal): void;
+  /** Sends SIGTERM and waits; SIGKILL after `graceMs`. */
+  stop(graceMs?: number): Promise<number>;
+  /** Waits until a line matches, or throws after `timeoutMs` naming what it waited for. */
+  waitFor(pattern: RegExp, timeoutMs: number): Promise<string>;
+}
+
+const PROJECT = new URL("../", import.meta.url).pathname;
+
+/** Starts `deno run -A <script> ...args` from the project folder. */
+export function spawnDeno(
+  name: string,
+  script: string,
+  args: string[],
+  options: { env?: Record<string, string>; echo?: boolean } = {},
+): Child {
+  const proc = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", script, ...args],
+    cwd: PROJECT,
+    env: { NO_COLOR: "1", ...options.env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: string[] = [];
+  const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    let rest = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      const parts = (rest + chunk).split("\n");
+      rest = parts.pop() ?? "";
+      for (const line of parts) {
+        lines.push(line);
+        if (options.echo) console.log(`[${name}] ${line}`);
+        for (const w of [...waiters]) {
+          if (w.pattern.test(line)) {
+            waiters.splice(waiters.indexOf(w), 1);
+            w.resolve(line);
+          }
+        }
+      }
+    }
+    if (rest) lines.push(rest);
+  };
+  const pumps = Promise.all([pump(proc.stdout), pump(proc.stderr)]);
+  const exited = proc.status.then(async (s) => {
+    await pumps;
+    return s.code;
+  });
+  let done = false;
+  exited.then(() => (done = true));
+  const child: Child = {
+    name,
+    pid: proc.pid,
+    lines,
+    exited,
+    kill(signal = "SIGTERM") {
+      if (!done) {
+        try {
+          proc.kill(signal);
+        } catch { /* already gone */ }
+      }
+    },
+    async stop(graceMs = 20000) {
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+    waitFor(pattern, timeoutMs) {
+      const found = lines.find((l) => pattern.test(l));
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          reject(new Error(`${name} did not print ${pattern} within ${timeoutMs} ms; last lines:\n${lines.slice(-15).join("\n")}`));
+        }, timeoutMs);
+        waiters.push({
+          pattern,
+          resolve: (line) => {
+            clearTimeout(timer);
+            resolve(line);
+          },
+        });
+        exited.then(() => {
+          clearTimeout(timer);
+          reject(new Error(`${name} exited before printing ${pattern}; last lines:\n${lines.slice(-15).join("\n")}`));
+        });
+      });
+    },
+  };
+  return child;
+}
+
+/** A free TCP port on loopback. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
