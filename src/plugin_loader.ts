@@ -63,12 +63,13 @@ async function typeCheck(url: string): Promise<void> {
   if (!/\.(ts|mts)$/.test(path)) return;
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["check", "-q", path],
+    env: { NO_COLOR: "1" },
     stdout: "piped",
     stderr: "piped",
   })
     .output();
   if (!out.success) {
-    const text = new TextDecoder().decode(out.stderr).replace(/\x1b\[[0-9;]*m/g, "").trim();
+    const text = new TextDecoder().decode(out.stderr).trim();
     throw new TypeError(`filter plugin ${path} does not type-check against src/plugin.ts:\n${text}`);
   }
 }
