@@ -59,7 +59,8 @@ Deno.test({
     await sleep(6000);
     consumers[0].kill("SIGKILL");
     await consumers[0].exited;
-    const acceptedBeforeKill = consumers[0].lines.map((l) => /: accepted (\S+) \(distance/.exec(l)?.[1]).filter((k) => k !== undefined);
+    const acceptedBeforeKill = consumers[0].lines.map((l) => /: accepted (\S+) \(distance/.exec(l)?.[1])
+      .filter((k) => k !== undefined);
     await sleep(2000);
     consumers.push(spawnDeno("consumer 2", "src/main_consume.ts", ["--config", path], { env }));
     await sleep(6000);
@@ -90,14 +91,19 @@ Deno.test({
 
     // Every frame accepted before the kill is stored.
     assert.ok(acceptedBeforeKill.length >= 2, `accepted before kill: ${acceptedBeforeKill}`);
-    for (const key of acceptedBeforeKill) assert.ok(stored.has(key), `${key} was accepted before the kill but is not stored`);
+    for (const key of acceptedBeforeKill) {
+      assert.ok(stored.has(key), `${key} was accepted before the kill but is not stored`);
+    }
 
     // Nothing is stored twice under different keys: one object per robot and capture time, and per sequence.
     const byTime = new Set<string>(), bySeq = new Set<string>();
     for (const key of stored) {
       const k = parseObjectKey(key);
       assert.ok(k, `stored key ${key} has the wrong shape`);
-      assert.ok(!byTime.has(`${k.robotId}@${k.timestampMs}`), `two objects for ${k.robotId} at ${k.timestampMs}`);
+      assert.ok(
+        !byTime.has(`${k.robotId}@${k.timestampMs}`),
+        `two objects for ${k.robotId} at ${k.timestampMs}`,
+      );
       assert.ok(!bySeq.has(`${k.robotId}#${k.seq}`), `two objects for ${k.robotId} seq ${k.seq}`);
       byTime.add(`${k.robotId}@${k.timestampMs}`);
       bySeq.add(`${k.robotId}#${k.seq}`);
@@ -111,7 +117,9 @@ Deno.test({
       const robot = parseMessageKey(m.key).robotId;
       partitions.set(robot, (partitions.get(robot) ?? new Set()).add(m.partition));
     }
-    for (const [robot, set] of partitions) assert.equal(set.size, 1, `${robot} spread over partitions ${[...set]}`);
+    for (const [robot, set] of partitions) {
+      assert.equal(set.size, 1, `${robot} spread over partitions ${[...set]}`);
+    }
     const filter = await createSceneFilter(config, (s) => loadFilter(s, "."));
     const expected = new Set<string>();
     for (const m of messages) {
@@ -124,9 +132,13 @@ Deno.test({
 
     const report = [...produced.entries()].map(([robot, n]) => {
       const accepted = [...stored].filter((k) => k.includes(`/${robot}/`)).length;
-      return `${robot}: produced ${n}, accepted ${accepted}, stored ${accepted}, partition ${[...partitions.get(robot)!][0]}`;
+      return `${robot}: produced ${n}, accepted ${accepted}, stored ${accepted}, partition ${
+        [...partitions.get(robot)!][0]
+      }`;
     });
-    console.log(`e2e: ${report.join("; ")}; accepted before the SIGKILL ${acceptedBeforeKill.length}, all stored`);
+    console.log(
+      `e2e: ${report.join("; ")}; accepted before the SIGKILL ${acceptedBeforeKill.length}, all stored`,
+    );
   } finally {
     for (const c of [...producers, ...consumers]) c.kill("SIGKILL");
     await Promise.all([...producers, ...consumers].map((c) => c.exited));
@@ -148,13 +160,21 @@ async function readTopic(
   config: Awaited<ReturnType<typeof isolatedConfig>>["config"],
   count: number,
 ): Promise<{ partition: number; offset: number; key: string; value: Uint8Array }[]> {
-  const reader = await openConsumer({ ...config.kafka, group_id: `${config.kafka.group_id}-verify` }, quietLog);
+  const reader = await openConsumer(
+    { ...config.kafka, group_id: `${config.kafka.group_id}-verify` },
+    quietLog,
+  );
   const out: { partition: number; offset: number; key: string; value: Uint8Array }[] = [];
   let done!: () => void;
   const all = new Promise<void>((r) => (done = r));
   await reader.run(async (batch) => {
     for (const m of batch.messages) {
-      out.push({ partition: batch.partition, offset: Number(m.offset), key: m.key ?? "", value: m.value ?? new Uint8Array() });
+      out.push({
+        partition: batch.partition,
+        offset: Number(m.offset),
+        key: m.key ?? "",
+        value: m.value ?? new Uint8Array(),
+      });
       batch.resolveOffset(m.offset);
     }
     if (out.length >= count) done();

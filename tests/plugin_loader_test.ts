@@ -23,7 +23,10 @@ Deno.test("built-in filters load by name", async (t) => {
   for (const [name, expected] of [["phash", "ahash"], ["ahash", "ahash"], ["histogram", "histogram"]]) {
     await t.step(name, async () => assert.equal((await loadFilter(settings(name), ".")).name, expected));
   }
-  await t.step("names are case-insensitive", async () => assert.equal((await loadFilter(settings("PHash"), ".")).name, "ahash"));
+  await t.step(
+    "names are case-insensitive",
+    async () => assert.equal((await loadFilter(settings("PHash"), ".")).name, "ahash"),
+  );
 });
 
 Deno.test("an unknown filter name lists the available ones", async () => {
@@ -52,7 +55,11 @@ Deno.test("a broken plugin is refused with the problem named", async (t) => {
   const cases: [string, string, RegExp][] = [
     ["no default export", "export const x = 1;", /must default-export a factory function/],
     ["factory returns nothing", "export default () => undefined;", /returned undefined, not a plugin object/],
-    ["no name", `export default () => ({ apiVersion: ${API_VERSION} });`, /"name" must be a non-empty string/],
+    [
+      "no name",
+      `export default () => ({ apiVersion: ${API_VERSION} });`,
+      /"name" must be a non-empty string/,
+    ],
     [
       "wrong apiVersion",
       `export default () => ({ name: "x", apiVersion: 99, signature() {}, distance() {}, accepts() {} });`,
@@ -83,15 +90,23 @@ Deno.test("a broken plugin is refused with the problem named", async (t) => {
 
 Deno.test("storage plugins validate their options before connecting", async (t) => {
   await t.step("bad endpoint", async () => {
-    await assert.rejects(() => loadStorage("rustfs", { endpoint: "localhost:9000" }), { message: /must be an http:\/\/ or https:\/\/ URL|is not a URL/ });
+    await assert.rejects(() => loadStorage("rustfs", { endpoint: "localhost:9000" }), {
+      message: /must be an http:\/\/ or https:\/\/ URL|is not a URL/,
+    });
   });
   await t.step("bad bucket name", async () => {
-    await assert.rejects(() => loadStorage("rustfs", { bucket: "Camera_Frames" }), { message: /not a valid S3 bucket name/ });
+    await assert.rejects(() => loadStorage("rustfs", { bucket: "Camera_Frames" }), {
+      message: /not a valid S3 bucket name/,
+    });
   });
   await t.step("archive with half the credentials", async () => {
-    await assert.rejects(() => loadStorage("s3_archive", { accessKey: "a" }), { message: /both accessKey and secretKey/ });
+    await assert.rejects(() => loadStorage("s3_archive", { accessKey: "a" }), {
+      message: /both accessKey and secretKey/,
+    });
   });
   await t.step("unknown storage plugin", async () => {
-    await assert.rejects(() => loadStorage("ftp", {}), { message: /unknown storage plugin "ftp": use one of rustfs, s3_archive/ });
+    await assert.rejects(() => loadStorage("ftp", {}), {
+      message: /unknown storage plugin "ftp": use one of rustfs, s3_archive/,
+    });
   });
 });

@@ -26,7 +26,13 @@ function fakeKafka() {
 function sender(toml = "", kafka = fakeKafka()) {
   const config = resolveConfig(toml);
   const log = memoryLogger();
-  const s = new FrameSender({ config, robotId: "reachy-001", log, kafka: kafka.kafka, sleep: () => new Promise((r) => setTimeout(r, 1)) });
+  const s = new FrameSender({
+    config,
+    robotId: "reachy-001",
+    log,
+    kafka: kafka.kafka,
+    sleep: () => new Promise((r) => setTimeout(r, 1)),
+  });
   return { s, log, state: kafka.state };
 }
 
@@ -45,7 +51,9 @@ Deno.test("the producer holds stream.fps", () => {
   const { s } = sender("[stream]\nfps = 10.0");
   // A camera sending 30 fps for 3 seconds.
   let queued = 0;
-  for (let i = 0; i < 90; i++) if (s.offer({ jpeg: JPEG, receivedAtMs: T0 + Math.round(i * 1000 / 30) }) === "queued") queued++;
+  for (let i = 0; i < 90; i++) {
+    if (s.offer({ jpeg: JPEG, receivedAtMs: T0 + Math.round(i * 1000 / 30) }) === "queued") queued++;
+  }
   assert.ok(queued >= 29 && queued <= 32, `queued ${queued} of 90 at 10 fps over 3 s`);
   assert.equal(s.counts.throttled, 90 - queued);
 });
@@ -81,8 +89,15 @@ Deno.test("while the broker is away the queue is bounded and drops the oldest", 
 });
 
 Deno.test("capture time comes from X-Timestamp when it is plausible", () => {
-  assert.equal(captureTime({ jpeg: JPEG, receivedAtMs: T0, headers: { "x-timestamp": `${(T0 - 40) / 1000}` } }), T0 - 40);
-  assert.equal(captureTime({ jpeg: JPEG, receivedAtMs: T0, headers: { "x-timestamp": "12.5" } }), T0, "a camera clock from 1970");
+  assert.equal(
+    captureTime({ jpeg: JPEG, receivedAtMs: T0, headers: { "x-timestamp": `${(T0 - 40) / 1000}` } }),
+    T0 - 40,
+  );
+  assert.equal(
+    captureTime({ jpeg: JPEG, receivedAtMs: T0, headers: { "x-timestamp": "12.5" } }),
+    T0,
+    "a camera clock from 1970",
+  );
   assert.equal(captureTime({ jpeg: JPEG, receivedAtMs: T0, headers: { "x-timestamp": "soon" } }), T0);
   assert.equal(captureTime({ jpeg: JPEG, receivedAtMs: T0 }), T0);
 });

@@ -71,6 +71,7 @@ runMain(async () => {
     console.log("");
     for (const line of shown) console.log(line);
     if (count > shown.length) console.log("  ...");
+    return 0;
   } finally {
     storage.close();
   }

@@ -85,7 +85,13 @@ export function spawnDeno(
       if (found) return Promise.resolve(found);
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
-          reject(new Error(`${name} did not print ${pattern} within ${timeoutMs} ms; last lines:\n${lines.slice(-15).join("\n")}`));
+          reject(
+            new Error(
+              `${name} did not print ${pattern} within ${timeoutMs} ms; last lines:\n${
+                lines.slice(-15).join("\n")
+              }`,
+            ),
+          );
         }, timeoutMs);
         waiters.push({
           pattern,
@@ -96,7 +102,11 @@ export function spawnDeno(
         });
         exited.then(() => {
           clearTimeout(timer);
-          reject(new Error(`${name} exited before printing ${pattern}; last lines:\n${lines.slice(-15).join("\n")}`));
+          reject(
+            new Error(
+              `${name} exited before printing ${pattern}; last lines:\n${lines.slice(-15).join("\n")}`,
+            ),
+          );
         });
       });
     },

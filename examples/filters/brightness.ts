@@ -21,7 +21,9 @@ export const defaults: Options = { min_change: 12 };
 const brightness: FilterFactory<Options> = (options): FilterPlugin<number> => {
   const o = { ...defaults, ...options };
   if (typeof o.min_change !== "number" || !(o.min_change >= 0 && o.min_change <= 255)) {
-    throw new RangeError(`brightness: min_change ${JSON.stringify(o.min_change)} must be a number from 0 to 255`);
+    throw new RangeError(
+      `brightness: min_change ${JSON.stringify(o.min_change)} must be a number from 0 to 255`,
+    );
   }
   return {
     name: "brightness",

@@ -41,7 +41,9 @@ const POPCOUNT = new Uint8Array(256).map((_, i) => {
 });
 
 export function hamming(a: Uint8Array, b: Uint8Array): number {
-  if (a.length !== b.length) throw new RangeError(`hashes of ${a.length * 8} and ${b.length * 8} bits cannot be compared`);
+  if (a.length !== b.length) {
+    throw new RangeError(`hashes of ${a.length * 8} and ${b.length * 8} bits cannot be compared`);
+  }
   let d = 0;
   for (let i = 0; i < a.length; i++) d += POPCOUNT[a[i] ^ b[i]];
   return d;
@@ -59,7 +61,9 @@ const create: FilterFactory<Options> = (options): FilterPlugin<Uint8Array> => {
   }
   const bits = o.hashSize * o.hashSize;
   if (!Number.isFinite(o.threshold) || o.threshold < 0 || o.threshold >= bits) {
-    throw new RangeError(`ahash: threshold ${o.threshold} must be from 0 to ${bits - 1} (a ${o.hashSize}x${o.hashSize} hash)`);
+    throw new RangeError(
+      `ahash: threshold ${o.threshold} must be from 0 to ${bits - 1} (a ${o.hashSize}x${o.hashSize} hash)`,
+    );
   }
   if (o.resize !== "area" && o.resize !== "nearest") {
     throw new RangeError(`ahash: resize ${JSON.stringify(o.resize)} must be "area" or "nearest"`);

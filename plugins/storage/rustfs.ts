@@ -34,7 +34,9 @@ const rustfs: StorageFactory<Options> = (options): StoragePlugin => {
   try {
     url = new URL(o.endpoint);
   } catch {
-    throw new TypeError(`rustfs.endpoint ${JSON.stringify(o.endpoint)} is not a URL (e.g. http://localhost:9000)`);
+    throw new TypeError(
+      `rustfs.endpoint ${JSON.stringify(o.endpoint)} is not a URL (e.g. http://localhost:9000)`,
+    );
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     throw new TypeError(`rustfs.endpoint ${JSON.stringify(o.endpoint)} must be an http:// or https:// URL`);
@@ -43,7 +45,9 @@ const rustfs: StorageFactory<Options> = (options): StoragePlugin => {
     throw new RangeError(`rustfs.bucket ${JSON.stringify(o.bucket)} is not a valid S3 bucket name`);
   }
   if (!o.accessKey || !o.secretKey) {
-    throw new TypeError("rustfs.access_key and rustfs.secret_key must be set (or RUSTFS_ACCESS_KEY/RUSTFS_SECRET_KEY)");
+    throw new TypeError(
+      "rustfs.access_key and rustfs.secret_key must be set (or RUSTFS_ACCESS_KEY/RUSTFS_SECRET_KEY)",
+    );
   }
   return s3Store({
     name: "rustfs",

@@ -45,7 +45,9 @@ const s3Archive: StorageFactory<Options> = (options): StoragePlugin => {
   }
   if (!o.region) throw new TypeError("aws_s3.region must be set (e.g. us-west-2)");
   if (Boolean(o.accessKey) !== Boolean(o.secretKey)) {
-    throw new TypeError("s3_archive: give both accessKey and secretKey, or neither to use the AWS credential chain");
+    throw new TypeError(
+      "s3_archive: give both accessKey and secretKey, or neither to use the AWS credential chain",
+    );
   }
   return s3Store({
     name: "s3_archive",

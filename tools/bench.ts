@@ -1,0 +1,67 @@
+/**
+ * `deno task bench <name> [options]`: one entry point for the project's benchmarks.
+ *
+ * Each benchmark lives in its own module (tools/bench_<name>.ts) exporting a function that takes the remaining
+ * arguments and prints JSON lines on stdout (diagnostics on stderr). Benchmarks are measurements, never timed
+ * assertions: they report figures and leave judging them to people.
+ *
+ * To add one (planned: faults, search, e2e), write tools/bench_<name>.ts and add an entry to BENCHES below.
+ */
+import { runMain } from "../src/cli.ts";
+
+interface Bench {
+  summary: string;
+  /** Imports the benchmark's module only when it is the one asked for. */
+  load: () => Promise<{ usage: string; run: (args: string[]) => Promise<unknown> }>;
+}
+
+const BENCHES: Record<string, Bench> = {
+  filter: {
+    summary:
+      "filter signature path per frame (1080p, 640x480; ahash area/nearest, histogram) vs libjpeg-turbo",
+    load: async () => {
+      const m = await import("./bench_filter.ts");
+      return { usage: m.USAGE, run: m.benchFilter };
+    },
+  },
+  // Planned, same shape:
+  // faults: { summary: "...", load: async () => { const m = await import("./bench_faults.ts"); ... } },
+  // search: { summary: "...", load: async () => { const m = await import("./bench_search.ts"); ... } },
+  // e2e:    { summary: "...", load: async () => { const m = await import("./bench_e2e.ts"); ... } },
+};
+
+/** Names reserved for benchmarks still to be written; asking for one is an unknown name until it exists. */
+const PLANNED = ["faults", "search", "e2e"].filter((n) => !(n in BENCHES));
+
+function usage(): string {
+  const width = Math.max(...Object.keys(BENCHES).map((n) => n.length));
+  const list = Object.entries(BENCHES).map(([name, b]) => `  ${name.padEnd(width)}  ${b.summary}`).join("\n");
+  return `usage: deno task bench <name> [options]   (deno task bench <name> --help for its options)
+
+benchmarks:
+${list}
+(planned: ${PLANNED.join(", ")})`;
+}
+
+runMain(async () => {
+  const [name, ...rest] = Deno.args;
+  if (name === "--help" || name === "-h" || name === "help") {
+    console.log(usage());
+    return 0;
+  }
+  const bench = name === undefined ? undefined : BENCHES[name];
+  if (!bench) {
+    console.error(
+      `${name === undefined ? "name a benchmark to run" : `unknown benchmark ${JSON.stringify(name)}`}\n`,
+    );
+    console.error(usage());
+    return 2;
+  }
+  const { usage: benchUsage, run } = await bench.load();
+  if (rest.includes("--help") || rest.includes("-h")) {
+    console.log(benchUsage);
+    return 0;
+  }
+  await run(rest);
+  return 0;
+});
