@@ -26,20 +26,44 @@ export function resizeGrey(src: GreyImage, width: number, height: number, mode: 
     return out;
   }
   // Area: cell edges at integer source positions; a cell never has fewer than one source pixel, so an image
-  // smaller than the grid repeats pixels instead of leaving cells empty.
+  // smaller than the grid repeats pixels instead of leaving cells empty. Separable: each source row is first
+  // summed into the grid's columns, then rows of those sums into cells, so the cost is about one add per source
+  // pixel plus one per cell.
+  const xb = edges(src.width, width), yb = edges(src.height, height);
+  const rowSums = new Float64Array(width);
   for (let y = 0; y < height; y++) {
-    const y0 = Math.min(src.height - 1, Math.floor(y * src.height / height));
-    const y1 = Math.max(y0 + 1, Math.floor((y + 1) * src.height / height));
-    for (let x = 0; x < width; x++) {
-      const x0 = Math.min(src.width - 1, Math.floor(x * src.width / width));
-      const x1 = Math.max(x0 + 1, Math.floor((x + 1) * src.width / width));
-      let sum = 0;
-      for (let yy = y0; yy < y1; yy++) {
-        const row = yy * src.width;
-        for (let xx = x0; xx < x1; xx++) sum += data[row + xx];
+    rowSums.fill(0);
+    const y0 = yb[2 * y], y1 = yb[2 * y + 1];
+    for (let yy = y0; yy < y1; yy++) {
+      const row = yy * src.width;
+      for (let x = 0; x < width; x++) {
+        let sum = 0;
+        const x1 = row + xb[2 * x + 1];
+        for (let i = row + xb[2 * x]; i < x1; i++) sum += data[i];
+        rowSums[x] += sum;
       }
-      out[y * width + x] = sum / ((y1 - y0) * (x1 - x0));
     }
+    const rows = y1 - y0;
+    for (let x = 0; x < width; x++) out[y * width + x] = rowSums[x] / (rows * (xb[2 * x + 1] - xb[2 * x]));
+  }
+  return out;
+}
+
+const edgeCache = new Map<number, Int32Array>();
+
+/** [start, end) source indices of each of `cells` cells over `size` pixels, cached: frame sizes rarely change. */
+function edges(size: number, cells: number): Int32Array {
+  const id = size * 65536 + cells;
+  let out = edgeCache.get(id);
+  if (!out) {
+    out = new Int32Array(2 * cells);
+    for (let c = 0; c < cells; c++) {
+      const c0 = Math.min(size - 1, Math.floor(c * size / cells));
+      out[2 * c] = c0;
+      out[2 * c + 1] = Math.max(c0 + 1, Math.floor((c + 1) * size / cells));
+    }
+    if (edgeCache.size > 64) edgeCache.clear();
+    edgeCache.set(id, out);
   }
   return out;
 }
