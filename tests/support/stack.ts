@@ -43,7 +43,6 @@ export async function isolatedConfig(
 brokers = "127.0.0.1:9092"
 topic = "test.${id}"
 group_id = "group-${id}"
-compression = "none"
 [rustfs]
 endpoint = "http://127.0.0.1:9000"
 bucket = "${id.toLowerCase()}"
