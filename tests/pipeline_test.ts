@@ -14,11 +14,22 @@ import { createTopic, ensureStack, isolatedConfig, lag, quietLog } from "./suppo
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** ffmpeg's test pattern as a live MJPEG stream over HTTP (one client). */
+/**
+ * A live MJPEG stream over HTTP from ffmpeg (one client). Conway's game of life changes every frame, so the filter
+ * accepts nearly all of them: many stores in flight when the consumer is killed.
+ */
 function ffmpegCamera(port: number) {
   const proc = new Deno.Command("ffmpeg", {
     args: [
-      ...["-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=640x480:rate=10"],
+      ...[
+        "-loglevel",
+        "error",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "life=s=320x240:r=10:ratio=0.3:mold=10,scale=640:480:flags=neighbor",
+      ],
       ...["-f", "mpjpeg", "-q:v", "5", "-content_type", "multipart/x-mixed-replace;boundary=ffmpeg"],
       ...["-listen", "1", `http://127.0.0.1:${port}/stream`],
     ],
