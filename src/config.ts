@@ -34,6 +34,7 @@ export interface Config {
     partitions: number;
     max_message_bytes: number;
     connect_timeout_ms: number;
+    session_timeout_ms: number;
   };
   stream: {
     url: string;
@@ -105,6 +106,7 @@ export const SCHEMA: Record<string, Record<string, KeySpec>> = {
     partitions: { kind: "integer", default: 3, min: 1, max: 10000 },
     max_message_bytes: { kind: "integer", default: 8 * MiB, min: 1024, max: 64 * MiB },
     connect_timeout_ms: { kind: "integer", default: 5000, min: 100 },
+    session_timeout_ms: { kind: "integer", default: 30000, min: 6000, max: 300000 },
   },
   stream: {
     url: { kind: "string", default: "http://localhost:8000/api/camera/stream", env: "STREAM_URL" },
@@ -158,7 +160,7 @@ export const SCHEMA: Record<string, Record<string, KeySpec>> = {
   consumer: {
     stats_interval_secs: { kind: "number", default: 10, min: 0.1 },
     store_concurrency: { kind: "integer", default: 8, min: 1, max: 256 },
-    store_retry_max_ms: { kind: "integer", default: 30000, min: 10 },
+    store_retry_max_ms: { kind: "integer", default: 5000, min: 10 },
   },
 };
 

@@ -287,8 +287,9 @@ export async function openConsumer(
 ): Promise<FrameConsumer> {
   const consumer: Consumer = kafkaClient(config, log, "consumer").consumer({
     groupId: config.group_id,
-    sessionTimeout: 30000,
-    heartbeatInterval: 3000,
+    // A consumer that dies without leaving is noticed after this long; its partitions then move to the others.
+    sessionTimeout: config.session_timeout_ms,
+    heartbeatInterval: Math.min(3000, Math.floor(config.session_timeout_ms / 3)),
     rebalanceTimeout: 60000,
     allowAutoTopicCreation: false,
     // A fetch must be able to carry the biggest frame the topic allows, or the consumer stalls on it.

@@ -68,20 +68,3 @@ export async function createTopic(config: Config, partitions = 3): Promise<void>
     await admin.close();
   }
 }
-
-/** Messages in the topic not yet committed by the config's group, summed over partitions. */
-export async function lag(config: Config): Promise<number> {
-  const admin = await openAdmin(config.kafka, quietLog);
-  try {
-    const topic = await admin.describeTopic();
-    const committed = await admin.groupOffsets(config.kafka.group_id);
-    let total = 0;
-    for (const [partition, high] of topic?.highWatermarks ?? []) {
-      const done = Number(committed.get(partition) ?? "-1");
-      total += Number(high) - Math.max(0, done);
-    }
-    return total;
-  } finally {
-    await admin.close();
-  }
-}

@@ -1,0 +1,142 @@
+/**
+ * Checks a finished run against the ground truth: reads every message of the topic back, replays the consumer's
+ * filter over them without interruption, and compares what that accepts with what the bucket holds. Used by the
+ * end-to-end and fault tests and by `deno task bench faults`.
+ */
+import type { Config } from "../src/config.ts";
+import { decodeFrame } from "../src/frame.ts";
+import { openAdmin, openConsumer } from "../src/kafka.ts";
+import { objectKey, parseMessageKey } from "../src/key.ts";
+import type { Logger } from "../src/log.ts";
+import { loadFilter, loadStorage } from "../src/plugin_loader.ts";
+import { createSceneFilter } from "../src/scene_filter.ts";
+
+export interface Audit {
+  /** Messages in the topic. */
+  messages: number;
+  /** Object keys an uninterrupted consumer stores for those messages. */
+  expected: Set<string>;
+  /** Object keys in the bucket. */
+  stored: Set<string>;
+  /** Expected but not stored: accepted frames that were lost. */
+  lost: string[];
+  /** Stored but not expected: a frame stored twice under another key, or a scene stored twice. */
+  extra: string[];
+  /** Partitions each robot's messages were found in. */
+  partitions: Map<string, Set<number>>;
+}
+
+/** Messages not yet committed by the config's group, summed over partitions. */
+export async function consumerLag(config: Config, log: Logger): Promise<number> {
+  const admin = await openAdmin(config.kafka, log);
+  try {
+    const topic = await admin.describeTopic();
+    const committed = await admin.groupOffsets(config.kafka.group_id);
+    let total = 0;
+    for (const [partition, high] of topic?.highWatermarks ?? []) {
+      total += Number(high) - Math.max(0, Number(committed.get(partition) ?? "-1"));
+    }
+    return total;
+  } finally {
+    await admin.close();
+  }
+}
+
+/** Waits until the group has committed everything (or the timeout passes); returns the final lag. */
+export async function waitForNoLag(config: Config, log: Logger, timeoutMs: number): Promise<number> {
+  const until = Date.now() + timeoutMs;
+  let lag = await consumerLag(config, log);
+  while (lag > 0 && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 500));
+    lag = await consumerLag(config, log);
+  }
+  return lag;
+}
+
+interface TopicMessage {
+  partition: number;
+  offset: number;
+  key: string;
+  value: Uint8Array;
+}
+
+/** Reads the whole topic with a fresh group, in partition and offset order. */
+export async function readTopic(config: Config, log: Logger, timeoutMs = 60000): Promise<TopicMessage[]> {
+  const admin = await openAdmin(config.kafka, log);
+  const topic = await admin.describeTopic().finally(() => admin.close());
+  const total = [...(topic?.highWatermarks.values() ?? [])].reduce((n, h) => n + Number(h), 0);
+  const out: TopicMessage[] = [];
+  if (total === 0) return out;
+  const reader = await openConsumer({
+    ...config.kafka,
+    group_id: `${config.kafka.group_id}-audit-${Date.now()}`,
+  }, log);
+  let done!: () => void;
+  const all = new Promise<void>((r) => (done = r));
+  await reader.run(async (batch) => {
+    for (const m of batch.messages) {
+      out.push({
+        partition: batch.partition,
+        offset: Number(m.offset),
+        key: m.key ?? "",
+        value: m.value ?? new Uint8Array(),
+      });
+      batch.resolveOffset(m.offset);
+    }
+    if (out.length >= total) done();
+    await Promise.resolve();
+  }, { partitionsConcurrently: topic?.partitions ?? 1 });
+  const timer = new Promise((r) => setTimeout(r, timeoutMs));
+  await Promise.race([all, timer]);
+  await reader.stop();
+  if (out.length < total) {
+    throw new Error(`read ${out.length} of ${total} messages of ${config.kafka.topic} in ${timeoutMs} ms`);
+  }
+  return out.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
+}
+
+export async function audit(config: Config, log: Logger): Promise<Audit> {
+  const messages = await readTopic(config, log);
+  const filter = await createSceneFilter(config, (s) => loadFilter(s, config.baseDir));
+  const expected = new Set<string>();
+  const partitions = new Map<string, Set<number>>();
+  for (const m of messages) {
+    let robotId: string;
+    let frame;
+    try {
+      robotId = parseMessageKey(m.key).robotId;
+      frame = decodeFrame(m.value);
+    } catch {
+      continue; // refused by the consumer too
+    }
+    partitions.set(robotId, (partitions.get(robotId) ?? new Set()).add(m.partition));
+    try {
+      if ((await filter.decide(robotId, frame.jpeg)).accept) {
+        expected.add(objectKey(config.rustfs.prefix, robotId, frame.timestampMs, frame.seq));
+      }
+    } catch {
+      // unreadable JPEG: refused by the consumer too
+    }
+  }
+  const storage = await loadStorage("rustfs", {
+    endpoint: config.rustfs.endpoint,
+    accessKey: config.rustfs.access_key,
+    secretKey: config.rustfs.secret_key,
+    bucket: config.rustfs.bucket,
+    region: config.rustfs.region,
+  });
+  const stored = new Set<string>();
+  try {
+    for await (const o of storage.list({ prefix: config.rustfs.prefix })) stored.add(o.key);
+  } finally {
+    storage.close();
+  }
+  return {
+    messages: messages.length,
+    expected,
+    stored,
+    lost: [...expected].filter((k) => !stored.has(k)),
+    extra: [...stored].filter((k) => !expected.has(k)),
+    partitions,
+  };
+}

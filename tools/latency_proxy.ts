@@ -1,0 +1,61 @@
+/**
+ * A TCP proxy on loopback that delays every chunk sent to the server: a slow S3 for the backpressure test and
+ * the fault benchmark. The delay can be changed while it runs.
+ */
+
+export interface LatencyProxy {
+  /** Port the proxy listens on (127.0.0.1). */
+  port: number;
+  /** Milliseconds added before each chunk travels client -> server. */
+  delayMs: number;
+  close(): Promise<void>;
+}
+
+export function startLatencyProxy(target: { hostname: string; port: number }, delayMs: number): LatencyProxy {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const open = new Set<Deno.Conn>();
+  const proxy: LatencyProxy = {
+    port: (listener.addr as Deno.NetAddr).port,
+    delayMs,
+    async close() {
+      listener.close();
+      for (const c of open) {
+        try {
+          c.close();
+        } catch { /* closed already */ }
+      }
+      await serving;
+    },
+  };
+  const pipe = async (from: Deno.Conn, to: Deno.Conn, delayed: boolean) => {
+    const buf = new Uint8Array(64 * 1024);
+    try {
+      while (true) {
+        const n = await from.read(buf);
+        if (n === null) break;
+        if (delayed && proxy.delayMs > 0) await new Promise((r) => setTimeout(r, proxy.delayMs));
+        let written = 0;
+        while (written < n) written += await to.write(buf.subarray(written, n));
+      }
+    } catch { /* either side went away */ }
+    for (const c of [from, to]) {
+      try {
+        c.close();
+      } catch { /* closed already */ }
+      open.delete(c);
+    }
+  };
+  const serving = (async () => {
+    try {
+      for await (const client of listener) {
+        open.add(client);
+        Deno.connect(target).then((server) => {
+          open.add(server);
+          pipe(client, server, true);
+          pipe(server, client, false);
+        }, () => client.close());
+      }
+    } catch { /* listener closed */ }
+  })();
+  return proxy;
+}
