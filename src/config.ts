@@ -106,7 +106,7 @@ export const SCHEMA: Record<string, Record<string, KeySpec>> = {
     partitions: { kind: "integer", default: 3, min: 1, max: 10000 },
     max_message_bytes: { kind: "integer", default: 8 * MiB, min: 1024, max: 64 * MiB },
     connect_timeout_ms: { kind: "integer", default: 5000, min: 100 },
-    session_timeout_ms: { kind: "integer", default: 30000, min: 6000, max: 300000 },
+    session_timeout_ms: { kind: "integer", default: 10000, min: 6000, max: 300000 },
   },
   stream: {
     url: { kind: "string", default: "http://localhost:8000/api/camera/stream", env: "STREAM_URL" },

@@ -75,6 +75,9 @@ export class Pipeline {
   readonly #log: Logger;
   /** Per robot: the newest stored frame found at resume (null: none stored); absent until looked up. */
   readonly #resumeFrom = new Map<string, StoredRef | null>();
+  /** Robots seen per partition, so their state can be dropped when the partition moves. */
+  readonly #robotsOf = new Map<number, Set<string>>();
+  #assigned = new Set<number>();
   /** Per robot: its last store in this batch, so the next one waits for it. */
   readonly #tails = new Map<string, Promise<Outcome>>();
 
@@ -127,6 +130,22 @@ export class Pipeline {
       for (const robot of touched) this.#forget(robot);
     }
     for (const robot of touched) this.#tails.delete(robot);
+  }
+
+  /**
+   * Called with this member's partitions after every rebalance. A partition that left or came back may have been
+   * worked on by another member meanwhile, so what this process remembers of its robots is stale: they resume
+   * from their newest stored frame instead. Partitions kept throughout are untouched (their batches may still be
+   * storing).
+   */
+  onAssignment(partitions: number[]): void {
+    const next = new Set(partitions);
+    for (const [partition, robots] of this.#robotsOf) {
+      if (this.#assigned.has(partition) && next.has(partition)) continue;
+      for (const robot of robots) this.#forget(robot);
+      this.#robotsOf.delete(partition);
+    }
+    this.#assigned = next;
   }
 
   #forget(robotId: string): void {
@@ -216,6 +235,9 @@ export class Pipeline {
       return "refused";
     }
     touched.add(robotId);
+    let robots = this.#robotsOf.get(batch.partition);
+    if (!robots) this.#robotsOf.set(batch.partition, robots = new Set());
+    robots.add(robotId);
     if (!(await this.#resume(batch, robotId))) return "abandoned";
     const resumeFrom = this.#resumeFrom.get(robotId);
     if (resumeFrom && !isAfter(frame, resumeFrom)) {

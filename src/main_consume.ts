@@ -52,7 +52,7 @@ runMain(async () => {
   }
 
   const pipeline = new Pipeline({ config, log, storage, filter });
-  const consumer = await openConsumer(config.kafka, log);
+  const consumer = await openConsumer(config.kafka, log, { onRebalance: (p) => pipeline.onAssignment(p) });
   const stats = setInterval(
     () => log.info(`[stats] ${pipeline.counters.line()}`),
     config.consumer.stats_interval_secs * 1000,

@@ -68,6 +68,19 @@ async function rejection(promise: Promise<unknown>): Promise<ServiceError> {
   assert.fail("expected an error");
 }
 
+/** Deterministic noise (xorshift32), e.g. a camera sending garbage. */
+function noise(size: number, seed: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(size);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
@@ -236,13 +249,52 @@ Deno.test("mjpegFrames explains what is wrong with the camera URL", async (t) =>
         headers: { "content-type": "text/html; charset=utf-8" },
       });
     }
+    if (path === "/html-error") {
+      // An error page with status 200, as some camera daemons serve while the sensor is down.
+      return new Response("<html><body><h1>Error</h1><p>camera not ready</p></body></html>", {
+        headers: { "content-type": "text/html" },
+      });
+    }
+    if (path === "/html-multipart") {
+      // An HTML error page under the stream's Content-Type, long enough to exhaust the boundary search.
+      const page = "<html><body><h1>Internal error</h1>" + "<p>sensor timeout</p>\n".repeat(12_000) +
+        "</body></html>";
+      return new Response(page, { headers: { "content-type": "multipart/x-mixed-replace; boundary=frame" } });
+    }
     if (path === "/jpeg") return new Response(samples()[0], { headers: { "content-type": "image/jpeg" } });
+    if (path === "/text") {
+      return new Response("camera warming up", { headers: { "content-type": "text/plain" } });
+    }
+    if (path === "/json") {
+      return new Response('{"error":"no camera"}', { headers: { "content-type": "application/json" } });
+    }
+    if (path === "/untyped") return new Response(encoder.encode("raw bytes")); // no Content-Type at all
     if (path === "/broken") return new Response("boom", { status: 500, statusText: "Internal Server Error" });
+    if (path === "/unavailable") {
+      return new Response("busy", { status: 503, statusText: "Service Unavailable" });
+    }
     if (path === "/secret") return new Response("no", { status: 401, statusText: "Unauthorized" });
+    if (path === "/forbidden") return new Response("no", { status: 403, statusText: "Forbidden" });
     if (path === "/wrong-boundary") {
       const body = concat(samples().map((f) => part("other", "image/jpeg", f)));
       return new Response(body, { headers: { "content-type": "multipart/x-mixed-replace; boundary=frame" } });
     }
+    if (path === "/random-bytes") {
+      return new Response(noise(300_000, 7), {
+        headers: { "content-type": "multipart/x-mixed-replace; boundary=frame" },
+      });
+    }
+    if (path === "/no-boundary-anywhere") {
+      // No boundary parameter, and a body of JPEGs back to back without any multipart framing.
+      return new Response(concat(samples()), { headers: { "content-type": "multipart/x-mixed-replace" } });
+    }
+    if (path === "/moved") return new Response(null, { status: 302, headers: { location: "/stream" } });
+    if (path === "/stream") {
+      const body = concat(samples().map((f) => part("frame", "image/jpeg", f)));
+      return new Response(body, { headers: { "content-type": "multipart/x-mixed-replace; boundary=frame" } });
+    }
+    if (path === "/loop-a") return new Response(null, { status: 302, headers: { location: "/loop-b" } });
+    if (path === "/loop-b") return new Response(null, { status: 307, headers: { location: "/loop-a" } });
     return new Response("Not Found", { status: 404, statusText: "Not Found" });
   });
   const options = { maxPartBytes: MAX_PART, readTimeoutMs: 2000, log: memoryLogger() };
@@ -261,6 +313,48 @@ Deno.test("mjpegFrames explains what is wrong with the camera URL", async (t) =>
     await t.step("an HTML page: says the URL serves text/html, not an MJPEG stream", async () => {
       const error = await rejection(collect(mjpegFrames(`${server.base}/html`, options)));
       assert.match(error.message, /serves text\/html, not an MJPEG stream/);
+      // An error page served with 200 gets the same explanation, and is retried (the camera may come back).
+      const page = await rejection(collect(mjpegFrames(`${server.base}/html-error`, options)));
+      assert.match(
+        page.message,
+        new RegExp(`camera at ${server.base}/html-error serves text/html, not an MJPEG stream .*error page`),
+      );
+      assert.equal(page.retriable, true);
+    });
+    await t.step(
+      "an HTML page under a multipart Content-Type: no delimiter, the page is quoted",
+      async () => {
+        const rejects: string[] = [];
+        const error = await rejection(collect(
+          mjpegFrames(`${server.base}/html-multipart`, {
+            ...options,
+            maxPartBytes: 200_000,
+            onReject: (r) => rejects.push(r),
+          }),
+        ));
+        assert.match(
+          error.message,
+          /is unreadable: boundary "frame" not seen in \d+ bytes; the stream started with "<html><body><h1>Internal error/,
+        );
+        assert.equal(error.retriable, true);
+        assert.deepEqual(rejects, ["no-boundary"]);
+      },
+    );
+    await t.step("other Content-Types (text/plain, application/json, none) are named", async () => {
+      for (
+        const [path, served] of [["text", "text/plain"], ["json", "application/json"], [
+          "untyped",
+          "no Content-Type",
+        ]]
+      ) {
+        const error = await rejection(collect(mjpegFrames(`${server.base}/${path}`, options)));
+        assert.equal(
+          error.message,
+          `camera at ${server.base}/${path} serves ${served}, not an MJPEG stream (multipart/x-mixed-replace); ` +
+            `check stream.url`,
+        );
+        assert.equal(error.retriable, true, path);
+      }
     });
     await t.step("a single JPEG: points at polling mode and does not retry", async () => {
       const error = await rejection(collect(mjpegFrames(`${server.base}/jpeg`, options)));
@@ -270,13 +364,47 @@ Deno.test("mjpegFrames explains what is wrong with the camera URL", async (t) =>
       );
       assert.equal(error.retriable, false);
     });
-    await t.step("5xx is retriable, 401 is not", async () => {
+    await t.step("5xx is retriable, 401 and 403 are not", async () => {
       const e500 = await rejection(collect(mjpegFrames(`${server.base}/broken`, options)));
-      assert.match(e500.message, /answered HTTP 500 Internal Server Error/);
+      assert.match(
+        e500.message,
+        /answered HTTP 500 Internal Server Error: the camera daemon is failing; retrying/,
+      );
       assert.equal(e500.retriable, true);
+      const e503 = await rejection(collect(mjpegFrames(`${server.base}/unavailable`, options)));
+      assert.match(
+        e503.message,
+        new RegExp(
+          `camera stream at ${server.base}/unavailable answered HTTP 503 Service Unavailable: .*retrying`,
+        ),
+      );
+      assert.equal(e503.retriable, true);
       const e401 = await rejection(collect(mjpegFrames(`${server.base}/secret`, options)));
       assert.match(e401.message, /answered HTTP 401 Unauthorized: the camera refuses access/);
       assert.equal(e401.retriable, false);
+      const e403 = await rejection(collect(mjpegFrames(`${server.base}/forbidden`, options)));
+      assert.match(
+        e403.message,
+        new RegExp(
+          `camera stream at ${server.base}/forbidden answered HTTP 403 Forbidden: the camera refuses access`,
+        ),
+      );
+      assert.equal(e403.retriable, false);
+    });
+    await t.step("a 302 redirect to the stream is followed and frames flow", async () => {
+      const out = await collect(mjpegFrames(`${server.base}/moved`, options));
+      assert.equal(out.length, samples().length);
+      out.forEach((f, i) => assert.ok(sameBytes(f.jpeg, samples()[i]), `frame ${i}`));
+    });
+    await t.step("a redirect loop fails at once with an error naming the URL", async () => {
+      const started = performance.now();
+      const error = await rejection(collect(mjpegFrames(`${server.base}/loop-a`, options)));
+      assert.match(
+        error.message,
+        new RegExp(`cannot reach camera stream at ${server.base}/loop-a: .*redirects`),
+      );
+      assert.equal(error.retriable, true);
+      assert.ok(performance.now() - started < 1500, "no hang");
     });
     await t.step("a body that never shows the announced boundary fails the connection", async () => {
       const rejects: string[] = [];
@@ -292,6 +420,35 @@ Deno.test("mjpegFrames explains what is wrong with the camera URL", async (t) =>
       assert.match(error.message, /boundary "frame" not seen/);
       assert.deepEqual(rejects, ["no-boundary"]);
     });
+    await t.step("random bytes under the announced boundary fail the connection, retriably", async () => {
+      const rejects: string[] = [];
+      const error = await rejection(collect(mjpegFrames(`${server.base}/random-bytes`, {
+        ...options,
+        maxPartBytes: 200_000,
+        onReject: (r) => rejects.push(r),
+      })));
+      assert.match(
+        error.message,
+        new RegExp(
+          `camera stream at ${server.base}/random-bytes is unreadable: boundary "frame" not seen in \\d+ bytes`,
+        ),
+      );
+      assert.equal(error.retriable, true);
+      assert.deepEqual(rejects, ["no-boundary"]);
+    });
+    await t.step("no boundary parameter and no delimiter line in the body: not an MJPEG stream", async () => {
+      const rejects: string[] = [];
+      const error = await rejection(collect(mjpegFrames(`${server.base}/no-boundary-anywhere`, {
+        ...options,
+        maxPartBytes: 200_000,
+        onReject: (r) => rejects.push(r),
+      })));
+      assert.match(
+        error.message,
+        /is unreadable: no multipart delimiter line \("--" \+ boundary\) in \d+ bytes; the stream started with "\\xff\\xd8.*: this is not an MJPEG stream/,
+      );
+      assert.deepEqual(rejects, ["no-boundary"]);
+    });
     await t.step("nothing listening: a retriable 'cannot reach' error", async () => {
       const closed = serve(() => new Response(""));
       const url = closed.base;
@@ -299,6 +456,170 @@ Deno.test("mjpegFrames explains what is wrong with the camera URL", async (t) =>
       const error = await rejection(collect(mjpegFrames(url, options)));
       assert.match(error.message, /cannot reach camera stream at http:\/\/127\.0\.0\.1:\d+/);
       assert.equal(error.retriable, true);
+    });
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("mjpegFrames skips bad parts, counts them and keeps the good ones", async (t) => {
+  const frames = samples();
+  // 108 KB of header lines without the blank line that ends them: over maxHeaderBytes (16 KiB) however the bytes
+  // are chunked (a block that completes within one 64 KiB read is not checked: see the issue-4 report).
+  const junkHeaders = encoder.encode(
+    "--frame\r\nContent-Type: image/jpeg\r\n" + `X-Junk: ${"a".repeat(100)}\r\n`.repeat(1000),
+  );
+  const big = concat([frames[0], frames[1]]); // one 358 KB "frame", SOI to EOI
+  const truncated = frames[1].subarray(0, 50_000);
+  const garbage = concat([frames[0], encoder.encode("GARBAGE after the EOI marker")]);
+  /** Each path: the bytes sent, and whether the connection then stays open (silent) instead of closing. */
+  const routes: Record<string, { body: Uint8Array<ArrayBuffer>; hold?: boolean }> = {
+    "/too-large-length": {
+      body: concat([
+        part("frame", "image/jpeg", big),
+        ...frames.slice(0, 2).map((f) => part("frame", "image/jpeg", f)),
+      ]),
+    },
+    "/too-large-scan": {
+      body: concat([
+        part("frame", "image/jpeg", big, false),
+        ...frames.slice(0, 2).map((f) => part("frame", "image/jpeg", f, false)),
+      ]),
+    },
+    "/endless-headers-then-parts": {
+      body: concat([
+        junkHeaders,
+        encoder.encode("\r\n"),
+        ...frames.slice(0, 2).map((f) => part("frame", "image/jpeg", f)),
+      ]),
+    },
+    "/endless-headers-then-close": { body: junkHeaders },
+    "/endless-headers-then-silence": { body: junkHeaders, hold: true },
+    "/zero-byte": {
+      body: concat([
+        part("frame", "image/jpeg", frames[0]),
+        part("frame", "image/jpeg", new Uint8Array(), true),
+        part("frame", "image/jpeg", new Uint8Array(), false),
+        part("frame", "image/jpeg", frames[1]),
+      ]),
+    },
+    "/garbage-after-eoi": {
+      body: concat([
+        part("frame", "image/jpeg", garbage, true),
+        part("frame", "image/jpeg", frames[1]),
+        part("frame", "image/jpeg", garbage, false),
+        part("frame", "image/jpeg", frames[2]),
+      ]),
+    },
+    "/truncated": {
+      body: concat([
+        part("frame", "image/jpeg", truncated, true),
+        part("frame", "image/jpeg", frames[2]),
+        part("frame", "image/jpeg", truncated, false),
+        part("frame", "image/jpeg", frames[3]),
+      ]),
+    },
+  };
+  const server = serve((request) => {
+    const route = routes[new URL(request.url).pathname];
+    if (!route) return new Response("Not Found", { status: 404 });
+    const body = route.hold
+      ? new ReadableStream<Uint8Array>({ start: (c) => c.enqueue(route.body) }) // then nothing, left open
+      : route.body;
+    return new Response(body, { headers: { "content-type": "multipart/x-mixed-replace; boundary=frame" } });
+  });
+  /** Reads one connection to its end: the frames, the rejects, the log and the error it ended with, if any. */
+  async function read(path: string) {
+    const log = memoryLogger();
+    const rejects: string[] = [];
+    const out: Uint8Array[] = [];
+    let error: ServiceError | null = null;
+    const started = performance.now();
+    try {
+      for await (
+        const f of mjpegFrames(`${server.base}${path}`, {
+          maxPartBytes: 200_000,
+          readTimeoutMs: 300,
+          log,
+          onReject: (r) => rejects.push(r),
+        })
+      ) out.push(f.jpeg);
+    } catch (e) {
+      assert.ok(e instanceof ServiceError, `expected a ServiceError, got ${e}`);
+      error = e;
+    }
+    assert.ok(performance.now() - started < 2000, `${path} took ${performance.now() - started} ms`);
+    return { out, rejects, log: log.lines.join("\n"), error };
+  }
+  const assertFrames = (out: Uint8Array[], expected: Uint8Array[]) => {
+    assert.equal(out.length, expected.length);
+    out.forEach((f, i) => assert.ok(sameBytes(f, expected[i]), `frame ${i}`));
+  };
+  try {
+    for (
+      const [path, how] of [["/too-large-length", "Content-Length"], ["/too-large-scan", "no Content-Length"]]
+    ) {
+      await t.step(
+        `a part over the limit (${how}) is skipped and counted; the good parts after it arrive`,
+        async () => {
+          const { out, rejects, log, error } = await read(path);
+          assert.equal(error, null);
+          assertFrames(out, frames.slice(0, 2));
+          assert.deepEqual(rejects, ["part-too-large"]);
+          assert.match(
+            log,
+            new RegExp(
+              `WARN  camera stream at ${server.base}${path}: part of .* is over maxPartBytes \\(200000\\); skipped it`,
+            ),
+          );
+        },
+      );
+    }
+    await t.step(
+      "endless part headers are skipped and counted; the good parts after them arrive",
+      async () => {
+        const { out, rejects, log, error } = await read("/endless-headers-then-parts");
+        assert.equal(error, null);
+        assertFrames(out, frames.slice(0, 2));
+        assert.deepEqual(rejects, ["headers-too-large"]);
+        assert.match(
+          log,
+          /part headers exceed maxHeaderBytes \(16384 bytes\) without a blank line; skipped the part/,
+        );
+      },
+    );
+    await t.step("endless part headers and nothing after: the stream ends, or stalls and fails", async () => {
+      const closed = await read("/endless-headers-then-close");
+      assert.equal(closed.error, null, "the camera closed: a clean end, the loop reconnects");
+      assert.deepEqual([closed.out.length, closed.rejects], [0, ["headers-too-large"]]);
+      const silent = await read("/endless-headers-then-silence");
+      assert.match(silent.error?.message ?? "", /stalled: no bytes for 0\.3 s/);
+      assert.equal(silent.error?.retriable, true);
+      assert.deepEqual([silent.out.length, silent.rejects], [0, ["headers-too-large"]]);
+    });
+    await t.step("zero-byte parts (with and without Content-Length) are skipped as not-jpeg", async () => {
+      const { out, rejects, log, error } = await read("/zero-byte");
+      assert.equal(error, null);
+      assertFrames(out, frames.slice(0, 2));
+      assert.deepEqual(rejects, ["not-jpeg", "not-jpeg"]);
+      assert.match(log, /skipped a image\/jpeg part of 0 bytes \(not a complete JPEG\)/);
+    });
+    await t.step("a JPEG with garbage after its EOI is skipped as not-jpeg", async () => {
+      const { out, rejects, log, error } = await read("/garbage-after-eoi");
+      assert.equal(error, null);
+      assertFrames(out, [frames[1], frames[2]]);
+      assert.deepEqual(rejects, ["not-jpeg", "not-jpeg"]);
+      assert.match(
+        log,
+        new RegExp(`skipped a image/jpeg part of ${garbage.length} bytes \\(not a complete JPEG\\)`),
+      );
+    });
+    await t.step("a JPEG cut before its EOI, inside the stream, is skipped as not-jpeg", async () => {
+      const { out, rejects, log, error } = await read("/truncated");
+      assert.equal(error, null);
+      assertFrames(out, [frames[2], frames[3]]);
+      assert.deepEqual(rejects, ["not-jpeg", "not-jpeg"]);
+      assert.match(log, /skipped a image\/jpeg part of 50000 bytes \(not a complete JPEG\)/);
     });
   } finally {
     await server.close();
@@ -423,6 +744,57 @@ Deno.test("cameraFrames reconnects with exponential backoff", async (t) => {
       await server.close();
     }
   });
+
+  await t.step(
+    "503 and 404 are retried with a clear log line until frames flow; 403 ends the loop",
+    async () => {
+      let connections = 0;
+      const server = serve((request) => {
+        if (new URL(request.url).pathname === "/forbidden") {
+          return new Response("no", { status: 403, statusText: "Forbidden" });
+        }
+        connections++;
+        if (connections === 1) {
+          return new Response("busy", { status: 503, statusText: "Service Unavailable" });
+        }
+        if (connections === 2) {
+          return new Response("Not Found", { status: 404, statusText: "Not Found" });
+        }
+        return new Response(concat([part("frame", "image/jpeg", frames[0])]), {
+          headers: { "content-type": "multipart/x-mixed-replace; boundary=frame" },
+        });
+      });
+      try {
+        const log = memoryLogger();
+        const source = (path: string) => () =>
+          mjpegFrames(`${server.base}${path}`, { maxPartBytes: MAX_PART, readTimeoutMs: 2000, log });
+        const out = await collect(
+          cameraFrames(source("/"), { log, initialBackoffMs: 10, maxBackoffMs: 40 }),
+          1,
+        );
+        assert.equal(out.length, 1);
+        assert.equal(connections, 3);
+        const reconnects = log.lines.filter((l) => l.includes("reconnecting in"));
+        assert.equal(reconnects.length, 2, reconnects.join("\n"));
+        assert.match(
+          reconnects[0],
+          /camera stream failed \(camera stream at .* answered HTTP 503 Service Unavailable: the camera daemon is failing; retrying\): reconnecting in 0\.01 s$/,
+        );
+        assert.match(
+          reconnects[1],
+          /answered HTTP 404 Not Found: check stream\.url.*\): reconnecting in 0\.02 s$/,
+        );
+        const error = await rejection(
+          collect(cameraFrames(source("/forbidden"), { log, initialBackoffMs: 10, maxBackoffMs: 40 })),
+        );
+        assert.match(error.message, /answered HTTP 403 Forbidden: the camera refuses access/);
+        assert.equal(error.retriable, false);
+        assert.equal(log.lines.filter((l) => l.includes("reconnecting in")).length, 2, "403 is not retried");
+      } finally {
+        await server.close();
+      }
+    },
+  );
 
   await t.step("backoff doubles 2 -> 4 -> 8 -> 16 -> 30 -> 30 s while failures go on", async () => {
     const controller = new AbortController();

@@ -202,3 +202,19 @@ Deno.test("per-robot filter overrides apply to that robot only", async () => {
   await pipeline.handleBatch(batch);
   assert.ok(store.objects.size > 1, `stored ${store.objects.size}`);
 });
+
+Deno.test("a partition that moved away and back resumes from storage, not from stale memory", async () => {
+  const store = new MemoryStore();
+  const { pipeline } = await setup("", store);
+  pipeline.onAssignment([0, 1]);
+  await pipeline.handleBatch(fakeBatch([message(0, "r", T0, 0, samples[0])], 0));
+  // Partition 0 goes to another member, which stores a new scene, then comes back.
+  pipeline.onAssignment([1]);
+  await store.put(objectKey("frames/", "r", T0 + 500, 5), dark);
+  pipeline.onAssignment([0, 1]);
+  const batch = fakeBatch([message(6, "r", T0 + 600, 6, samples[1])], 0);
+  await pipeline.handleBatch(batch);
+  // Against the stale reference (sample 0) this still frame would be dropped; against the stored dark frame it
+  // is a new scene.
+  assert.ok(store.objects.has(objectKey("frames/", "r", T0 + 600, 6)));
+});

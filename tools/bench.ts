@@ -24,8 +24,14 @@ const BENCHES: Record<string, Bench> = {
       return { usage: m.USAGE, run: m.benchFilter };
     },
   },
+  faults: {
+    summary: "fault scenarios on the real stack: frames produced/stored/lost, recovery time, peak RSS",
+    load: async () => {
+      const m = await import("./bench_faults.ts");
+      return { usage: m.USAGE, run: m.benchFaults };
+    },
+  },
   // Planned, same shape:
-  // faults: { summary: "...", load: async () => { const m = await import("./bench_faults.ts"); ... } },
   // search: { summary: "...", load: async () => { const m = await import("./bench_search.ts"); ... } },
   // e2e:    { summary: "...", load: async () => { const m = await import("./bench_e2e.ts"); ... } },
 };

@@ -1,6 +1,7 @@
 /**
- * A TCP proxy on loopback that delays every chunk sent to the server: a slow S3 for the backpressure test and
- * the fault benchmark. The delay can be changed while it runs.
+ * A TCP proxy on loopback for fault tests: it delays every chunk sent to the server (a slow S3), can hold back
+ * everything the server sends (a camera that stalls), and can cut every connection at once. All can be changed
+ * while it runs.
  */
 
 export interface LatencyProxy {
@@ -8,6 +9,10 @@ export interface LatencyProxy {
   port: number;
   /** Milliseconds added before each chunk travels client -> server. */
   delayMs: number;
+  /** While true, nothing travels server -> client: the connection stays open but goes silent (a stall). */
+  stalled: boolean;
+  /** Closes every open connection at once, wherever the bytes are (a stream cut mid-frame). */
+  dropConnections(): void;
   close(): Promise<void>;
 }
 
@@ -17,13 +22,18 @@ export function startLatencyProxy(target: { hostname: string; port: number }, de
   const proxy: LatencyProxy = {
     port: (listener.addr as Deno.NetAddr).port,
     delayMs,
-    async close() {
-      listener.close();
+    stalled: false,
+    dropConnections() {
       for (const c of open) {
         try {
           c.close();
         } catch { /* closed already */ }
       }
+      open.clear();
+    },
+    async close() {
+      listener.close();
+      proxy.dropConnections();
       await serving;
     },
   };
@@ -34,6 +44,7 @@ export function startLatencyProxy(target: { hostname: string; port: number }, de
         const n = await from.read(buf);
         if (n === null) break;
         if (delayed && proxy.delayMs > 0) await new Promise((r) => setTimeout(r, proxy.delayMs));
+        while (!delayed && proxy.stalled) await new Promise((r) => setTimeout(r, 50));
         let written = 0;
         while (written < n) written += await to.write(buf.subarray(written, n));
       }

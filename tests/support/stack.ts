@@ -4,9 +4,9 @@
  * Each test gets its own topic, bucket and consumer group so tests never see each other's frames.
  */
 import { stackUp } from "../../tools/stack.ts";
-import { type Config, resolveConfig } from "../../src/config.ts";
-import { openAdmin } from "../../src/kafka.ts";
+import type { Config } from "../../src/config.ts";
 import { createLogger } from "../../src/log.ts";
+import { createTopic as createTopicWith } from "../../tools/scratch.ts";
 
 let started: Promise<void> | null = null;
 
@@ -32,39 +32,11 @@ export function ensureStack(): Promise<void> {
   return started;
 }
 
-/** A config (as TOML text and resolved) with a fresh topic, bucket and group. */
-export async function isolatedConfig(
-  name: string,
-  extra = "",
-): Promise<{ toml: string; path: string; config: Config }> {
-  const id = `${name}-${crypto.randomUUID().slice(0, 8)}`;
-  const toml = `
-[kafka]
-brokers = "127.0.0.1:9092"
-topic = "test.${id}"
-group_id = "group-${id}"
-[rustfs]
-endpoint = "http://127.0.0.1:9000"
-bucket = "${id.toLowerCase()}"
-[consumer]
-stats_interval_secs = 1
-[producer]
-stats_interval_secs = 1
-${extra}`;
-  const path = await Deno.makeTempFile({ prefix: "frame-bucket-", suffix: ".toml" });
-  await Deno.writeTextFile(path, toml);
-  const config = resolveConfig(toml);
-  return { toml, path, config };
-}
+export { isolatedConfig } from "../../tools/scratch.ts";
 
 export const quietLog = createLogger({ level: "error", format: "text" });
 
 /** Creates the config's topic. */
-export async function createTopic(config: Config, partitions = 3): Promise<void> {
-  const admin = await openAdmin(config.kafka, quietLog);
-  try {
-    await admin.ensureTopic(partitions, config.kafka.max_message_bytes);
-  } finally {
-    await admin.close();
-  }
+export function createTopic(config: Config, partitions = 3): Promise<void> {
+  return createTopicWith(config, quietLog, partitions);
 }

@@ -1,0 +1,383 @@
+/**
+ * Fault scenarios against the real local stack: the pipeline (simulated cameras, a producer per robot, consumers)
+ * runs while a fault is injected, then the run is audited against the ground truth (tools/audit.ts).
+ * tests/faults_test.ts asserts on the results; `deno task bench faults` prints them as a table.
+ */
+import type { Config } from "../src/config.ts";
+import { openAdmin } from "../src/kafka.ts";
+import { createLogger } from "../src/log.ts";
+import { loadStorage } from "../src/plugin_loader.ts";
+import { newestStored } from "../src/reference.ts";
+import { audit, waitForNoLag } from "./audit.ts";
+import { type Camera, startCamera } from "./camera.ts";
+import { startLatencyProxy } from "./latency_proxy.ts";
+import { type Child, spawnDeno } from "./processes.ts";
+import { isolatedConfig, type Overrides } from "./scratch.ts";
+import { stackDown, stackUp } from "./stack.ts";
+
+export interface FaultResult {
+  fault: string;
+  /** Frames the producers had acknowledged by Kafka. */
+  produced: number;
+  /** Frames producers dropped from their bounded queue while Kafka was away (by design, counted). */
+  dropped_by_producer: number;
+  /** Frames an uninterrupted consumer stores for what is in the topic. */
+  expected: number;
+  stored: number;
+  /** Accepted frames missing from the bucket: must be 0. */
+  lost: number;
+  /** Objects an uninterrupted run would not store (a frame under a second key, a scene twice): must be 0. */
+  duplicates: number;
+  /** Seconds from the end of the fault until every robot had a frame captured after it stored. */
+  recover_s: number | null;
+  producer_peak_rss_mb: number;
+  consumer_peak_rss_mb: number;
+  /** Scenario-specific facts, e.g. how long a SIGTERM took. */
+  notes: Record<string, number | string | boolean>;
+}
+
+export interface FaultOptions {
+  /** Length of a broker or S3 outage. */
+  outageSeconds: number;
+  /** Progress lines. */
+  say?: (line: string) => void;
+}
+
+/** Two robots that land on different partitions of a 3-partition topic (2 and 0). */
+const ROBOTS = ["reachy-001", "bracketbot-001"];
+const quiet = createLogger({ level: "error", format: "text" });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Peak resident memory of a process so far (VmHWM), in MB; 0 once it is gone. */
+function peakRssMb(pid: number): number {
+  try {
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+    return Math.round(kb / 102.4) / 10;
+  } catch {
+    return 0;
+  }
+}
+
+/** The running pipeline of one scenario. */
+class Run {
+  readonly producers: Child[] = [];
+  readonly consumers: Child[] = [];
+  readonly cameras: Camera[] = [];
+  readonly rss = { producer: 0, consumer: 0 };
+  #sampler: ReturnType<typeof setInterval> | undefined;
+
+  constructor(
+    readonly name: string,
+    readonly config: Config,
+    readonly path: string,
+    readonly say: (l: string) => void,
+  ) {}
+
+  sampleRss(): void {
+    for (const p of this.producers) this.rss.producer = Math.max(this.rss.producer, peakRssMb(p.pid));
+    for (const c of this.consumers) this.rss.consumer = Math.max(this.rss.consumer, peakRssMb(c.pid));
+  }
+
+  startSampling(): void {
+    this.#sampler = setInterval(() => this.sampleRss(), 500);
+  }
+
+  consumer(env: Record<string, string> = {}): Child {
+    const c = spawnDeno(`consumer ${this.consumers.length + 1}`, "src/main_consume.ts", [
+      "--config",
+      this.path,
+    ], {
+      env: { LOG_LEVEL: "debug", ...env },
+    });
+    this.consumers.push(c);
+    return c;
+  }
+
+  async producer(robot: string, url: string): Promise<Child> {
+    const p = spawnDeno(`producer ${robot}`, "src/main_produce.ts", [robot, url, "--config", this.path]);
+    this.producers.push(p);
+    await p.waitFor(/connected to camera/, 30000);
+    return p;
+  }
+
+  /** Seconds until every robot has a frame captured after `sinceMs` stored; null after `timeoutMs`. */
+  async recoveredAfter(sinceMs: number, timeoutMs = 90000): Promise<number | null> {
+    const storage = await loadStorage("rustfs", {
+      endpoint: "http://127.0.0.1:9000",
+      accessKey: this.config.rustfs.access_key,
+      secretKey: this.config.rustfs.secret_key,
+      bucket: this.config.rustfs.bucket,
+    });
+    try {
+      const until = Date.now() + timeoutMs;
+      const done = new Set<string>();
+      while (Date.now() < until) {
+        for (const robot of ROBOTS) {
+          if (done.has(robot)) continue;
+          try {
+            const newest = await newestStored(storage, this.config.rustfs.prefix, robot, Date.now() + 60000);
+            if (newest && newest.timestampMs > sinceMs) done.add(robot);
+          } catch { /* S3 not back yet */ }
+        }
+        if (done.size === ROBOTS.length) return Math.round((Date.now() - sinceMs) / 100) / 10;
+        await sleep(250);
+      }
+      return null;
+    } finally {
+      storage.close();
+    }
+  }
+
+  /** Stops producers, lets the consumers drain, audits. */
+  async finish(recover: number | null, notes: FaultResult["notes"]): Promise<FaultResult> {
+    let produced = 0, dropped = 0;
+    for (const p of this.producers) {
+      await p.stop();
+      const final = p.lines.findLast((l) => /\[stats\] final: /.test(l)) ?? "";
+      produced += Number(/ sent (\d+)/.exec(final)?.[1] ?? 0);
+      dropped += Number(/ dropped (\d+)/.exec(final)?.[1] ?? 0);
+    }
+    const lag = await waitForNoLag(this.config, quiet, 90000);
+    this.sampleRss();
+    for (const c of this.consumers) await c.stop();
+    clearInterval(this.#sampler);
+    const result = await audit(this.config, quiet);
+    if (lag > 0) notes.lag_at_end = lag;
+    if (result.lost.length) notes.lost_keys = result.lost.slice(0, 5).join(" ");
+    if (result.extra.length) notes.extra_keys = result.extra.slice(0, 5).join(" ");
+    return {
+      fault: this.name,
+      produced,
+      dropped_by_producer: dropped,
+      expected: result.expected.size,
+      stored: result.stored.size,
+      lost: result.lost.length,
+      duplicates: result.extra.length,
+      recover_s: recover,
+      producer_peak_rss_mb: this.rss.producer,
+      consumer_peak_rss_mb: this.rss.consumer,
+      notes,
+    };
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#sampler);
+    for (const c of [...this.producers, ...this.consumers]) c.kill("SIGKILL");
+    await Promise.all([...this.producers, ...this.consumers].map((c) => c.exited));
+    for (const camera of this.cameras) await camera.close();
+    await Deno.remove(this.path).catch(() => {});
+  }
+}
+
+/** Sets up cameras, topic and (unless told otherwise) producers and one consumer, then runs `body`. */
+async function scenario(
+  name: string,
+  options: FaultOptions,
+  overrides: Overrides,
+  body: (run: Run) => Promise<{ recover: number | null; notes?: FaultResult["notes"] }>,
+  setup: { cameraUrl?: (run: Run, camera: Camera) => string; stillSeconds?: number } = {},
+): Promise<FaultResult> {
+  await stackUp();
+  const say = options.say ?? (() => {});
+  const { path, config } = await isolatedConfig(name, overrides);
+  const admin = await openAdmin(config.kafka, quiet);
+  try {
+    await admin.ensureTopic(3, config.kafka.max_message_bytes);
+  } finally {
+    await admin.close();
+  }
+  const run = new Run(name, config, path, say);
+  try {
+    say(`[${name}] starting two robots`);
+    for (const [i, robot] of ROBOTS.entries()) {
+      const camera = await startCamera({
+        port: 0,
+        fps: 10,
+        stillSeconds: setup.stillSeconds ?? 0.5 + i * 0.5,
+        seed: 11 + i,
+      });
+      run.cameras.push(camera);
+      await run.producer(robot, setup.cameraUrl?.(run, camera) ?? camera.url);
+    }
+    run.startSampling();
+    const outcome = await body(run);
+    say(`[${name}] fault over; recovered in ${outcome.recover ?? "never"} s; draining and auditing`);
+    return await run.finish(outcome.recover, outcome.notes ?? {});
+  } finally {
+    await run.close();
+  }
+}
+
+async function firstConsumer(run: Run): Promise<Child> {
+  const c = run.consumer();
+  await c.waitFor(/joined group/, 60000);
+  await c.waitFor(/accepted /, 30000);
+  return c;
+}
+
+export const SCENARIOS: Record<string, (o: FaultOptions) => Promise<FaultResult>> = {
+  "consumer SIGKILL": (o) =>
+    scenario("consumer-sigkill", o, {}, async (run) => {
+      const c = await firstConsumer(run);
+      await sleep(5000);
+      c.kill("SIGKILL");
+      await c.exited;
+      await sleep(2000);
+      const restart = Date.now();
+      run.consumer();
+      const recover = await run.recoveredAfter(restart);
+      await sleep(3000);
+      return { recover };
+    }),
+
+  "consumer SIGTERM": (o) =>
+    scenario("consumer-sigterm", o, {}, async (run) => {
+      const c = await firstConsumer(run);
+      await sleep(5000);
+      const t = Date.now();
+      const code = await c.stop(60000);
+      const stopSeconds = (Date.now() - t) / 1000;
+      // Offsets are committed: the group's committed offsets cover every message the consumer received.
+      const admin = await openAdmin(run.config.kafka, quiet);
+      const committed = await admin.groupOffsets(run.config.kafka.group_id).finally(() => admin.close());
+      const final = c.lines.findLast((l) => /\[stats\] final: /.test(l)) ?? "";
+      const received = [...final.matchAll(/received (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+      const committedTotal = [...committed.values()].reduce((n, o) => n + Math.max(0, Number(o)), 0);
+      const restart = Date.now();
+      run.consumer();
+      const recover = await run.recoveredAfter(restart);
+      await sleep(2000);
+      return {
+        recover,
+        notes: {
+          exit_code: code,
+          stop_s: Math.round(stopSeconds * 10) / 10,
+          received,
+          committed: committedTotal,
+        },
+      };
+    }),
+
+  "Kafka down": (o) =>
+    scenario("kafka-down", o, { producer: { buffer_frames: 100 } }, async (run) => {
+      await firstConsumer(run);
+      await sleep(4000);
+      o.say?.(`[kafka-down] stopping Kafka for ${o.outageSeconds} s`);
+      await stackDown(["kafka"]);
+      await sleep(o.outageSeconds * 1000);
+      await stackUp(["kafka"]);
+      const back = Date.now();
+      const recover = await run.recoveredAfter(back);
+      await sleep(3000);
+      return { recover };
+    }),
+
+  "S3 down": (o) =>
+    scenario("s3-down", o, {}, async (run) => {
+      await firstConsumer(run);
+      await sleep(4000);
+      o.say?.(`[s3-down] stopping S3 for ${o.outageSeconds} s`);
+      await stackDown(["s3"]);
+      await sleep(o.outageSeconds * 1000);
+      run.sampleRss();
+      const rssDuringOutage = run.rss.consumer;
+      await stackUp(["s3"]);
+      const back = Date.now();
+      const recover = await run.recoveredAfter(back);
+      await sleep(3000);
+      return { recover, notes: { consumer_rss_mb_during_outage: rssDuringOutage } };
+    }),
+
+  "slow S3 (+1 s per request)": (o) => {
+    const proxy = startLatencyProxy({ hostname: "127.0.0.1", port: 9000 }, 1000);
+    return scenario(
+      "slow-s3",
+      o,
+      { rustfs: { endpoint: `http://127.0.0.1:${proxy.port}`, timeout_ms: 30000 } },
+      async (run) => {
+        await firstConsumer(run);
+        // Every frame is a new scene here, so the consumer needs ~20 stores/s but gets ~1 per robot.
+        await sleep(o.outageSeconds * 1000);
+        run.sampleRss();
+        const admin = await openAdmin(run.config.kafka, quiet);
+        const topic = await admin.describeTopic();
+        const committed = await admin.groupOffsets(run.config.kafka.group_id).finally(() => admin.close());
+        const lag = [...(topic?.highWatermarks ?? [])].reduce(
+          (n, [p, h]) => n + Number(h) - Math.max(0, Number(committed.get(p) ?? 0)),
+          0,
+        );
+        proxy.delayMs = 0;
+        const fast = Date.now();
+        const recover = await run.recoveredAfter(fast);
+        return { recover, notes: { lag_while_slow: lag, consumer_rss_mb_while_slow: run.rss.consumer } };
+      },
+      { stillSeconds: 0.1 },
+    ).finally(() => proxy.close());
+  },
+
+  "camera stalls, then drops mid-frame": (o) => {
+    const proxies: ReturnType<typeof startLatencyProxy>[] = [];
+    return scenario(
+      "camera-stall",
+      o,
+      { stream: { read_timeout_secs: 2 } },
+      async (run) => {
+        await firstConsumer(run);
+        await sleep(3000);
+        for (const p of proxies) p.stalled = true;
+        await sleep(6000);
+        const stalledLines = run.producers.map((p) => p.lines.filter((l) => /stalled/.test(l)).length);
+        for (const p of proxies) {
+          p.stalled = false;
+          p.dropConnections();
+        }
+        const back = Date.now();
+        const recover = await run.recoveredAfter(back);
+        await sleep(2000);
+        return { recover, notes: { stall_reports: stalledLines.join("/") } };
+      },
+      {
+        cameraUrl: (_run, camera) => {
+          const proxy = startLatencyProxy({ hostname: "127.0.0.1", port: camera.port }, 0);
+          proxies.push(proxy);
+          return camera.url.replace(`:${camera.port}/`, `:${proxy.port}/`);
+        },
+      },
+    ).finally(() => Promise.all(proxies.map((p) => p.close())));
+  },
+
+  "two consumers, one SIGKILLed": (o) =>
+    scenario("two-consumers", o, { kafka: { session_timeout_ms: 6000 } }, async (run) => {
+      const a = await firstConsumer(run);
+      const b = run.consumer();
+      await b.waitFor(/joined group/, 60000);
+      await sleep(5000);
+      // Kill the member that holds a robot's partition (2 or 0), so its work must move.
+      const owns = (c: Child) => {
+        const line = c.lines.findLast((l) => /joined group/.test(l)) ?? "";
+        return /partitions of \S+: (.*)$/.exec(line)?.[1].split(", ").some((p) => p === "0" || p === "2") ??
+          false;
+      };
+      const victim = owns(b) ? b : a;
+      victim.kill("SIGKILL");
+      await victim.exited;
+      const killed = Date.now();
+      const recover = await run.recoveredAfter(killed);
+      await sleep(2000);
+      return { recover, notes: { killed: victim.name } };
+    }),
+};
+
+/** Runs the named scenarios (all by default) one after another. */
+export async function runFaults(names: string[], options: FaultOptions): Promise<FaultResult[]> {
+  const out: FaultResult[] = [];
+  for (const name of names) {
+    const scenarioFn = SCENARIOS[name];
+    if (!scenarioFn) {
+      throw new RangeError(`unknown fault ${JSON.stringify(name)}: ${Object.keys(SCENARIOS).join(", ")}`);
+    }
+    out.push(await scenarioFn(options));
+  }
+  return out;
+}

@@ -1,0 +1,39 @@
+/**
+ * Throw-away pipeline settings for tests and benchmarks: a fresh topic, bucket and consumer group on the local
+ * stack, so runs never see each other's frames.
+ */
+import { stringify } from "smol-toml";
+import { type Config, resolveConfig } from "../src/config.ts";
+import { openAdmin } from "../src/kafka.ts";
+import type { Logger } from "../src/log.ts";
+
+export type Overrides = Record<string, Record<string, unknown>>;
+
+/** Writes a config file with a fresh topic, bucket and group (plus `overrides`) and resolves it. */
+export async function isolatedConfig(
+  name: string,
+  overrides: Overrides = {},
+): Promise<{ path: string; config: Config }> {
+  const id = `${name}-${crypto.randomUUID().slice(0, 8)}`.toLowerCase();
+  const base: Overrides = {
+    kafka: { brokers: "127.0.0.1:9092", topic: `test.${id}`, group_id: `group-${id}` },
+    rustfs: { endpoint: "http://127.0.0.1:9000", bucket: id },
+    consumer: { stats_interval_secs: 1 },
+    producer: { stats_interval_secs: 1 },
+  };
+  for (const [section, keys] of Object.entries(overrides)) base[section] = { ...base[section], ...keys };
+  const toml = stringify(base);
+  const path = await Deno.makeTempFile({ prefix: "frame-bucket-", suffix: ".toml" });
+  await Deno.writeTextFile(path, toml);
+  return { path, config: resolveConfig(toml, { source: path, baseDir: Deno.cwd() }) };
+}
+
+/** Creates the config's topic. */
+export async function createTopic(config: Config, log: Logger, partitions = 3): Promise<void> {
+  const admin = await openAdmin(config.kafka, log);
+  try {
+    await admin.ensureTopic(partitions, config.kafka.max_message_bytes);
+  } finally {
+    await admin.close();
+  }
+}
