@@ -56,10 +56,18 @@ export interface Config {
     timeout_ms: number;
   };
   eviction: {
+    enabled: boolean;
     check_interval_secs: number;
     threshold_percent: number;
     target_percent: number;
     batch_size: number;
+    watch_path: string;
+    max_bytes: number;
+    hard_limit_percent: number;
+    on_archive_failure: "pause" | "drop_oldest";
+  };
+  catalog: {
+    data_dir: string;
   };
   aws_s3: {
     bucket: string;
@@ -140,6 +148,14 @@ export const SCHEMA: Record<string, Record<string, KeySpec>> = {
     threshold_percent: { kind: "number", default: 80.0, min: 1, max: 100 },
     target_percent: { kind: "number", default: 70.0, min: 0, max: 100 },
     batch_size: { kind: "integer", default: 50, min: 1 },
+    enabled: { kind: "boolean", default: true },
+    watch_path: { kind: "string", default: "" },
+    max_bytes: { kind: "integer", default: 0, min: 0 },
+    hard_limit_percent: { kind: "number", default: 95.0, min: 1, max: 100 },
+    on_archive_failure: { kind: "string", default: "pause", oneOf: ["pause", "drop_oldest"] },
+  },
+  catalog: {
+    data_dir: { kind: "string", default: ".data", env: "FRAME_BUCKET_DATA_DIR" },
   },
   aws_s3: {
     bucket: { kind: "string", default: "reachy-mini-frames-archive" },

@@ -32,6 +32,11 @@ export interface FilterPlugin<S = unknown> {
    * error once with the filter's tag, counts it and skips the frame.
    */
   signature(jpeg: Uint8Array): Signature<S> | Promise<Signature<S>>;
+  /**
+   * Rebuilds a signature from the `bits` kept in the catalog, so a restarted consumer need not fetch and decode
+   * the robot's last frame. Optional: without it the frame is fetched and hashed again.
+   */
+  restore?(bits: Uint8Array): Signature<S>;
   /** Distance between two signatures of this filter; larger means more different. */
   distance(a: Signature<S>, b: Signature<S>): number;
   /** True when a frame at `distance` from the last accepted one should be stored. */
@@ -76,12 +81,15 @@ export interface StoragePlugin {
    * object, so that an incompatible server fails at start-up with a clear message instead of on the first frame.
    */
   open(): Promise<void>;
-  /** Stores `body` at `key`, replacing any object there. Resolves only once the server acknowledged it. */
+  /**
+   * Stores `body` at `key`, replacing any object there. Resolves only once the server acknowledged it, with the
+   * entity tag the server gave the object when it reports one.
+   */
   put(
     key: string,
     body: Uint8Array,
     options?: { contentType?: string; metadata?: Record<string, string> },
-  ): Promise<void>;
+  ): Promise<{ etag?: string }>;
   /** The object's bytes, or null when there is none. */
   get(key: string): Promise<Uint8Array | null>;
   /** The object's size and metadata, or null when there is none. */

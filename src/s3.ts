@@ -159,7 +159,7 @@ export function s3Store(options: S3StoreOptions): StoragePlugin {
       }
     },
     async put(key, body, putOptions = {}) {
-      await call(`storing ${key}`, (abortSignal) =>
+      const out = await call(`storing ${key}`, (abortSignal) =>
         client.send(
           new PutObjectCommand({
             Bucket: bucket,
@@ -171,6 +171,7 @@ export function s3Store(options: S3StoreOptions): StoragePlugin {
           }),
           { abortSignal },
         ));
+      return { etag: out.ETag?.replaceAll('"', "") };
     },
     async get(key) {
       try {

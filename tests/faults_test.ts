@@ -39,10 +39,16 @@ for (const [name, run] of Object.entries(SCENARIOS)) {
         break;
       case "slow S3 (+1 s per request)":
         assert.ok(Number(r.notes.lag_while_slow) > 20, `consumption slowed: lag ${r.notes.lag_while_slow}`);
-        assert.ok(Number(r.notes.consumer_rss_mb_while_slow) < 400, `memory bounded: ${r.notes.consumer_rss_mb_while_slow} MB`);
+        assert.ok(
+          Number(r.notes.consumer_rss_mb_while_slow) < 400,
+          `memory bounded: ${r.notes.consumer_rss_mb_while_slow} MB`,
+        );
         break;
       case "camera stalls, then drops mid-frame":
-        assert.ok(String(r.notes.stall_reports).split("/").every((n) => Number(n) > 0), "each producer noticed the stall");
+        assert.ok(
+          String(r.notes.stall_reports).split("/").every((n) => Number(n) > 0),
+          "each producer noticed the stall",
+        );
         break;
     }
   });

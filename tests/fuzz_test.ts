@@ -282,6 +282,14 @@ const MAX_BUFFERED = MAX_PART + MAX_HEADER + BUFFER_SLACK;
  */
 const NEAR_LIMIT_BUG_FIXED = false;
 
+/**
+ * maxHeaderBytes is enforced only while a header block is incomplete: a longer block whose blank line arrives in
+ * the same push (up to a 64 KiB slice) is accepted, so the outcome depends on the chunking (src/mjpeg.ts
+ * #readHeaders; see the ignored test at the end). Until fixed, the chunking comparison skips inputs where either
+ * run reported "headers-too-large".
+ */
+const HEADER_LIMIT_BUG_FIXED = false;
+
 const REASONS: readonly MjpegErrorReason[] = [
   "part-too-large",
   "headers-too-large",
@@ -376,7 +384,7 @@ function wellFormedStream(rng: Rng): Uint8Array {
 /** One fuzz input for the parser and the boundary to give it. */
 function mjpegInput(rng: Rng): { bytes: Uint8Array; boundary: string | null } {
   const boundaryOption = () => rng.pick(["frame", "frame", null, "other"]);
-  switch (rng.int(8)) {
+  switch (rng.int(9)) {
     case 0: {
       // Random bytes, sometimes after a delimiter line.
       const noise = rng.bytes(rng.size(400_000));
@@ -411,6 +419,17 @@ function mjpegInput(rng: Rng): { bytes: Uint8Array; boundary: string | null } {
         : new Uint8Array();
       return {
         bytes: mutate(rng, concat([head, rng.bytes(rng.size(200_000)), tail]), MJPEG_DICTIONARY, null, 2),
+        boundary: "frame",
+      };
+    }
+    case 3: {
+      // A JPEG without Content-Length or EOI whose bytes hold delimiter lines, then (maybe) good parts.
+      const body = fakeJpeg(rng, rng.range(MAX_PART - 1000, MAX_PART + 100_000)).subarray(0, -2);
+      const loose = latin1(rng.pick(["\r\n--frame\r\n", "\n--frame \r\n\xff", "--frame\r\nX"]));
+      for (let k = rng.range(1, 3); k > 0; k--) body.set(loose, rng.int(body.length - loose.length));
+      const tail = rng.chance(0.7) ? buildStream(rng, [someJpeg(rng)], randomStyle(rng)) : new Uint8Array();
+      return {
+        bytes: concat([latin1("--frame\r\nContent-Type: image/jpeg\r\n\r\n"), body, tail]),
         boundary: "frame",
       };
     }
@@ -450,16 +469,25 @@ function checkEvents(events: MjpegEvent[], where: string): void {
   }
 }
 
-/** Feeds the input in random chunks, checking the bound after every push; returns the parts' bodies. */
-function runParser(rng: Rng, bytes: Uint8Array, boundary: string | null): MjpegEvent[] {
+/**
+ * Feeds the input in random chunks (or, with `whole`, in one push), checking the bound after every push and the
+ * state after end(); returns the events.
+ */
+function runParser(
+  rng: Rng,
+  bytes: Uint8Array,
+  boundary: string | null,
+  maxSeekBytes: number | undefined,
+  whole = false,
+): MjpegEvent[] {
   const parser = new MjpegParser({
     boundary,
     maxPartBytes: MAX_PART,
     maxHeaderBytes: MAX_HEADER,
-    maxSeekBytes: rng.chance(0.2) ? rng.range(1, 50_000) : undefined,
+    maxSeekBytes,
   });
   // At most ~4000 pushes per input, whatever its size; within that, tiny and huge chunks alike.
-  const minChunk = Math.ceil(bytes.length / 4000);
+  const minChunk = whole ? bytes.length : Math.ceil(bytes.length / 4000);
   const maxChunk = rng.pick([16, 1024, 70_000, 1_000_000]);
   const events: MjpegEvent[] = [];
   let at = 0;
@@ -486,13 +514,35 @@ function runParser(rng: Rng, bytes: Uint8Array, boundary: string | null): MjpegE
   return events;
 }
 
+/** The parts that are whole JPEGs: the frames a camera connection would yield. */
+function framesOf(events: MjpegEvent[]): Uint8Array[] {
+  return events.flatMap((e) => e.kind === "part" && isJpeg(e.body) ? [e.body] : []);
+}
+
+const hasReason = (events: MjpegEvent[], reason: MjpegErrorReason) =>
+  events.some((e) => e.kind === "error" && e.reason === reason);
+
 Deno.test("fuzz: MjpegParser survives arbitrary streams with bounded memory", async () => {
   const seen = new Map<string, number>();
   const report = await fuzz("mjpeg", 0, 1, (rng) => {
     const { bytes, boundary } = mjpegInput(rng);
-    for (const event of runParser(rng, bytes, boundary)) {
+    const maxSeekBytes = rng.chance(0.2) ? rng.range(1, 50_000) : undefined;
+    const chunked = runParser(rng, bytes, boundary, maxSeekBytes);
+    for (const event of chunked) {
       const what = event.kind === "error" ? event.reason : isJpeg(event.body) ? "jpeg part" : "other part";
       seen.set(what, (seen.get(what) ?? 0) + 1);
+    }
+    // The frames do not depend on the chunking. Errors and non-JPEG parts may: "no-boundary" counts only the
+    // bytes dropped by earlier pushes, and after an oversized part without Content-Length the search for the next
+    // delimiter resumes wherever the size check happened to run (see the issue-4 report).
+    const whole = runParser(rng, bytes, boundary, maxSeekBytes, true);
+    if (
+      HEADER_LIMIT_BUG_FIXED ||
+      !(hasReason(chunked, "headers-too-large") || hasReason(whole, "headers-too-large"))
+    ) {
+      const [a, b] = [framesOf(chunked), framesOf(whole)];
+      assert.equal(a.length, b.length, `${a.length} frames in chunks, ${b.length} in one push`);
+      a.forEach((body, i) => assert.ok(sameBytes(body, b[i]), `frame ${i} differs between chunkings`));
     }
   });
   console.log(`  events: ${[...seen].map(([k, n]) => `${k} ${n}`).join(", ")}`);
@@ -504,7 +554,8 @@ Deno.test("MjpegParser fuzz oracle: a well-formed stream parses to its frames in
   await fuzz("mjpeg-oracle", 1, 1 / 3, (rng) => {
     const bodies = Array.from({ length: rng.range(1, 3) }, () => someJpeg(rng));
     const style = { ...randomStyle(rng), length: rng.pick(["exact", "none", "padded"] as const) };
-    const events = runParser(rng, buildStream(rng, bodies, style), rng.chance(0.5) ? style.boundary : null);
+    const boundary = rng.chance(0.5) ? style.boundary : null;
+    const events = runParser(rng, buildStream(rng, bodies, style), boundary, undefined);
     const jpegs = events.flatMap((e) => e.kind === "part" && isJpeg(e.body) ? [e.body] : []);
     const expected = bodies.filter(isJpeg);
     assert.deepEqual(events.filter((e) => e.kind === "error"), []);
@@ -749,7 +800,7 @@ Deno.test("fuzz: Pipeline.handleBatch resolves every offset and stores only unde
 });
 
 // ---------------------------------------------------------------------------------------------------------------
-// Known bug found while writing this fuzz (see the issue-4 report); enable once src/mjpeg.ts is fixed.
+// Known bugs found with this fuzz (see the issue-4 report); each test runs once its flag above is set.
 
 Deno.test({
   name: "MjpegParser: a body 1-2 bytes over maxPartBytes right before the delimiter is skipped, not stuck",
@@ -768,6 +819,36 @@ Deno.test({
       ]);
       assert.equal(events.filter((e) => e.kind === "part").length, 3000, JSON.stringify(body.slice(-3)));
       assert.ok(parser.bufferedBytes < 1000, `holds ${parser.bufferedBytes} bytes`);
+    }
+  },
+});
+
+Deno.test({
+  name: "MjpegParser: a header block over maxHeaderBytes is refused however the stream is chunked",
+  ignore: !HEADER_LIMIT_BUG_FIXED,
+  fn() {
+    const jpeg = FIXTURES[0];
+    const part = (headers: string) =>
+      concat([encoder.encode(`--frame\r\nContent-Type: image/jpeg\r\n${headers}\r\n`), jpeg, latin1("\r\n")]);
+    // 10 KB of header lines (over the 4 KiB limit) with their blank line, then a good part.
+    const stream = concat([part(`X-Junk: ${"a".repeat(100)}\r\n`.repeat(100)), part("")]);
+    for (const size of [stream.length, 1000]) {
+      const parser = new MjpegParser({
+        boundary: "frame",
+        maxPartBytes: MAX_PART,
+        maxHeaderBytes: MAX_HEADER,
+      });
+      const events: MjpegEvent[] = [];
+      for (let at = 0; at < stream.length; at += size) {
+        events.push(...parser.push(stream.subarray(at, at + size)));
+      }
+      events.push(...parser.end());
+      // Today in one push: no error, and two parts, the first with a 10 KB x-junk header.
+      assert.deepEqual(
+        events.map((e) => e.kind === "error" ? e.reason : `part of ${e.body.length} bytes`),
+        ["headers-too-large", `part of ${jpeg.length} bytes`],
+        `chunks of ${size}`,
+      );
     }
   },
 });

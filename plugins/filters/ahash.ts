@@ -75,6 +75,14 @@ const create: FilterFactory<Options> = (options): FilterPlugin<Uint8Array> => {
       const value = ahash(jpeg, o.hashSize, o.resize);
       return { value, bits: value };
     },
+    restore(bits) {
+      if (bits.length !== Math.ceil(o.hashSize * o.hashSize / 8)) {
+        throw new RangeError(
+          `ahash: ${bits.length * 8} stored bits do not fit a ${o.hashSize}x${o.hashSize} hash`,
+        );
+      }
+      return { value: bits, bits };
+    },
     distance: (a, b) => hamming(a.value, b.value),
     accepts: (distance) => distance > o.threshold,
   };

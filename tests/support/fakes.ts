@@ -21,7 +21,7 @@ export class MemoryStore implements StoragePlugin {
       return Promise.reject(new Error("simulated outage"));
     }
     this.objects.set(key, { body: body.slice(), metadata: options.metadata ?? {} });
-    return Promise.resolve();
+    return Promise.resolve({ etag: `etag-${body.length}` });
   }
   get(key: string) {
     return Promise.resolve(this.objects.get(key)?.body ?? null);
