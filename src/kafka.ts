@@ -145,7 +145,24 @@ export async function openAdmin(config: KafkaConfig, log: Logger): Promise<Frame
     try {
       const topics = await admin.listTopics();
       if (!topics.includes(config.topic)) return null;
-      const offsets = await admin.fetchTopicOffsets(config.topic);
+      // Right after the topic was created or the broker restarted, its partitions may have no leader for a
+      // moment and the broker answers "does not host this topic-partition": wait that out (up to ~10 s).
+      let offsets;
+      for (let attempt = 1;; attempt++) {
+        try {
+          offsets = await admin.fetchTopicOffsets(config.topic);
+          break;
+        } catch (error) {
+          const type = (error as { type?: string })?.type ?? "";
+          if (
+            attempt >= 20 ||
+            !["UNKNOWN_TOPIC_OR_PARTITION", "LEADER_NOT_AVAILABLE", "NOT_LEADER_FOR_PARTITION"].includes(type)
+          ) {
+            throw error;
+          }
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
       return {
         partitions: offsets.length,
         highWatermarks: new Map(offsets.map((o) => [o.partition, o.high])),

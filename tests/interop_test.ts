@@ -9,6 +9,7 @@ import { objectKey } from "../src/key.ts";
 import { partitionForRobot } from "../src/partitioner.ts";
 import { loadStorage } from "../src/plugin_loader.ts";
 import { spawnDeno } from "../tools/processes.ts";
+import { stackEndpoints } from "../tools/stack.ts";
 import { readSamples } from "./support/images.ts";
 import { createTopic, ensureStack, isolatedConfig, quietLog } from "./support/stack.ts";
 
@@ -17,7 +18,7 @@ const hasKcat = await new Deno.Command("kcat", { args: ["-V"], stdout: "null", s
 
 async function kcat(args: string[]): Promise<string> {
   const out = await new Deno.Command("kcat", {
-    args: ["-b", "127.0.0.1:9092", ...args],
+    args: ["-b", stackEndpoints().kafkaBrokers[0], ...args],
     stdout: "piped",
     stderr: "piped",
   })

@@ -5,8 +5,9 @@ import { loadStorage } from "../src/plugin_loader.ts";
 import { objectKey } from "../src/key.ts";
 import { newestStored } from "../src/reference.ts";
 import { ensureStack } from "./support/stack.ts";
+import { stackEndpoints } from "../tools/stack.ts";
 
-const ENDPOINT = "http://127.0.0.1:9000";
+const ENDPOINT = stackEndpoints().s3Endpoint;
 const bucketName = (name: string) => `${name}-${crypto.randomUUID().slice(0, 8)}`;
 
 for (const plugin of ["rustfs", "s3_archive"] as const) {

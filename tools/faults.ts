@@ -13,7 +13,7 @@ import { type Camera, startCamera } from "./camera.ts";
 import { startLatencyProxy } from "./latency_proxy.ts";
 import { type Child, spawnDeno } from "./processes.ts";
 import { isolatedConfig, type Overrides } from "./scratch.ts";
-import { stackDown, stackUp } from "./stack.ts";
+import { stackDown, stackEndpoints, stackUp } from "./stack.ts";
 
 export interface FaultResult {
   fault: string;
@@ -104,7 +104,7 @@ class Run {
   /** Seconds until every robot has a frame captured after `sinceMs` stored; null after `timeoutMs`. */
   async recoveredAfter(sinceMs: number, timeoutMs = 90000): Promise<number | null> {
     const storage = await loadStorage("rustfs", {
-      endpoint: "http://127.0.0.1:9000",
+      endpoint: stackEndpoints().s3Endpoint,
       accessKey: this.config.rustfs.access_key,
       secretKey: this.config.rustfs.secret_key,
       bucket: this.config.rustfs.bucket,
@@ -290,7 +290,10 @@ export const SCENARIOS: Record<string, (o: FaultOptions) => Promise<FaultResult>
     }),
 
   "slow S3 (+1 s per request)": (o) => {
-    const proxy = startLatencyProxy({ hostname: "127.0.0.1", port: 9000 }, 1000);
+    const proxy = startLatencyProxy({
+      hostname: "127.0.0.1",
+      port: Number(new URL(stackEndpoints().s3Endpoint).port),
+    }, 1000);
     return scenario(
       "slow-s3",
       o,

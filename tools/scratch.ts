@@ -1,11 +1,13 @@
 /**
  * Throw-away pipeline settings for tests and benchmarks: a fresh topic, bucket and consumer group on the local
- * stack, so runs never see each other's frames.
+ * stack (its ports from KAFKA_PORT and S3_PORT, as `deno task stack` reads them), so runs never see each other's
+ * frames.
  */
 import { stringify } from "smol-toml";
 import { type Config, resolveConfig } from "../src/config.ts";
 import { openAdmin } from "../src/kafka.ts";
 import type { Logger } from "../src/log.ts";
+import { stackEndpoints } from "./stack.ts";
 
 export type Overrides = Record<string, Record<string, unknown>>;
 
@@ -15,9 +17,10 @@ export async function isolatedConfig(
   overrides: Overrides = {},
 ): Promise<{ path: string; config: Config }> {
   const id = `${name}-${crypto.randomUUID().slice(0, 8)}`.toLowerCase();
+  const stack = stackEndpoints();
   const base: Overrides = {
-    kafka: { brokers: "127.0.0.1:9092", topic: `test.${id}`, group_id: `group-${id}` },
-    rustfs: { endpoint: "http://127.0.0.1:9000", bucket: id },
+    kafka: { brokers: stack.kafkaBrokers.join(","), topic: `test.${id}`, group_id: `group-${id}` },
+    rustfs: { endpoint: stack.s3Endpoint, bucket: id },
     consumer: { stats_interval_secs: 1 },
     producer: { stats_interval_secs: 1 },
   };

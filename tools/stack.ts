@@ -739,9 +739,13 @@ function pad(svc: Service): string {
 
 async function waitAnswering(l: Layout, svc: Service, pid: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  // /proc/PID/cmdline reads empty for a moment while the wrapper shell execs java: only several misses in a row
+  // mean the server is gone.
+  let misses = 0;
   while (Date.now() < deadline) {
     if (await answers(svc, mainPort(l, svc))) return;
-    if (!(await isOurs(l, svc, pid))) {
+    misses = (await isOurs(l, svc, pid)) ? 0 : misses + 1;
+    if (misses >= 5) {
       throw new Error(
         `${svc} (pid ${pid}) exited during start-up; last lines of ${logFile(l, svc)}:\n` +
           `${await tailOf(logFile(l, svc))}\n` +

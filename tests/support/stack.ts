@@ -3,7 +3,7 @@
  * once when not already running (`.ci/run` starts it before the tests; a developer's stack is reused as it is).
  * Each test gets its own topic, bucket and consumer group so tests never see each other's frames.
  */
-import { stackUp } from "../../tools/stack.ts";
+import { stackEndpoints, stackUp } from "../../tools/stack.ts";
 import type { Config } from "../../src/config.ts";
 import { createLogger } from "../../src/log.ts";
 import { createTopic as createTopicWith } from "../../tools/scratch.ts";
@@ -23,9 +23,10 @@ export function ensureStack(): Promise<void> {
   started ??= (async () => {
     // Servers already answering (the project's stack, or Kafka and RustFS from docker compose) are used as they
     // are; only what is missing is started.
+    const { kafkaBrokers, s3Endpoint } = stackEndpoints();
     const missing = [
-      !(await answers(9092)) && "kafka" as const,
-      !(await answers(9000)) && "s3" as const,
+      !(await answers(Number(kafkaBrokers[0].split(":")[1]))) && "kafka" as const,
+      !(await answers(Number(new URL(s3Endpoint).port))) && "s3" as const,
     ].filter((s) => s !== false);
     if (missing.length) await stackUp(missing);
   })();
