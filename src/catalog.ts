@@ -41,6 +41,14 @@ export interface TierCounts {
 
 const SCHEMA_VERSION = 1;
 
+/** The catalog file of a config: `catalog.data_dir` (relative to the config file's folder) + catalog.sqlite. */
+export function catalogPath(config: { baseDir: string; catalog: { data_dir: string } }): string {
+  const dir = config.catalog.data_dir.startsWith("/")
+    ? config.catalog.data_dir
+    : `${config.baseDir.replace(/\/$/, "")}/${config.catalog.data_dir}`;
+  return `${dir.replace(/\/$/, "")}/catalog.sqlite`;
+}
+
 const COLUMNS =
   "key, robot_id, ts_ms, seq, size, etag, filter, distance, hash, tier, tier_changed_ms, stored_ms";
 

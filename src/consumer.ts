@@ -6,6 +6,7 @@
  * only once its frame is stored or finally refused. So a crash replays from the first frame not yet stored,
  * and because object keys are deterministic a replay overwrites instead of duplicating.
  */
+import type { Catalog, FrameRow } from "./catalog.ts";
 import type { Config } from "./config.ts";
 import { messageOf } from "./errors.ts";
 import { decodeFrame } from "./frame.ts";
@@ -23,6 +24,8 @@ export interface PipelineDeps {
   log: Logger;
   storage: StoragePlugin;
   filter: SceneFilter;
+  /** Where stored frames are recorded; optional so pure tests can leave it out. */
+  catalog?: Catalog;
   counters?: Counters;
   /** Clock, for implausible-timestamp checks. */
   now?: () => number;
@@ -65,6 +68,28 @@ interface StoreJob {
   key: string;
   body: Uint8Array;
   metadata: Record<string, string>;
+  timestampMs: number;
+  seq: number;
+  filter: string;
+  distance: number | null;
+  bits: Uint8Array | null;
+}
+
+function catalogRow(job: StoreJob, size: number, etag: string | null, nowMs: number): FrameRow {
+  return {
+    key: job.key,
+    robotId: job.robotId,
+    timestampMs: job.timestampMs,
+    seq: job.seq,
+    size,
+    etag,
+    filter: job.filter,
+    distance: job.distance,
+    hash: job.bits,
+    tier: "local",
+    tierChangedMs: nowMs,
+    storedMs: nowMs,
+  };
 }
 
 export class Pipeline {
@@ -160,26 +185,34 @@ export class Pipeline {
    */
   async #resume(batch: IncomingBatch, robotId: string): Promise<boolean> {
     if (this.#resumeFrom.has(robotId)) return true;
-    const { storage, config, filter } = this.deps;
+    const { storage, config, filter, catalog } = this.deps;
     let delay = 200;
     for (let attempt = 1;; attempt++) {
       try {
-        const ref = await newestStored(
-          storage,
-          config.rustfs.prefix,
-          robotId,
-          this.#now() + 2 * MAX_FUTURE_MS,
-        );
+        // The catalog answers at once; the object store is the fallback when the catalog has no row for the robot
+        // (a new or lost catalog file). Either gives a prefix of the robot's accepted frames (see reference.ts).
+        const row = catalog?.newest(robotId) ?? null;
+        const ref: StoredRef | null = row
+          ? { key: row.key, timestampMs: row.timestampMs, seq: row.seq }
+          : await newestStored(storage, config.rustfs.prefix, robotId, this.#now() + 2 * MAX_FUTURE_MS);
         if (ref) {
-          const bytes = await storage.get(ref.key);
+          const plugin = filter.filterOf(robotId);
           try {
-            if (bytes) filter.remember(robotId, await filter.filterOf(robotId).signature(bytes));
+            if (row?.hash && plugin.restore && row.filter === plugin.name) {
+              filter.remember(robotId, plugin.restore(row.hash));
+            } else {
+              const bytes = await storage.get(ref.key);
+              if (bytes) filter.remember(robotId, await plugin.signature(bytes));
+              else this.#log.warn(`[consumer] ${robotId}: newest frame ${ref.key} is not in the local store`);
+            }
           } catch (error) {
             this.#log.warn(
-              `[consumer] ${robotId}: cannot hash the newest stored frame ${ref.key} (${messageOf(error)})`,
+              `[consumer] ${robotId}: cannot restore the filter from ${ref.key} (${messageOf(error)})`,
             );
           }
-          this.#log.info(`[consumer] ${robotId}: resuming after the newest stored frame ${ref.key}`);
+          this.#log.info(
+            `[consumer] ${robotId}: resuming after ${ref.key} (from the ${row ? "catalog" : "object store"})`,
+          );
         }
         this.#resumeFrom.set(robotId, ref);
         return true;
@@ -269,7 +302,17 @@ export class Pipeline {
     };
     if (decision.signature.bits) metadata.hash = toHex(decision.signature.bits);
     log.debug(`[consumer] ${where} ${robotId}: accepted ${key} (distance ${metadata.distance})`);
-    return { robotId, key, body: frame.jpeg, metadata };
+    return {
+      robotId,
+      key,
+      body: frame.jpeg,
+      metadata,
+      timestampMs: frame.timestampMs,
+      seq: frame.seq,
+      filter: decision.filter,
+      distance: decision.distance,
+      bits: decision.signature.bits ?? null,
+    };
   }
 
   /** Stores with backoff until it succeeds or the batch is no longer ours; true when stored. */
@@ -279,7 +322,10 @@ export class Pipeline {
     let delay = 200;
     for (let attempt = 1;; attempt++) {
       try {
-        await storage.put(key, body, { contentType: "image/jpeg", metadata });
+        const { etag } = await storage.put(key, body, { contentType: "image/jpeg", metadata });
+        // The row is written after the object and before the offset can be committed: a crash in between
+        // replays the frame, which rewrites the same object and row.
+        this.deps.catalog?.upsert(catalogRow(job, body.length, etag ?? null, this.#now()));
         if (attempt > 1) this.#log.info(`[store:${storage.name}] ${key} stored after ${attempt} attempts`);
         this.counters.robot(job.robotId).stored++;
         return "stored";

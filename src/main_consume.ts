@@ -2,6 +2,7 @@
  * `deno task consume [--config PATH]`: the consumer group member that filters frames and stores the new ones.
  */
 import { parseCli, runMain, untilSignal } from "./cli.ts";
+import { Catalog, catalogPath } from "./catalog.ts";
 import { loadConfig } from "./config.ts";
 import { Pipeline } from "./consumer.ts";
 import { messageOf, ServiceError } from "./errors.ts";
@@ -39,7 +40,8 @@ runMain(async () => {
       } (threshold ${config.filter.phash_threshold}` +
       `/${config.filter.phash_hash_size ** 2} bits, resize ${config.filter.resize})` +
       (overrides.length ? `, per robot ${overrides.join(", ")}` : "") +
-      `; store ${config.rustfs.endpoint} bucket ${config.rustfs.bucket} prefix ${config.rustfs.prefix}`,
+      `; store ${config.rustfs.endpoint} bucket ${config.rustfs.bucket} prefix ${config.rustfs.prefix}` +
+      `; catalog ${catalogPath(config)}`,
   );
   await storage.open();
 
@@ -51,7 +53,8 @@ runMain(async () => {
     });
   }
 
-  const pipeline = new Pipeline({ config, log, storage, filter });
+  const catalog = new Catalog(catalogPath(config));
+  const pipeline = new Pipeline({ config, log, storage, filter, catalog });
   const consumer = await openConsumer(config.kafka, log, { onRebalance: (p) => pipeline.onAssignment(p) });
   const stats = setInterval(
     () => log.info(`[stats] ${pipeline.counters.line()}`),
@@ -76,6 +79,7 @@ runMain(async () => {
   clearInterval(stats);
   log.info(`[stats] final: ${pipeline.counters.line()}`);
   storage.close();
+  catalog.close();
   await filter.close();
   return 0;
 });

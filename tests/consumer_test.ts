@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { Catalog } from "../src/catalog.ts";
 import { resolveConfig } from "../src/config.ts";
 import { Pipeline } from "../src/consumer.ts";
 import { encodeFrame } from "../src/frame.ts";
@@ -217,4 +218,36 @@ Deno.test("a partition that moved away and back resumes from storage, not from s
   // Against the stale reference (sample 0) this still frame would be dropped; against the stored dark frame it
   // is a new scene.
   assert.ok(store.objects.has(objectKey("frames/", "r", T0 + 600, 6)));
+});
+
+Deno.test("stored frames get a catalog row, and a restart resumes from the catalog", async () => {
+  const store = new MemoryStore();
+  const catalog = new Catalog(":memory:");
+  const config = resolveConfig("");
+  const make = async () =>
+    new Pipeline({
+      config,
+      log: memoryLogger(),
+      storage: store,
+      filter: await createSceneFilter(config, (s) => loadFilter(s, ".")),
+      catalog,
+      sleep: () => Promise.resolve(),
+      now: () => T0 + 60_000,
+    });
+  await (await make()).handleBatch(
+    fakeBatch([message(0, "r", T0, 0, samples[0]), message(1, "r", T0 + 9, 1, dark)]),
+  );
+  const rows = catalog.all();
+  assert.equal(rows.length, 2);
+  assert.equal(rows[0].tier, "local");
+  assert.equal(rows[0].distance, null);
+  assert.equal(rows[0].hash?.length, 32);
+  assert.equal(rows[1].size, dark.length);
+  assert.equal(rows[1].etag, `etag-${dark.length}`);
+  // A restarted consumer restores the filter from the row's hash bits: no object fetch, no duplicate scene.
+  store.objects.clear();
+  const again = await make();
+  await again.handleBatch(fakeBatch([message(2, "r", T0 + 20, 2, dark)]));
+  assert.equal(store.objects.size, 0, "the still dark scene is not stored again");
+  catalog.close();
 });

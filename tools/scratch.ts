@@ -22,6 +22,9 @@ export async function isolatedConfig(
     kafka: { brokers: stack.kafkaBrokers.join(","), topic: `test.${id}`, group_id: `group-${id}` },
     rustfs: { endpoint: stack.s3Endpoint, bucket: id },
     consumer: { stats_interval_secs: 1 },
+    // Each run its own catalog: runs reuse robot ids, and a catalog row from another run's bucket would be a
+    // wrong reference for the filter.
+    catalog: { data_dir: await Deno.makeTempDir({ prefix: "frame-bucket-data-" }) },
     producer: { stats_interval_secs: 1 },
   };
   for (const [section, keys] of Object.entries(overrides)) base[section] = { ...base[section], ...keys };
