@@ -81,7 +81,8 @@ Deno.test({
       assert.ok(m, `${p.name} printed no final stats line:\n${p.lines.slice(-10).join("\n")}`);
       produced.set(m[1], Number(m[2]));
     }
-    assert.equal(await waitForNoLag(config, quietLog, 30000), 0, "the restarted consumer caught up");
+    const lag = await waitForNoLag(config, quietLog, 30000);
+    assert.equal(lag, 0, `the restarted consumer caught up; its last lines:\n${consumers[1].lines.slice(-20).join("\n")}`);
     await consumers[1].stop();
 
     // The stored objects carry the filter's metadata.
