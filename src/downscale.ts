@@ -9,11 +9,18 @@ import type { GreyImage } from "./jpeg_dc.ts";
 export type ResizeMode = "area" | "nearest";
 
 /** Resizes `src` to `width` x `height`; cell values are means, kept as floats so no rounding decides a hash bit. */
-export function resizeGrey(src: GreyImage, width: number, height: number, mode: ResizeMode): Float32Array {
+export function resizeGrey(
+  src: GreyImage,
+  width: number,
+  height: number,
+  mode: ResizeMode,
+  /** Reused result buffer of width * height cells (saves an allocation per frame on the hot path). */
+  into?: Float32Array,
+): Float32Array {
   if (src.width < 1 || src.height < 1) {
     throw new RangeError(`cannot resize an empty ${src.width}x${src.height} image`);
   }
-  const out = new Float32Array(width * height);
+  const out = into && into.length === width * height ? into : new Float32Array(width * height);
   const data = src.data;
   if (mode === "nearest") {
     for (let y = 0; y < height; y++) {
@@ -30,21 +37,32 @@ export function resizeGrey(src: GreyImage, width: number, height: number, mode: 
   // summed into the grid's columns, then rows of those sums into cells, so the cost is about one add per source
   // pixel plus one per cell.
   const xb = edges(src.width, width), yb = edges(src.height, height);
-  const rowSums = new Float64Array(width);
+  const rowSums = new Int32Array(width);
+  let lastY0 = -1, lastY1 = -1;
   for (let y = 0; y < height; y++) {
-    rowSums.fill(0);
     const y0 = yb[2 * y], y1 = yb[2 * y + 1];
+    if (y0 === lastY0 && y1 === lastY1) {
+      // Growing vertically, consecutive cells cover the same source rows: the sums are already there.
+      out.copyWithin(y * width, (y - 1) * width, y * width);
+      continue;
+    }
+    lastY0 = y0;
+    lastY1 = y1;
+    rowSums.fill(0);
     for (let yy = y0; yy < y1; yy++) {
       const row = yy * src.width;
-      for (let x = 0; x < width; x++) {
-        let sum = 0;
-        const x1 = row + xb[2 * x + 1];
-        for (let i = row + xb[2 * x]; i < x1; i++) sum += data[i];
+      for (let x = 0, e = 0; x < width; x++, e += 2) {
+        let i = row + xb[e];
+        const x1 = row + xb[e + 1];
+        let sum = data[i++];
+        while (i < x1) sum += data[i++];
         rowSums[x] += sum;
       }
     }
     const rows = y1 - y0;
-    for (let x = 0; x < width; x++) out[y * width + x] = rowSums[x] / (rows * (xb[2 * x + 1] - xb[2 * x]));
+    for (let x = 0, e = 0; x < width; x++, e += 2) {
+      out[y * width + x] = rowSums[x] / (rows * (xb[e + 1] - xb[e]));
+    }
   }
   return out;
 }

@@ -20,12 +20,22 @@ export interface Options {
 
 export const defaults: Options = { threshold: 0.15, bins: 64, size: 64 };
 
-export function greyHistogram(jpeg: Uint8Array, bins: number, size: number): Float64Array {
-  const cells = resizeGrey(decodeGreyEighth(jpeg), size, size, "area");
+export function greyHistogram(
+  jpeg: Uint8Array,
+  bins: number,
+  size: number,
+  scratch?: Float32Array,
+): Float64Array {
+  const cells = resizeGrey(decodeGreyEighth(jpeg), size, size, "area", scratch);
   const hist = new Float64Array(bins);
   const scale = bins / 256;
-  for (let i = 0; i < cells.length; i++) hist[Math.min(bins - 1, Math.floor(cells[i] * scale))]++;
-  for (let i = 0; i < bins; i++) hist[i] /= cells.length;
+  const top = bins - 1;
+  for (let i = 0; i < cells.length; i++) {
+    const bin = (cells[i] * scale) | 0;
+    hist[bin > top ? top : bin]++;
+  }
+  const inv = 1 / cells.length;
+  for (let i = 0; i < bins; i++) hist[i] *= inv;
   return hist;
 }
 
@@ -49,10 +59,12 @@ const create: FilterFactory<Options> = (options): FilterPlugin<Float64Array> => 
   if (!Number.isInteger(o.size) || o.size < 4 || o.size > 256) {
     throw new RangeError(`histogram: size ${o.size} must be a whole number from 4 to 256`);
   }
+  // The downsample is only needed while one histogram is computed: one buffer per plugin instance.
+  const scratch = new Float32Array(o.size * o.size);
   return {
     name: "histogram",
     apiVersion: API_VERSION,
-    signature: (jpeg): Signature<Float64Array> => ({ value: greyHistogram(jpeg, o.bins, o.size) }),
+    signature: (jpeg): Signature<Float64Array> => ({ value: greyHistogram(jpeg, o.bins, o.size, scratch) }),
     distance: (a, b) => chiSquared(a.value, b.value),
     accepts: (distance) => distance > o.threshold,
   };
