@@ -69,6 +69,11 @@ export interface Config {
   catalog: {
     data_dir: string;
   };
+  metrics: {
+    hostname: string;
+    consumer_port: number;
+    producer_port: number;
+  };
   aws_s3: {
     bucket: string;
     prefix: string;
@@ -157,6 +162,11 @@ export const SCHEMA: Record<string, Record<string, KeySpec>> = {
   catalog: {
     data_dir: { kind: "string", default: ".data", env: "FRAME_BUCKET_DATA_DIR" },
   },
+  metrics: {
+    hostname: { kind: "string", default: "127.0.0.1" },
+    consumer_port: { kind: "integer", default: 9464, min: 0, max: 65535, env: "CONSUMER_METRICS_PORT" },
+    producer_port: { kind: "integer", default: 0, min: 0, max: 65535, env: "PRODUCER_METRICS_PORT" },
+  },
   aws_s3: {
     bucket: { kind: "string", default: "reachy-mini-frames-archive" },
     prefix: { kind: "string", default: "archive/" },
@@ -166,7 +176,7 @@ export const SCHEMA: Record<string, Record<string, KeySpec>> = {
   },
   logging: {
     level: { kind: "string", default: "info", oneOf: ["error", "warn", "info", "debug"] },
-    format: { kind: "string", default: "text", oneOf: ["text", "json"] },
+    format: { kind: "string", default: "text", oneOf: ["text", "json"], env: "LOG_FORMAT" },
   },
   producer: {
     buffer_frames: { kind: "integer", default: 300, min: 1, max: 100000 },

@@ -8,6 +8,7 @@
  */
 import type { Catalog, FrameRow } from "./catalog.ts";
 import type { Config } from "./config.ts";
+import type { ConsumerMetrics } from "./metrics.ts";
 import { messageOf } from "./errors.ts";
 import { decodeFrame } from "./frame.ts";
 import type { IncomingBatch, IncomingMessage } from "./kafka.ts";
@@ -26,6 +27,8 @@ export interface PipelineDeps {
   filter: SceneFilter;
   /** Where stored frames are recorded; optional so pure tests can leave it out. */
   catalog?: Catalog;
+  /** Latency histograms and lag; optional like the catalog. */
+  metrics?: ConsumerMetrics;
   counters?: Counters;
   /** Clock, for implausible-timestamp checks. */
   now?: () => number;
@@ -149,6 +152,13 @@ export class Pipeline {
       await batch.heartbeat().catch(() => {});
     }
     await chain;
+    const last = batch.messages.at(-1);
+    if (last) {
+      this.deps.metrics?.lag.set(
+        { partition: String(batch.partition) },
+        Math.max(0, Number(batch.highWatermark) - Number(last.offset) - 1),
+      );
+    }
     if (abandoned || !batch.isActive()) {
       // Frames after an abandoned one were filtered against references that were never stored; forget them so
       // a replay of this partition starts each robot afresh (a possible duplicate scene, never a lost frame).
@@ -280,7 +290,9 @@ export class Pipeline {
     }
     let decision;
     try {
+      const started = performance.now();
       decision = await this.deps.filter.decide(robotId, frame.jpeg);
+      this.deps.metrics?.filterSeconds.observe({ robot: robotId }, (performance.now() - started) / 1000);
     } catch (error) {
       counts.errors++;
       log.warn(`[filter:${filter.name}] ${where} ${robotId}: ${messageOf(error)}; skipped`);
@@ -319,6 +331,8 @@ export class Pipeline {
   async #store(batch: IncomingBatch, job: StoreJob): Promise<Outcome> {
     const { storage, config } = this.deps;
     const { key, body, metadata } = job;
+    const started = performance.now();
+    const metrics = this.deps.metrics;
     let delay = 200;
     for (let attempt = 1;; attempt++) {
       try {
@@ -328,8 +342,11 @@ export class Pipeline {
         this.deps.catalog?.upsert(catalogRow(job, body.length, etag ?? null, this.#now()));
         if (attempt > 1) this.#log.info(`[store:${storage.name}] ${key} stored after ${attempt} attempts`);
         this.counters.robot(job.robotId).stored++;
+        metrics?.storeSeconds.observe({ robot: job.robotId }, (performance.now() - started) / 1000);
+        metrics?.bytesStored.inc({ robot: job.robotId }, body.length);
         return "stored";
       } catch (error) {
+        metrics?.storeRetries.inc({ robot: job.robotId });
         if (!batch.isActive()) {
           this.#log.warn(
             `[store:${storage.name}] ${key} not stored (${messageOf(error)}); stopping, it will be replayed`,

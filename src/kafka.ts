@@ -277,6 +277,8 @@ export interface IncomingBatch {
   topic: string;
   partition: number;
   messages: IncomingMessage[];
+  /** The partition's newest offset + 1 when the batch was fetched (for lag). */
+  highWatermark: string;
   /** Marks the offset as done; only done offsets are committed. */
   resolveOffset(offset: string): void;
   /** Keeps the group membership alive during long work (store retries). */
@@ -352,6 +354,7 @@ export async function openConsumer(
             })),
             resolveOffset: payload.resolveOffset,
             heartbeat: payload.heartbeat,
+            highWatermark: batch.highWatermark,
             isActive: () => payload.isRunning() && !payload.isStale(),
             commit: () => payload.commitOffsetsIfNecessary(),
           });

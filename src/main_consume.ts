@@ -10,6 +10,7 @@ import { openAdmin, openConsumer } from "./kafka.ts";
 import { createLogger } from "./log.ts";
 import { loadFilter, loadStorage } from "./plugin_loader.ts";
 import { createSceneFilter } from "./scene_filter.ts";
+import { consumerMetrics, startMetricsServer } from "./metrics.ts";
 
 const USAGE = `usage: deno task consume [--config PATH]
 
@@ -54,7 +55,19 @@ runMain(async () => {
   }
 
   const catalog = new Catalog(catalogPath(config));
-  const pipeline = new Pipeline({ config, log, storage, filter, catalog });
+  const metrics = consumerMetrics();
+  const pipeline = new Pipeline({ config, log, storage, filter, catalog, metrics });
+  metrics.registry.collect(() => pipeline.counters.toPrometheus());
+  const healthAdmin = await openAdmin(config.kafka, log);
+  const server = startMetricsServer(config, log, config.metrics.consumer_port, metrics.registry, [
+    {
+      name: "kafka",
+      check: async () => {
+        if (!(await healthAdmin.describeTopic())) throw new Error(`topic ${config.kafka.topic} is missing`);
+      },
+    },
+    { name: "s3", check: async () => void (await storage.head(".frame-bucket-health")) },
+  ]);
   const consumer = await openConsumer(config.kafka, log, { onRebalance: (p) => pipeline.onAssignment(p) });
   const stats = setInterval(
     () => log.info(`[stats] ${pipeline.counters.line()}`),
@@ -77,6 +90,8 @@ runMain(async () => {
   }
   clearTimeout(forced);
   clearInterval(stats);
+  await server?.close();
+  await healthAdmin.close().catch(() => {});
   log.info(`[stats] final: ${pipeline.counters.line()}`);
   storage.close();
   catalog.close();

@@ -9,6 +9,7 @@ import { HEADER_BYTES } from "./frame.ts";
 import { openAdmin, openProducer } from "./kafka.ts";
 import { checkRobotId } from "./key.ts";
 import { createLogger } from "./log.ts";
+import { Registry, startMetricsServer } from "./metrics.ts";
 import { FrameSender } from "./producer.ts";
 
 const USAGE = `usage: deno task produce [robot_id] [stream_url] [--config PATH]
@@ -16,10 +17,14 @@ const USAGE = `usage: deno task produce [robot_id] [stream_url] [--config PATH]
 Reads a robot's camera (MJPEG stream or polled JPEGs) and publishes each frame to Kafka.
   robot_id        overrides aws_s3.robot_id (letters, digits, '.', '_', '-')
   stream_url      overrides stream.url
-  --config PATH   config file (default: ./config.toml, built-in defaults when absent)`;
+  --config PATH   config file (default: ./config.toml, built-in defaults when absent)
+  --metrics-port N  serve /metrics and /healthz on this port (default metrics.producer_port; 0 = off)`;
 
 runMain(async () => {
-  const { values, positionals } = parseCli(USAGE, { config: { type: "string", short: "c" } });
+  const { values, positionals } = parseCli(USAGE, {
+    config: { type: "string", short: "c" },
+    "metrics-port": { type: "string" },
+  });
   if (positionals.length > 2) {
     throw new RangeError(`expected at most robot_id and stream_url, got ${positionals.length} arguments`);
   }
@@ -73,6 +78,32 @@ runMain(async () => {
     () => log.info(`[stats] ${sender.line()}`),
     config.producer.stats_interval_secs * 1000,
   );
+  const metricsPort = values["metrics-port"] === undefined
+    ? config.metrics.producer_port
+    : Number(values["metrics-port"]);
+  if (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535) {
+    throw new RangeError(`--metrics-port ${values["metrics-port"]} must be a port number (0 for none)`);
+  }
+  const registry = new Registry();
+  registry.collect(() => sender.toPrometheus());
+  const healthAdmin = metricsPort ? await openAdmin(config.kafka, log) : null;
+  const server = startMetricsServer(config, log, metricsPort, registry, [
+    {
+      name: "kafka",
+      check: async () => {
+        if (!(await healthAdmin?.describeTopic())) throw new Error(`topic ${config.kafka.topic} is missing`);
+      },
+    },
+    {
+      name: "camera",
+      check: () => {
+        const at = sender.lastFrameAt;
+        const limit = config.stream.read_timeout_secs * 1000;
+        if (at === null || Date.now() - at > limit) throw new Error(`no frame for over ${limit / 1000} s`);
+        return Promise.resolve();
+      },
+    },
+  ]);
 
   const signal = await untilSignal();
   log.info(`${signal}: stopping the camera reader, sending what is queued`);
@@ -85,6 +116,8 @@ runMain(async () => {
   ]);
   if (!drained) log.warn(`gave up sending ${sender.queued} queued frames after 10 s`);
   clearInterval(stats);
+  await server?.close();
+  await healthAdmin?.close().catch(() => {});
   log.info(`[stats] final: ${sender.line()}`);
   await kafka.close();
   return 0;

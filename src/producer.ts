@@ -11,6 +11,7 @@ import { encodeFrame, HEADER_BYTES } from "./frame.ts";
 import type { FrameProducer, OutgoingMessage } from "./kafka.ts";
 import { messageKey } from "./key.ts";
 import type { Logger } from "./log.ts";
+import { counterLines } from "./metrics.ts";
 import { isJpeg } from "./mjpeg.ts";
 
 /** A frame as the camera layer hands it over. */
@@ -186,6 +187,33 @@ export class FrameSender {
   close(): void {
     this.#closed = true;
     this.#wake?.();
+  }
+
+  /** Time the last frame was offered (ms since the epoch), for the camera health check. */
+  get lastFrameAt(): number | null {
+    return this.#lastAt;
+  }
+
+  /** The counters as Prometheus families, labelled with the robot id. */
+  toPrometheus(): string {
+    const robot = [[this.deps.robotId, 0]] as [string, number][];
+    const c = this.counts;
+    const family = (name: string, help: string, value: number) =>
+      counterLines(name, help, "robot", robot.map(([id]) => [id, value]));
+    return [
+      family("frame_bucket_camera_frames_total", "Frames read from the camera.", c.read),
+      family("frame_bucket_frames_sent_total", "Frames acknowledged by Kafka.", c.sent),
+      family("frame_bucket_frames_throttled_total", "Frames skipped to hold stream.fps.", c.throttled),
+      family("frame_bucket_frames_refused_total", "Parts refused: not a JPEG or too large.", c.refused),
+      family(
+        "frame_bucket_frames_dropped_total",
+        "Frames dropped from the full queue while Kafka was away.",
+        c.dropped,
+      ),
+      `# HELP frame_bucket_producer_queue_frames Frames waiting to be sent.\n` +
+      `# TYPE frame_bucket_producer_queue_frames gauge\n` +
+      `frame_bucket_producer_queue_frames{robot="${this.deps.robotId}"} ${this.#queue.length}`,
+    ].join("\n");
   }
 
   line(): string {

@@ -1,4 +1,5 @@
-/** Per-robot counters of the consumer and the producer, and the periodic stats line made from them. */
+/** Per-robot counters of the consumer, the periodic stats line and the Prometheus counters made from them. */
+import { counterLines } from "./metrics.ts";
 
 export interface RobotCounts {
   /** Messages seen for the robot. */
@@ -43,6 +44,26 @@ export class Counters {
     const skipped = [...this.skipped.entries()].map(([r, n]) => `${r} ${n}`);
     return (robots.length ? robots.join("; ") : "no frames yet") +
       (skipped.length ? `; skipped: ${skipped.join(", ")}` : "");
+  }
+
+  /** The counters as Prometheus counter families, one series per robot. */
+  toPrometheus(): string {
+    const robots = [...this.robots.entries()];
+    const family = (field: keyof RobotCounts, name: string, help: string) =>
+      counterLines(name, help, "robot", robots.map(([id, c]) => [id, c[field]]));
+    return [
+      family("received", "frame_bucket_frames_received_total", "Frames read from Kafka, per robot."),
+      family("accepted", "frame_bucket_frames_accepted_total", "Frames the filter kept as a new scene."),
+      family("dropped", "frame_bucket_frames_rejected_total", "Frames the filter dropped as the same scene."),
+      family("stored", "frame_bucket_frames_stored_total", "Frames confirmed stored."),
+      family("errors", "frame_bucket_frame_errors_total", "Frames refused as unreadable."),
+      counterLines(
+        "frame_bucket_messages_skipped_total",
+        "Messages without a usable key, per reason.",
+        "reason",
+        [...this.skipped.entries()],
+      ),
+    ].join("\n");
   }
 
   toJSON() {

@@ -26,6 +26,8 @@ export async function isolatedConfig(
     // wrong reference for the filter.
     catalog: { data_dir: await Deno.makeTempDir({ prefix: "frame-bucket-data-" }) },
     producer: { stats_interval_secs: 1 },
+    // Several consumers run at once in tests: no fixed metrics port (tests that want /metrics pick a free one).
+    metrics: { consumer_port: 0 },
   };
   for (const [section, keys] of Object.entries(overrides)) base[section] = { ...base[section], ...keys };
   const toml = stringify(base);

@@ -57,6 +57,7 @@ export function fakeBatch(messages: IncomingMessage[], partition = 0) {
     topic: "camera.frames",
     partition,
     messages,
+    highWatermark: String(Number(messages.at(-1)?.offset ?? -1) + 1),
     resolved,
     resolveOffset: (o) => void resolved.push(o),
     heartbeat: () => Promise.resolve(),
