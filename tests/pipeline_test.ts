@@ -82,7 +82,11 @@ Deno.test({
       produced.set(m[1], Number(m[2]));
     }
     const lag = await waitForNoLag(config, quietLog, 30000);
-    assert.equal(lag, 0, `the restarted consumer caught up; its last lines:\n${consumers[1].lines.slice(-20).join("\n")}`);
+    assert.equal(
+      lag,
+      0,
+      `the restarted consumer caught up; its last lines:\n${consumers[1].lines.slice(-20).join("\n")}`,
+    );
     await consumers[1].stop();
 
     // The stored objects carry the filter's metadata.
