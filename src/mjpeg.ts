@@ -179,7 +179,14 @@ type State =
   /** Filling a body of known length. */
   | { name: "body-length"; headers: Record<string, string>; body: Uint8Array; filled: number }
   /** Scanning for the delimiter that ends a body without Content-Length. */
-  | { name: "body-scan"; headers: Record<string, string>; scanned: number; loose: number }
+  | {
+    name: "body-scan";
+    headers: Record<string, string>;
+    scanned: number;
+    loose: number;
+    /** Set once the part is over maxPartBytes: its bytes are dropped as they are scanned, until its end. */
+    dropping?: { jpeg: boolean };
+  }
   /** Dropping the rest of a too-large part of known length. */
   | { name: "skip-length"; remaining: number };
 
@@ -191,7 +198,9 @@ export class MjpegParser {
   readonly #maxHeaderBytes: number;
   readonly #maxSeekBytes: number;
   readonly #window: ByteWindow;
-  #state: State = MjpegParser.#seek(false);
+  #state: State = MjpegParser.#seek();
+  /** Whether any delimiter was seen on this stream. */
+  #sawDelimiter = false;
   /** Whether the window's first byte starts a line; used only to learn the boundary. */
   #atLineStart = true;
 
@@ -230,8 +239,13 @@ export class MjpegParser {
     return this.#window.length + (this.#state.name === "body-length" ? this.#state.body.length : 0);
   }
 
-  static #seek(reported: boolean): State {
-    return { name: "seek", scanned: 0, skipped: 0, reported, preview: null };
+  /**
+   * A fresh search for the next delimiter, with its own maxSeekBytes budget: also after a skipped part, so a
+   * stream that never brings a delimiter again is reported (and the caller can drop the connection) instead of
+   * being read forever.
+   */
+  static #seek(): State {
+    return { name: "seek", scanned: 0, skipped: 0, reported: false, preview: null };
   }
 
   /** Feeds the next bytes of the stream; returns the parts and errors they complete, in order. */
@@ -243,7 +257,7 @@ export class MjpegParser {
         // Dropped bytes never enter the window.
         const take = Math.min(this.#state.remaining, slice.length);
         this.#state.remaining -= take;
-        if (this.#state.remaining === 0) this.#state = MjpegParser.#seek(true);
+        if (this.#state.remaining === 0) this.#state = MjpegParser.#seek();
         if (take === slice.length) continue;
         this.#window.append(slice.subarray(take));
       } else {
@@ -263,7 +277,7 @@ export class MjpegParser {
     const events: MjpegEvent[] = [];
     const state = this.#state;
     const view = this.#window.view();
-    if (state.name === "body-scan" && view.length > 0) {
+    if (state.name === "body-scan" && !state.dropping && view.length > 0) {
       events.push({ kind: "part", headers: state.headers, body: trimLineEnd(view).slice() });
     } else if (state.name === "body-length") {
       events.push({
@@ -273,8 +287,13 @@ export class MjpegParser {
           `stream ended after ${state.filled} of the ${state.body.length} bytes the part's Content-Length announced`,
       });
     }
+    if (state.name === "seek" && !this.#sawDelimiter && !state.reported && state.skipped + view.length > 0) {
+      // A short page that never showed a delimiter (an HTML error under a multipart Content-Type) is a
+      // no-boundary stream too, not a clean end.
+      events.push(this.#noBoundary(state.skipped + view.length, state.preview ?? view.slice(0, 48)));
+    }
     this.#window.consume(view.length);
-    this.#state = MjpegParser.#seek(false);
+    this.#state = MjpegParser.#seek();
     this.#atLineStart = true;
     return events;
   }
@@ -305,7 +324,7 @@ export class MjpegParser {
         this.#window.consume(take);
         if (state.filled < state.body.length) return false;
         events.push({ kind: "part", headers: state.headers, body: state.body });
-        this.#state = MjpegParser.#seek(false);
+        this.#state = MjpegParser.#seek();
         return true;
       }
       case "body-scan":
@@ -315,7 +334,7 @@ export class MjpegParser {
         this.#window.consume(take);
         state.remaining -= take;
         if (state.remaining > 0) return false;
-        this.#state = MjpegParser.#seek(true);
+        this.#state = MjpegParser.#seek();
         return true;
       }
     }
@@ -369,9 +388,10 @@ export class MjpegParser {
     if (found.close) {
       // The close delimiter: whatever follows is epilogue (or, for concatenated streams, a new preamble).
       this.#window.consume(found.at + this.#boundary!.length + 2);
-      this.#state = MjpegParser.#seek(false);
+      this.#state = MjpegParser.#seek();
       return true;
     }
+    this.#sawDelimiter = true;
     this.#window.consume(found.at + this.#boundary!.length);
     this.#state = { name: "headers", lineStart: 0, lines: [] };
     return true;
@@ -450,7 +470,8 @@ export class MjpegParser {
         }
       }
       const lf = view.indexOf(LF, lineStart);
-      if (lf < 0) break;
+      // A block over the limit is refused even when its blank line is already here, as for any other chunking.
+      if (lf < 0 || lf >= this.#maxHeaderBytes) break;
       let end = lf;
       if (end > lineStart && view[end - 1] === CR) end--;
       const line = decoder.decode(view.subarray(lineStart, end));
@@ -466,14 +487,15 @@ export class MjpegParser {
       }
     }
     if (view.length > this.#maxHeaderBytes) {
-      this.#window.consume(view.length);
+      // Exactly maxHeaderBytes, whatever the chunking; the seek skips the rest of the part.
+      this.#window.consume(this.#maxHeaderBytes);
       events.push({
         kind: "error",
         reason: "headers-too-large",
         message: `part headers exceed maxHeaderBytes (${this.#maxHeaderBytes} bytes) without a blank line; ` +
           `skipped the part`,
       });
-      this.#state = MjpegParser.#seek(true);
+      this.#state = MjpegParser.#seek();
       return true;
     }
     return false;
@@ -550,6 +572,7 @@ export class MjpegParser {
 
   #scanBody(state: State & { name: "body-scan" }, events: MjpegEvent[]): boolean {
     const view = this.#window.view();
+    const dropping = state.dropping;
     let from = state.scanned;
     while (true) {
       const found = this.#findDelimiter(view, from);
@@ -564,8 +587,8 @@ export class MjpegParser {
       const end = found.at >= 2 && view[found.at - 1] === DASH && view[found.at - 2] === DASH
         ? found.at - 2
         : found.at;
-      const jpeg = end >= 2 && view[0] === 0xff && view[1] === 0xd8;
-      let accept = !jpeg || endsWithEoi(view, 2, end);
+      const jpeg = dropping ? dropping.jpeg : end >= 2 && view[0] === 0xff && view[1] === 0xd8;
+      let accept = !jpeg || endsWithEoi(view, dropping ? 0 : 2, end);
       if (!accept) {
         const next = this.#partStartsAt(view, found.at + this.#boundary!.length);
         if (next === "wait") {
@@ -575,37 +598,56 @@ export class MjpegParser {
         accept = next;
       }
       if (accept) {
+        if (dropping) {
+          this.#window.consume(end);
+          this.#state = MjpegParser.#seek();
+          return true;
+        }
         const body = trimLineEnd(view.subarray(0, end));
         if (body.length <= this.#maxPartBytes) {
           events.push({ kind: "part", headers: state.headers, body: body.slice() });
           this.#window.consume(end);
-          this.#state = MjpegParser.#seek(false);
+          this.#state = MjpegParser.#seek();
           return true;
         }
-        // Over the limit although it ended within this push: handled below exactly as if the bytes had come
-        // in small pieces, so that the outcome does not depend on how the stream was chunked.
-        state.scanned = found.at;
-        break;
+        // Over the limit, and its end is here: the decision the size check below takes when the bytes come in
+        // small pieces, so that the outcome does not depend on the chunking.
+        if (this.#unterminated(state, events)) return true;
+        events.push(this.#tooLarge(`${body.length} bytes (no Content-Length)`));
+        this.#window.consume(end);
+        this.#state = MjpegParser.#seek();
+        return true;
       }
       if (state.loose < 0) state.loose = found.at;
       from = found.at + 1;
     }
-    // The trailing line break before a delimiter is not part of the body, hence the + 2.
-    if (state.scanned <= this.#maxPartBytes + 2) return false;
-    if (state.loose >= 0 && state.loose <= this.#maxPartBytes + 2) {
-      events.push({
-        kind: "error",
-        reason: "unterminated-jpeg",
-        message: `a JPEG part without Content-Length reached maxPartBytes (${this.#maxPartBytes}) with no ` +
-          `delimiter after an EOI marker (FF D9); dropped its first ${state.loose} bytes as a truncated frame`,
-      });
-      this.#window.consume(state.loose);
-      this.#state = MjpegParser.#seek(false);
-      return true;
+    if (!dropping) {
+      // The trailing line break before a delimiter is not part of the body, hence the + 2.
+      if (state.scanned <= this.#maxPartBytes + 2) return false;
+      if (this.#unterminated(state, events)) return true;
+      events.push(this.#tooLarge(`over ${state.scanned} bytes (no Content-Length)`));
+      // The rest of the part is skipped by the rules that find its end, without keeping it.
+      state.dropping = { jpeg: view[0] === 0xff && view[1] === 0xd8 };
+      state.loose = -1;
     }
-    events.push(this.#tooLarge(`over ${state.scanned} bytes (no Content-Length)`));
-    this.#window.consume(state.scanned);
-    this.#state = MjpegParser.#seek(true);
+    // Keep only what the EOI check before a delimiter needs.
+    const drop = Math.max(0, state.scanned - (JPEG_MAX_PADDING + 4));
+    this.#window.consume(drop);
+    state.scanned -= drop;
+    return !dropping;
+  }
+
+  /** A JPEG over the limit with a delimiter early enough in it: cut there as a truncated frame (module comment). */
+  #unterminated(state: State & { name: "body-scan" }, events: MjpegEvent[]): boolean {
+    if (state.loose < 0 || state.loose > this.#maxPartBytes + 2) return false;
+    events.push({
+      kind: "error",
+      reason: "unterminated-jpeg",
+      message: `a JPEG part without Content-Length reached maxPartBytes (${this.#maxPartBytes}) with no ` +
+        `delimiter after an EOI marker (FF D9); dropped its first ${state.loose} bytes as a truncated frame`,
+    });
+    this.#window.consume(state.loose);
+    this.#state = MjpegParser.#seek();
     return true;
   }
 }
