@@ -14,7 +14,7 @@ import { decodeFrame } from "./frame.ts";
 import type { IncomingBatch, IncomingMessage } from "./kafka.ts";
 import { MAX_FUTURE_MS, objectKey, parseMessageKey, timestampProblem } from "./key.ts";
 import type { Logger } from "./log.ts";
-import { isJpeg } from "./mjpeg.ts";
+import { jpegProblem } from "./mjpeg.ts";
 import type { StoragePlugin } from "./plugin.ts";
 import { isAfter, newestStored, type StoredRef } from "./reference.ts";
 import type { SceneFilter } from "./scene_filter.ts";
@@ -269,9 +269,8 @@ export class Pipeline {
       frame = decodeFrame(message.value ?? new Uint8Array(0));
       const problem = timestampProblem(frame.timestampMs, this.#now());
       if (problem) throw new RangeError(problem);
-      if (!isJpeg(frame.jpeg)) {
-        throw new SyntaxError(`payload of ${frame.jpeg.length} bytes is not a JPEG (no SOI/EOI markers)`);
-      }
+      const notJpeg = jpegProblem(frame.jpeg);
+      if (notJpeg) throw new SyntaxError(notJpeg);
     } catch (error) {
       counts.errors++;
       log.warn(`[consumer] ${where} ${robotId}: ${messageOf(error)}; skipped`);

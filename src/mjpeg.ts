@@ -85,6 +85,23 @@ export function isJpeg(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && bytes[0] === 0xff && bytes[1] === 0xd8 && endsWithEoi(bytes, 2, bytes.length);
 }
 
+/** Why `bytes` is not a complete JPEG (as isJpeg judges it), or null when it is one. */
+export function jpegProblem(bytes: Uint8Array): string | null {
+  if (isJpeg(bytes)) return null;
+  if (bytes.length === 0) return "payload is empty, not a JPEG";
+  if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== 0xd8) {
+    return `payload of ${bytes.length} bytes is not a JPEG (no SOI marker at the start)`;
+  }
+  for (let i = bytes.length - 2; i >= 2; i--) {
+    if (bytes[i] === 0xff && bytes[i + 1] === 0xd9) {
+      return `JPEG of ${bytes.length} bytes has ${
+        bytes.length - i - 2
+      } bytes of garbage after its EOI marker`;
+    }
+  }
+  return `JPEG of ${bytes.length} bytes is truncated (no EOI marker at the end)`;
+}
+
 /** True when view[from, end) ends with FF D9 plus allowed padding. */
 function endsWithEoi(view: Uint8Array, from: number, end: number): boolean {
   let q = end;

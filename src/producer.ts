@@ -12,7 +12,7 @@ import type { FrameProducer, OutgoingMessage } from "./kafka.ts";
 import { messageKey } from "./key.ts";
 import type { Logger } from "./log.ts";
 import { counterLines } from "./metrics.ts";
-import { isJpeg } from "./mjpeg.ts";
+import { jpegProblem } from "./mjpeg.ts";
 
 /** A frame as the camera layer hands it over. */
 export interface CameraFrame {
@@ -93,11 +93,10 @@ export class FrameSender {
       this.counts.throttled++;
       return "throttled";
     }
-    if (!isJpeg(frame.jpeg)) {
+    const notJpeg = jpegProblem(frame.jpeg);
+    if (notJpeg) {
       this.counts.refused++;
-      this.#log.warn(
-        `[producer] ${robotId}: part of ${frame.jpeg.length} bytes is not a JPEG (no SOI/EOI); not sent`,
-      );
+      this.#log.warn(`[producer] ${robotId}: ${notJpeg}; not sent`);
       return "refused";
     }
     if (frame.jpeg.length + HEADER_BYTES > config.kafka.max_message_bytes) {

@@ -83,6 +83,13 @@ Deno.test("start-up errors name the problem and the fix", async (t) => {
       /error: cannot reach the Kafka broker at 127\.0\.0\.1:1 .*deno task stack up.* or set kafka\.brokers/,
     );
   });
+  await t.step("consumer: broker unreachable", async () => {
+    const { code, out } = await run("src/main_consume.ts", ["--config", path], {
+      KAFKA_BROKERS: "127.0.0.1:1",
+    });
+    assert.equal(code, 1, out);
+    assert.match(out, /error: cannot reach the Kafka broker at 127\.0\.0\.1:1 .*deno task stack up/);
+  });
   await t.step("consumer: S3 endpoint unreachable", async () => {
     const { code, out } = await run("src/main_consume.ts", ["--config", path], {
       RUSTFS_ENDPOINT: "http://127.0.0.1:1",

@@ -76,6 +76,22 @@ Deno.test("a scene change is stored", async () => {
   );
 });
 
+/** A real frame's headers with its size patched to 16000x16000, cut right after the scan header. */
+function hugeHeader(): Uint8Array {
+  const bytes = samples[0].slice();
+  for (let i = 2; i < bytes.length - 9; i++) {
+    if (bytes[i] === 0xff && bytes[i + 1] === 0xc0) {
+      new DataView(bytes.buffer).setUint16(i + 5, 16000);
+      new DataView(bytes.buffer).setUint16(i + 7, 16000);
+    }
+    if (bytes[i] === 0xff && bytes[i + 1] === 0xda) {
+      const length = (bytes[i + 2] << 8) | bytes[i + 3];
+      return new Uint8Array([...bytes.subarray(0, i + 2 + length + 64), 0xff, 0xd9]);
+    }
+  }
+  throw new Error("sample has no SOS");
+}
+
 Deno.test("bad messages are counted and skipped, never stored", async (t) => {
   const { pipeline, store, log } = await setup();
   const good = encodeFrame(T0, 1, samples[0]);
@@ -110,7 +126,29 @@ Deno.test("bad messages are counted and skipped, never stored", async (t) => {
       key: `r:${T0}`,
       value: encodeFrame(T0, 1, new TextEncoder().encode("<html>")),
       timestampMs: 0,
-    }, /not a JPEG/],
+    }, /not a JPEG \(no SOI marker/],
+    ["JPEG with garbage after EOI", {
+      offset: "13",
+      key: `r:${T0}`,
+      value: encodeFrame(
+        T0,
+        1,
+        new Uint8Array([...samples[0], ...new TextEncoder().encode("trailing junk!")]),
+      ),
+      timestampMs: 0,
+    }, /14 bytes of garbage after its EOI/],
+    ["header-only JPEG (SOI, EOI, nothing else)", {
+      offset: "14",
+      key: `r:${T0}`,
+      value: encodeFrame(T0, 1, new Uint8Array([0xff, 0xd8, 0xff, 0xd9])),
+      timestampMs: 0,
+    }, /\[filter:ahash\].*(no|missing|before)/],
+    ["enormous dimensions with a tiny body", {
+      offset: "15",
+      key: `r:${T0}`,
+      value: encodeFrame(T0, 1, hugeHeader()),
+      timestampMs: 0,
+    }, /\[filter:ahash\].*(exceeds|needs)/],
     [
       "negative time",
       { offset: "10", key: `r:-5`, value: encodeFrame(-5, 1, samples[0]), timestampMs: 0 },
@@ -127,7 +165,7 @@ Deno.test("bad messages are counted and skipped, never stored", async (t) => {
       key: `r:${T0}`,
       value: encodeFrame(T0, 1, new Uint8Array([...samples[0].subarray(0, 3000), 0xff, 0xd9])),
       timestampMs: 0,
-    }, /./],
+    }, /\[filter:ahash\].*truncated JPEG/],
   ];
   for (const [name, msg, pattern] of cases) {
     await t.step(name, async () => {
@@ -147,7 +185,7 @@ Deno.test("bad messages are counted and skipped, never stored", async (t) => {
   assert.equal(store.objects.size, 0);
   assert.equal(pipeline.counters.skipped.get("no key"), 1);
   assert.equal(pipeline.counters.skipped.get("bad key"), 6);
-  assert.equal(pipeline.counters.robot("r").errors, 6);
+  assert.equal(pipeline.counters.robot("r").errors, 9);
 });
 
 Deno.test("a failing store is retried and the offset waits for it", async () => {
