@@ -2,11 +2,13 @@
  * The catalog: one row per stored frame, in SQLite (node:sqlite, WAL mode), one file under the data directory.
  *
  * The consumer writes a frame's row after its object is stored and before its offset is committed; eviction
- * moves rows through the tiers; search (later) reads it. Every statement is here, so the rest of the project
- * sees typed rows, not SQL.
+ * moves rows through the tiers; search reads it. Every statement on `frames` rows is here, so the rest of the
+ * project sees typed rows, not SQL; labels, clips and the change journal (schema v2) are kept by src/labels.ts and
+ * read by src/search.ts through `Catalog.db`.
  *
- * Tiers: "local" (only in the local store), "archiving" (an archive copy is being made; the local object is
- * untouched), "archive" (the archive copy is verified; the local object may still exist until it is deleted).
+ * Tiers: "local" (only in the local store), "archiving" (a move to the archive is under way: the archive copy is
+ * being made or verified, and once it is verified the local object is deleted), "archive" (only in the archive).
+ * A crash at any point of a move leaves the row in "archiving", and eviction finishes or redoes the move.
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { mkdirSync } from "node:fs";
@@ -39,7 +41,11 @@ export interface TierCounts {
   bytes: number;
 }
 
-const SCHEMA_VERSION = 1;
+/**
+ * 1: frames. 2: labels, frame_labels, clips, clip_labels and the append-only `changes` journal (src/labels.ts),
+ * plus indexes for time-ordered search (frames_time) and "stored since" polling (frames_stored).
+ */
+const SCHEMA_VERSION = 2;
 
 /** The catalog file of a config: `catalog.data_dir` (relative to the config file's folder) + catalog.sqlite. */
 export function catalogPath(config: { baseDir: string; catalog: { data_dir: string } }): string {
@@ -51,6 +57,11 @@ export function catalogPath(config: { baseDir: string; catalog: { data_dir: stri
 
 const COLUMNS =
   "key, robot_id, ts_ms, seq, size, etag, filter, distance, hash, tier, tier_changed_ms, stored_ms";
+
+/** SQL condition on `frames f`: the frame has a label of its own or lies in a labelled clip of its robot. */
+const PINNED = `(EXISTS (SELECT 1 FROM frame_labels fl WHERE fl.key = f.key)
+  OR EXISTS (SELECT 1 FROM clips c WHERE c.robot_id = f.robot_id AND c.from_ms <= f.ts_ms AND c.to_ms >= f.ts_ms
+    AND EXISTS (SELECT 1 FROM clip_labels cl WHERE cl.clip_id = c.id)))`;
 
 interface RawRow {
   key: string;
@@ -65,6 +76,16 @@ interface RawRow {
   tier: Tier;
   tier_changed_ms: number;
   stored_ms: number;
+}
+
+/** The frame columns for a SELECT, qualified with a table alias (`rowFromSql` reads them back). */
+export function frameColumns(alias: string): string {
+  return COLUMNS.split(", ").map((c) => `${alias}.${c}`).join(", ");
+}
+
+/** A FrameRow from a result row that holds the frame columns (see `frameColumns`). */
+export function rowFromSql(r: Record<string, unknown>): FrameRow {
+  return toRow(r as unknown as RawRow);
 }
 
 function toRow(r: RawRow): FrameRow {
@@ -163,9 +184,88 @@ export class Catalog {
         );
         CREATE INDEX IF NOT EXISTS frames_tier_time ON frames (tier, ts_ms, seq);
         CREATE INDEX IF NOT EXISTS frames_robot_time ON frames (robot_id, ts_ms, seq);
-        PRAGMA user_version = ${SCHEMA_VERSION};
+        PRAGMA user_version = 1;
       `);
     }
+    if (version < 2) this.#migrateTo2();
+  }
+
+  /**
+   * Version 2, in place and in one transaction (a v1 catalog keeps its rows; the version is checked again under
+   * the write lock, so two processes opening an old catalog at once migrate it once).
+   *
+   * Labels hang off frames by key (not by a foreign key: a frame's row may be rebuilt by reindex and keeps its
+   * labels). A clip is a robot's time span [from_ms, to_ms] (both inclusive); its labels apply to every frame of
+   * that robot inside the span, including frames stored after the clip was made.
+   */
+  #migrateTo2(): void {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const now = Number(
+        (this.#db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version,
+      );
+      if (now < 2) {
+        this.#db.exec(`
+          CREATE TABLE IF NOT EXISTS labels (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE
+          );
+          CREATE TABLE IF NOT EXISTS frame_labels (
+            key TEXT NOT NULL,
+            label_id INTEGER NOT NULL,
+            created_ms INTEGER NOT NULL,
+            author TEXT,
+            PRIMARY KEY (key, label_id)
+          ) WITHOUT ROWID;
+          CREATE INDEX IF NOT EXISTS frame_labels_label ON frame_labels (label_id, key);
+          CREATE TABLE IF NOT EXISTS clips (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            robot_id TEXT NOT NULL,
+            from_ms INTEGER NOT NULL,
+            to_ms INTEGER NOT NULL CHECK (to_ms >= from_ms),
+            name TEXT NOT NULL,
+            note TEXT NOT NULL DEFAULT '',
+            created_ms INTEGER NOT NULL,
+            author TEXT
+          );
+          CREATE INDEX IF NOT EXISTS clips_robot_time ON clips (robot_id, from_ms, to_ms);
+          CREATE TABLE IF NOT EXISTS clip_labels (
+            clip_id INTEGER NOT NULL,
+            label_id INTEGER NOT NULL,
+            PRIMARY KEY (clip_id, label_id)
+          ) WITHOUT ROWID;
+          CREATE INDEX IF NOT EXISTS clip_labels_label ON clip_labels (label_id, clip_id);
+          CREATE TABLE IF NOT EXISTS changes (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at_ms INTEGER NOT NULL,
+            author TEXT,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL,
+            detail TEXT NOT NULL CHECK (json_valid(detail))
+          );
+          CREATE INDEX IF NOT EXISTS changes_target ON changes (target, id);
+          CREATE TRIGGER IF NOT EXISTS changes_no_update BEFORE UPDATE ON changes
+            BEGIN SELECT RAISE(ABORT, 'the changes journal is append-only'); END;
+          CREATE TRIGGER IF NOT EXISTS changes_no_delete BEFORE DELETE ON changes
+            BEGIN SELECT RAISE(ABORT, 'the changes journal is append-only'); END;
+          CREATE INDEX IF NOT EXISTS frames_time ON frames (ts_ms, seq, key);
+          CREATE INDEX IF NOT EXISTS frames_stored ON frames (stored_ms);
+          PRAGMA user_version = 2;
+        `);
+      }
+      this.#db.exec("COMMIT");
+    } catch (error) {
+      this.#db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+
+  /**
+   * The open connection, for modules that keep their own statements over the catalog's tables (src/labels.ts,
+   * src/search.ts, src/similar.ts). Not for writing frames rows: use the methods here.
+   */
+  get db(): DatabaseSync {
+    return this.#db;
   }
 
   /**
@@ -215,6 +315,35 @@ export class Catalog {
   /** The globally oldest frames still only in the local tier. */
   oldestLocal(limit: number): FrameRow[] {
     return (this.#oldest.all(limit) as unknown as RawRow[]).map(toRow);
+  }
+
+  /**
+   * True when the frame is labelled: a label of its own, or inside a clip (same robot, capture time within the
+   * clip's span) that has at least one label. Eviction should keep pinned frames local as long as it can.
+   */
+  isPinned(key: string): boolean {
+    return this.#db.prepare(`SELECT 1 AS pinned FROM frames f WHERE f.key = ? AND ${PINNED}`).get(key) !==
+      undefined;
+  }
+
+  /** The globally oldest local-only frames that are not pinned (eviction's first choice), oldest first. */
+  oldestLocalUnpinned(limit: number): FrameRow[] {
+    return (this.#db.prepare(
+      `SELECT ${COLUMNS} FROM frames f WHERE tier = 'local' AND NOT ${PINNED} ORDER BY ts_ms, seq LIMIT ?`,
+    ).all(limit) as unknown as RawRow[]).map(toRow);
+  }
+
+  /**
+   * Like `oldestLocal`, but unpinned frames come first (oldest first), then pinned ones (oldest first): eviction
+   * that takes from the front archives labelled frames only once nothing else is left.
+   */
+  oldestLocalPinnedLast(limit: number): FrameRow[] {
+    const rows = this.oldestLocalUnpinned(limit);
+    if (rows.length >= limit) return rows;
+    const pinned = this.#db.prepare(
+      `SELECT ${COLUMNS} FROM frames f WHERE tier = 'local' AND ${PINNED} ORDER BY ts_ms, seq LIMIT ?`,
+    ).all(limit - rows.length) as unknown as RawRow[];
+    return rows.concat(pinned.map(toRow));
   }
 
   /** Frames in a tier, oldest first. */

@@ -331,6 +331,12 @@ export function resolveConfig(text: string, options: ResolveOptions = {}): Confi
         `(${config.eviction.threshold_percent})`,
     );
   }
+  if (config.eviction.hard_limit_percent <= config.eviction.threshold_percent) {
+    throw new RangeError(
+      `eviction.hard_limit_percent (${config.eviction.hard_limit_percent}) must be above eviction.threshold_percent ` +
+        `(${config.eviction.threshold_percent})`,
+    );
+  }
   config.filter.robots = resolveRobotFilters(config.filter, config.filter.robots as Record<string, unknown>);
   config.source = options.source ?? "";
   config.baseDir = options.baseDir ?? ".";

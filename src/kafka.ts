@@ -297,6 +297,10 @@ export interface FrameConsumer {
   ): Promise<void>;
   /** Finishes in-flight batches, commits resolved offsets and leaves the group. */
   stop(): Promise<void>;
+  /** Stops fetching (the group membership and the assigned partitions stay), e.g. while local storage is full. */
+  pause(): void;
+  /** Fetches again after pause(). */
+  resume(): void;
 }
 
 export async function openConsumer(
@@ -362,5 +366,7 @@ export async function openConsumer(
       });
     },
     stop: () => consumer.disconnect(),
+    pause: () => consumer.pause([{ topic: config.topic }]),
+    resume: () => consumer.resume([{ topic: config.topic }]),
   };
 }

@@ -3,20 +3,69 @@
  */
 import { parseCli, runMain, untilSignal } from "./cli.ts";
 import { Catalog, catalogPath } from "./catalog.ts";
-import { loadConfig } from "./config.ts";
+import { type Config, loadConfig } from "./config.ts";
 import { Pipeline } from "./consumer.ts";
 import { messageOf, ServiceError } from "./errors.ts";
-import { openAdmin, openConsumer } from "./kafka.ts";
-import { createLogger } from "./log.ts";
+import { type FrameConsumer, openAdmin, openConsumer } from "./kafka.ts";
+import { createLogger, type Logger } from "./log.ts";
 import { loadFilter, loadStorage } from "./plugin_loader.ts";
 import { createSceneFilter } from "./scene_filter.ts";
-import { consumerMetrics, startMetricsServer } from "./metrics.ts";
+import { consumerMetrics, evictionLines, startMetricsServer } from "./metrics.ts";
+import { evictionSettings, Evictor, triggerProblem } from "./eviction.ts";
+import type { StoragePlugin } from "./plugin.ts";
 
 const USAGE = `usage: deno task consume [--config PATH]
 
 Reads camera frames from Kafka, drops redundant ones with the per-robot filter and stores the rest.
   --config PATH   config file (default: ./config.toml, built-in defaults when absent)
 Stops cleanly on Ctrl-C / SIGTERM: in-flight stores finish and offsets are committed.`;
+
+/**
+ * Runs eviction inside the consumer when a trigger is configured. An unreachable archive does not stop ingest: the
+ * evictor backs off and deletes nothing locally until the archive answers; at the hard limit it pauses fetching
+ * (Kafka keeps the frames) and resumes once space is freed.
+ */
+async function startEviction(
+  config: Config,
+  log: Logger,
+  local: StoragePlugin,
+  catalog: Catalog,
+  consumer: FrameConsumer,
+): Promise<Evictor | null> {
+  if (!config.eviction.enabled) return null;
+  const settings = evictionSettings(config);
+  const problem = triggerProblem(settings);
+  if (problem) {
+    log.info(`[evict] off: ${problem}`);
+    return null;
+  }
+  const archive = await loadStorage("s3_archive", {
+    bucket: config.aws_s3.bucket,
+    region: config.aws_s3.region,
+    endpoint: config.aws_s3.endpoint,
+  });
+  try {
+    await archive.open();
+  } catch (error) {
+    log.warn(
+      `[evict] archive not usable yet (${
+        messageOf(error)
+      }); eviction retries and deletes nothing until it is`,
+    );
+  }
+  const evictor = new Evictor({
+    local,
+    archive,
+    catalog,
+    settings,
+    archivePrefix: config.aws_s3.prefix,
+    localPrefix: config.rustfs.prefix,
+    log,
+    onPause: (paused) => paused ? consumer.pause() : consumer.resume(),
+  });
+  evictor.start();
+  return evictor;
+}
 
 runMain(async () => {
   const { values } = parseCli(USAGE, { config: { type: "string", short: "c" } });
@@ -69,8 +118,10 @@ runMain(async () => {
     { name: "s3", check: async () => void (await storage.head(".frame-bucket-health")) },
   ]);
   const consumer = await openConsumer(config.kafka, log, { onRebalance: (p) => pipeline.onAssignment(p) });
+  const evictor = await startEviction(config, log, storage, catalog, consumer);
+  if (evictor) metrics.registry.collect(() => evictionLines(evictor.stats()));
   const stats = setInterval(
-    () => log.info(`[stats] ${pipeline.counters.line()}`),
+    () => log.info(`[stats] ${pipeline.counters.line()}${evictor ? `; ${evictor.statsLine()}` : ""}`),
     config.consumer.stats_interval_secs * 1000,
   );
   await consumer.run((batch) => pipeline.handleBatch(batch), {
@@ -84,6 +135,7 @@ runMain(async () => {
     Deno.exit(1);
   }, 30000);
   try {
+    await evictor?.stop();
     await consumer.stop();
   } catch (error) {
     log.warn(`leaving the group failed: ${messageOf(error)}`);

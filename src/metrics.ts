@@ -161,19 +161,6 @@ export function consumerMetrics(registry = new Registry()) {
       "JPEG bytes confirmed stored, per robot.",
     ),
     lag: registry.gauge("frame_bucket_consumer_lag", "Messages behind the newest, per partition."),
-    evicted: registry.counter("frame_bucket_frames_evicted_total", "Frames moved to the archive tier."),
-    evictionDropped: registry.counter(
-      "frame_bucket_frames_evicted_unarchived_total",
-      "Frames deleted without an archive copy (on_archive_failure = drop_oldest).",
-    ),
-    localUsage: registry.gauge(
-      "frame_bucket_local_usage_ratio",
-      "Used share of the local store (0-1) as eviction measures it.",
-    ),
-    paused: registry.gauge(
-      "frame_bucket_consumer_paused",
-      "1 while fetching is paused because the local store is full.",
-    ),
   };
 }
 
@@ -267,4 +254,57 @@ export function startMetricsServer(
     }
     throw error;
   }
+}
+
+/** Eviction's figures as Prometheus lines (rendered at scrape time from the evictor's own counters). */
+export function evictionLines(stats: {
+  archived: number;
+  archivedBytes: number;
+  dropped: number;
+  lost: number;
+  failures: number;
+  paused: boolean;
+  lastPercent: number | null;
+}): string {
+  const one = (name: string, type: string, help: string, value: number) =>
+    `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${value}`;
+  return [
+    one("frame_bucket_frames_evicted_total", "counter", "Frames moved to the archive tier.", stats.archived),
+    one(
+      "frame_bucket_bytes_evicted_total",
+      "counter",
+      "Bytes moved to the archive tier.",
+      stats.archivedBytes,
+    ),
+    one(
+      "frame_bucket_frames_evicted_unarchived_total",
+      "counter",
+      "Frames deleted without an archive copy (on_archive_failure = drop_oldest).",
+      stats.dropped,
+    ),
+    one(
+      "frame_bucket_frames_lost_total",
+      "counter",
+      "Frames eviction found gone from both tiers.",
+      stats.lost,
+    ),
+    one(
+      "frame_bucket_eviction_failures_total",
+      "counter",
+      "Failed attempts to reach a store.",
+      stats.failures,
+    ),
+    one(
+      "frame_bucket_local_usage_percent",
+      "gauge",
+      "Local usage at the last check, as eviction measures it.",
+      stats.lastPercent ?? 0,
+    ),
+    one(
+      "frame_bucket_consumer_paused",
+      "gauge",
+      "1 while fetching is paused because local storage is full.",
+      stats.paused ? 1 : 0,
+    ),
+  ].join("\n");
 }

@@ -5,7 +5,7 @@
  * arguments and prints JSON lines on stdout (diagnostics on stderr). Benchmarks are measurements, never timed
  * assertions: they report figures and leave judging them to people.
  *
- * To add one (planned: faults, search, e2e), write tools/bench_<name>.ts and add an entry to BENCHES below.
+ * To add one, write tools/bench_<name>.ts (exporting USAGE and a run function) and add an entry to BENCHES below.
  */
 import { runMain } from "../src/cli.ts";
 
@@ -31,13 +31,22 @@ const BENCHES: Record<string, Bench> = {
       return { usage: m.USAGE, run: m.benchFaults };
     },
   },
-  // Planned, same shape:
-  // search: { summary: "...", load: async () => { const m = await import("./bench_search.ts"); ... } },
-  // e2e:    { summary: "...", load: async () => { const m = await import("./bench_e2e.ts"); ... } },
+  e2e: {
+    summary:
+      "N simulated 1080p cameras -> producers -> Kafka -> consumer -> S3: throughput, latency, lag, CPU, RSS",
+    load: async () => {
+      const m = await import("./bench_e2e.ts");
+      return { usage: m.USAGE, run: m.benchE2e };
+    },
+  },
+  search: {
+    summary: "similar-frame top-k over 1,000,000 in-memory aHashes: p50/p99, build time, memory",
+    load: async () => {
+      const m = await import("./bench_search.ts");
+      return { usage: m.USAGE, run: m.benchSearch };
+    },
+  },
 };
-
-/** Names reserved for benchmarks still to be written; asking for one is an unknown name until it exists. */
-const PLANNED = ["faults", "search", "e2e"].filter((n) => !(n in BENCHES));
 
 function usage(): string {
   const width = Math.max(...Object.keys(BENCHES).map((n) => n.length));
@@ -45,8 +54,7 @@ function usage(): string {
   return `usage: deno task bench <name> [options]   (deno task bench <name> --help for its options)
 
 benchmarks:
-${list}
-(planned: ${PLANNED.join(", ")})`;
+${list}`;
 }
 
 runMain(async () => {

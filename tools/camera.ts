@@ -26,6 +26,8 @@ export interface CameraOptions {
   seed?: number;
   /** Serve the JPEG files of this folder in name order, cycling, instead of generated frames. */
   samplesDir?: string;
+  /** Serve these JPEGs in order, cycling (a benchmark's pre-encoded pool, shared by many cameras). */
+  frames?: Uint8Array[];
   /** Multipart boundary of the stream. */
   boundary?: string;
 }
@@ -168,7 +170,11 @@ export async function startCamera(options: CameraOptions = {}): Promise<Camera> 
   const height = positive("height", options.height ?? 480, true);
   const defaultFps = positive("fps", options.fps ?? 10, false);
   const stillMs = positive("stillSeconds", options.stillSeconds ?? 3, false) * 1000;
-  const samples = options.samplesDir === undefined ? null : await readSamples(options.samplesDir);
+  const samples = options.frames?.length
+    ? options.frames.map((f) => (f.buffer instanceof ArrayBuffer ? f as Bytes : new Uint8Array(f)))
+    : options.samplesDir === undefined
+    ? null
+    : await readSamples(options.samplesDir);
 
   const startedAt = performance.now();
   let served = 0;

@@ -11,6 +11,8 @@ export interface LatencyProxy {
   delayMs: number;
   /** While true, nothing travels server -> client: the connection stays open but goes silent (a stall). */
   stalled: boolean;
+  /** While true, new connections are closed at once and open ones cut: the server looks down. */
+  down: boolean;
   /** Closes every open connection at once, wherever the bytes are (a stream cut mid-frame). */
   dropConnections(): void;
   close(): Promise<void>;
@@ -23,6 +25,7 @@ export function startLatencyProxy(target: { hostname: string; port: number }, de
     port: (listener.addr as Deno.NetAddr).port,
     delayMs,
     stalled: false,
+    down: false,
     dropConnections() {
       for (const c of open) {
         try {
@@ -59,6 +62,10 @@ export function startLatencyProxy(target: { hostname: string; port: number }, de
   const serving = (async () => {
     try {
       for await (const client of listener) {
+        if (proxy.down) {
+          client.close();
+          continue;
+        }
         open.add(client);
         Deno.connect(target).then((server) => {
           open.add(server);

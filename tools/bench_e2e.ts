@@ -1,0 +1,211 @@
+/**
+ * `deno task bench e2e --robots N --fps F --seconds S`: the whole pipeline under a fleet's load on this machine.
+ *
+ * Simulated cameras serve real MJPEG over HTTP: the real 1080p reachy frames and generated 1080p scenes, in a
+ * pattern where about a third of the frames start a new scene, so the filter accepts ~30 %. One producer process
+ * per robot, the real broker and S3 server of the local stack, one consumer. Prints one JSON line:
+ *
+ *   {"robots":20,"fps":10,"seconds":60,"published_per_s":..,"consumed_per_s":..,"stored_per_s":..,
+ *    "latency_ms":{"p50":..,"p99":..,"max":..},"lag_end":..,"consumer_cpu_s":..,"consumer_rss_mb":..,
+ *    "producer_rss_mb":..}
+ *
+ * Latency is capture-to-stored, from the catalog rows of the frames stored during the measured window.
+ */
+import { parseArgs } from "node:util";
+import { encode } from "jpeg-js";
+import { DatabaseSync } from "node:sqlite";
+import { catalogPath } from "../src/catalog.ts";
+import { openAdmin } from "../src/kafka.ts";
+import { createLogger } from "../src/log.ts";
+import { consumerLag } from "./audit.ts";
+import { type Camera, startCamera } from "./camera.ts";
+import { type Child, freePort, spawnDeno } from "./processes.ts";
+import { isolatedConfig } from "./scratch.ts";
+import { stackUp } from "./stack.ts";
+
+export const USAGE =
+  `usage: deno task bench e2e [--robots N] [--fps F] [--seconds S] [--compression none|snappy|gzip]
+
+Runs N simulated 1080p cameras, a producer per robot and one consumer against the local stack for S seconds
+(after a warm-up) and prints one JSON line with throughput, capture-to-stored latency, lag and resource use.
+  --robots N        robots (default 5)
+  --fps F           frames per second per robot (default 10)
+  --seconds S       measured seconds (default 60)
+  --warmup S        seconds before measuring (default 10)
+  --compression C   Kafka compression for the run (default: the config default)`;
+
+const quiet = createLogger({ level: "error", format: "text" });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const SAMPLES = new URL("../../shared/samples/reachy-001/", import.meta.url).pathname;
+
+/** The frame pool: runs of three frames, alternating real reachy frames and generated scenes (~1/3 new). */
+function framePool(): Uint8Array[] {
+  const real = [...Deno.readDirSync(SAMPLES)].map((e) => e.name).filter((n) => n.endsWith(".jpg")).sort()
+    .map((n) => Deno.readFileSync(SAMPLES + n));
+  const width = 1920, height = 1080;
+  const scenes: Uint8Array[] = [];
+  for (let s = 0; s < 6; s++) {
+    const data = new Uint8Array(width * height * 4);
+    // Big blocks of contrasting brightness, a different layout per scene: far apart in aHash terms.
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const i = (y * width + x) * 4;
+        const v = ((Math.floor(x / (240 + 40 * s)) + Math.floor(y / (180 + 30 * s)) + s) & 1) ? 220 : 30;
+        data[i] = v;
+        data[i + 1] = (v + 60 * s) & 255;
+        data[i + 2] = 255 - v;
+        data[i + 3] = 255;
+      }
+    }
+    scenes.push(new Uint8Array(encode({ data, width, height }, 80).data));
+  }
+  const pool: Uint8Array[] = [];
+  for (let i = 0; i < 12; i++) {
+    const run = i % 2 === 0
+      ? [real[(3 * i) % 10], real[(3 * i + 1) % 10], real[(3 * i + 2) % 10]]
+      : [scenes[(i >> 1) % 6]];
+    while (run.length < 3) run.push(run[0]);
+    pool.push(...run);
+  }
+  return pool;
+}
+
+function procStat(pid: number): { cpuS: number; rssMb: number } {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+    return { cpuS: ticks / 100, rssMb: Math.round(kb / 102.4) / 10 };
+  } catch {
+    return { cpuS: 0, rssMb: 0 };
+  }
+}
+
+async function scrape(port: number): Promise<Map<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const totals = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    const m = /^([a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$/.exec(line);
+    if (m) totals.set(m[1], (totals.get(m[1]) ?? 0) + Number(m[3]));
+  }
+  return totals;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+}
+
+export async function benchE2e(args: string[]): Promise<Record<string, unknown>> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      robots: { type: "string", default: "5" },
+      fps: { type: "string", default: "10" },
+      seconds: { type: "string", default: "60" },
+      warmup: { type: "string", default: "10" },
+      compression: { type: "string" },
+    },
+  });
+  const robots = Number(values.robots), fps = Number(values.fps), seconds = Number(values.seconds);
+  const warmup = Number(values.warmup);
+  for (const [name, v] of [["--robots", robots], ["--fps", fps], ["--seconds", seconds]] as const) {
+    if (!(v > 0)) throw new RangeError(`${name} must be positive`);
+  }
+  await stackUp();
+  const say = (l: string) => console.error(l);
+  const metricsPort = freePort();
+  const { path, config } = await isolatedConfig("bench-e2e", {
+    kafka: values.compression ? { compression: values.compression } : {},
+    stream: { fps },
+    metrics: { consumer_port: metricsPort },
+    consumer: { stats_interval_secs: 10 },
+    producer: { stats_interval_secs: 10 },
+  });
+  const admin = await openAdmin(config.kafka, quiet);
+  await admin.ensureTopic(Math.max(3, robots), config.kafka.max_message_bytes).finally(() => admin.close());
+
+  say(`building the 1080p frame pool...`);
+  const pool = framePool();
+  const cameras: Camera[] = [];
+  const producers: Child[] = [];
+  let consumer: Child | null = null;
+  try {
+    for (let r = 0; r < robots; r++) {
+      const offset = (r * 7) % pool.length;
+      cameras.push(
+        await startCamera({ port: 0, fps, frames: [...pool.slice(offset), ...pool.slice(0, offset)] }),
+      );
+    }
+    consumer = spawnDeno("consumer", "src/main_consume.ts", ["--config", path]);
+    await consumer.waitFor(/joined group/, 60000);
+    say(`starting ${robots} producers at ${fps} fps`);
+    for (let r = 0; r < robots; r++) {
+      producers.push(
+        spawnDeno(`producer ${r}`, "src/main_produce.ts", [
+          `robot-${String(r).padStart(3, "0")}`,
+          cameras[r].url,
+          "--config",
+          path,
+        ]),
+      );
+    }
+    await Promise.all(producers.map((p) => p.waitFor(/connected to camera/, 60000)));
+    say(`warming up for ${warmup} s`);
+    await sleep(warmup * 1000);
+
+    const admin2 = await openAdmin(config.kafka, quiet);
+    const highs = async () =>
+      [...((await admin2.describeTopic())?.highWatermarks.values() ?? [])].reduce((n, h) => n + Number(h), 0);
+    const t0 = Date.now();
+    const published0 = await highs();
+    const m0 = await scrape(metricsPort);
+    const cpu0 = procStat(consumer.pid).cpuS;
+    say(`measuring for ${seconds} s`);
+    await sleep(seconds * 1000);
+    const t1 = Date.now();
+    const published1 = await highs();
+    const m1 = await scrape(metricsPort);
+    const cpu1 = procStat(consumer.pid);
+    const lagEnd = await consumerLag(config, quiet);
+    await admin2.close();
+    const producerRss = Math.max(...producers.map((p) => procStat(p.pid).rssMb));
+    const elapsed = (t1 - t0) / 1000;
+
+    const db = new DatabaseSync(catalogPath(config), { readOnly: true });
+    const latencies = (db.prepare("SELECT stored_ms - ts_ms AS l FROM frames WHERE stored_ms BETWEEN ? AND ?")
+      .all(t0, t1) as { l: number }[]).map((r) => Number(r.l)).sort((a, b) => a - b);
+    db.close();
+    const delta = (name: string) => ((m1.get(name) ?? 0) - (m0.get(name) ?? 0)) / elapsed;
+    const filterCpu = (m1.get("frame_bucket_filter_seconds_sum") ?? 0) -
+      (m0.get("frame_bucket_filter_seconds_sum") ?? 0);
+    const result = {
+      robots,
+      fps,
+      seconds,
+      compression: config.kafka.compression,
+      published_per_s: Math.round((published1 - published0) / elapsed * 10) / 10,
+      consumed_per_s: Math.round(delta("frame_bucket_frames_received_total") * 10) / 10,
+      stored_per_s: Math.round(delta("frame_bucket_frames_stored_total") * 10) / 10,
+      latency_ms: {
+        p50: percentile(latencies, 0.5),
+        p99: percentile(latencies, 0.99),
+        max: latencies.at(-1) ?? 0,
+      },
+      lag_end: lagEnd,
+      consumer_cpu_s: Math.round((cpu1.cpuS - cpu0) * 10) / 10,
+      consumer_filter_s: Math.round(filterCpu * 10) / 10,
+      consumer_rss_mb: cpu1.rssMb,
+      producer_rss_mb: producerRss,
+    };
+    console.log(JSON.stringify(result));
+    return result;
+  } finally {
+    await Promise.all(producers.map((p) => p.stop(5000)));
+    await consumer?.stop(10000);
+    for (const c of cameras) await c.close();
+    await Deno.remove(path).catch(() => {});
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * `deno task export --label L [--label L2]... [--robot R]... [--from T] [--to T] --out DIR|FILE.tar`: the labelled
+ * frames as an ImageFolder dataset (see src/export.ts), fetched from whichever tier holds them, with progress on
+ * stderr.
+ */
+import { Catalog, catalogPath } from "../src/catalog.ts";
+import { parseCli, runMain } from "../src/cli.ts";
+import { loadConfig } from "../src/config.ts";
+import { exportFrames, tierFetcher } from "../src/export.ts";
+import { checkRobotId } from "../src/key.ts";
+import { loadStorage } from "../src/plugin_loader.ts";
+import { countFrames, parseTimeRange } from "../src/search.ts";
+
+export const USAGE = `usage: deno task export --label L [--label L2]... [--robot R]... [--from T] [--to T]
+                        --out DIR|FILE.tar [--config PATH]
+
+Writes the frames with any of the labels (their own, or from a clip they lie in) as an image dataset:
+<label>/<robot>_<YYYYMMDD>T<HHMMSSmmm>Z_<seq>.jpg, one folder per label (a frame with two of the labels is in
+both), and metadata.jsonl (file_name, label, robot_id, capture_time, labels, clips, ...).
+  --label L          a label to export (repeat for several)
+  --robot R          only this robot (repeat for several)
+  --from T, --to T   capture time span, inclusive, UTC (ISO 8601 or ms since the epoch)
+  --out PATH         a new or empty directory, or a file ending in .tar (written as FILE.tar.partial first)
+Frames in the archive tier are read from aws_s3.bucket at aws_s3.prefix + key.`;
+
+const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
+
+export async function exportMain(args: string[]): Promise<number> {
+  const { values, positionals } = parseCli(USAGE, {
+    config: { type: "string", short: "c" },
+    label: { type: "string", multiple: true },
+    robot: { type: "string", multiple: true },
+    from: { type: "string" },
+    to: { type: "string" },
+    out: { type: "string", short: "o" },
+  }, args);
+  if (positionals.length) throw new RangeError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  if (!values.label?.length) throw new RangeError("name at least one --label to export");
+  if (!values.out) throw new RangeError("--out DIR or --out FILE.tar is required");
+  const robots = (values.robot ?? []).map(checkRobotId);
+  const span = parseTimeRange(values.from, values.to);
+  const config = await loadConfig(values.config);
+  const path = catalogPath(config);
+  try {
+    await Deno.stat(path);
+  } catch {
+    throw new Deno.errors.NotFound(`no catalog at ${path}: run the consumer or deno task reindex first`);
+  }
+  const catalog = new Catalog(path);
+  const local = await loadStorage("rustfs", {
+    endpoint: config.rustfs.endpoint,
+    accessKey: config.rustfs.access_key,
+    secretKey: config.rustfs.secret_key,
+    bucket: config.rustfs.bucket,
+    region: config.rustfs.region,
+    timeoutMs: config.rustfs.timeout_ms,
+  });
+  // The archive client is made only when archived frames are part of the export (it may need AWS credentials).
+  const archived = countFrames(catalog, { labels: values.label, robots, ...span, tiers: ["archive"] });
+  const archive = archived > 0
+    ? await loadStorage("s3_archive", {
+      bucket: config.aws_s3.bucket,
+      region: config.aws_s3.region,
+      endpoint: config.aws_s3.endpoint,
+    })
+    : null;
+  try {
+    const summary = await exportFrames(catalog, values.out, {
+      labels: values.label,
+      robots,
+      ...span,
+      fetch: tierFetcher({ local, archive, archivePrefix: config.aws_s3.prefix }),
+      progress: (p) =>
+        console.error(
+          `  ${p.frames}/${p.total} frames, ${p.files} files, ${mb(p.bytes)} MB, ${p.missing} missing ` +
+            `(${(p.frames / Math.max(0.001, p.elapsedMs / 1000)).toFixed(0)} frames/s)`,
+        ),
+      onMissing: (row) => console.error(`  missing: ${row.key} (tier ${row.tier}) is in no store; left out`),
+    });
+    const per = Object.entries(summary.perLabel).map(([l, n]) => `${l} ${n}`).join(", ");
+    console.log(
+      `exported ${summary.files} files (${per}) from ${
+        summary.frames - summary.missing
+      } frames to ${summary.out}` +
+        (summary.missing ? `; ${summary.missing} frames missing` : ""),
+    );
+    return summary.missing ? 1 : 0;
+  } finally {
+    catalog.close();
+    local.close();
+    archive?.close();
+  }
+}
+
+if (import.meta.main) runMain(() => exportMain(Deno.args));

@@ -1,0 +1,246 @@
+/**
+ * `deno task label <command> ...`: labels frames, keeps clips, shows the change journal. Every change is recorded
+ * with `--author` (default: $USER) and the time.
+ */
+import { Catalog, catalogPath } from "../src/catalog.ts";
+import { parseCli, runMain } from "../src/cli.ts";
+import { loadConfig } from "../src/config.ts";
+import { checkRobotId } from "../src/key.ts";
+import { type Clip, type FrameSelector, Labels } from "../src/labels.ts";
+import { parseTime, parseTimeRange } from "../src/search.ts";
+
+export const USAGE = `usage: deno task label <command> [options] [--author NAME] [--config PATH]
+
+Frames:
+  add LABEL... SELECTOR         put labels on frames (labels are created on first use)
+  remove LABEL... SELECTOR      take a frame's own labels off (labels from clips stay)
+    SELECTOR: --key KEY (repeatable) | --keys-file FILE (one key a line, - for stdin)
+              | --robot R --from T --to T (the robot's frames stored now in that span)
+  show KEY                      a frame's labels, own and from clips
+Labels:
+  list                          labels with their frame and clip counts
+  rename OLD NEW [--merge]      rename everywhere; --merge when NEW exists already
+  delete LABEL                  take the label off every frame and clip
+Clips (a robot's time span whose labels apply to every frame in it, also frames stored later):
+  clip create --robot R --from T --to T --name NAME [--note TEXT] [--label L]...
+  clip update ID [--robot R] [--from T] [--to T] [--name NAME] [--note TEXT]
+                 [--label L]... (replaces the labels) [--add-label L]... [--remove-label L]...
+  clip delete ID
+  clip list [--robot R] [--label L] [--from T] [--to T]
+Journal:
+  log [--target T] [--limit N]  the latest changes, newest first (T: a key, frames, robot:ID, label:NAME, clip:ID)
+
+  --author NAME   who makes the change (default: $USER; "" for nobody)
+  --json          list, show, clip and log print JSON lines
+Times are UTC: ISO 8601 (2026-02-18, 2026-02-18T09:36:16Z, 2026-02-18T11:36+02:00) or ms since the epoch; spans
+are inclusive, and --to 2026-02-18 means to the end of that day.`;
+
+const OPTIONS = {
+  config: { type: "string", short: "c" },
+  author: { type: "string" },
+  key: { type: "string", multiple: true },
+  "keys-file": { type: "string" },
+  robot: { type: "string" },
+  from: { type: "string" },
+  to: { type: "string" },
+  merge: { type: "boolean" },
+  name: { type: "string" },
+  note: { type: "string" },
+  label: { type: "string", multiple: true },
+  "add-label": { type: "string", multiple: true },
+  "remove-label": { type: "string", multiple: true },
+  target: { type: "string" },
+  limit: { type: "string" },
+  json: { type: "boolean" },
+} as const;
+
+type Values = ReturnType<typeof parseCli<typeof OPTIONS>>["values"];
+
+async function selector(values: Values): Promise<FrameSelector> {
+  const byKeys = values.key !== undefined || values["keys-file"] !== undefined;
+  const byRange = values.robot !== undefined || values.from !== undefined || values.to !== undefined;
+  if (byKeys === byRange) {
+    throw new RangeError("choose the frames with --key/--keys-file, or with --robot R --from T --to T");
+  }
+  if (byKeys) {
+    const keys = [...(values.key ?? [])];
+    const file = values["keys-file"];
+    if (file !== undefined) {
+      const text = file === "-"
+        ? await new Response(Deno.stdin.readable).text()
+        : await Deno.readTextFile(file);
+      keys.push(...text.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#")));
+    }
+    return { keys };
+  }
+  if (values.robot === undefined || values.from === undefined || values.to === undefined) {
+    throw new RangeError("a time span needs all of --robot R --from T --to T");
+  }
+  const span = parseTimeRange(values.from, values.to);
+  return { robotId: checkRobotId(values.robot), fromMs: span.fromMs!, toMs: span.toMs! };
+}
+
+function clipLine(c: Clip): string {
+  return `clip ${c.id}  ${c.robotId}  ${new Date(c.fromMs).toISOString()} .. ${
+    new Date(c.toMs).toISOString()
+  }  ` +
+    `${JSON.stringify(c.name)}  labels: ${c.labels.join(",") || "-"}${
+      c.note ? `  note: ${JSON.stringify(c.note)}` : ""
+    }`;
+}
+
+function clipId(text: string | undefined): number {
+  const id = Number(text);
+  if (text === undefined || !Number.isInteger(id) || id < 1) {
+    throw new RangeError(`expected a clip id (a number), got ${JSON.stringify(text ?? "")}`);
+  }
+  return id;
+}
+
+function need(args: string[], count: number, what: string): void {
+  if (args.length < count) throw new RangeError(`expected ${what}\n\n${USAGE}`);
+}
+
+export async function labelMain(args: string[]): Promise<number> {
+  const { values, positionals } = parseCli(USAGE, OPTIONS, args);
+  const [command, ...rest] = positionals;
+  if (command === undefined) throw new RangeError(`name a command\n\n${USAGE}`);
+  const author = values.author ?? Deno.env.get("USER") ?? null;
+  const by = { author: author || null };
+  const config = await loadConfig(values.config);
+  const catalog = new Catalog(catalogPath(config));
+  const labels = new Labels(catalog);
+  const json = values.json ?? false;
+  try {
+    switch (command) {
+      case "add":
+      case "remove": {
+        need(rest, 1, `${command} LABEL... and the frames`);
+        const target = await selector(values);
+        const n = command === "add"
+          ? labels.addLabels(target, rest, by)
+          : labels.removeLabels(target, rest, by);
+        console.log(`${command === "add" ? "added" : "removed"} ${n} frame label${n === 1 ? "" : "s"}`);
+        return 0;
+      }
+      case "show": {
+        need(rest, 1, "show KEY");
+        const row = catalog.get(rest[0]);
+        if (!row) throw new RangeError(`no frame ${JSON.stringify(rest[0])} in the catalog`);
+        const clips = labels.listClips({
+          robotId: row.robotId,
+          fromMs: row.timestampMs,
+          toMs: row.timestampMs,
+        });
+        const all = labels.labelsOf(row.key);
+        if (json) {
+          console.log(
+            JSON.stringify({ key: row.key, labels: all, pinned: catalog.isPinned(row.key), clips }),
+          );
+        } else {
+          console.log(
+            `${row.key}\n  labels: ${all.join(", ") || "-"}${catalog.isPinned(row.key) ? " (pinned)" : ""}`,
+          );
+          for (const c of clips) console.log(`  in ${clipLine(c)}`);
+        }
+        return 0;
+      }
+      case "list": {
+        for (const l of labels.list()) {
+          console.log(json ? JSON.stringify(l) : `${l.name}  ${l.frames} frames, ${l.clips} clips`);
+        }
+        return 0;
+      }
+      case "rename": {
+        need(rest, 2, "rename OLD NEW");
+        labels.renameLabel(rest[0], rest[1], { ...by, merge: values.merge });
+        console.log(`renamed ${JSON.stringify(rest[0])} to ${JSON.stringify(rest[1])}`);
+        return 0;
+      }
+      case "delete": {
+        need(rest, 1, "delete LABEL");
+        const n = labels.deleteLabel(rest[0], by);
+        console.log(`deleted ${JSON.stringify(rest[0])} from ${n.frames} frames and ${n.clips} clips`);
+        return 0;
+      }
+      case "clip":
+        return clipCommand(labels, rest, values, by);
+      case "log": {
+        const limit = values.limit === undefined ? 20 : Number(values.limit);
+        if (!Number.isInteger(limit) || limit < 1) {
+          throw new RangeError(`--limit ${values.limit} must be >= 1`);
+        }
+        for (const c of labels.changes({ target: values.target, limit, newest: true })) {
+          console.log(
+            json
+              ? JSON.stringify(c)
+              : `${new Date(c.atMs).toISOString()}  ${c.author ?? "-"}  ${c.action}  ${c.target}  ${
+                JSON.stringify(c.detail)
+              }`,
+          );
+        }
+        return 0;
+      }
+      default:
+        throw new RangeError(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+    }
+  } finally {
+    catalog.close();
+  }
+}
+
+function clipCommand(labels: Labels, args: string[], values: Values, by: { author: string | null }): number {
+  const [sub, ...rest] = args;
+  switch (sub) {
+    case "create": {
+      if (values.robot === undefined || values.from === undefined || values.to === undefined) {
+        throw new RangeError("clip create needs --robot R --from T --to T --name NAME");
+      }
+      const span = parseTimeRange(values.from, values.to);
+      const clip = labels.createClip({
+        robotId: values.robot,
+        fromMs: span.fromMs!,
+        toMs: span.toMs!,
+        name: values.name ?? "",
+        note: values.note,
+        labels: values.label,
+      }, by);
+      console.log(values.json ? JSON.stringify(clip) : `created ${clipLine(clip)}`);
+      return 0;
+    }
+    case "update": {
+      const id = clipId(rest[0]);
+      const clip = labels.updateClip(id, {
+        robotId: values.robot,
+        fromMs: values.from === undefined ? undefined : parseTime(values.from, "--from"),
+        toMs: values.to === undefined ? undefined : parseTime(values.to, "--to", { end: true }),
+        name: values.name,
+        note: values.note,
+        labels: values.label,
+        addLabels: values["add-label"],
+        removeLabels: values["remove-label"],
+      }, by);
+      console.log(values.json ? JSON.stringify(clip) : `updated ${clipLine(clip)}`);
+      return 0;
+    }
+    case "delete": {
+      labels.deleteClip(clipId(rest[0]), by);
+      console.log(`deleted clip ${rest[0]}`);
+      return 0;
+    }
+    case "list": {
+      const span = parseTimeRange(values.from, values.to);
+      const label = values.label?.[0];
+      for (const c of labels.listClips({ robotId: values.robot, label, ...span })) {
+        console.log(values.json ? JSON.stringify(c) : clipLine(c));
+      }
+      return 0;
+    }
+    default:
+      throw new RangeError(
+        `unknown clip command ${JSON.stringify(sub ?? "")}: create, update, delete or list`,
+      );
+  }
+}
+
+if (import.meta.main) runMain(() => labelMain(Deno.args));
