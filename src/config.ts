@@ -74,6 +74,13 @@ export interface Config {
     consumer_port: number;
     producer_port: number;
   };
+  server: {
+    /** Address `deno task serve` binds to. */
+    hostname: string;
+    port: number;
+    /** When set, writes (POST/PATCH/DELETE) need `Authorization: Bearer <token>`. */
+    token: string;
+  };
   aws_s3: {
     bucket: string;
     prefix: string;
@@ -91,6 +98,7 @@ export interface Config {
     stats_interval_secs: number;
     store_concurrency: number;
     store_retry_max_ms: number;
+    filter_workers: number;
   };
 }
 
@@ -167,6 +175,11 @@ export const SCHEMA: Record<string, Record<string, KeySpec>> = {
     consumer_port: { kind: "integer", default: 9464, min: 0, max: 65535, env: "CONSUMER_METRICS_PORT" },
     producer_port: { kind: "integer", default: 0, min: 0, max: 65535, env: "PRODUCER_METRICS_PORT" },
   },
+  server: {
+    hostname: { kind: "string", default: "127.0.0.1" },
+    port: { kind: "integer", default: 8080, min: 0, max: 65535 },
+    token: { kind: "string", default: "", env: "FRAME_BUCKET_TOKEN" },
+  },
   aws_s3: {
     bucket: { kind: "string", default: "reachy-mini-frames-archive" },
     prefix: { kind: "string", default: "archive/" },
@@ -187,6 +200,7 @@ export const SCHEMA: Record<string, Record<string, KeySpec>> = {
     stats_interval_secs: { kind: "number", default: 10, min: 0.1 },
     store_concurrency: { kind: "integer", default: 8, min: 1, max: 256 },
     store_retry_max_ms: { kind: "integer", default: 5000, min: 10 },
+    filter_workers: { kind: "integer", default: 2, min: 0, max: 64 },
   },
 };
 

@@ -10,12 +10,12 @@ import type { Catalog, FrameRow } from "./catalog.ts";
 import type { Config } from "./config.ts";
 import type { ConsumerMetrics } from "./metrics.ts";
 import { messageOf } from "./errors.ts";
-import { decodeFrame } from "./frame.ts";
+import { decodeFrame, type Frame } from "./frame.ts";
 import type { IncomingBatch, IncomingMessage } from "./kafka.ts";
 import { MAX_FUTURE_MS, objectKey, parseMessageKey, timestampProblem } from "./key.ts";
 import type { Logger } from "./log.ts";
 import { jpegProblem } from "./mjpeg.ts";
-import type { StoragePlugin } from "./plugin.ts";
+import type { Signature, StoragePlugin } from "./plugin.ts";
 import { isAfter, newestStored, type StoredRef } from "./reference.ts";
 import type { SceneFilter } from "./scene_filter.ts";
 import { Counters } from "./stats.ts";
@@ -64,6 +64,12 @@ export function toHex(bytes: Uint8Array): string {
 
 /** What happened to one message. */
 type Outcome = "stored" | "dropped" | "refused" | "abandoned";
+
+/** A message as read before any decision: refused (with the reason), or a frame with its signature under way. */
+type Checked =
+  | { skip: string; why: string }
+  | { robotId: string; why: string }
+  | { robotId: string; frame: Frame; signature: Promise<Signature> };
 
 /** An accepted frame on its way to storage. */
 interface StoreJob {
@@ -122,10 +128,12 @@ export class Pipeline {
     let chain: Promise<void> = Promise.resolve();
     let abandoned = false;
     const touched = new Set<string>();
-    for (const message of batch.messages) {
+    // Signatures (decode + hash, the CPU-heavy part) of the whole batch start now, in parallel when the filter
+    // runs in workers; decisions below take them in message order, since each depends on the previous one.
+    const checked = batch.messages.map((message) => this.#check(message));
+    for (const [i, message] of batch.messages.entries()) {
       if (!batch.isActive() || abandoned) break;
-      // The filter runs here, in order: its decision depends on the previous accepted frame.
-      const prepared = await this.#prepare(batch, message, touched);
+      const prepared = await this.#prepare(batch, message, checked[i], touched);
       let work: Promise<Outcome>;
       if (typeof prepared === "string") {
         work = Promise.resolve(prepared);
@@ -240,30 +248,20 @@ export class Pipeline {
   }
 
   /** Checks and filters one message: an outcome when it is final here, or the store job for an accepted frame. */
-  async #prepare(
-    batch: IncomingBatch,
-    message: IncomingMessage,
-    touched: Set<string>,
-  ): Promise<Outcome | StoreJob> {
-    // Throughout: "refused" and "dropped" are final (the offset may move past them), "abandoned" is not.
-    const where = `${batch.topic}/${batch.partition}@${message.offset}`;
-    const log = this.#log;
+  /**
+   * Reads one message without side effects: its robot and frame, or why it is refused; for a readable frame the
+   * filter's signature is started at once.
+   */
+  #check(message: IncomingMessage): Checked {
     if (message.key === null) {
-      this.counters.skip("no key");
-      log.warn(`[consumer] ${where}: message has no key (expected {robot_id}:{timestamp_ms}); skipped`);
-      return "refused";
+      return { skip: "no key", why: "message has no key (expected {robot_id}:{timestamp_ms})" };
     }
     let robotId: string;
     try {
       robotId = parseMessageKey(message.key).robotId;
     } catch (error) {
-      this.counters.skip("bad key");
-      log.warn(`[consumer] ${where}: ${messageOf(error)}; skipped`);
-      return "refused";
+      return { skip: "bad key", why: messageOf(error) };
     }
-    const filter = this.deps.filter.filterOf(robotId);
-    const counts = this.counters.robot(robotId, filter.name);
-    counts.received++;
     let frame;
     try {
       frame = decodeFrame(message.value ?? new Uint8Array(0));
@@ -272,10 +270,43 @@ export class Pipeline {
       const notJpeg = jpegProblem(frame.jpeg);
       if (notJpeg) throw new SyntaxError(notJpeg);
     } catch (error) {
-      counts.errors++;
-      log.warn(`[consumer] ${where} ${robotId}: ${messageOf(error)}; skipped`);
+      return { robotId, why: messageOf(error) };
+    }
+    const filter = this.deps.filter.filterOf(robotId);
+    const started = performance.now();
+    const signature = (async () => await filter.signature(frame.jpeg))();
+    signature.then(
+      () =>
+        this.deps.metrics?.filterSeconds.observe({ robot: robotId }, (performance.now() - started) / 1000),
+      () => {}, // reported where the signature is awaited (or never, if the batch stops first)
+    );
+    return { robotId, frame, signature };
+  }
+
+  async #prepare(
+    batch: IncomingBatch,
+    message: IncomingMessage,
+    checked: Checked,
+    touched: Set<string>,
+  ): Promise<Outcome | StoreJob> {
+    // Throughout: "refused" and "dropped" are final (the offset may move past them), "abandoned" is not.
+    const where = `${batch.topic}/${batch.partition}@${message.offset}`;
+    const log = this.#log;
+    if ("skip" in checked) {
+      this.counters.skip(checked.skip);
+      log.warn(`[consumer] ${where}: ${checked.why}; skipped`);
       return "refused";
     }
+    const { robotId } = checked;
+    const filter = this.deps.filter.filterOf(robotId);
+    const counts = this.counters.robot(robotId, filter.name);
+    counts.received++;
+    if (!("frame" in checked)) {
+      counts.errors++;
+      log.warn(`[consumer] ${where} ${robotId}: ${checked.why}; skipped`);
+      return "refused";
+    }
+    const { frame } = checked;
     touched.add(robotId);
     let robots = this.#robotsOf.get(batch.partition);
     if (!robots) this.#robotsOf.set(batch.partition, robots = new Set());
@@ -289,9 +320,7 @@ export class Pipeline {
     }
     let decision;
     try {
-      const started = performance.now();
-      decision = await this.deps.filter.decide(robotId, frame.jpeg);
-      this.deps.metrics?.filterSeconds.observe({ robot: robotId }, (performance.now() - started) / 1000);
+      decision = this.deps.filter.decideWith(robotId, await checked.signature);
     } catch (error) {
       counts.errors++;
       log.warn(`[filter:${filter.name}] ${where} ${robotId}: ${messageOf(error)}; skipped`);

@@ -3,22 +3,40 @@
  */
 import { parseCli, runMain, untilSignal } from "./cli.ts";
 import { Catalog, catalogPath } from "./catalog.ts";
-import { type Config, loadConfig } from "./config.ts";
+import { type Config, type FilterSettings, loadConfig } from "./config.ts";
 import { Pipeline } from "./consumer.ts";
 import { messageOf, ServiceError } from "./errors.ts";
 import { type FrameConsumer, openAdmin, openConsumer } from "./kafka.ts";
 import { createLogger, type Logger } from "./log.ts";
-import { loadFilter, loadStorage } from "./plugin_loader.ts";
+import { filterFromSpec, filterSpec, loadStorage } from "./plugin_loader.ts";
+import { FilterPool, pooled } from "./filter_pool.ts";
 import { createSceneFilter } from "./scene_filter.ts";
 import { consumerMetrics, evictionLines, startMetricsServer } from "./metrics.ts";
 import { evictionSettings, Evictor, triggerProblem } from "./eviction.ts";
-import type { StoragePlugin } from "./plugin.ts";
+import type { FilterPlugin, StoragePlugin } from "./plugin.ts";
 
 const USAGE = `usage: deno task consume [--config PATH]
 
 Reads camera frames from Kafka, drops redundant ones with the per-robot filter and stores the rest.
   --config PATH   config file (default: ./config.toml, built-in defaults when absent)
 Stops cleanly on Ctrl-C / SIGTERM: in-flight stores finish and offsets are committed.`;
+
+/**
+ * Builds each filter once on the main thread (to check it and for the cheap distance and accepts) and runs its
+ * signatures in a pool of `consumer.filter_workers` workers, one pool per distinct filter set-up.
+ */
+function workerFilters(config: Config): (settings: FilterSettings) => Promise<FilterPlugin> {
+  const pools = new Map<string, FilterPool>();
+  return async (settings) => {
+    const spec = filterSpec(settings, config.baseDir);
+    const plugin = await filterFromSpec(spec);
+    if (config.consumer.filter_workers === 0) return plugin;
+    const id = JSON.stringify(spec);
+    let pool = pools.get(id);
+    if (!pool) pools.set(id, pool = new FilterPool(spec, config.consumer.filter_workers));
+    return pooled(plugin, pool);
+  };
+}
 
 /**
  * Runs eviction inside the consumer when a trigger is configured. An unreachable archive does not stop ingest: the
@@ -71,7 +89,7 @@ runMain(async () => {
   const { values } = parseCli(USAGE, { config: { type: "string", short: "c" } });
   const config = await loadConfig(values.config);
   const log = createLogger(config.logging);
-  const filter = await createSceneFilter(config, (s) => loadFilter(s, config.baseDir));
+  const filter = await createSceneFilter(config, workerFilters(config));
   const storage = await loadStorage("rustfs", {
     endpoint: config.rustfs.endpoint,
     accessKey: config.rustfs.access_key,

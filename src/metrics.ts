@@ -147,7 +147,10 @@ export function counterLines(name: string, help: string, label: string, values: 
 export function consumerMetrics(registry = new Registry()) {
   return {
     registry,
-    filterSeconds: registry.histogram("frame_bucket_filter_seconds", "Time to decode and hash one frame."),
+    filterSeconds: registry.histogram(
+      "frame_bucket_filter_seconds",
+      "Time from reading a frame to its signature (decode and hash, waiting for a filter worker included).",
+    ),
     storeSeconds: registry.histogram(
       "frame_bucket_store_seconds",
       "Time to store one frame, retries included.",

@@ -121,29 +121,55 @@ export function validatePlugin<T>(kind: string, shown: string, plugin: unknown, 
   return plugin as T;
 }
 
-/** Loads and instantiates the filter named by `settings.primary`. */
-export async function loadFilter(settings: FilterSettings, baseDir: string): Promise<FilterPlugin> {
+/** Where a filter comes from and how it is built: enough to build the same filter again in a worker. */
+export interface FilterSpec {
+  /** The configured name (built-in name or path), for messages. */
+  name: string;
+  /** Module URL of the plugin. */
+  url: string;
+  /** Options handed to its factory. */
+  options: Record<string, unknown>;
+  /** Whether the module is the user's (type-checked before use). */
+  user: boolean;
+}
+
+/** Resolves `settings.primary` to a module and options, without loading it. */
+export function filterSpec(settings: FilterSettings, baseDir: string): FilterSpec {
   const name = settings.primary;
   const builtin = BUILTIN_FILTERS[name.toLowerCase()];
-  let factory: (options: unknown) => unknown;
-  let options: Record<string, unknown>;
   if (builtin) {
-    factory = await importFactory("filter", new URL(builtin.module, import.meta.url).href, name);
-    options = builtin.options(settings);
-  } else if (looksLikePath(name)) {
-    const url = resolvePath(baseDir, name);
-    await typeCheck(url);
-    factory = await importFactory("filter", url, name);
-    options = { ...settings.options };
-  } else {
-    throw new RangeError(
-      `unknown filter ${JSON.stringify(name)} in filter.primary: use one of ${
-        BUILTIN_FILTER_NAMES.join(", ")
-      } ` +
-        `or a path to your plugin module (e.g. "./my_filter.ts")`,
-    );
+    return {
+      name,
+      url: new URL(builtin.module, import.meta.url).href,
+      options: builtin.options(settings),
+      user: false,
+    };
   }
-  return validatePlugin<FilterPlugin>("filter", name, factory(options), ["signature", "distance", "accepts"]);
+  if (looksLikePath(name)) {
+    return { name, url: resolvePath(baseDir, name), options: { ...settings.options }, user: true };
+  }
+  throw new RangeError(
+    `unknown filter ${JSON.stringify(name)} in filter.primary: use one of ${
+      BUILTIN_FILTER_NAMES.join(", ")
+    } ` +
+      `or a path to your plugin module (e.g. "./my_filter.ts")`,
+  );
+}
+
+/** Builds a filter from its spec (type-checking a user's module first unless `checked`). */
+export async function filterFromSpec(spec: FilterSpec, checked = false): Promise<FilterPlugin> {
+  if (spec.user && !checked) await typeCheck(spec.url);
+  const factory = await importFactory("filter", spec.url, spec.name);
+  return validatePlugin<FilterPlugin>("filter", spec.name, factory(spec.options), [
+    "signature",
+    "distance",
+    "accepts",
+  ]);
+}
+
+/** Loads and instantiates the filter named by `settings.primary`. */
+export function loadFilter(settings: FilterSettings, baseDir: string): Promise<FilterPlugin> {
+  return filterFromSpec(filterSpec(settings, baseDir));
 }
 
 /** Loads a storage plugin (built-in name or path) with its options. */

@@ -36,8 +36,12 @@ export class SceneFilter {
    * the JPEG; the reference is then unchanged.
    */
   async decide(robotId: string, jpeg: Uint8Array): Promise<Decision> {
+    return this.decideWith(robotId, await this.filterOf(robotId).signature(jpeg));
+  }
+
+  /** Decides for a frame whose signature (by this robot's filter) is already computed. */
+  decideWith(robotId: string, signature: Signature): Decision {
     const filter = this.filterOf(robotId);
-    const signature = await filter.signature(jpeg);
     const last = this.#last.get(robotId);
     if (!last || last.filter !== filter.name) {
       this.#last.set(robotId, { filter: filter.name, signature });

@@ -161,7 +161,12 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
       [...((await admin2.describeTopic())?.highWatermarks.values() ?? [])].reduce((n, h) => n + Number(h), 0);
     const t0 = Date.now();
     const published0 = await highs();
-    const m0 = await scrape(metricsPort);
+    const m0 = await scrape(metricsPort).catch((error) => {
+      throw new Error(
+        `cannot read the consumer's /metrics (${error.message}); its last lines:\n` +
+          consumer!.lines.slice(-15).join("\n"),
+      );
+    });
     const cpu0 = procStat(consumer.pid).cpuS;
     say(`measuring for ${seconds} s`);
     await sleep(seconds * 1000);
