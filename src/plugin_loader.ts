@@ -168,8 +168,8 @@ export async function filterFromSpec(spec: FilterSpec, checked = false): Promise
 }
 
 /** Loads and instantiates the filter named by `settings.primary`. */
-export function loadFilter(settings: FilterSettings, baseDir: string): Promise<FilterPlugin> {
-  return filterFromSpec(filterSpec(settings, baseDir));
+export async function loadFilter(settings: FilterSettings, baseDir: string): Promise<FilterPlugin> {
+  return await filterFromSpec(filterSpec(settings, baseDir));
 }
 
 /** Loads a storage plugin (built-in name or path) with its options. */

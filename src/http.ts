@@ -1,0 +1,173 @@
+/**
+ * The little the HTTP API needs beyond `Deno.serve`: a router of `METHOD /path/{param}` patterns, an error type
+ * that carries its status, and JSON helpers.
+ *
+ * Path parameters are single path segments, matched on the raw (still percent-encoded) path and decoded
+ * afterwards, so a parameter may hold an encoded '/' (`%2F`): object keys are passed that way.
+ */
+
+export type Method = "GET" | "POST" | "PATCH" | "DELETE";
+
+/** A failure to report as `{"error": message}` with this status. */
+export class HttpError extends Error {
+  constructor(readonly status: number, message: string, readonly headers: Record<string, string> = {}) {
+    super(message);
+    this.name = "HttpError";
+  }
+}
+
+export interface RouteContext {
+  request: Request;
+  url: URL;
+  params: Record<string, string>;
+}
+
+export type Handler = (ctx: RouteContext) => Response | Promise<Response>;
+
+export interface Route {
+  method: Method;
+  /** e.g. `/api/frames/{key}/image`. */
+  pattern: string;
+  /** Needs the write token (when one is configured). */
+  write: boolean;
+  handler: Handler;
+}
+
+interface Compiled extends Route {
+  segments: string[];
+}
+
+export class Router {
+  readonly #routes: Compiled[] = [];
+
+  add(method: Method, pattern: string, handler: Handler, options: { write?: boolean } = {}): this {
+    this.#routes.push({
+      method,
+      pattern,
+      handler,
+      write: options.write ?? method !== "GET",
+      segments: pattern.split("/").slice(1),
+    });
+    return this;
+  }
+
+  get routes(): readonly Route[] {
+    return this.#routes;
+  }
+
+  /**
+   * The route for a request: `{route, params}`, or `{allowed}` listing the methods the path has (empty when the
+   * path matches no route at all). Throws HttpError 400 for a segment that is not valid percent-encoding.
+   */
+  match(
+    method: string,
+    rawPath: string,
+  ): { route: Route; params: Record<string, string> } | { allowed: string[] } {
+    const parts = rawPath.split("/").slice(1);
+    const allowed: string[] = [];
+    for (const r of this.#routes) {
+      if (r.segments.length !== parts.length) continue;
+      const params: Record<string, string> = {};
+      let ok = true;
+      for (let i = 0; i < parts.length && ok; i++) {
+        const s = r.segments[i];
+        if (s.startsWith("{")) {
+          if (parts[i] === "") ok = false;
+          else params[s.slice(1, -1)] = decodeSegment(parts[i]);
+        } else if (s !== parts[i]) ok = false;
+      }
+      if (!ok) continue;
+      if (r.method === method) return { route: r, params };
+      allowed.push(r.method);
+    }
+    return { allowed };
+  }
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HttpError(
+      400,
+      `path segment ${JSON.stringify(segment.slice(0, 80))} is not valid percent-encoding`,
+    );
+  }
+}
+
+const JSON_HEADERS = { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" };
+
+export function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), { status, headers: { ...JSON_HEADERS, ...headers } });
+}
+
+export function errorResponse(
+  status: number,
+  message: string,
+  headers: Record<string, string> = {},
+): Response {
+  return json({ error: message }, status, headers);
+}
+
+/** The parsed JSON object of a request body; 415 for another content type, 400 for bad JSON or a non-object. */
+export async function readJsonObject(
+  request: Request,
+  maxBytes = 1024 * 1024,
+): Promise<Record<string, unknown>> {
+  const type = request.headers.get("content-type") ?? "";
+  // Requiring the JSON content type also keeps other sites from posting forms here (it needs a CORS preflight).
+  if (!/^application\/json\b/i.test(type)) {
+    throw new HttpError(
+      415,
+      `the request body must be JSON (Content-Type: application/json), not ${JSON.stringify(type)}`,
+    );
+  }
+  const bytes = await readBody(request, maxBytes);
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (error) {
+    throw new HttpError(400, `the request body is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new HttpError(400, "the request body must be a JSON object");
+  }
+  return value as Record<string, unknown>;
+}
+
+/** The whole request body, refused with 413 once it passes `maxBytes`. */
+export async function readBody(request: Request, maxBytes: number): Promise<Uint8Array> {
+  const declared = Number(request.headers.get("content-length") ?? NaN);
+  if (declared > maxBytes) {
+    throw new HttpError(413, `request body of ${declared} bytes is over ${maxBytes} bytes`);
+  }
+  if (!request.body) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of request.body) {
+    size += chunk.length;
+    if (size > maxBytes) throw new HttpError(413, `request body is over ${maxBytes} bytes`);
+    chunks.push(chunk);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+/** Constant-time comparison of two strings (for the token). */
+export function sameSecret(a: string, b: string): boolean {
+  const x = new TextEncoder().encode(a), y = new TextEncoder().encode(b);
+  let diff = x.length ^ y.length;
+  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
+  return diff === 0;
+}
+
+/** True for addresses only this machine can reach. */
+export function isLoopback(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  return h === "localhost" || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h);
+}

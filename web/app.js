@@ -1,0 +1,83 @@
+// The web UI: a hash router over the views, the author field and the write-token dialog.
+
+import { author, onTokenNeeded, setAuthor, setToken, token } from "./api.js";
+import { clear, h } from "./dom.js";
+import { robotsView } from "./views/robots.js";
+import { robotView } from "./views/robot.js";
+import { frameView } from "./views/frame.js";
+import { searchView } from "./views/search.js";
+import { labelsView } from "./views/labels.js";
+import { clipsView } from "./views/clips.js";
+import { changesView } from "./views/changes.js";
+
+const view = document.getElementById("view");
+let cleanup = () => {};
+
+/** #/robot/ID?from=..  ->  {parts: ["robot", "ID"], params: URLSearchParams} */
+function parseHash() {
+  const text = location.hash.replace(/^#\/?/, "");
+  const [path, search = ""] = text.split("?");
+  return {
+    parts: path.split("/").filter(Boolean).map(decodeURIComponent),
+    params: new URLSearchParams(search),
+  };
+}
+
+const routes = {
+  "": () => ["robots", robotsView],
+  robot: () => ["robots", robotView],
+  frame: () => ["robots", frameView],
+  search: () => ["search", searchView],
+  labels: () => ["labels", labelsView],
+  clips: () => ["clips", clipsView],
+  changes: () => ["changes", changesView],
+};
+
+async function render() {
+  document.getElementById("toast").className = "";
+  cleanup();
+  cleanup = () => {};
+  const { parts, params } = parseHash();
+  const route = routes[parts[0] ?? ""];
+  const root = clear(view);
+  if (!route) {
+    root.append(h("p.empty", {}, "No such page. ", h("a", { href: "#/" }, "Back to the robots.")));
+    return;
+  }
+  const [nav, show] = route();
+  for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.nav === nav);
+  const done = await show(root, { parts: parts.slice(1), params });
+  if (typeof done === "function") cleanup = done;
+}
+
+// ---- author and token
+const authorInput = document.getElementById("author");
+authorInput.value = author();
+authorInput.addEventListener("change", () => setAuthor(authorInput.value.trim()));
+
+const dialog = document.getElementById("token-dialog");
+const tokenInput = document.getElementById("token-input");
+const tokenButton = document.getElementById("token-button");
+const paintToken = () => {
+  tokenButton.textContent = token() ? "Token ✓" : "Token";
+  tokenButton.title = token() ? "a write token is set for this browser" : "set the write token";
+};
+
+function askToken() {
+  tokenInput.value = token();
+  dialog.showModal();
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => {
+      const save = dialog.returnValue === "save";
+      if (save) setToken(tokenInput.value.trim());
+      paintToken();
+      resolve(save && token() !== "");
+    }, { once: true });
+  });
+}
+onTokenNeeded(askToken);
+tokenButton.addEventListener("click", askToken);
+paintToken();
+
+addEventListener("hashchange", render);
+render();

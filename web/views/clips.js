@@ -1,0 +1,81 @@
+// Every clip (a robot's time span with a name, labels and a note): look at its frames, edit its labels, delete it.
+
+import { api } from "../api.js";
+import { attempt, fmtCount, fmtTime, h, labelChips, toast } from "../dom.js";
+
+export async function clipsView(root) {
+  root.append(h("h1", {}, "Clips"));
+  const { clips } = await api("/api/clips");
+  if (clips.length === 0) {
+    root.append(h("p.empty", {}, "No clips yet. In a robot's view, pick a span or frames and make a clip."));
+    return;
+  }
+  const rerender = () => dispatchEvent(new HashChangeEvent("hashchange"));
+  const patch = async (id, body) => {
+    if (await attempt(() => api(`/api/clips/${id}`, { method: "PATCH", body }))) rerender();
+  };
+  async function remove(c) {
+    if (!confirm(`Delete the clip ${c.name}? Its frames stay.`)) return;
+    if (await attempt(() => api(`/api/clips/${c.id}`, { method: "DELETE" }))) {
+      toast(`deleted clip ${c.name}`);
+      rerender();
+    }
+  }
+  root.append(
+    h(
+      "table.list",
+      {},
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ["clip", "robot", "span (UTC)", "frames", "labels", "note", ""].map((t) => h("th", {}, t)),
+        ),
+      ),
+      h(
+        "tbody",
+        {},
+        clips.map((c) => {
+          const add = h("input", {
+            placeholder: "add label",
+            size: 12,
+            "aria-label": `add a label to ${c.name}`,
+          });
+          const span = `?from=${encodeURIComponent(c.from)}&to=${encodeURIComponent(c.to)}`;
+          return h(
+            "tr",
+            {},
+            h("td", {}, h("a", { href: `#/robot/${encodeURIComponent(c.robot_id)}${span}` }, c.name)),
+            h("td", {}, c.robot_id),
+            h("td", {}, `${fmtTime(c.from_ms)} – ${fmtTime(c.to_ms)}`),
+            h("td.num", {}, fmtCount(c.frames)),
+            h("td", {}, labelChips(c.labels, { onRemove: (l) => patch(c.id, { remove_labels: [l] }) })),
+            h("td.note", {}, c.note),
+            h(
+              "td",
+              {},
+              h(
+                "div.actions",
+                {},
+                h(
+                  "form.inline",
+                  {
+                    onsubmit: (e) => {
+                      e.preventDefault();
+                      if (add.value.trim()) patch(c.id, { add_labels: [add.value.trim()] });
+                    },
+                  },
+                  add,
+                  h("button.quiet", { type: "submit" }, "Add"),
+                ),
+                h("button.danger", { type: "button", onclick: () => remove(c) }, "Delete"),
+              ),
+            ),
+          );
+        }),
+      ),
+    ),
+  );
+}

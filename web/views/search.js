@@ -1,0 +1,189 @@
+// Search by label, robot, time and tier; the results load as you scroll, and the export link downloads them as
+// a .tar (the labelled frames of the search). Also: find the frames that look like an uploaded photo.
+
+import { api, frameUrl, qs } from "../api.js";
+import { attempt, clear, fmtCount, fmtTime, h } from "../dom.js";
+import { Gallery } from "../gallery.js";
+
+export async function searchView(root, { params }) {
+  const [{ labels }, { robots }] = await Promise.all([api("/api/labels"), api("/api/robots")]);
+  const chosen = new Set(params.getAll("label"));
+  const labelBoxes = labels.map((l) =>
+    h(
+      "label.check",
+      {},
+      h("input", { type: "checkbox", name: "label", value: l.name, checked: chosen.has(l.name) }),
+      ` ${l.name} `,
+      h(
+        "span.muted",
+        {},
+        String(l.frames + (l.clips ? ` + ${l.clips} clip${l.clips === 1 ? "" : "s"}` : "")),
+      ),
+    )
+  );
+  const field = (name, placeholder) =>
+    h("input", { name, placeholder, value: params.get(name) ?? "", size: 22, "aria-label": name });
+  const form = h(
+    "form.search-form.panel",
+    { onsubmit: (e) => (e.preventDefault(), submit()) },
+    h(
+      "fieldset",
+      {},
+      h("legend", {}, "Labels"),
+      labelBoxes.length ? labelBoxes : h("span.muted", {}, "No labels yet: label frames in a robot's view."),
+      labelBoxes.length > 1
+        ? h(
+          "label.check",
+          {},
+          h("input", { type: "checkbox", name: "all_labels", checked: params.get("all_labels") === "true" }),
+          " all of them",
+        )
+        : null,
+    ),
+    h(
+      "div.row",
+      {},
+      h(
+        "label",
+        {},
+        "Robot ",
+        h(
+          "select",
+          { name: "robot" },
+          h("option", { value: "" }, "any"),
+          robots.map((r) =>
+            h("option", { value: r.robot_id, selected: params.get("robot") === r.robot_id }, r.robot_id)
+          ),
+        ),
+      ),
+      h("label", {}, "From ", field("from", "2026-02-18 or 2026-02-18T09:00Z")),
+      h("label", {}, "To ", field("to", "inclusive")),
+      h(
+        "label",
+        {},
+        "Tier ",
+        h(
+          "select",
+          { name: "tier" },
+          ["", "local", "archiving", "archive"].map((t) =>
+            h("option", { value: t, selected: (params.get("tier") ?? "") === t }, t || "any")
+          ),
+        ),
+      ),
+      h(
+        "label",
+        {},
+        "Order ",
+        h(
+          "select",
+          { name: "order" },
+          ["newest", "oldest"].map((o) => h("option", { value: o, selected: params.get("order") === o }, o)),
+        ),
+      ),
+      h("button", { type: "submit" }, "Search"),
+    ),
+  );
+
+  const query = {
+    label: [...chosen],
+    all_labels: params.get("all_labels") === "true",
+    robot: params.get("robot") ?? "",
+    from: params.get("from") ?? "",
+    to: params.get("to") ?? "",
+    tier: params.get("tier") ?? "",
+    order: params.get("order") ?? "",
+  };
+  const exportQuery = { label: query.label, robot: query.robot, from: query.from, to: query.to };
+  const exportLink = h(
+    "a#export-link.button",
+    { href: `/api/export${qs(exportQuery)}`, download: "", hidden: query.label.length === 0 },
+    "Export as .tar",
+  );
+  const summary = h("span.muted");
+  const gallery = new Gallery({
+    query,
+    onOpen: (hit) => (location.hash = `#/frame/${encodeURIComponent(hit.key)}`),
+    emptyText: "No frames match.",
+    onPage: (g) => (summary.textContent = `${fmtCount(g.total ?? g.hits.length)} frames match`),
+  });
+  const upload = similarUpload();
+  root.append(
+    h("h1", {}, "Search"),
+    form,
+    h(
+      "div.view-head",
+      {},
+      h("h2", {}, "Frames"),
+      summary,
+      exportLink,
+      query.label.length ? null : h("span.muted", {}, "Pick a label to export a dataset."),
+    ),
+    gallery.el,
+    upload,
+  );
+
+  function submit() {
+    const data = new FormData(form);
+    const q = new URLSearchParams();
+    for (const l of data.getAll("label")) q.append("label", l);
+    if (data.get("all_labels")) q.set("all_labels", "true");
+    for (const name of ["robot", "from", "to", "tier", "order"]) {
+      const v = String(data.get(name) ?? "").trim();
+      if (v && !(name === "order" && v === "newest")) q.set(name, v);
+    }
+    location.hash = `#/search?${q}`;
+  }
+  return () => gallery.destroy();
+}
+
+function similarUpload() {
+  const results = h("div.similar");
+  const robot = h("input", { placeholder: "robot (optional)", size: 16, "aria-label": "robot" });
+  const file = h("input", {
+    type: "file",
+    accept: "image/jpeg",
+    "aria-label": "a JPEG photo",
+    onchange: async () => {
+      const jpeg = file.files?.[0];
+      if (!jpeg) return;
+      clear(results, h("p.muted", {}, "Looking…"));
+      const data = await attempt(() =>
+        api("/api/similar", { method: "POST", body: jpeg, query: { k: 12, robot: robot.value.trim() } })
+      );
+      if (!data) return clear(results);
+      clear(
+        results,
+        data.frames.length ? null : h("p.muted", {}, "No frames with a hash."),
+        data.frames.map((f) =>
+          h(
+            "a.tile.similar-tile",
+            { href: `#/frame/${encodeURIComponent(f.key)}`, dataset: { key: f.key } },
+            h("img", {
+              src: frameUrl(f.key, "thumb"),
+              alt: `${f.robot_id} at ${f.capture_time}`,
+              loading: "lazy",
+            }),
+            h(
+              "span.caption",
+              {},
+              h("span.distance", {}, `${f.distance} bits`),
+              ` ${f.robot_id} ${fmtTime(f.timestamp_ms, { millis: false })}`,
+            ),
+          )
+        ),
+      );
+    },
+  });
+  return h(
+    "section.similar-box.panel",
+    {},
+    h("h2", {}, "Looks like a photo"),
+    h(
+      "p.muted",
+      {},
+      "Upload a JPEG: it is hashed by the consumer's own filter and the nearest frames are shown.",
+    ),
+    h("div.row", {}, file, robot),
+    results,
+  );
+}
