@@ -282,8 +282,8 @@ export interface EvictorOptions {
   /** Sweep the local store for rows in "archive" whose local object still exists, on the first round. Default true. */
   sweep?: boolean;
   /**
-   * The next frames to evict (or drop), in order. Default: the catalog's `oldestLocalPinnedLast` when it has one
-   * (labelled frames stay local as long as possible), else `oldestLocal`: the globally oldest local frames.
+   * The next frames to evict (or drop), in order. Default: the globally oldest local frames, labelled (pinned)
+   * ones last when archiving (`oldestLocalPinnedLast`) and never when dropping (`oldestLocalUnpinned`).
    */
   candidates?: (limit: number) => FrameRow[];
 }
@@ -374,6 +374,7 @@ export class Evictor {
     & Pick<EvictorOptions, "onPause">;
   readonly #usage: () => Usage | Promise<Usage>;
   readonly #candidates: (limit: number) => FrameRow[];
+  readonly #dropCandidates: (limit: number) => FrameRow[];
   readonly #stats: EvictorStats = {
     rounds: 0,
     evicted: 0,
@@ -415,11 +416,10 @@ export class Evictor {
       ...options,
       log: options.log.child("evict"),
     };
-    const catalog = options.catalog as Catalog & { oldestLocalPinnedLast?: (limit: number) => FrameRow[] };
-    this.#candidates = options.candidates ??
-      (typeof catalog.oldestLocalPinnedLast === "function"
-        ? (limit) => catalog.oldestLocalPinnedLast!(limit)
-        : (limit) => catalog.oldestLocal(limit));
+    const catalog = options.catalog;
+    this.#candidates = options.candidates ?? ((limit) => catalog.oldestLocalPinnedLast(limit));
+    // Dropping deletes without a copy: labelled (pinned) frames are never dropped, only archived.
+    this.#dropCandidates = options.candidates ?? ((limit) => catalog.oldestLocalUnpinned(limit));
     this.#usage = options.usage ?? (() => {
       const s = this.#o.settings;
       const t = this.#o.catalog.totals();
@@ -952,7 +952,7 @@ export class Evictor {
     let freed = 0;
     let planned = 0;
     while (freed < needed && !this.#stopping) {
-      const rows = this.#candidates(settings.batch_size);
+      const rows = this.#dropCandidates(settings.batch_size);
       if (rows.length === 0) break;
       await this.#pool(rows, async (row) => {
         // Reserved before the delete, so parallel deletes never drop more than needed.

@@ -4,6 +4,7 @@
  * disk triggers, crash safety under SIGKILL at random points, an unreachable archive, and reading either tier.
  */
 import assert from "node:assert/strict";
+import { Labels } from "../src/labels.ts";
 import { Catalog, type FrameRow } from "../src/catalog.ts";
 import {
   afterFreeing,
@@ -827,6 +828,46 @@ Deno.test("archive down with on_archive_failure = drop_oldest: the oldest frames
     const left = catalog.totals().local.bytes;
     assert.ok(left <= 0.8 * maxBytes && left > 0.7 * maxBytes, `${left} of ${maxBytes}`);
     console.log(`  drop_oldest: ${r.dropped} frames dropped (${r.droppedBytes} bytes), lost ${r.lost}`);
+  } finally {
+    catalog.close();
+    archive.close();
+    await emptyBuckets(local);
+  }
+});
+
+Deno.test("drop_oldest never drops a labelled frame: pinned frames only leave through a verified archive copy", async () => {
+  await ensureS3();
+  const local = await localStore();
+  const archive = await loadStorage("s3_archive", {
+    endpoint: `http://127.0.0.1:${freePort()}`,
+    bucket: "never-reached",
+    region: "us-east-1",
+    accessKey: S3_ACCESS_KEY,
+    secretKey: S3_SECRET_KEY,
+    timeoutMs: 1000,
+  });
+  const catalog = new Catalog(":memory:");
+  try {
+    const frames = makeFrames(["a", "b"], 40, smallJpegs());
+    await storeFrames(local, catalog, frames);
+    const oldest = [...frames].sort(byAge).slice(0, 10).map((f) => f.key);
+    new Labels(catalog).addLabels({ keys: oldest }, ["keep"], { author: "test" });
+    const total = frames.reduce((n, f) => n + f.body.length, 0);
+    const evictor = new Evictor({
+      local,
+      archive,
+      catalog,
+      settings: settings({ max_bytes: Math.round(total / 0.97), on_archive_failure: "drop_oldest" }),
+      archivePrefix: ARCHIVE_PREFIX,
+      log: memoryLogger("info"),
+    });
+    const r = await evictor.runOnce();
+    assert.ok(r.dropped > 0, "unlabelled frames were dropped");
+    const stored = await listSizes(local, LOCAL_PREFIX);
+    for (const key of oldest) {
+      assert.ok(stored.has(key), `labelled ${key} was dropped`);
+      assert.equal(catalog.get(key)?.tier, "local");
+    }
   } finally {
     catalog.close();
     archive.close();
