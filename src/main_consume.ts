@@ -8,7 +8,7 @@ import { Pipeline } from "./consumer.ts";
 import { messageOf, ServiceError } from "./errors.ts";
 import { type FrameConsumer, openAdmin, openConsumer } from "./kafka.ts";
 import { createLogger, type Logger } from "./log.ts";
-import { filterFromSpec, filterSpec, loadStorage } from "./plugin_loader.ts";
+import { archiveStore, filterFromSpec, filterSpec, localStore } from "./plugin_loader.ts";
 import { FilterPool, pooled } from "./filter_pool.ts";
 import { createSceneFilter } from "./scene_filter.ts";
 import { consumerMetrics, evictionLines, startMetricsServer } from "./metrics.ts";
@@ -57,11 +57,7 @@ async function startEviction(
     log.info(`[evict] off: ${problem}`);
     return null;
   }
-  const archive = await loadStorage("s3_archive", {
-    bucket: config.aws_s3.bucket,
-    region: config.aws_s3.region,
-    endpoint: config.aws_s3.endpoint,
-  });
+  const archive = await archiveStore(config);
   try {
     await archive.open();
   } catch (error) {
@@ -90,14 +86,7 @@ runMain(async () => {
   const config = await loadConfig(values.config);
   const log = createLogger(config.logging);
   const filter = await createSceneFilter(config, workerFilters(config));
-  const storage = await loadStorage("rustfs", {
-    endpoint: config.rustfs.endpoint,
-    accessKey: config.rustfs.access_key,
-    secretKey: config.rustfs.secret_key,
-    bucket: config.rustfs.bucket,
-    region: config.rustfs.region,
-    timeoutMs: config.rustfs.timeout_ms,
-  });
+  const storage = await localStore(config);
   const overrides = Object.entries(config.filter.robots).map(([id]) => `${id}: ${filter.filterOf(id).name}`);
   log.info(
     `consumer starting: config ${config.source}; kafka ${

@@ -5,7 +5,7 @@
  * resolved against the config file's folder. The loader checks what the module gives back (a factory, a plugin
  * object with `name`, `apiVersion` and the methods) and says what is wrong with it before any frame flows.
  */
-import type { FilterSettings } from "./config.ts";
+import type { Config, FilterSettings } from "./config.ts";
 import { API_VERSION, type FilterPlugin, type StoragePlugin } from "./plugin.ts";
 
 /** Built-in filters, by config name, with how the [filter] keys map onto their options. */
@@ -198,4 +198,25 @@ export async function loadStorage(
     "buckets",
     "close",
   ]);
+}
+
+/** The local tier (plugin rustfs) as `[rustfs]` configures it. */
+export function localStore(config: Config): Promise<StoragePlugin> {
+  return loadStorage("rustfs", {
+    endpoint: config.rustfs.endpoint,
+    accessKey: config.rustfs.access_key,
+    secretKey: config.rustfs.secret_key,
+    bucket: config.rustfs.bucket,
+    region: config.rustfs.region,
+    timeoutMs: config.rustfs.timeout_ms,
+  });
+}
+
+/** The archive tier (plugin s3_archive) as `[aws_s3]` configures it; credentials from the AWS SDK chain. */
+export function archiveStore(config: Config): Promise<StoragePlugin> {
+  return loadStorage("s3_archive", {
+    bucket: config.aws_s3.bucket,
+    region: config.aws_s3.region,
+    endpoint: config.aws_s3.endpoint,
+  });
 }

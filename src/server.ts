@@ -32,7 +32,7 @@ import { checkLabel, type Clip, Labels } from "./labels.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { openApiDocument } from "./openapi.ts";
 import type { StoragePlugin } from "./plugin.ts";
-import { loadStorage } from "./plugin_loader.ts";
+import { archiveStore, localStore } from "./plugin_loader.ts";
 import {
   attachLabels,
   countFrames,
@@ -802,20 +802,9 @@ export async function startServer(config: Config, options: ServeOptions = {}): P
   const catalog = new Catalog(catalogPath(config));
   const cleanup: (() => unknown)[] = [() => catalog.close()];
   try {
-    const local = await loadStorage("rustfs", {
-      endpoint: config.rustfs.endpoint,
-      accessKey: config.rustfs.access_key,
-      secretKey: config.rustfs.secret_key,
-      bucket: config.rustfs.bucket,
-      region: config.rustfs.region,
-      timeoutMs: config.rustfs.timeout_ms,
-    });
+    const local = await localStore(config);
     cleanup.push(() => local.close());
-    const archive = await loadStorage("s3_archive", {
-      bucket: config.aws_s3.bucket,
-      region: config.aws_s3.region,
-      endpoint: config.aws_s3.endpoint,
-    });
+    const archive = await archiveStore(config);
     cleanup.push(() => archive.close());
     const hasher = await JpegHasher.fromConfig(config);
     cleanup.push(() => hasher.close());

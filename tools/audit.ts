@@ -8,7 +8,7 @@ import { decodeFrame } from "../src/frame.ts";
 import { openAdmin, openConsumer } from "../src/kafka.ts";
 import { objectKey, parseMessageKey } from "../src/key.ts";
 import type { Logger } from "../src/log.ts";
-import { loadFilter, loadStorage } from "../src/plugin_loader.ts";
+import { loadFilter, localStore } from "../src/plugin_loader.ts";
 import { createSceneFilter } from "../src/scene_filter.ts";
 
 export interface Audit {
@@ -118,13 +118,7 @@ export async function audit(config: Config, log: Logger): Promise<Audit> {
       // unreadable JPEG: refused by the consumer too
     }
   }
-  const storage = await loadStorage("rustfs", {
-    endpoint: config.rustfs.endpoint,
-    accessKey: config.rustfs.access_key,
-    secretKey: config.rustfs.secret_key,
-    bucket: config.rustfs.bucket,
-    region: config.rustfs.region,
-  });
+  const storage = await localStore(config);
   const stored = new Set<string>();
   try {
     for await (const o of storage.list({ prefix: config.rustfs.prefix })) stored.add(o.key);

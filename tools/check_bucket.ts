@@ -5,7 +5,7 @@
 import { parseCli, runMain } from "../src/cli.ts";
 import { loadConfig } from "../src/config.ts";
 import { checkRobotId } from "../src/key.ts";
-import { loadStorage } from "../src/plugin_loader.ts";
+import { localStore } from "../src/plugin_loader.ts";
 
 const USAGE = `usage: deno task check [--robot ID] [--date YYYY-MM-DD] [--limit N] [--config PATH]
 
@@ -36,14 +36,7 @@ runMain(async () => {
   if (values.robot !== undefined) prefix += `${checkRobotId(values.robot)}/`;
   if (values.date !== undefined) prefix += `${values.date}/`;
 
-  const storage = await loadStorage("rustfs", {
-    endpoint: config.rustfs.endpoint,
-    accessKey: config.rustfs.access_key,
-    secretKey: config.rustfs.secret_key,
-    bucket: config.rustfs.bucket,
-    region: config.rustfs.region,
-    timeoutMs: config.rustfs.timeout_ms,
-  });
+  const storage = await localStore(config);
   try {
     const buckets = await storage.buckets();
     console.log(`Buckets: [${buckets.map((b) => `'${b}'`).join(", ")}]`);

@@ -10,7 +10,7 @@ import { type Config, loadConfig } from "../src/config.ts";
 import { openAdmin } from "../src/kafka.ts";
 import { parseObjectKey } from "../src/key.ts";
 import { createLogger } from "../src/log.ts";
-import { loadStorage } from "../src/plugin_loader.ts";
+import { localStore } from "../src/plugin_loader.ts";
 import { startCamera } from "./camera.ts";
 import { type Child, spawnDeno } from "./processes.ts";
 import { stackUp } from "./stack.ts";
@@ -140,13 +140,7 @@ runMain(async () => {
     for (const r of robots) await r.camera.close();
   }
 
-  const storage = await loadStorage("rustfs", {
-    endpoint: config.rustfs.endpoint,
-    accessKey: config.rustfs.access_key,
-    secretKey: config.rustfs.secret_key,
-    bucket: config.rustfs.bucket,
-    region: config.rustfs.region,
-  });
+  const storage = await localStore(config);
   console.log("");
   console.log(`consumer: ${finalStats(consumer).replace(/.*final: /, "")}`);
   console.log("");

@@ -10,7 +10,7 @@ import { loadConfig } from "../src/config.ts";
 import { messageOf, ServiceError } from "../src/errors.ts";
 import { evictionSettings, Evictor, fmtBytes, statfsUsage, triggerProblem } from "../src/eviction.ts";
 import { createLogger } from "../src/log.ts";
-import { loadStorage } from "../src/plugin_loader.ts";
+import { archiveStore, localStore } from "../src/plugin_loader.ts";
 
 const USAGE = `usage: deno task evict [--once] [--config PATH]
 
@@ -49,20 +49,8 @@ runMain(async () => {
     }
   }
 
-  const local = await loadStorage("rustfs", {
-    endpoint: config.rustfs.endpoint,
-    accessKey: config.rustfs.access_key,
-    secretKey: config.rustfs.secret_key,
-    bucket: config.rustfs.bucket,
-    region: config.rustfs.region,
-    timeoutMs: config.rustfs.timeout_ms,
-  });
-  const archive = await loadStorage("s3_archive", {
-    bucket: config.aws_s3.bucket,
-    region: config.aws_s3.region,
-    endpoint: config.aws_s3.endpoint,
-    createBucket: false,
-  });
+  const local = await localStore(config);
+  const archive = await archiveStore(config);
   const archiveWhere = `${
     config.aws_s3.endpoint || `AWS S3 (${config.aws_s3.region})`
   } bucket ${config.aws_s3.bucket}`;

@@ -8,7 +8,7 @@ import { parseCli, runMain } from "../src/cli.ts";
 import { loadConfig } from "../src/config.ts";
 import { exportFrames, tierFetcher } from "../src/export.ts";
 import { checkRobotId } from "../src/key.ts";
-import { loadStorage } from "../src/plugin_loader.ts";
+import { archiveStore, localStore } from "../src/plugin_loader.ts";
 import { countFrames, parseTimeRange } from "../src/search.ts";
 
 export const USAGE = `usage: deno task export --label L [--label L2]... [--robot R]... [--from T] [--to T]
@@ -47,23 +47,10 @@ export async function exportMain(args: string[]): Promise<number> {
     throw new Deno.errors.NotFound(`no catalog at ${path}: run the consumer or deno task reindex first`);
   }
   const catalog = new Catalog(path);
-  const local = await loadStorage("rustfs", {
-    endpoint: config.rustfs.endpoint,
-    accessKey: config.rustfs.access_key,
-    secretKey: config.rustfs.secret_key,
-    bucket: config.rustfs.bucket,
-    region: config.rustfs.region,
-    timeoutMs: config.rustfs.timeout_ms,
-  });
+  const local = await localStore(config);
   // The archive client is made only when archived frames are part of the export (it may need AWS credentials).
   const archived = countFrames(catalog, { labels: values.label, robots, ...span, tiers: ["archive"] });
-  const archive = archived > 0
-    ? await loadStorage("s3_archive", {
-      bucket: config.aws_s3.bucket,
-      region: config.aws_s3.region,
-      endpoint: config.aws_s3.endpoint,
-    })
-    : null;
+  const archive = archived > 0 ? await archiveStore(config) : null;
   try {
     const summary = await exportFrames(catalog, values.out, {
       labels: values.label,

@@ -5,7 +5,7 @@
 import { Catalog, catalogPath } from "../src/catalog.ts";
 import { parseCli, runMain } from "../src/cli.ts";
 import { loadConfig } from "../src/config.ts";
-import { loadStorage } from "../src/plugin_loader.ts";
+import { archiveStore, localStore } from "../src/plugin_loader.ts";
 import { reindex } from "../src/reindex.ts";
 
 const USAGE = `usage: deno task reindex [--no-archive] [--config PATH]
@@ -20,19 +20,8 @@ runMain(async () => {
     "no-archive": { type: "boolean" },
   });
   const config = await loadConfig(values.config);
-  const local = await loadStorage("rustfs", {
-    endpoint: config.rustfs.endpoint,
-    accessKey: config.rustfs.access_key,
-    secretKey: config.rustfs.secret_key,
-    bucket: config.rustfs.bucket,
-    region: config.rustfs.region,
-    timeoutMs: config.rustfs.timeout_ms,
-  });
-  const archive = values["no-archive"] ? undefined : await loadStorage("s3_archive", {
-    bucket: config.aws_s3.bucket,
-    region: config.aws_s3.region,
-    endpoint: config.aws_s3.endpoint,
-  });
+  const local = await localStore(config);
+  const archive = values["no-archive"] ? undefined : await archiveStore(config);
   const path = catalogPath(config);
   const catalog = new Catalog(path);
   console.error(
