@@ -62,6 +62,28 @@ export interface ExportSummary extends ExportProgress {
 
 const pad = (n: number, width: number) => String(n).padStart(width, "0");
 
+/** One line of metadata.jsonl: the file, the label folder it is in, and what is known of the frame. */
+export function metadataRecord(
+  path: string,
+  label: string,
+  row: FrameRow,
+  labels: string[],
+  clips: string[],
+) {
+  return {
+    file_name: path,
+    label,
+    robot_id: row.robotId,
+    capture_time: new Date(row.timestampMs).toISOString(),
+    timestamp_ms: row.timestampMs,
+    seq: row.seq,
+    key: row.key,
+    tier: row.tier,
+    labels,
+    clips,
+  };
+}
+
 /** `<robot>_<YYYYMMDD>T<HHMMSSmmm>Z_<seq:06>.jpg`: unique per frame, sorts by time within a robot. */
 export function exportFileName(row: FrameRow): string {
   const d = new Date(row.timestampMs);
@@ -349,18 +371,7 @@ export async function exportFrames(
           }
           const path = `${label}/${name}`;
           await sink.file(path, data, row.timestampMs);
-          await sink.metadata(JSON.stringify({
-            file_name: path,
-            label,
-            robot_id: row.robotId,
-            capture_time: new Date(row.timestampMs).toISOString(),
-            timestamp_ms: row.timestampMs,
-            seq: row.seq,
-            key: row.key,
-            tier: row.tier,
-            labels: hit.labels,
-            clips: clipNames,
-          }));
+          await sink.metadata(JSON.stringify(metadataRecord(path, label, row, hit.labels, clipNames)));
           state.files++;
           state.bytes += data.length;
           perLabel[label]++;

@@ -6,7 +6,7 @@
  * no store held). A reader that goes away cancels the stream; the spool file is removed either way.
  */
 import type { Catalog } from "./catalog.ts";
-import { exportFileName, type FetchFrame, tarHeader } from "./export.ts";
+import { exportFileName, type FetchFrame, metadataRecord, tarHeader } from "./export.ts";
 import { searchFrames } from "./search.ts";
 
 export interface ExportStreamOptions {
@@ -78,18 +78,14 @@ async function* entries(catalog: Catalog, o: ExportStreamOptions): AsyncGenerato
           yield tarHeader(path, data.length, row.timestampMs);
           yield data;
           yield padding(data.length);
-          const line = JSON.stringify({
-            file_name: path,
+          const line = JSON.stringify(metadataRecord(
+            path,
             label,
-            robot_id: row.robotId,
-            capture_time: new Date(row.timestampMs).toISOString(),
-            timestamp_ms: row.timestampMs,
-            seq: row.seq,
-            key: row.key,
-            tier: row.tier,
-            labels: hit.labels,
-            clips: hit.clips.map((c) => c.name),
-          }) + "\n";
+            row,
+            hit.labels,
+            hit.clips.map((c) => c.name),
+          )) +
+            "\n";
           await writeAll(meta, encoder.encode(line));
           summary.files++;
         }
