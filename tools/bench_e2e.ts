@@ -21,7 +21,8 @@ import { consumerLag } from "./audit.ts";
 import { type Camera, startCamera } from "./camera.ts";
 import { type Child, freePort, spawnDeno } from "./processes.ts";
 import { isolatedConfig } from "./scratch.ts";
-import { stackUp } from "./stack.ts";
+import { stackPids, stackUp } from "./stack.ts";
+import { summarize, takeProfile } from "./cpu_profile.ts";
 
 export const USAGE =
   `usage: deno task bench e2e [--robots N] [--fps F] [--seconds S] [--compression none|snappy|gzip]
@@ -32,7 +33,9 @@ Runs N simulated 1080p cameras, a producer per robot and one consumer against th
   --fps F           frames per second per robot (default 10)
   --seconds S       measured seconds (default 60)
   --warmup S        seconds before measuring (default 10)
-  --compression C   Kafka compression for the run (default: the config default)`;
+  --compression C   Kafka compression for the run (default: the config default)
+  --profile         sample the consumer's main thread and the first producer (inspector) during the measured
+                    window and print where their time goes, as two more JSON lines`;
 
 const quiet = createLogger({ level: "error", format: "text" });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -83,6 +86,18 @@ function procStat(pid: number): { cpuS: number; rssMb: number } {
   }
 }
 
+/** CPU seconds the whole machine spent busy and in all, from /proc/stat. */
+function boxCpuS(): { busy: number; total: number } {
+  try {
+    const cpu = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+    const total = cpu.reduce((a, b) => a + b, 0);
+    const idle = cpu[3] + (cpu[4] ?? 0);
+    return { busy: (total - idle) / 100, total: total / 100 };
+  } catch {
+    return { busy: 0, total: 0 };
+  }
+}
+
 async function scrape(port: number): Promise<Map<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const totals = new Map<string, number>();
@@ -107,6 +122,7 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
       seconds: { type: "string", default: "60" },
       warmup: { type: "string", default: "10" },
       compression: { type: "string" },
+      profile: { type: "boolean", default: false },
     },
   });
   const robots = Number(values.robots), fps = Number(values.fps), seconds = Number(values.seconds);
@@ -139,9 +155,13 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
         await startCamera({ port: 0, fps, frames: [...pool.slice(offset), ...pool.slice(0, offset)] }),
       );
     }
-    consumer = spawnDeno("consumer", "src/main_consume.ts", ["--config", path]);
+    const inspectPort = values.profile ? freePort() : 0;
+    consumer = spawnDeno("consumer", "src/main_consume.ts", ["--config", path], {
+      denoFlags: values.profile ? [`--inspect=127.0.0.1:${inspectPort}`] : [],
+    });
     await consumer.waitFor(/joined group/, 60000);
     say(`starting ${robots} producers at ${fps} fps`);
+    const producerInspectPort = values.profile ? freePort() : 0;
     for (let r = 0; r < robots; r++) {
       producers.push(
         spawnDeno(`producer ${r}`, "src/main_produce.ts", [
@@ -149,7 +169,7 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
           cameras[r].url,
           "--config",
           path,
-        ]),
+        ], { denoFlags: values.profile && r === 0 ? [`--inspect=127.0.0.1:${producerInspectPort}`] : [] }),
       );
     }
     await Promise.all(producers.map((p) => p.waitFor(/connected to camera/, 60000)));
@@ -168,8 +188,27 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
       );
     });
     const cpu0 = procStat(consumer.pid).cpuS;
+    const servers = await stackPids();
+    const groups = (): Record<string, number> => ({
+      consumer: procStat(consumer!.pid).cpuS,
+      producers: producers.reduce((n, p) => n + procStat(p.pid).cpuS, 0),
+      cameras_and_bench: procStat(Deno.pid).cpuS,
+      kafka: servers.kafka ? procStat(servers.kafka).cpuS : 0,
+      s3: servers.s3 ? procStat(servers.s3).cpuS : 0,
+    });
+    const g0 = groups();
+    const box0 = boxCpuS();
     say(`measuring for ${seconds} s`);
+    const profiling = values.profile
+      ? Promise.all([
+        takeProfile(inspectPort, seconds * 1000),
+        takeProfile(producerInspectPort, seconds * 1000),
+      ])
+      : null;
     await sleep(seconds * 1000);
+    const profiles = await profiling;
+    const g1 = groups();
+    const box1 = boxCpuS();
     const t1 = Date.now();
     const published1 = await highs();
     const m1 = await scrape(metricsPort);
@@ -204,8 +243,20 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
       consumer_filter_s: Math.round(filterCpu * 10) / 10,
       consumer_rss_mb: cpu1.rssMb,
       producer_rss_mb: producerRss,
+      // Cores used during the window, per process group and for the whole machine (all its processes).
+      cores: {
+        ...Object.fromEntries(
+          Object.keys(g0).map((k) => [k, Math.round((g1[k] - g0[k]) / elapsed * 100) / 100]),
+        ),
+        machine_busy: Math.round((box1.busy - box0.busy) / elapsed * 100) / 100,
+        machine_total: Math.round((box1.total - box0.total) / elapsed * 100) / 100,
+      },
     };
     console.log(JSON.stringify(result));
+    if (profiles) {
+      console.log(JSON.stringify({ consumer_main_thread_profile: summarize(profiles[0], 30) }));
+      console.log(JSON.stringify({ producer_0_profile: summarize(profiles[1], 30) }));
+    }
     return result;
   } finally {
     await Promise.all(producers.map((p) => p.stop(5000)));

@@ -24,10 +24,10 @@ export function spawnDeno(
   name: string,
   script: string,
   args: string[],
-  options: { env?: Record<string, string>; echo?: boolean } = {},
+  options: { env?: Record<string, string>; echo?: boolean; denoFlags?: string[] } = {},
 ): Child {
   const proc = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", script, ...args],
+    args: ["run", "-A", "--quiet", ...(options.denoFlags ?? []), script, ...args],
     cwd: PROJECT,
     env: { NO_COLOR: "1", ...options.env },
     stdin: "null",

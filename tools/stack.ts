@@ -928,6 +928,17 @@ export async function stackStatus(): Promise<{ kafka: boolean; s3: boolean }> {
   return { kafka: kafka.up, s3: s3.up };
 }
 
+/** Process ids of this stack's running servers (for benchmarks that account CPU per process). */
+export async function stackPids(): Promise<Partial<Record<Service, number>>> {
+  const l = layout();
+  const pids: Partial<Record<Service, number>> = {};
+  for (const svc of SERVICES) {
+    const running = await findRunning(l, svc);
+    if (running) pids[svc] = running.pid;
+  }
+  return pids;
+}
+
 async function printStatus(services: Service[]): Promise<boolean> {
   const l = layout();
   const list = checkServices(services);
