@@ -123,7 +123,7 @@ export const SCHEMA: Record<string, Record<string, KeySpec>> = {
     topic: { kind: "string", default: "camera.frames" },
     group_id: { kind: "string", default: "frame-filter-group" },
     client_id: { kind: "string", default: "frame-bucket" },
-    compression: { kind: "string", default: "snappy", oneOf: ["none", "gzip", "snappy"] },
+    compression: { kind: "string", default: "none", oneOf: ["none", "gzip", "snappy"] },
     partitions: { kind: "integer", default: 3, min: 1, max: 10000 },
     max_message_bytes: { kind: "integer", default: 8 * MiB, min: 1024, max: 64 * MiB },
     connect_timeout_ms: { kind: "integer", default: 5000, min: 100 },

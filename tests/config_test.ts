@@ -6,7 +6,7 @@ Deno.test("config defaults match the original frame-bucket", () => {
   assert.deepEqual(c.kafka.brokers, ["localhost:9092"]);
   assert.equal(c.kafka.topic, "camera.frames");
   assert.equal(c.kafka.group_id, "frame-filter-group");
-  assert.equal(c.kafka.compression, "snappy");
+  assert.equal(c.kafka.compression, "none");
   assert.equal(c.stream.quality, 80);
   assert.equal(c.stream.fps, 10);
   assert.equal(c.stream.mode, "mjpeg");

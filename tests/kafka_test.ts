@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import snappy from "snappyjs";
-import { snappyDecompress } from "../src/kafka.ts";
+import RequestQueue from "kafkajs/src/network/requestQueue/index.js";
+import { compressionCodec, scheduleCheckPendingRequests, snappyDecompress } from "../src/kafka.ts";
 
 Deno.test("snappy: raw blocks and the Java client's xerial framing both decode", async (t) => {
   const data = new TextEncoder().encode("frame ".repeat(5000));
@@ -24,4 +25,54 @@ Deno.test("snappy: raw blocks and the Java client's xerial framing both decode",
     new DataView(framed.buffer).setInt32(16, 1000);
     assert.throws(() => snappyDecompress(framed), SyntaxError);
   });
+});
+
+Deno.test("kafkajs request queue: the check timer runs only while requests wait", async (t) => {
+  await t.step("kafkajs' RequestQueue uses our scheduler", () => {
+    assert.equal(RequestQueue.prototype.scheduleCheckPendingRequests, scheduleCheckPendingRequests);
+  });
+  const queue = (pending: unknown[], throttledUntil = -1) => {
+    const q = {
+      pending,
+      throttledUntil,
+      throttleCheckTimeoutId: null as ReturnType<typeof setTimeout> | null,
+      checks: 0,
+      checkPendingRequests() {
+        q.checks++;
+      },
+    };
+    return q;
+  };
+  await t.step("an idle queue arms no timer (kafkajs 2.2.4 re-armed one every millisecond)", () => {
+    const q = queue([]);
+    scheduleCheckPendingRequests.call(q);
+    assert.equal(q.throttleCheckTimeoutId, null);
+  });
+  await t.step("a waiting request is checked again after kafkajs' 10 ms", async () => {
+    const q = queue([{}]);
+    scheduleCheckPendingRequests.call(q);
+    assert.notEqual(q.throttleCheckTimeoutId, null);
+    scheduleCheckPendingRequests.call(q); // already armed: no second timer
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(q.checks, 1);
+    assert.equal(q.throttleCheckTimeoutId, null);
+  });
+  await t.step("a throttled queue is checked when the broker's throttle ends", async () => {
+    const q = queue([{}], Date.now() + 60);
+    scheduleCheckPendingRequests.call(q);
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(q.checks, 0);
+    await new Promise((r) => setTimeout(r, 60));
+    assert.equal(q.checks, 1);
+  });
+});
+
+Deno.test("compression codecs round-trip a frame", async (t) => {
+  const frame = new TextEncoder().encode("jpeg-ish ".repeat(20000));
+  for (const name of ["none", "snappy", "gzip"] as const) {
+    await t.step(name, async () => {
+      const codec = compressionCodec(name);
+      assert.deepEqual(new Uint8Array(await codec.decompress(await codec.compress(frame))), frame);
+    });
+  }
 });

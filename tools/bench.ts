@@ -39,6 +39,13 @@ const BENCHES: Record<string, Bench> = {
       return { usage: m.USAGE, run: m.benchE2e };
     },
   },
+  compression: {
+    summary: "kafka.compression codecs on 1080p camera frames: size ratio, compress/decompress ms per frame",
+    load: async () => {
+      const m = await import("./bench_compression.ts");
+      return { usage: m.USAGE, run: m.benchCompression };
+    },
+  },
   search: {
     summary: "similar-frame top-k over 1,000,000 in-memory aHashes: p50/p99, build time, memory",
     load: async () => {

@@ -41,27 +41,46 @@ const quiet = createLogger({ level: "error", format: "text" });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const SAMPLES = new URL("../../shared/samples/reachy-001/", import.meta.url).pathname;
 
-/** The frame pool: runs of three frames, alternating real reachy frames and generated scenes (~1/3 new). */
-function framePool(): Uint8Array[] {
-  const real = [...Deno.readDirSync(SAMPLES)].map((e) => e.name).filter((n) => n.endsWith(".jpg")).sort()
+/** The ten real 1080p frames of reachy-001 (a still scene), in name order. */
+export function realFrames(): Uint8Array[] {
+  return [...Deno.readDirSync(SAMPLES)].map((e) => e.name).filter((n) => n.endsWith(".jpg")).sort()
     .map((n) => Deno.readFileSync(SAMPLES + n));
+}
+
+/**
+ * Six generated 1080p scenes: big blocks of contrasting brightness, a different layout per scene, with ±5 levels of
+ * seeded sensor noise so that they encode to about the size of a real frame (~180 KB at quality 80; flat blocks
+ * alone give 75 KB and would flatter the throughput and any compression codec).
+ */
+export function sceneFrames(): Uint8Array[] {
   const width = 1920, height = 1080;
   const scenes: Uint8Array[] = [];
+  let seed = 12345;
+  const noise = () => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return ((seed >>> 16) % 11) - 5;
+  };
   for (let s = 0; s < 6; s++) {
     const data = new Uint8Array(width * height * 4);
-    // Big blocks of contrasting brightness, a different layout per scene: far apart in aHash terms.
+    // Far apart in aHash terms, so each is a new scene to the filter.
     for (let y = 0; y < height; y++) {
       for (let x = 0; x < width; x++) {
         const i = (y * width + x) * 4;
-        const v = ((Math.floor(x / (240 + 40 * s)) + Math.floor(y / (180 + 30 * s)) + s) & 1) ? 220 : 30;
-        data[i] = v;
-        data[i + 1] = (v + 60 * s) & 255;
-        data[i + 2] = 255 - v;
+        const v = ((Math.floor(x / (240 + 40 * s)) + Math.floor(y / (180 + 30 * s)) + s) & 1) ? 210 : 40;
+        const n = noise();
+        data[i] = v + n;
+        data[i + 1] = (((v + 60 * s) & 255) >> 1) + 40 + n;
+        data[i + 2] = 255 - v + n;
         data[i + 3] = 255;
       }
     }
     scenes.push(new Uint8Array(encode({ data, width, height }, 80).data));
   }
+  return scenes;
+}
+
+/** The frame pool: runs of three frames, alternating real reachy frames and generated scenes (~1/3 new). */
+export function framePool(real = realFrames(), scenes = sceneFrames()): Uint8Array[] {
   const pool: Uint8Array[] = [];
   for (let i = 0; i < 12; i++) {
     const run = i % 2 === 0

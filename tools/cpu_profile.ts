@@ -5,7 +5,8 @@
  * samples the main thread's stacks. We take a profile for a while, then fold the samples into self time per
  * function and per "area" (our modules by file, npm packages by name, Deno's runtime, GC, idle), which is what a
  * closing note or a change's before/after needs. Filter workers run in their own isolates and are not sampled
- * here; their time is in the consumer's filter histogram.
+ * here; their time is in the consumer's filter histogram. The inspector itself costs the process some time (Deno
+ * reports each HTTP request to it); that shows up as the area "profiling overhead".
  */
 
 interface CallFrame {
@@ -33,11 +34,18 @@ export interface ProfileSummary {
   areas: { area: string; ms: number; pct: number }[];
   /** The busiest functions by self time. */
   functions: { fn: string; area: string; ms: number; pct: number; via: string }[];
+  /** Our own functions (src/, plugins/) by inclusive time: the time spent in them and everything they called. */
+  inclusive: { fn: string; ms: number; pct: number }[];
 }
 
 /** Where a frame's code lives, coarse enough to read at a glance. */
 export function areaOf(frame: CallFrame): string {
   const { url, functionName } = frame;
+  // With an inspector attached, Deno reports every HTTP request and fetch body to it: the profile's own cost,
+  // absent from an unprofiled run, so it is kept apart.
+  if (functionName === "op_inspector_emit_protocol_event" || url.includes("inspector_network_bridge")) {
+    return "profiling overhead";
+  }
   if (!url) {
     if (functionName === "(garbage collector)") return "gc";
     if (functionName === "(idle)") return "idle";
@@ -72,7 +80,7 @@ export function summarize(profile: Profile, top = 25): ProfileSummary {
   // The callers of a node, nearest first, to tell which path a hot library function was reached by.
   const via = (id: number) => {
     const chain: string[] = [];
-    for (let p = parent.get(id); p !== undefined && chain.length < 6; p = parent.get(p)) {
+    for (let p = parent.get(id); p !== undefined && chain.length < 10; p = parent.get(p)) {
       const f = byId.get(p)!.callFrame;
       if (f.functionName === "(root)") break;
       chain.push(label(f));
@@ -95,6 +103,17 @@ export function summarize(profile: Profile, top = 25): ProfileSummary {
     if (us > entry.heaviestUs) Object.assign(entry, { heaviest: id, heaviestUs: us });
     fns.set(name, entry);
   }
+  // Inclusive time: each sample counts once for every distinct function of ours on its stack.
+  const inclusiveUs = new Map<string, number>();
+  for (const [id, us] of selfUs) {
+    const seen = new Set<string>();
+    for (let n: number | undefined = id; n !== undefined; n = parent.get(n)) {
+      const f = byId.get(n)!.callFrame;
+      if (/\/(src|plugins)\/[^/]+\.ts$/.test(f.url)) seen.add(label(f));
+    }
+    if (areaOf(byId.get(id)!.callFrame) === "idle") continue;
+    for (const name of seen) inclusiveUs.set(name, (inclusiveUs.get(name) ?? 0) + us);
+  }
   const pct = (us: number) => Math.round((us / Math.max(1, busy)) * 1000) / 10;
   const ms = (us: number) => Math.round(us / 100) / 10;
   return {
@@ -102,6 +121,8 @@ export function summarize(profile: Profile, top = 25): ProfileSummary {
     areas: [...areas].sort((a, b) => b[1] - a[1]).map(([area, us]) => ({ area, ms: ms(us), pct: pct(us) })),
     functions: [...fns].sort((a, b) => b[1].us - a[1].us).slice(0, top)
       .map(([fn, e]) => ({ fn, area: e.area, ms: ms(e.us), pct: pct(e.us), via: via(e.heaviest) })),
+    inclusive: [...inclusiveUs].sort((a, b) => b[1] - a[1]).slice(0, top)
+      .map(([fn, us]) => ({ fn, ms: ms(us), pct: pct(us) })),
   };
 }
 
