@@ -15,8 +15,12 @@ import {
 } from "kafkajs";
 import snappy from "snappyjs";
 import { Buffer } from "node:buffer";
-// Not part of kafkajs' public API: imported to repair its request queue's timer (below), pinned to 2.2.4.
+// Not part of kafkajs' public API: imported to repair its request queue's timer and to replace its record-batch
+// checksum (below); the version is pinned in deno.json and the tests check that both replacements took.
 import RequestQueue from "kafkajs/src/network/requestQueue/index.js";
+import "kafkajs/src/protocol/recordBatch/crc32C/index.js";
+import { createRequire } from "node:module";
+import { crc32c } from "./crc32c.ts";
 import type { Config } from "./config.ts";
 import { messageOf, ServiceError } from "./errors.ts";
 import type { Logger } from "./log.ts";
@@ -50,6 +54,24 @@ if (typeof requestQueue.scheduleCheckPendingRequests !== "function") {
   throw new Error("kafkajs changed: RequestQueue.scheduleCheckPendingRequests is gone; revisit src/kafka.ts");
 }
 requestQueue.scheduleCheckPendingRequests = scheduleCheckPendingRequests;
+
+// kafkajs checksums each produced record batch with a byte-at-a-time CRC-32C: 0.4 ms for a 180 KB frame, a fifth
+// of a producer's CPU. The record-batch encoder takes the function from the CommonJS module cache when kafkajs
+// first produces, so putting ours in that cache entry before then swaps it (3x faster, same result; the broker
+// verifies every batch's CRC, so a wrong one could not go unnoticed). If the encoder were already loaded, kafkajs'
+// own function stays in use: slower, still correct.
+function installCrc32c(): boolean {
+  const cache = createRequire(import.meta.url).cache as Record<string, { exports: unknown } | undefined>;
+  const paths = Object.keys(cache).filter((p) => p.includes("kafkajs"));
+  const crcPath = paths.find((p) => /recordBatch[\\/]crc32C[\\/]index\.js$/.test(p));
+  const encoderLoaded = paths.some((p) => /recordBatch[\\/]v0[\\/]index\.js$/.test(p));
+  const entry = crcPath === undefined ? undefined : cache[crcPath];
+  if (!entry || encoderLoaded) return false;
+  entry.exports = (buffer: Uint8Array) => crc32c(buffer);
+  return true;
+}
+/** Whether produced batches are checksummed by src/crc32c.ts (see installCrc32c). */
+export const FAST_CRC32C = installCrc32c();
 
 // Snappy as Kafka writes it: the Java client frames it the xerial way (magic header, then length-prefixed
 // blocks), librdkafka and we write one raw block. Reading accepts both.
@@ -133,6 +155,26 @@ export function kafkaError(config: KafkaConfig, error: unknown, doing: string): 
     return new ServiceError(
       "kafka",
       `topic ${config.topic} does not exist on ${brokers}: run \`deno task topic\``,
+      { retriable: true, cause: error },
+    );
+  }
+  // kafkajs wraps the broker's answer in retry errors; the innermost one says whether the broker refused the data.
+  let root = error as { type?: string; originalError?: unknown; cause?: unknown } | undefined;
+  for (let i = 0; i < 5 && root && (root.originalError || root.cause) && !root.type; i++) {
+    root = (root.originalError ?? root.cause) as typeof root;
+  }
+  if (root?.type === "MESSAGE_TOO_LARGE" || root?.type === "RECORD_LIST_TOO_LARGE") {
+    return new ServiceError(
+      "kafka",
+      `the broker refused a batch as too large (${root.type}) while ${doing}: the topic's max.message.bytes is ` +
+        `below kafka.max_message_bytes; lower that key or raise the topic's limit`,
+      { retriable: true, cause: error },
+    );
+  }
+  if (root?.type === "CORRUPT_MESSAGE" || root?.type === "INVALID_RECORD") {
+    return new ServiceError(
+      "kafka",
+      `the broker refused a batch as invalid (${root.type}) while ${doing}: ${text}`,
       { retriable: true, cause: error },
     );
   }

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import snappy from "snappyjs";
 import RequestQueue from "kafkajs/src/network/requestQueue/index.js";
-import { compressionCodec, scheduleCheckPendingRequests, snappyDecompress } from "../src/kafka.ts";
+import { compressionCodec, kafkaError, scheduleCheckPendingRequests, snappyDecompress } from "../src/kafka.ts";
+import { resolveConfig } from "../src/config.ts";
 
 Deno.test("snappy: raw blocks and the Java client's xerial framing both decode", async (t) => {
   const data = new TextEncoder().encode("frame ".repeat(5000));
@@ -75,4 +76,25 @@ Deno.test("compression codecs round-trip a frame", async (t) => {
       assert.deepEqual(new Uint8Array(await codec.decompress(await codec.compress(frame))), frame);
     });
   }
+});
+
+Deno.test("kafkaError: the broker's refusal is told apart from an unreachable broker", async (t) => {
+  const config = resolveConfig("").kafka;
+  const wrapped = (type: string, message: string) =>
+    Object.assign(new Error(message), {
+      name: "KafkaJSNumberOfRetriesExceeded",
+      originalError: Object.assign(new Error(message), { name: "KafkaJSProtocolError", type }),
+    });
+  await t.step("a batch refused as corrupt says so, not 'cannot reach'", () => {
+    const e = kafkaError(config, wrapped("CORRUPT_MESSAGE", "failed its CRC checksum"), "publishing 1 frame(s)");
+    assert.match(e.message, /refused a batch as invalid \(CORRUPT_MESSAGE\) while publishing/);
+  });
+  await t.step("a frame too large for the topic names both limits", () => {
+    const e = kafkaError(config, wrapped("MESSAGE_TOO_LARGE", "too large"), "publishing 1 frame(s)");
+    assert.match(e.message, /max\.message\.bytes.*kafka\.max_message_bytes/);
+  });
+  await t.step("a refused connection is still 'cannot reach'", () => {
+    const e = kafkaError(config, new Error("connect ECONNREFUSED 127.0.0.1:9092"), "connecting");
+    assert.match(e.message, /cannot reach the Kafka broker at localhost:9092/);
+  });
 });
