@@ -178,7 +178,8 @@ export interface HealthCheck {
 
 /**
  * Serves `/metrics` and `/healthz` (200 when every check passes, 503 naming the failing ones). Checks run at
- * most every 5 s; a scrape in between gets the last answer, so a busy Prometheus cannot load the broker.
+ * most every 5 s; a scrape in between gets the last answer, so a busy Prometheus cannot load the broker. A check
+ * that takes longer than `checkTimeoutMs` fails with "no answer within N s".
  */
 export function serveMetrics(
   options: {
@@ -186,15 +187,25 @@ export function serveMetrics(
     port: number;
     registry: Registry;
     checks: HealthCheck[];
+    /** How long a check may take before it counts as failed (default 3000 ms). */
+    checkTimeoutMs?: number;
     onError?: (e: unknown) => void;
   },
 ): { port: number; close(): Promise<void> } {
   let last: { at: number; status: number; body: string } | null = null;
-  const health = async () => {
-    if (last && Date.now() - last.at < 5000) return last;
+  let running: Promise<{ at: number; status: number; body: string }> | null = null;
+  const timeoutMs = options.checkTimeoutMs ?? 3000;
+  // A check that does not answer in time fails: a broker that is down can keep a client retrying for many seconds,
+  // longer than a probe waits.
+  const withDeadline = (c: HealthCheck) =>
+    new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
+      c.check().then(resolve, reject).finally(() => clearTimeout(timer));
+    });
+  const runChecks = async () => {
     const results = await Promise.all(options.checks.map(async (c) => {
       try {
-        await c.check();
+        await withDeadline(c);
         return [c.name, "ok"] as const;
       } catch (error) {
         return [c.name, (error as Error).message ?? String(error)] as const;
@@ -207,6 +218,12 @@ export function serveMetrics(
       body: JSON.stringify(Object.fromEntries(results)) + "\n",
     };
     return last;
+  };
+  const health = () => {
+    if (last && Date.now() - last.at < 5000) return Promise.resolve(last);
+    // Probes arriving while checks run share that run instead of starting their own.
+    running ??= runChecks().finally(() => (running = null));
+    return running;
   };
   const server = Deno.serve({
     hostname: options.hostname,

@@ -21,7 +21,9 @@ Deno.test("crc32c: Kafka's record-batch checksum", async (t) => {
     }
   });
   await t.step("same result on a real 1080p frame", () => {
-    const name = [...Deno.readDirSync(SAMPLES)].map((e) => e.name).filter((n) => n.endsWith(".jpg")).sort()[0];
+    const name = [...Deno.readDirSync(SAMPLES)].map((e) =>
+      e.name
+    ).filter((n) => n.endsWith(".jpg")).sort()[0];
     const frame = Deno.readFileSync(SAMPLES + name);
     assert.equal(crc32c(frame), byteAtATime(frame));
   });

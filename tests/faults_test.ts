@@ -36,6 +36,13 @@ for (const [name, run] of Object.entries(SCENARIOS)) {
       case "Kafka down":
         // 20 s at 10 fps is 200 frames a robot; the queue holds 100.
         assert.ok(r.dropped_by_producer > 0, "the producer's queue stayed bounded by dropping the oldest");
+        // An operator's probe sees the broker named while it is away, and health once it is back.
+        assert.match(String(r.notes.healthz_during_outage), /^503 \{"kafka":"(?!ok")[^"]+","s3":"ok"\}$/);
+        assert.match(String(r.notes.healthz_after), /^200 \{"kafka":"ok","s3":"ok"\}$/);
+        break;
+      case "S3 down":
+        assert.match(String(r.notes.healthz_during_outage), /^503 \{"kafka":"ok","s3":"(?!ok")[^"]+"\}$/);
+        assert.match(String(r.notes.healthz_after), /^200 \{"kafka":"ok","s3":"ok"\}$/);
         break;
       case "slow S3 (+1 s per request)":
         assert.ok(Number(r.notes.lag_while_slow) > 20, `consumption slowed: lag ${r.notes.lag_while_slow}`);

@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import snappy from "snappyjs";
 import RequestQueue from "kafkajs/src/network/requestQueue/index.js";
-import { compressionCodec, kafkaError, scheduleCheckPendingRequests, snappyDecompress } from "../src/kafka.ts";
+import {
+  compressionCodec,
+  kafkaError,
+  scheduleCheckPendingRequests,
+  snappyDecompress,
+} from "../src/kafka.ts";
 import { resolveConfig } from "../src/config.ts";
 
 Deno.test("snappy: raw blocks and the Java client's xerial framing both decode", async (t) => {
@@ -86,7 +91,11 @@ Deno.test("kafkaError: the broker's refusal is told apart from an unreachable br
       originalError: Object.assign(new Error(message), { name: "KafkaJSProtocolError", type }),
     });
   await t.step("a batch refused as corrupt says so, not 'cannot reach'", () => {
-    const e = kafkaError(config, wrapped("CORRUPT_MESSAGE", "failed its CRC checksum"), "publishing 1 frame(s)");
+    const e = kafkaError(
+      config,
+      wrapped("CORRUPT_MESSAGE", "failed its CRC checksum"),
+      "publishing 1 frame(s)",
+    );
     assert.match(e.message, /refused a batch as invalid \(CORRUPT_MESSAGE\) while publishing/);
   });
   await t.step("a frame too large for the topic names both limits", () => {

@@ -71,6 +71,36 @@ Deno.test("/healthz fails naming the check that failed", async () => {
   }
 });
 
+Deno.test("/healthz: a check that hangs fails after the deadline, and concurrent probes share one run", async () => {
+  let runs = 0;
+  const server = serveMetrics({
+    hostname: "127.0.0.1",
+    port: 0,
+    registry: new Registry(),
+    checkTimeoutMs: 200,
+    checks: [
+      {
+        name: "kafka",
+        check: () => {
+          runs++;
+          return new Promise<void>((resolve) => setTimeout(resolve, 1000)); // a broker client stuck retrying
+        },
+      },
+    ],
+  });
+  try {
+    const answers = await Promise.all([1, 2, 3].map(() => fetch(`http://127.0.0.1:${server.port}/healthz`)));
+    for (const a of answers) {
+      assert.equal(a.status, 503);
+      assert.deepEqual(await a.json(), { kafka: "no answer within 0.2 s" });
+    }
+    assert.equal(runs, 1);
+    await new Promise((r) => setTimeout(r, 900)); // let the stuck check end before the sanitizers look
+  } finally {
+    await server.close();
+  }
+});
+
 Deno.test({
   name: "the consumer serves per-robot counters, latencies and lag on /metrics",
   sanitizeOps: false,

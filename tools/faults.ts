@@ -11,7 +11,7 @@ import { newestStored } from "../src/reference.ts";
 import { audit, waitForNoLag } from "./audit.ts";
 import { type Camera, startCamera } from "./camera.ts";
 import { startLatencyProxy } from "./latency_proxy.ts";
-import { type Child, spawnDeno } from "./processes.ts";
+import { type Child, freePort, spawnDeno } from "./processes.ts";
 import { isolatedConfig, type Overrides } from "./scratch.ts";
 import { stackDown, stackEndpoints, stackUp } from "./stack.ts";
 
@@ -170,6 +170,20 @@ class Run {
   }
 }
 
+/**
+ * The consumer's /healthz as "STATUS BODY", once its 5 s answer cache has expired; what an operator's probe sees
+ * during and after an outage.
+ */
+async function healthz(port: number): Promise<string> {
+  await sleep(5500);
+  try {
+    const response = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(10000) });
+    return `${response.status} ${(await response.text()).trim()}`;
+  } catch (error) {
+    return `no answer: ${(error as Error).message}`;
+  }
+}
+
 /** Sets up cameras, topic and (unless told otherwise) producers and one consumer, then runs `body`. */
 async function scenario(
   name: string,
@@ -209,8 +223,8 @@ async function scenario(
   }
 }
 
-async function firstConsumer(run: Run): Promise<Child> {
-  const c = run.consumer();
+async function firstConsumer(run: Run, env: Record<string, string> = {}): Promise<Child> {
+  const c = run.consumer(env);
   await c.waitFor(/joined group/, 60000);
   await c.waitFor(/accepted /, 30000);
   return c;
@@ -261,32 +275,43 @@ export const SCENARIOS: Record<string, (o: FaultOptions) => Promise<FaultResult>
 
   "Kafka down": (o) =>
     scenario("kafka-down", o, { producer: { buffer_frames: 100 } }, async (run) => {
-      await firstConsumer(run);
+      const port = freePort();
+      await firstConsumer(run, { CONSUMER_METRICS_PORT: String(port) });
       await sleep(4000);
       o.say?.(`[kafka-down] stopping Kafka for ${o.outageSeconds} s`);
       await stackDown(["kafka"]);
-      await sleep(o.outageSeconds * 1000);
+      const during = await healthz(port);
+      await sleep(Math.max(0, o.outageSeconds * 1000 - 5500));
       await stackUp(["kafka"]);
       const back = Date.now();
       const recover = await run.recoveredAfter(back);
-      await sleep(3000);
-      return { recover };
+      const after = await healthz(port);
+      return { recover, notes: { healthz_during_outage: during, healthz_after: after } };
     }),
 
   "S3 down": (o) =>
     scenario("s3-down", o, {}, async (run) => {
-      await firstConsumer(run);
+      const port = freePort();
+      await firstConsumer(run, { CONSUMER_METRICS_PORT: String(port) });
       await sleep(4000);
       o.say?.(`[s3-down] stopping S3 for ${o.outageSeconds} s`);
       await stackDown(["s3"]);
-      await sleep(o.outageSeconds * 1000);
+      const during = await healthz(port);
+      await sleep(Math.max(0, o.outageSeconds * 1000 - 5500));
       run.sampleRss();
       const rssDuringOutage = run.rss.consumer;
       await stackUp(["s3"]);
       const back = Date.now();
       const recover = await run.recoveredAfter(back);
-      await sleep(3000);
-      return { recover, notes: { consumer_rss_mb_during_outage: rssDuringOutage } };
+      const after = await healthz(port);
+      return {
+        recover,
+        notes: {
+          consumer_rss_mb_during_outage: rssDuringOutage,
+          healthz_during_outage: during,
+          healthz_after: after,
+        },
+      };
     }),
 
   "slow S3 (+1 s per request)": (o) => {
