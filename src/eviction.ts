@@ -14,9 +14,10 @@
  * next check measures again.
  *
  * One frame moves in steps, each safe to be interrupted (SIGKILL, power loss) and redone by the next run:
- *   row -> "archiving"; read the local object (and its metadata); put it to the archive at archive prefix + key;
- *   verify the copy (size, and the ETag against the MD5 of the bytes, or a read-back when the ETag is not an
- *   MD5); delete the local object; row -> "archive".
+ *   row -> "archiving"; read the local object (and its metadata); put it to the archive at archive prefix + key
+ *   with Content-MD5, so the archive refuses bytes that differ; verify the copy (the put's ETag against the MD5,
+ *   else a HEAD for size and ETag, and a read-back when the ETag is not an MD5); delete the local object;
+ *   row -> "archive". With a store that reads bytes and metadata in one request, a move is GET, PUT, DELETE.
  * The local object is deleted only after the copy is verified, so a frame is always in at least one tier. The
  * row goes to "archive" after the local delete, so a crash anywhere leaves the row in "archiving", which the next
  * round finds in the catalog and finishes (a local object that is gone with a verified archive copy is simply
@@ -861,9 +862,17 @@ export class Evictor {
     if (row.tier === "local") catalog.setTier(key, "archiving", now());
     let verified = false;
     try {
-      const info = await this.#localCall(`reading the metadata of ${key}`, () => local.head(key));
-      const body = info ? await this.#localCall(`reading ${key}`, () => local.get(key)) : null;
-      if (!info || !body) return await this.#localGone(row);
+      // One GET with its metadata when the store offers it (a move is then GET, PUT, DELETE), else HEAD and GET.
+      const found = local.read
+        ? await this.#localCall(`reading ${key}`, () => local.read!(key))
+        : await this.#localCall(`reading the metadata of ${key}`, () => local.head(key)).then(
+          async (info) => {
+            const body = info ? await this.#localCall(`reading ${key}`, () => local.get(key)) : null;
+            return info && body ? { info, body } : null;
+          },
+        );
+      if (!found) return await this.#localGone(row);
+      const { info, body } = found;
       if (body.length !== info.size) {
         throw new StoreFailure(
           "local",
@@ -871,12 +880,14 @@ export class Evictor {
           new Error(`got ${body.length} of ${info.size} bytes`),
         );
       }
+      const md5 = createHash("md5").update(body).digest();
       const put = await this.#archiveCall(`storing ${archiveKey}`, () =>
         archive.put(archiveKey, body, {
           contentType: contentTypeOf(info, key),
           metadata: info.metadata,
+          contentMd5: md5.toString("base64"),
         }));
-      await this.#verify(archiveKey, body, put.etag);
+      await this.#verify(archiveKey, body, put.etag, md5.toString("hex"));
       verified = true;
       await this.#localCall(`deleting ${key}`, () => local.delete(key));
       const current = catalog.get(key);
@@ -892,8 +903,28 @@ export class Evictor {
     }
   }
 
-  /** The copy at `archiveKey` has the bytes `body`: size, then ETag = MD5 or a read-back. */
-  async #verify(archiveKey: string, body: Uint8Array, putEtag: string | undefined): Promise<void> {
+  /**
+   * The copy at `archiveKey` has the bytes `body`. The put carried Content-MD5, so a server that acknowledged it
+   * checked the bytes it received; when its answer's entity tag is that MD5 too, the copy is verified without
+   * another request. Otherwise (no tag, or not an MD5: encrypted or multipart objects) a HEAD checks the size and
+   * tag, and a read-back compares the bytes when the tag is not an MD5.
+   */
+  async #verify(
+    archiveKey: string,
+    body: Uint8Array,
+    putEtag: string | undefined,
+    md5: string,
+  ): Promise<void> {
+    if (isMd5Etag(putEtag)) {
+      if (putEtag.toLowerCase() !== md5) {
+        throw new StoreFailure(
+          "archive",
+          `verifying ${archiveKey}`,
+          new Error(`ETag ${putEtag} != MD5 ${md5}`),
+        );
+      }
+      return;
+    }
     const head = await this.#archiveCall(`checking ${archiveKey}`, () => this.#o.archive.head(archiveKey));
     if (!head || head.size !== body.length) {
       throw new StoreFailure(
@@ -904,7 +935,6 @@ export class Evictor {
     }
     const etag = head.etag ?? putEtag;
     if (isMd5Etag(etag)) {
-      const md5 = md5Hex(body);
       if (etag.toLowerCase() !== md5) {
         throw new StoreFailure("archive", `verifying ${archiveKey}`, new Error(`ETag ${etag} != MD5 ${md5}`));
       }

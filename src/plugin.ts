@@ -60,6 +60,16 @@ export interface ObjectInfo {
   metadata?: Record<string, string>;
 }
 
+export interface PutOptions {
+  contentType?: string;
+  metadata?: Record<string, string>;
+  /**
+   * Base64 MD5 of the body. The store refuses the upload when the bytes it received differ (S3's Content-MD5),
+   * so an acknowledged put with it is a verified copy.
+   */
+  contentMd5?: string;
+}
+
 /** Page of a listing. */
 export interface ListOptions {
   /** Only keys under this prefix. */
@@ -88,10 +98,15 @@ export interface StoragePlugin {
   put(
     key: string,
     body: Uint8Array,
-    options?: { contentType?: string; metadata?: Record<string, string> },
+    options?: PutOptions,
   ): Promise<{ etag?: string }>;
   /** The object's bytes, or null when there is none. */
   get(key: string): Promise<Uint8Array | null>;
+  /**
+   * Optional: the object's bytes and its info (size, entity tag, metadata) from one request, or null when there
+   * is none. Eviction uses it to move a frame with one request fewer; without it, it calls head and get.
+   */
+  read?(key: string): Promise<{ body: Uint8Array; info: ObjectInfo } | null>;
   /** The object's size and metadata, or null when there is none. */
   head(key: string): Promise<ObjectInfo | null>;
   /** Deletes the object; deleting a missing object is not an error. */

@@ -168,6 +168,7 @@ export function s3Store(options: S3StoreOptions): StoragePlugin {
             ContentLength: body.length,
             ContentType: putOptions.contentType ?? "application/octet-stream",
             Metadata: putOptions.metadata,
+            ContentMD5: putOptions.contentMd5,
           }),
           { abortSignal },
         ));
@@ -180,6 +181,28 @@ export function s3Store(options: S3StoreOptions): StoragePlugin {
         });
         if (!out.Body) return null;
         return await out.Body.transformToByteArray();
+      } catch (error) {
+        if (isMissing(error)) return null;
+        throw s3Error(options, `reading ${key}`, error);
+      }
+    },
+    async read(key) {
+      try {
+        const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }), {
+          abortSignal: AbortSignal.timeout(options.timeoutMs * 2),
+        });
+        if (!out.Body) return null;
+        const body = await out.Body.transformToByteArray();
+        return {
+          body,
+          info: {
+            key,
+            size: out.ContentLength ?? body.length,
+            lastModified: out.LastModified?.toISOString(),
+            etag: out.ETag?.replaceAll('"', ""),
+            metadata: out.Metadata ?? {},
+          },
+        };
       } catch (error) {
         if (isMissing(error)) return null;
         throw s3Error(options, `reading ${key}`, error);

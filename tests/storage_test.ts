@@ -1,5 +1,6 @@
 /** Storage plugins against the real S3-compatible server of the local stack. */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { ServiceError } from "../src/errors.ts";
 import { loadStorage } from "../src/plugin_loader.ts";
 import { objectKey } from "../src/key.ts";
@@ -36,6 +37,24 @@ for (const plugin of ["rustfs", "s3_archive"] as const) {
       assert.deepEqual(head?.metadata, { "robot-id": "a", seq: "1" });
       assert.ok(head?.etag && /^[0-9a-f]{32}$/.test(head.etag), `etag ${head?.etag}`);
       assert.deepEqual(await store.get("frames/a/1.jpg"), body);
+      // read(): bytes and info from one GET, as eviction moves a frame.
+      const read = await store.read!("frames/a/1.jpg");
+      assert.deepEqual(read?.body, body);
+      assert.equal(read?.info.size, body.length);
+      assert.equal(read?.info.etag, head?.etag);
+      assert.deepEqual(read?.info.metadata, { "robot-id": "a", seq: "1" });
+      assert.equal(await store.read!("frames/a/none.jpg"), null);
+      // Content-MD5: the right one is accepted, a wrong one refused and nothing replaced.
+      const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("base64");
+      await store.put("frames/a/1.jpg", body, {
+        contentMd5: md5(body),
+        metadata: { "robot-id": "a", seq: "1" },
+      });
+      await assert.rejects(
+        store.put("frames/a/1.jpg", body.subarray(1), { contentMd5: md5(body) }),
+        (e: Error) => e instanceof ServiceError && /BadDigest/.test(e.message),
+      );
+      assert.equal((await store.head("frames/a/1.jpg"))?.size, body.length);
       await store.put("frames/a/2.jpg", body.subarray(0, 10));
       await store.put("frames/b/1.jpg", body.subarray(0, 10));
       const keys: string[] = [];

@@ -21,7 +21,8 @@ import { consumerLag } from "./audit.ts";
 import { type Camera, startCamera } from "./camera.ts";
 import { type Child, freePort, spawnDeno } from "./processes.ts";
 import { isolatedConfig } from "./scratch.ts";
-import { stackPids, stackUp } from "./stack.ts";
+import { stackEndpoints, stackPids, stackUp } from "./stack.ts";
+import { loadStorage } from "../src/plugin_loader.ts";
 import { summarize, takeProfile } from "./cpu_profile.ts";
 
 export const USAGE =
@@ -35,6 +36,8 @@ Runs N simulated 1080p cameras, a producer per robot and one consumer against th
   --warmup S        seconds before measuring (default 10); then up to 60 s more until the consumer's lag is
                     under a quarter second of frames (reported as settle_s)
   --compression C   Kafka compression for the run (default: the config default)
+  --local-max-mb M  give the local tier a budget of M MiB (eviction.max_bytes) and an archive bucket on the same
+                    S3 server, so eviction runs during the window as on a fleet whose local disk is full
   --metrics-out F   write the consumer's /metrics text at the end of the window to file F
   --profile         sample the consumer's main thread and the first producer (inspector) during the measured
                     window and print where their time goes, as two more JSON lines`;
@@ -177,6 +180,7 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
       compression: { type: "string" },
       profile: { type: "boolean", default: false },
       "metrics-out": { type: "string" },
+      "local-max-mb": { type: "string" },
     },
   });
   const robots = Number(values.robots), fps = Number(values.fps), seconds = Number(values.seconds);
@@ -184,10 +188,32 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
   for (const [name, v] of [["--robots", robots], ["--fps", fps], ["--seconds", seconds]] as const) {
     if (!(v > 0)) throw new RangeError(`${name} must be positive`);
   }
+  const localMaxMb = values["local-max-mb"] === undefined ? 0 : Number(values["local-max-mb"]);
+  if (!(localMaxMb >= 0)) {
+    throw new RangeError(`--local-max-mb ${values["local-max-mb"]} must be a size in MiB`);
+  }
   await stackUp();
   const say = (l: string) => console.error(l);
   const metricsPort = freePort();
+  const stack = stackEndpoints();
+  const archiveBucket = `bench-archive-${crypto.randomUUID().slice(0, 8)}`;
+  if (localMaxMb) {
+    const archive = await loadStorage("s3_archive", {
+      bucket: archiveBucket,
+      endpoint: stack.s3Endpoint,
+      accessKey: stack.accessKey,
+      secretKey: stack.secretKey,
+      createBucket: true,
+    });
+    await archive.open().finally(() => archive.close());
+  }
   const { path, config } = await isolatedConfig("bench-e2e", {
+    ...(localMaxMb
+      ? {
+        eviction: { max_bytes: Math.round(localMaxMb * 1024 * 1024), check_interval_secs: 2 },
+        aws_s3: { bucket: archiveBucket, endpoint: stack.s3Endpoint, prefix: "archive/" },
+      }
+      : {}),
     kafka: values.compression ? { compression: values.compression } : {},
     stream: { fps },
     metrics: { consumer_port: metricsPort },
@@ -211,6 +237,7 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
     }
     const inspectPort = values.profile ? freePort() : 0;
     consumer = spawnDeno("consumer", "src/main_consume.ts", ["--config", path], {
+      env: localMaxMb ? { AWS_ACCESS_KEY_ID: stack.accessKey, AWS_SECRET_ACCESS_KEY: stack.secretKey } : {},
       denoFlags: values.profile ? [`--inspect=127.0.0.1:${inspectPort}`] : [],
     });
     await consumer.waitFor(/joined group/, 60000);
@@ -313,6 +340,12 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
       published_per_s: Math.round((published1 - published0) / elapsed * 10) / 10,
       consumed_per_s: Math.round(delta("frame_bucket_frames_received_total") * 10) / 10,
       stored_per_s: Math.round(delta("frame_bucket_frames_stored_total") * 10) / 10,
+      ...(localMaxMb
+        ? {
+          evicted_per_s: Math.round(delta("frame_bucket_frames_evicted_total") * 10) / 10,
+          local_percent_end: m1.get("frame_bucket_local_usage_percent") ?? null,
+        }
+        : {}),
       latency_ms: {
         p50: percentile(latencies, 0.5),
         p99: percentile(latencies, 0.99),
