@@ -370,6 +370,11 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
     if (profiles) {
       console.log(JSON.stringify({ consumer_main_thread_profile: summarize(profiles[0], 30) }));
       console.log(JSON.stringify({ producer_0_profile: summarize(profiles[1], 30) }));
+      // The raw profiles open in Chrome DevTools (Performance, "Load profile") for a flame chart.
+      const dir = await Deno.makeTempDir({ prefix: "frame-bucket-profiles-" });
+      await Deno.writeTextFile(`${dir}/consumer.cpuprofile`, JSON.stringify(profiles[0]));
+      await Deno.writeTextFile(`${dir}/producer-0.cpuprofile`, JSON.stringify(profiles[1]));
+      say(`raw profiles written to ${dir}/ (consumer.cpuprofile, producer-0.cpuprofile)`);
     }
     return result;
   } finally {

@@ -19,7 +19,7 @@ interface ProfileNode {
   callFrame: CallFrame;
   children?: number[];
 }
-interface Profile {
+export interface Profile {
   nodes: ProfileNode[];
   startTime: number;
   endTime: number;
@@ -36,6 +36,36 @@ export interface ProfileSummary {
   functions: { fn: string; area: string; ms: number; pct: number; via: string }[];
   /** Our own functions (src/, plugins/) by inclusive time: the time spent in them and everything they called. */
   inclusive: { fn: string; ms: number; pct: number }[];
+  /** Busy time by what the thread was doing, judged from each sample's whole stack (see activityOf). */
+  activities: { activity: string; ms: number; pct: number }[];
+}
+
+/**
+ * What a sample's stack was doing, by the first rule that matches any of its frames. Async continuations start
+ * from the microtask queue and lose their callers, so the HTTP and socket layers are recognised by their own
+ * modules: the consumer's only HTTP client is the AWS SDK's, and its Kafka sockets are driven by kafkajs.
+ */
+const ACTIVITIES: [string, RegExp][] = [
+  ["profiling overhead", /inspector_network_bridge|op_inspector_emit_protocol_event/],
+  ["kafka client (kafkajs)", /\/kafkajs\//],
+  [
+    "s3 client (AWS SDK, HTTP)",
+    /@aws-sdk|@smithy|\/src\/s3\.ts|node:_http_|_http_outgoing|_http_agent|http\.ts/,
+  ],
+  ["catalog (SQLite)", /\/src\/catalog\.ts/],
+  ["filter workers (messages)", /\/src\/filter_pool\.ts|11_workers\.js|13_message_port\.js/],
+  ["metrics and health", /\/src\/metrics\.ts/],
+  ["pipeline (src/, plugins/)", /\/(src|plugins)\/[^/]+\.ts/],
+];
+
+export function activityOf(stack: CallFrame[]): string {
+  for (const [name, pattern] of ACTIVITIES) {
+    if (stack.some((f) => pattern.test(f.url) || pattern.test(f.functionName))) return name;
+  }
+  const leaf = stack[0];
+  if (leaf?.functionName === "(garbage collector)") return "gc";
+  if (stack.some((f) => /stream_base_commons|net\.ts/.test(f.url))) return "sockets (other)";
+  return "other (runtime, timers, microtasks)";
 }
 
 /** Where a frame's code lives, coarse enough to read at a glance. */
@@ -114,6 +144,16 @@ export function summarize(profile: Profile, top = 25): ProfileSummary {
     if (areaOf(byId.get(id)!.callFrame) === "idle") continue;
     for (const name of seen) inclusiveUs.set(name, (inclusiveUs.get(name) ?? 0) + us);
   }
+  const activities = new Map<string, number>();
+  for (const [id, us] of selfUs) {
+    if (areaOf(byId.get(id)!.callFrame) === "idle") continue;
+    const stack: CallFrame[] = [];
+    for (let n: number | undefined = id; n !== undefined; n = parent.get(n)) {
+      stack.push(byId.get(n)!.callFrame);
+    }
+    const a = activityOf(stack);
+    activities.set(a, (activities.get(a) ?? 0) + us);
+  }
   const pct = (us: number) => Math.round((us / Math.max(1, busy)) * 1000) / 10;
   const ms = (us: number) => Math.round(us / 100) / 10;
   return {
@@ -123,6 +163,8 @@ export function summarize(profile: Profile, top = 25): ProfileSummary {
       .map(([fn, e]) => ({ fn, area: e.area, ms: ms(e.us), pct: pct(e.us), via: via(e.heaviest) })),
     inclusive: [...inclusiveUs].sort((a, b) => b[1] - a[1]).slice(0, top)
       .map(([fn, us]) => ({ fn, ms: ms(us), pct: pct(us) })),
+    activities: [...activities].sort((a, b) => b[1] - a[1])
+      .map(([activity, us]) => ({ activity, ms: ms(us), pct: pct(us) })),
   };
 }
 
