@@ -265,6 +265,19 @@ export async function openAdmin(config: KafkaConfig, log: Logger): Promise<Frame
           }],
         });
       } catch (error) {
+        const type = (error as { type?: string })?.type ?? "";
+        // Another client created it between our look and our request.
+        if (type === "TOPIC_ALREADY_EXISTS") return false;
+        // Right after a broker starts, it takes the creation but kafkajs' wait for partition leaders can give up
+        // with "does not host this topic-partition"; wait for the topic ourselves (up to ~15 s) before failing.
+        if (
+          ["UNKNOWN_TOPIC_OR_PARTITION", "LEADER_NOT_AVAILABLE", "NOT_LEADER_FOR_PARTITION"].includes(type)
+        ) {
+          for (let attempt = 0; attempt < 10; attempt++) {
+            if (await describeTopic().catch(() => null)) return true;
+            await new Promise((r) => setTimeout(r, 500));
+          }
+        }
         throw kafkaError(config, error, `creating topic ${config.topic}`);
       }
     },
