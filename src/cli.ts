@@ -33,7 +33,9 @@ export function parseCli<T extends NonNullable<ParseArgsConfig["options"]>>(
 export async function runMain(main: () => Promise<void | number>): Promise<void> {
   try {
     const code = await main();
-    if (typeof code === "number") Deno.exit(code);
+    // Exit once the work is done, whatever a library left open (a keep-alive socket, a client timer): a finished
+    // command must return its prompt.
+    Deno.exit(typeof code === "number" ? code : 0);
   } catch (error) {
     const hint = error instanceof ServiceError
       ? ""
