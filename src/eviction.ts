@@ -862,15 +862,7 @@ export class Evictor {
     if (row.tier === "local") catalog.setTier(key, "archiving", now());
     let verified = false;
     try {
-      // One GET with its metadata when the store offers it (a move is then GET, PUT, DELETE), else HEAD and GET.
-      const found = local.read
-        ? await this.#localCall(`reading ${key}`, () => local.read!(key))
-        : await this.#localCall(`reading the metadata of ${key}`, () => local.head(key)).then(
-          async (info) => {
-            const body = info ? await this.#localCall(`reading ${key}`, () => local.get(key)) : null;
-            return info && body ? { info, body } : null;
-          },
-        );
+      const found = await this.#readLocal(key);
       if (!found) return await this.#localGone(row);
       const { info, body } = found;
       if (body.length !== info.size) {
@@ -901,6 +893,15 @@ export class Evictor {
       if (!verified && catalog.get(key)?.tier === "archiving") catalog.setTier(key, "local", now());
       throw error;
     }
+  }
+
+  /** A local object's bytes and info: one GET when the store offers read() (a move is then GET, PUT, DELETE). */
+  async #readLocal(key: string): Promise<{ body: Uint8Array; info: ObjectInfo } | null> {
+    const { local } = this.#o;
+    if (local.read) return await this.#localCall(`reading ${key}`, () => local.read!(key));
+    const info = await this.#localCall(`reading the metadata of ${key}`, () => local.head(key));
+    const body = info ? await this.#localCall(`reading ${key}`, () => local.get(key)) : null;
+    return info && body ? { info, body } : null;
   }
 
   /**

@@ -175,16 +175,7 @@ export function s3Store(options: S3StoreOptions): StoragePlugin {
       return { etag: out.ETag?.replaceAll('"', "") };
     },
     async get(key) {
-      try {
-        const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }), {
-          abortSignal: AbortSignal.timeout(options.timeoutMs * 2),
-        });
-        if (!out.Body) return null;
-        return await out.Body.transformToByteArray();
-      } catch (error) {
-        if (isMissing(error)) return null;
-        throw s3Error(options, `reading ${key}`, error);
-      }
+      return (await store.read!(key))?.body ?? null;
     },
     async read(key) {
       try {

@@ -97,14 +97,19 @@ export function framePool(real = realFrames(), scenes = sceneFrames()): Uint8Arr
   return pool;
 }
 
+/** User + system CPU seconds from a /proc/.../stat file (fields after the command name; clock ticks of 1/100 s). */
+function statCpuS(path: string): number {
+  const stat = Deno.readTextFileSync(path);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime
+}
+
 function procStat(pid: number): { cpuS: number; rssMb: number } {
   try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime
+    const cpuS = statCpuS(`/proc/${pid}/stat`);
     const status = Deno.readTextFileSync(`/proc/${pid}/status`);
     const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
-    return { cpuS: ticks / 100, rssMb: Math.round(kb / 102.4) / 10 };
+    return { cpuS, rssMb: Math.round(kb / 102.4) / 10 };
   } catch {
     return { cpuS: 0, rssMb: 0 };
   }
@@ -121,9 +126,7 @@ function threadCpuS(pid: number): Record<string, number> {
     for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
       try {
         const comm = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/comm`).trim();
-        const stat = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/stat`);
-        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-        const s = (Number(fields[11]) + Number(fields[12])) / 100;
+        const s = statCpuS(`/proc/${pid}/task/${task.name}/stat`);
         const kind = task.name === String(pid)
           ? "main"
           : comm.startsWith("worker-")

@@ -79,7 +79,6 @@ export function areaOf(frame: CallFrame): string {
   if (!url) {
     if (functionName === "(garbage collector)") return "gc";
     if (functionName === "(idle)") return "idle";
-    if (functionName === "(program)") return "runtime (native)";
     return "runtime (native)";
   }
   const npm = /\/npm\/registry\.npmjs\.org\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
