@@ -67,6 +67,8 @@ runMain(async () => {
     readTimeoutMs: config.stream.read_timeout_secs * 1000,
     signal: stop.signal,
     log,
+    // Parts the reader drops (oversized, not a JPEG) never reach offer(); they are counted as refused all the same.
+    onReject: (reason: string) => sender.refuse(reason),
   };
   const source = config.stream.mode === "mjpeg"
     ? () => mjpegFrames(url, readOptions)

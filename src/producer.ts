@@ -26,7 +26,7 @@ export interface ProducerCounts {
   read: number;
   /** Frames skipped to hold stream.fps. */
   throttled: number;
-  /** Parts refused: not a JPEG, or too large for a Kafka message. */
+  /** Parts refused: not a JPEG, too large for a Kafka message, or dropped by the camera reader (see refuse()). */
   refused: number;
   /** Frames acknowledged by the broker. */
   sent: number;
@@ -131,6 +131,19 @@ export class FrameSender {
     });
     this.#wake?.();
     return "queued";
+  }
+
+  /**
+   * Counts a part the camera reader dropped before it could be offered (over the size limit, not a JPEG, cut
+   * short: the MJPEG parser's reasons and "not-jpeg"), so that frames_refused_total and the stats line cover
+   * every part that was never sent, not only those offer() refuses. The reader has already logged it, with the
+   * camera's details. A "no-boundary" stream is not a part: the reconnect loop reports that one.
+   */
+  refuse(reason: string): void {
+    if (reason === "no-boundary") return;
+    // Read and refused together, as offer() counts its refusals: read = throttled + refused + everything queued.
+    this.counts.read++;
+    this.counts.refused++;
   }
 
   /** Publishes queued frames until close() and the queue is empty (or the drain deadline passes). */

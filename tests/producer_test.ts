@@ -4,6 +4,9 @@ import { decodeFrame } from "../src/frame.ts";
 import type { FrameProducer, OutgoingMessage } from "../src/kafka.ts";
 import { memoryLogger } from "../src/log.ts";
 import { captureTime, FrameSender } from "../src/producer.ts";
+import { freePort, spawnDeno } from "../tools/processes.ts";
+import { greyJpeg } from "./support/images.ts";
+import { createTopic, ensureStack, isolatedConfig } from "./support/stack.ts";
 
 const JPEG = new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 0xff, 0xd9]);
 const T0 = Date.UTC(2026, 1, 18, 9, 39, 32);
@@ -100,4 +103,125 @@ Deno.test("capture time comes from X-Timestamp when it is plausible", () => {
   );
   assert.equal(captureTime({ jpeg: JPEG, receivedAtMs: T0, headers: { "x-timestamp": "soon" } }), T0);
   assert.equal(captureTime({ jpeg: JPEG, receivedAtMs: T0 }), T0);
+});
+
+Deno.test("parts the camera reader drops are counted as refused, next to the producer's own refusals", () => {
+  const { s } = sender();
+  s.refuse("part-too-large");
+  s.refuse("not-jpeg");
+  s.refuse("no-boundary"); // a stream without delimiters is a failed connection, not a part
+  assert.equal(s.counts.refused, 2);
+  assert.equal(s.counts.read, 2, "read = throttled + refused + queued, as for offer()");
+  assert.match(s.toPrometheus(), /^frame_bucket_frames_refused_total\{robot="reachy-001"\} 2$/m);
+  assert.match(s.line(), / refused 2 /);
+});
+
+/**
+ * A camera on loopback whose first answer (stream mode: first part) is larger than the producer accepts and whose
+ * second is not a JPEG; after that it sends a small real JPEG every 100 ms, so the run shows progress.
+ */
+function badThenGoodCamera(maxPartBytes: number) {
+  const good = greyJpeg(32, 24, (x, y) => (x * 7 + y * 3) % 256);
+  const oversized = new Uint8Array(maxPartBytes + 4096);
+  oversized.set([0xff, 0xd8]);
+  oversized.set([0xff, 0xd9], oversized.length - 2);
+  const text = new TextEncoder().encode("camera warming up");
+  const parts = [{ type: "image/jpeg", body: oversized }, { type: "text/plain", body: text }];
+  let polls = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    if (new URL(req.url).pathname.endsWith("/frame")) {
+      const part = parts[polls++] ?? { type: "image/jpeg", body: good };
+      return new Response(part.body, { headers: { "content-type": part.type } });
+    }
+    const encoder = new TextEncoder();
+    let timer: ReturnType<typeof setInterval> | undefined;
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        const send = (part: { type: string; body: Uint8Array }) => {
+          controller.enqueue(
+            encoder.encode(
+              `--frame\r\nContent-Type: ${part.type}\r\nContent-Length: ${part.body.length}\r\n\r\n`,
+            ),
+          );
+          controller.enqueue(part.body);
+          controller.enqueue(encoder.encode("\r\n"));
+        };
+        for (const part of parts) send(part);
+        timer = setInterval(() => send({ type: "image/jpeg", body: good }), 100);
+      },
+      cancel: () => clearInterval(timer),
+    });
+    return new Response(body, { headers: { "content-type": "multipart/x-mixed-replace; boundary=frame" } });
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/api/camera/stream`,
+    close: () => server.shutdown(),
+  };
+}
+
+/** The producer's counter `name` for `robot` from its /metrics, or null when it does not answer yet. */
+async function producerCounter(port: number, name: string, robot: string): Promise<number | null> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const m = new RegExp(`^${name}\\{robot="${robot}"\\} (\\d+)$`, "m").exec(text);
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+Deno.test({
+  name:
+    "the producer counts oversized and non-JPEG camera parts in frames_refused_total (stream and polling)",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async (t) => {
+  await ensureStack();
+  for (const mode of ["mjpeg", "polling"] as const) {
+    await t.step(mode, async () => {
+      const maxMessageBytes = 64 * 1024;
+      const { path, config } = await isolatedConfig(`refused-${mode}`, {
+        kafka: { max_message_bytes: maxMessageBytes },
+        stream: { mode, fps: 10 },
+      });
+      await createTopic(config, 1);
+      const camera = badThenGoodCamera(maxMessageBytes);
+      const port = freePort();
+      const robot = `refuse-${mode}`;
+      const producer = spawnDeno(`producer ${mode}`, "src/main_produce.ts", [
+        robot,
+        camera.url,
+        "--config",
+        path,
+        "--metrics-port",
+        String(port),
+      ]);
+      try {
+        // The bad parts come first, so once good frames are acknowledged both were read: wait for that, for as
+        // long as the producer keeps running (a slow machine only makes this slower).
+        const exited = producer.exited.then(() => "exited");
+        let sent = 0;
+        for (let waited = 0; sent < 3; waited += 200) {
+          if (await Promise.race([exited, new Promise((r) => setTimeout(r, 200))]) === "exited") {
+            assert.fail(`the producer exited; last lines:\n${producer.lines.slice(-15).join("\n")}`);
+          }
+          assert.ok(
+            waited < 300_000,
+            `no frames sent within 5 minutes:\n${producer.lines.slice(-15).join("\n")}`,
+          );
+          sent = await producerCounter(port, "frame_bucket_frames_sent_total", robot) ?? 0;
+        }
+        assert.equal(await producerCounter(port, "frame_bucket_frames_refused_total", robot), 2);
+        assert.ok(
+          producer.lines.some((l) => /over maxPartBytes/.test(l)),
+          "the oversized part was logged with the limit",
+        );
+      } finally {
+        await producer.stop();
+        await camera.close();
+        await Deno.remove(path).catch(() => {});
+      }
+      assert.match(producer.lines.findLast((l) => /\[stats\] final: /.test(l)) ?? "", / refused 2 /);
+    });
+  }
 });
