@@ -125,6 +125,54 @@ export function compressionCodec(name: KafkaConfig["compression"]): {
   };
 }
 
+/**
+ * One line for a kafkajs log entry. kafkajs puts the reason beside the message, not in it: a failed response is
+ * logged as `Response Fetch(key: 1, version: 11)` with the broker's answer in the entry's `error` field, a crash
+ * passes an Error (with its own cause chain) as `error` or as the message itself, and a few entries carry a `cause`.
+ * Each distinct text of those is kept, innermost last, with the protocol error code when there is one, so that the
+ * line says why, e.g. `Response Metadata(key: 3, version: 6): This server does not host this topic-partition
+ * (UNKNOWN_TOPIC_OR_PARTITION) (broker 127.0.0.1:9092)`.
+ */
+export function kafkaLogText(entry: Record<string, unknown>): string {
+  const texts: string[] = [];
+  const add = (value: unknown, depth = 0) => {
+    if (value === undefined || value === null || value === "" || depth > 5) return;
+    if (typeof value !== "object") {
+      const text = String(value);
+      if (!texts.some((t) => t.includes(text))) texts.push(text);
+      return;
+    }
+    const e = value as {
+      message?: unknown;
+      name?: unknown;
+      type?: unknown;
+      cause?: unknown;
+      originalError?: unknown;
+    };
+    let message: string;
+    if (typeof e.message === "string" && e.message) message = e.message;
+    else if (value instanceof Error) message = value.name;
+    else message = jsonOrString(value);
+    const type = typeof e.type === "string" && e.type && !message.includes(e.type) ? ` (${e.type})` : "";
+    add(message + type, depth);
+    add(e.originalError, depth + 1);
+    add(e.cause, depth + 1);
+  };
+  add(entry.message);
+  add(entry.error);
+  add(entry.cause);
+  const broker = typeof entry.broker === "string" && entry.broker ? ` (broker ${entry.broker})` : "";
+  return (texts.join(": ") || "(kafkajs logged no message)") + broker;
+}
+
+function jsonOrString(value: object): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value); // a cycle
+  }
+}
+
 function kafkaClient(config: KafkaConfig, log: Logger, clientSuffix: string): Kafka {
   const kafkaLog = log.child("kafkajs");
   return new Kafka({
@@ -137,7 +185,7 @@ function kafkaClient(config: KafkaConfig, log: Logger, clientSuffix: string): Ka
     retry: { initialRetryTime: 300, retries: 5, maxRetryTime: 5000 },
     logLevel: logLevel.WARN,
     logCreator: () => (entry: LogEntry) => {
-      const text = `${entry.log.message}${entry.log.broker ? ` (broker ${entry.log.broker})` : ""}`;
+      const text = kafkaLogText(entry.log as unknown as Record<string, unknown>);
       if (entry.level <= logLevel.ERROR) kafkaLog.warn(text);
       else kafkaLog.debug(text);
     },

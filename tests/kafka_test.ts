@@ -4,10 +4,14 @@ import RequestQueue from "kafkajs/src/network/requestQueue/index.js";
 import {
   compressionCodec,
   kafkaError,
+  kafkaLogText,
+  openProducer,
   scheduleCheckPendingRequests,
   snappyDecompress,
 } from "../src/kafka.ts";
 import { resolveConfig } from "../src/config.ts";
+import { memoryLogger } from "../src/log.ts";
+import { ensureStack, isolatedConfig } from "./support/stack.ts";
 
 Deno.test("snappy: raw blocks and the Java client's xerial framing both decode", async (t) => {
   const data = new TextEncoder().encode("frame ".repeat(5000));
@@ -106,4 +110,76 @@ Deno.test("kafkaError: the broker's refusal is told apart from an unreachable br
     const e = kafkaError(config, new Error("connect ECONNREFUSED 127.0.0.1:9092"), "connecting");
     assert.match(e.message, /cannot reach the Kafka broker at localhost:9092/);
   });
+});
+
+Deno.test("kafkajs log entries keep their reason: the error field, nested causes, an Error as the message", async (t) => {
+  await t.step("a failed response names the broker's answer (kafkajs' connection.js shape)", () => {
+    assert.equal(
+      kafkaLogText({
+        message: "Response Fetch(key: 1, version: 11)",
+        broker: "127.0.0.1:9092",
+        clientId: "frame-bucket-consumer",
+        error: "The coordinator is loading and hence can't process requests",
+        correlationId: 12,
+        size: 40,
+      }),
+      "Response Fetch(key: 1, version: 11): The coordinator is loading and hence can't process requests " +
+        "(broker 127.0.0.1:9092)",
+    );
+  });
+  await t.step("an Error with a cause chain and a protocol error code", () => {
+    const inner = Object.assign(new Error("This server does not host this topic-partition"), {
+      type: "UNKNOWN_TOPIC_OR_PARTITION",
+    });
+    const outer = Object.assign(new Error("Number of retries exceeded"), { originalError: inner });
+    assert.equal(
+      kafkaLogText({ message: "Error when calling eachBatch", error: outer, topic: "t", partition: 0 }),
+      "Error when calling eachBatch: Number of retries exceeded: " +
+        "This server does not host this topic-partition (UNKNOWN_TOPIC_OR_PARTITION)",
+    );
+  });
+  await t.step("an Error passed as the message, and a separate cause", () => {
+    assert.equal(
+      kafkaLogText({ message: new Error("Connection timeout"), cause: "broker restarting", retryCount: 2 }),
+      "Connection timeout: broker restarting",
+    );
+  });
+  await t.step("text already in the message is not repeated", () => {
+    assert.equal(
+      kafkaLogText({
+        message: "Failed to connect to seed broker, trying another broker from the list: Connection timeout",
+        error: "Connection timeout",
+      }),
+      "Failed to connect to seed broker, trying another broker from the list: Connection timeout",
+    );
+  });
+  await t.step("odd shapes still give a line", () => {
+    assert.equal(kafkaLogText({ message: "x", error: { code: 7 } }), 'x: {"code":7}');
+    assert.equal(kafkaLogText({}), "(kafkajs logged no message)");
+  });
+});
+
+Deno.test({
+  name: "a broker's error answer is logged with its reason (real broker: publishing to a missing topic)",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  await ensureStack();
+  const { path, config } = await isolatedConfig("kafka-log"); // its topic is never created
+  const log = memoryLogger();
+  const producer = await openProducer(config.kafka, log);
+  try {
+    await assert.rejects(
+      () => producer.send([{ key: "r:1", value: new Uint8Array([1]), timestampMs: Date.now() }]),
+      /does not exist/,
+    );
+  } finally {
+    await producer.close();
+    await Deno.remove(path);
+  }
+  const responses = log.lines.filter((l) => /\[kafkajs\] Response Metadata/.test(l));
+  assert.ok(responses.length > 0, `kafkajs logged no failed response:\n${log.lines.join("\n")}`);
+  for (const line of responses) {
+    assert.match(line, /Response Metadata\(key: 3, version: \d+\): .*does not host this topic-partition/);
+  }
 });
