@@ -11,7 +11,8 @@
  * A crash at any point of a move leaves the row in "archiving", and eviction finishes or redoes the move.
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { messageOf, ServiceError } from "./errors.ts";
 
 export type Tier = "local" | "archiving" | "archive";
 
@@ -34,6 +35,12 @@ export interface FrameRow {
   tierChangedMs: number;
   /** When the frame was stored. */
   storedMs: number;
+  /**
+   * The Kafka partition and offset of the message the frame came from (null for rows from before schema v3 or
+   * for objects stored without them). Replays after a restart are recognised by these, not by capture time.
+   */
+  partition?: number | null;
+  offset?: number | null;
 }
 
 export interface TierCounts {
@@ -43,9 +50,71 @@ export interface TierCounts {
 
 /**
  * 1: frames. 2: labels, frame_labels, clips, clip_labels and the append-only `changes` journal (src/labels.ts),
- * plus indexes for time-ordered search (frames_time) and "stored since" polling (frames_stored).
+ * plus indexes for time-ordered search (frames_time) and "stored since" polling (frames_stored). 3: the Kafka
+ * partition and offset of each frame (replay detection) and a `meta` table naming what the catalog belongs to.
  */
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
+
+/** What a catalog belongs to: recorded by the first consumer that writes to it, checked by every later one. */
+export interface CatalogIdentity {
+  topic: string;
+  endpoint: string;
+  bucket: string;
+  prefix: string;
+}
+
+/** The WAL is checkpointed every this many pages (4 KiB each) and truncated to `WAL_LIMIT_BYTES` after. */
+const WAL_CHECKPOINT_PAGES = 256;
+const WAL_LIMIT_BYTES = 1024 * 1024;
+
+/** SQLite's primary result code of a node:sqlite error (`errcode` holds the extended one). */
+function sqliteCode(error: unknown): number | undefined {
+  const code = (error as { errcode?: number })?.errcode;
+  return typeof code === "number" ? code & 0xff : undefined;
+}
+
+/**
+ * A catalog failure as a ServiceError("catalog") that names the file, what was being done, SQLite's own words and
+ * the fix. Full disk, busy and I/O errors are retriable (they clear when space is freed or the lock is released).
+ */
+export function catalogError(path: string, doing: string, error: unknown): ServiceError {
+  if (error instanceof ServiceError) return error;
+  const code = sqliteCode(error);
+  const said = messageOf(error);
+  const folder = path.slice(0, Math.max(0, path.lastIndexOf("/"))) || ".";
+  let fix = "check the file and its folder";
+  let retriable = true;
+  switch (code) {
+    case 13: // SQLITE_FULL
+      fix = `free space on the filesystem holding ${folder} (frame-bucket retries and carries on by itself)`;
+      break;
+    case 8: // SQLITE_READONLY
+      fix =
+        `make ${folder} and the catalog files in it writable, or point catalog.data_dir at a writable folder`;
+      retriable = false;
+      break;
+    case 14: // SQLITE_CANTOPEN
+      fix = `make sure ${folder} exists and is writable, or point catalog.data_dir at a writable folder`;
+      retriable = false;
+      break;
+    case 11: // SQLITE_CORRUPT
+    case 26: // SQLITE_NOTADB
+      fix = `move ${path} away and rebuild it with \`deno task reindex\``;
+      retriable = false;
+      break;
+    case 5: // SQLITE_BUSY
+    case 6: // SQLITE_LOCKED
+      fix = "another process holds the catalog's write lock for long: check for a stuck `deno task` process";
+      break;
+    case 10: // SQLITE_IOERR
+      fix = `check the disk holding ${folder} (dmesg) and free space on it`;
+      break;
+  }
+  return new ServiceError("catalog", `catalog ${path}: ${doing} failed (${said}): ${fix}`, {
+    retriable,
+    cause: error,
+  });
+}
 
 /** The catalog file of a config: `catalog.data_dir` (relative to the config file's folder) + catalog.sqlite. */
 export function catalogPath(config: { baseDir: string; catalog: { data_dir: string } }): string {
@@ -56,7 +125,8 @@ export function catalogPath(config: { baseDir: string; catalog: { data_dir: stri
 }
 
 const COLUMNS =
-  "key, robot_id, ts_ms, seq, size, etag, filter, distance, hash, tier, tier_changed_ms, stored_ms";
+  "key, robot_id, ts_ms, seq, size, etag, filter, distance, hash, tier, tier_changed_ms, stored_ms, kafka_partition, " +
+  "kafka_offset";
 
 /** SQL condition on `frames f`: the frame has a label of its own or lies in a labelled clip of its robot. */
 const PINNED = `(EXISTS (SELECT 1 FROM frame_labels fl WHERE fl.key = f.key)
@@ -76,6 +146,8 @@ interface RawRow {
   tier: Tier;
   tier_changed_ms: number;
   stored_ms: number;
+  kafka_partition?: number | null;
+  kafka_offset?: number | null;
 }
 
 /** The frame columns for a SELECT, qualified with a table alias (`rowFromSql` reads them back). */
@@ -102,47 +174,101 @@ function toRow(r: RawRow): FrameRow {
     tier: r.tier,
     tierChangedMs: Number(r.tier_changed_ms),
     storedMs: Number(r.stored_ms),
+    partition: r.kafka_partition === null || r.kafka_partition === undefined
+      ? null
+      : Number(r.kafka_partition),
+    offset: r.kafka_offset === null || r.kafka_offset === undefined ? null : Number(r.kafka_offset),
   };
 }
 
 export class Catalog {
   readonly path: string;
-  readonly #db: DatabaseSync;
-  readonly #upsert: StatementSync;
-  readonly #get: StatementSync;
-  readonly #newest: StatementSync;
-  readonly #oldest: StatementSync;
-  readonly #setTier: StatementSync;
-  readonly #remove: StatementSync;
-  readonly #tierTotals: StatementSync;
-  readonly #inTier: StatementSync;
+  #db!: DatabaseSync;
+  #upsert!: StatementSync;
+  #get!: StatementSync;
+  #newest!: StatementSync;
+  #newestOnPartition!: StatementSync;
+  #oldest!: StatementSync;
+  #setTier!: StatementSync;
+  #remove!: StatementSync;
+  #tierTotals!: StatementSync;
+  #inTier!: StatementSync;
+  #keysBetween!: StatementSync;
+  /** The file's identity when it was opened, to notice a catalog deleted or replaced under a running process. */
+  #file: { dev: number; ino: number } | null = null;
 
   /** Opens (creating when missing) the catalog file; `":memory:"` for a throw-away one. */
   constructor(path: string) {
     this.path = path;
     if (path !== ":memory:") {
-      mkdirSync(path.slice(0, Math.max(0, path.lastIndexOf("/"))) || ".", { recursive: true });
+      const folder = path.slice(0, Math.max(0, path.lastIndexOf("/"))) || ".";
+      try {
+        mkdirSync(folder, { recursive: true });
+      } catch (error) {
+        throw new ServiceError(
+          "catalog",
+          `cannot create the catalog folder ${folder} (${messageOf(error)}): point catalog.data_dir at a ` +
+            `writable folder`,
+          { retriable: false, cause: error },
+        );
+      }
     }
+    this.#open();
+  }
+
+  #open(): void {
+    const path = this.path;
     try {
       this.#db = new DatabaseSync(path);
     } catch (error) {
-      throw new Error(`cannot open the catalog ${path}: ${(error as Error).message}`, { cause: error });
+      throw catalogError(path, "opening", error);
     }
-    // WAL lets search read while the consumer writes; NORMAL syncs at checkpoints, which is durable against a
-    // process crash (the case that matters here); the frames themselves are in the object store either way.
-    this.#db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
-    this.#migrate();
+    try {
+      // WAL lets search read while the consumer writes; NORMAL syncs at checkpoints, which is durable against a
+      // process crash (the case that matters here); the frames themselves are in the object store either way.
+      // The WAL is checkpointed every 1 MiB and truncated back to 1 MiB after a checkpoint, so a catalog on a
+      // small or nearly full disk neither grows its WAL without bound nor keeps the space once it has it.
+      this.#db.exec(
+        `PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;
+         PRAGMA wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}; PRAGMA journal_size_limit = ${WAL_LIMIT_BYTES};`,
+      );
+      this.#migrate();
+    } catch (error) {
+      this.#db.close();
+      throw catalogError(path, "preparing the schema", error);
+    }
+    this.#file = this.#stat();
+    this.#prepare();
+  }
+
+  #stat(): { dev: number; ino: number } | null {
+    if (this.path === ":memory:") return null;
+    try {
+      const st = statSync(this.path);
+      return { dev: st.dev, ino: st.ino };
+    } catch {
+      return null;
+    }
+  }
+
+  #prepare(): void {
     this.#upsert = this.#db.prepare(
-      `INSERT INTO frames (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO frames (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(key) DO UPDATE SET robot_id = excluded.robot_id, ts_ms = excluded.ts_ms, seq = excluded.seq,
          size = excluded.size, etag = excluded.etag, filter = excluded.filter, distance = excluded.distance,
          hash = excluded.hash, stored_ms = excluded.stored_ms,
+         kafka_partition = COALESCE(excluded.kafka_partition, frames.kafka_partition),
+         kafka_offset = COALESCE(excluded.kafka_offset, frames.kafka_offset),
          tier = CASE WHEN frames.tier = 'archive' THEN 'local' ELSE excluded.tier END,
          tier_changed_ms = excluded.tier_changed_ms`,
     );
     this.#get = this.#db.prepare(`SELECT ${COLUMNS} FROM frames WHERE key = ?`);
     this.#newest = this.#db.prepare(
       `SELECT ${COLUMNS} FROM frames WHERE robot_id = ? ORDER BY ts_ms DESC, seq DESC LIMIT 1`,
+    );
+    this.#newestOnPartition = this.#db.prepare(
+      `SELECT ${COLUMNS} FROM frames WHERE robot_id = ? AND kafka_partition = ?
+       ORDER BY kafka_offset DESC LIMIT 1`,
     );
     this.#oldest = this.#db.prepare(
       `SELECT ${COLUMNS} FROM frames WHERE tier = 'local' ORDER BY ts_ms, seq LIMIT ?`,
@@ -155,6 +281,7 @@ export class Catalog {
     this.#tierTotals = this.#db.prepare(
       "SELECT tier, COUNT(*) AS frames, COALESCE(SUM(size), 0) AS bytes FROM frames GROUP BY tier",
     );
+    this.#keysBetween = this.#db.prepare("SELECT key FROM frames WHERE key >= ? AND key <= ? ORDER BY key");
   }
 
   #migrate(): void {
@@ -188,6 +315,33 @@ export class Catalog {
       `);
     }
     if (version < 2) this.#migrateTo2();
+    if (version < 3) this.#migrateTo3();
+  }
+
+  /** Version 3: Kafka partition and offset per frame, and the `meta` table (see CatalogIdentity). */
+  #migrateTo3(): void {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const now = Number(
+        (this.#db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version,
+      );
+      if (now < 3) {
+        this.#db.exec(`
+          ALTER TABLE frames ADD COLUMN kafka_partition INTEGER;
+          ALTER TABLE frames ADD COLUMN kafka_offset INTEGER;
+          CREATE INDEX IF NOT EXISTS frames_robot_offset ON frames (robot_id, kafka_partition, kafka_offset);
+          CREATE TABLE IF NOT EXISTS meta (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+          ) WITHOUT ROWID;
+          PRAGMA user_version = 3;
+        `);
+      }
+      this.#db.exec("COMMIT");
+    } catch (error) {
+      this.#db.exec("ROLLBACK");
+      throw error;
+    }
   }
 
   /**
@@ -286,24 +440,158 @@ export class Catalog {
       row.tier,
       row.tierChangedMs,
       row.storedMs,
+      row.partition ?? null,
+      row.offset ?? null,
     );
   }
 
   /** Records many rows in one transaction (reindex). */
   upsertMany(rows: FrameRow[]): void {
-    this.#db.exec("BEGIN");
-    try {
+    this.transaction(() => {
       for (const row of rows) this.upsert(row);
-      this.#db.exec("COMMIT");
-    } catch (error) {
-      this.#db.exec("ROLLBACK");
-      throw error;
-    }
+    });
   }
 
   get(key: string): FrameRow | null {
     const r = this.#get.get(key) as RawRow | undefined;
     return r ? toRow(r) : null;
+  }
+
+  /**
+   * The robot's frame from the highest Kafka offset on `partition`: the last one the consumer stored from it,
+   * whatever its capture time. Null when no row of the robot records that partition.
+   */
+  lastStoredFrom(robotId: string, partition: number): FrameRow | null {
+    const r = this.#newestOnPartition.get(robotId, partition) as RawRow | undefined;
+    return r ? toRow(r) : null;
+  }
+
+  /** Keys of rows with `from <= key <= to`, in key order (reconciling a bucket listing page by page). */
+  keysBetween(from: string, to: string): string[] {
+    return (this.#keysBetween.all(from, to) as { key: string }[]).map((r) => r.key);
+  }
+
+  /** Rows in all tiers. */
+  frameCount(): number {
+    return Number((this.#db.prepare("SELECT COUNT(*) AS n FROM frames").get() as { n: number }).n);
+  }
+
+  /** What the catalog belongs to, as recorded by the first consumer that wrote to it; null when nothing is. */
+  identity(): CatalogIdentity | null {
+    const rows = this.#db.prepare("SELECT name, value FROM meta").all() as { name: string; value: string }[];
+    const m = new Map(rows.map((r) => [r.name, r.value]));
+    if (!m.has("topic")) return null;
+    return {
+      topic: m.get("topic") ?? "",
+      endpoint: m.get("endpoint") ?? "",
+      bucket: m.get("bucket") ?? "",
+      prefix: m.get("prefix") ?? "",
+    };
+  }
+
+  /**
+   * Records what the catalog belongs to when nothing is recorded yet; returns the fields that differ from an
+   * identity already recorded (empty when it is this one).
+   */
+  bind(identity: CatalogIdentity): (keyof CatalogIdentity)[] {
+    const known = this.identity();
+    if (!known) {
+      const put = this.#db.prepare("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)");
+      this.transaction(() => {
+        for (const [name, value] of Object.entries(identity)) put.run(name, value);
+      });
+      return [];
+    }
+    return (Object.keys(identity) as (keyof CatalogIdentity)[]).filter((k) => known[k] !== identity[k]);
+  }
+
+  /** Runs `work` in one write transaction (rolled back when it throws). */
+  transaction<T>(work: () => T): T {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const out = work();
+      this.#db.exec("COMMIT");
+      return out;
+    } catch (error) {
+      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+
+  /** Throws a catalog ServiceError when the catalog cannot be read (the health check). */
+  ping(): void {
+    try {
+      this.#db.prepare("SELECT COUNT(*) FROM meta").get();
+    } catch (error) {
+      throw catalogError(this.path, "reading", error);
+    }
+  }
+
+  /**
+   * Writes the WAL back into the database and truncates it (after a failed write on a full disk, this is what
+   * gives the space back once some is freed). Errors are returned, not thrown: it is a best effort.
+   */
+  checkpoint(): string | null {
+    try {
+      this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      return null;
+    } catch (error) {
+      return messageOf(error);
+    }
+  }
+
+  /**
+   * Whether the file at `path` is still the one this catalog opened: "deleted" (nothing there: a process that
+   * keeps writing would write into an unlinked file that nobody else sees), "replaced" (another file, e.g. a
+   * restored backup) or "same".
+   */
+  fileState(): "same" | "deleted" | "replaced" {
+    if (!this.#file) return "same";
+    const now = this.#stat();
+    if (!now) return "deleted";
+    return now.dev === this.#file.dev && now.ino === this.#file.ino ? "same" : "replaced";
+  }
+
+  /**
+   * Puts the rows this process holds back where others look. A deleted file is written again from the open
+   * connection (which still reads the unlinked file); into a replaced file, the rows it lacks are copied (its own
+   * rows win). Either way the catalog then works on the file at `path`. Returns the rows in it afterwards and
+   * how many were copied in.
+   */
+  recoverFile(): { state: "deleted" | "replaced"; copied: number; rows: number } | null {
+    const state = this.fileState();
+    if (state === "same") return null;
+    const copy = `${this.path}.recovered-${Deno.pid}-${Date.now()}`;
+    try {
+      this.#db.exec(`VACUUM INTO '${copy.replaceAll("'", "''")}'`);
+    } catch (error) {
+      rmSync(copy, { force: true });
+      throw catalogError(this.path, `saving the rows of the ${state} catalog file into ${copy}`, error);
+    }
+    this.#db.close();
+    let copied = 0;
+    if (state === "deleted" && this.fileState() === "deleted") {
+      // The -wal and -shm beside a deleted file belonged to it; a new file must not pick them up.
+      rmSync(`${this.path}-wal`, { force: true });
+      rmSync(`${this.path}-shm`, { force: true });
+      renameSync(copy, this.path);
+      this.#open();
+      copied = this.frameCount();
+    } else {
+      this.#open();
+      try {
+        this.#db.exec(`ATTACH DATABASE '${copy.replaceAll("'", "''")}' AS saved`);
+        const before = this.frameCount();
+        this.transaction(() => {
+          this.#db.exec(`INSERT OR IGNORE INTO frames (${COLUMNS}) SELECT ${COLUMNS} FROM saved.frames`);
+        });
+        copied = this.frameCount() - before;
+        this.#db.exec("DETACH DATABASE saved");
+      } finally {
+        rmSync(copy, { force: true });
+      }
+    }
+    return { state, copied, rows: this.frameCount() };
   }
 
   /** A robot's newest frame in any tier (by capture time, then sequence). */

@@ -7,6 +7,7 @@
  */
 import { parse as parseToml } from "smol-toml";
 import { robotIdProblem } from "./key.ts";
+import { DEFAULT_LABEL_LIMITS } from "./labels.ts";
 import type { Level } from "./log.ts";
 
 export interface FilterSettings {
@@ -68,6 +69,10 @@ export interface Config {
   };
   catalog: {
     data_dir: string;
+    /** Rebuild an empty catalog from the bucket at consumer start-up instead of only warning. */
+    auto_reindex: boolean;
+    /** How often the consumer compares the local bucket with the catalog and indexes what is missing (0: never). */
+    reconcile_interval_secs: number;
   };
   metrics: {
     hostname: string;
@@ -80,6 +85,20 @@ export interface Config {
     port: number;
     /** When set, writes (POST/PATCH/DELETE) need `Authorization: Bearer <token>`. */
     token: string;
+    /**
+     * Host names (besides IP addresses and `localhost`) the server answers to: a request whose `Host` header names
+     * another is refused, so a web page that rebinds its own DNS name to this machine cannot read the API.
+     * Entries are names (`frames.lab.example`), `*.domain` for its subdomains, or `*` for any (no check).
+     */
+    allowed_hosts: string[];
+    /** Bound beyond loopback, reads are open to anyone who can connect only when this is set; else they need the token. */
+    public_reads: boolean;
+  };
+  labels: {
+    /** Most labels one request (or command) may name in each of its lists. */
+    max_per_request: number;
+    /** Most distinct labels the catalog may hold; a change that would create more is refused. */
+    max_distinct: number;
   };
   aws_s3: {
     bucket: string;
@@ -99,6 +118,8 @@ export interface Config {
     store_concurrency: number;
     store_retry_max_ms: number;
     filter_workers: number;
+    /** A capture time this much older than the robot's previous frame counts as a clock jump (logged, counted). */
+    clock_jump_secs: number;
   };
 }
 
@@ -112,6 +133,8 @@ interface KeySpec {
   max?: number;
   /** Name of the environment variable that overrides it (for secrets and deployment-specific values). */
   env?: string;
+  /** A "strings" key that may be an empty list. */
+  empty?: boolean;
 }
 
 const MiB = 1024 * 1024;
@@ -169,6 +192,8 @@ export const SCHEMA: Record<string, Record<string, KeySpec>> = {
   },
   catalog: {
     data_dir: { kind: "string", default: ".data", env: "FRAME_BUCKET_DATA_DIR" },
+    auto_reindex: { kind: "boolean", default: false },
+    reconcile_interval_secs: { kind: "number", default: 600, min: 0 },
   },
   metrics: {
     hostname: { kind: "string", default: "127.0.0.1" },
@@ -179,6 +204,17 @@ export const SCHEMA: Record<string, Record<string, KeySpec>> = {
     hostname: { kind: "string", default: "127.0.0.1" },
     port: { kind: "integer", default: 8080, min: 0, max: 65535 },
     token: { kind: "string", default: "", env: "FRAME_BUCKET_TOKEN" },
+    allowed_hosts: { kind: "strings", default: [], empty: true },
+    public_reads: { kind: "boolean", default: false },
+  },
+  labels: {
+    max_per_request: {
+      kind: "integer",
+      default: DEFAULT_LABEL_LIMITS.maxPerRequest,
+      min: 1,
+      max: 100_000,
+    },
+    max_distinct: { kind: "integer", default: DEFAULT_LABEL_LIMITS.maxDistinct, min: 1, max: 10_000_000 },
   },
   aws_s3: {
     bucket: { kind: "string", default: "reachy-mini-frames-archive" },
@@ -201,6 +237,7 @@ export const SCHEMA: Record<string, Record<string, KeySpec>> = {
     store_concurrency: { kind: "integer", default: 8, min: 1, max: 256 },
     store_retry_max_ms: { kind: "integer", default: 5000, min: 10 },
     filter_workers: { kind: "integer", default: 2, min: 0, max: 64 },
+    clock_jump_secs: { kind: "number", default: 5, min: 0.001 },
   },
 };
 
@@ -252,9 +289,14 @@ function checkValue(where: string, spec: KeySpec, value: unknown): unknown {
     }
     case "strings": {
       const list = typeof value === "string" ? value.split(",").map((s) => s.trim()).filter(Boolean) : value;
-      if (!Array.isArray(list) || list.length === 0 || !list.every((s) => typeof s === "string" && s)) {
+      if (
+        !Array.isArray(list) || (list.length === 0 && !spec.empty) ||
+        !list.every((s) => typeof s === "string" && s)
+      ) {
         throw new TypeError(
-          `${where} must be a non-empty string or array of strings, not ${describe(value)}`,
+          `${where} must be a ${spec.empty ? "" : "non-empty "}string or array of strings, not ${
+            describe(value)
+          }`,
         );
       }
       return list;
@@ -351,10 +393,39 @@ export function resolveConfig(text: string, options: ResolveOptions = {}): Confi
         `(${config.eviction.threshold_percent})`,
     );
   }
+  for (const host of config.server.allowed_hosts) {
+    const problem = allowedHostProblem(host);
+    if (problem) throw new RangeError(`server.allowed_hosts: ${problem}`);
+  }
+  config.server.allowed_hosts = config.server.allowed_hosts.map((h) => h.toLowerCase());
   config.filter.robots = resolveRobotFilters(config.filter, config.filter.robots as Record<string, unknown>);
   config.source = options.source ?? "";
   config.baseDir = options.baseDir ?? ".";
   return config;
+}
+
+/**
+ * Why an entry of server.allowed_hosts is not usable, or null: a DNS name (letters, digits, '-', '.'), optionally
+ * `*.` before it for every subdomain, or `*` alone. Ports, schemes and paths are refused, since the check compares
+ * host names only.
+ */
+export function allowedHostProblem(entry: string): string | null {
+  if (entry === "*") return null;
+  const name = entry.startsWith("*.") ? entry.slice(2) : entry;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(entry) || entry.includes("/")) {
+    return `${JSON.stringify(entry)} is a URL: give the host name only (e.g. "frames.lab.example")`;
+  }
+  if (/:\d+$/.test(entry)) {
+    return `${JSON.stringify(entry)} has a port: give the host name only (any port is accepted)`;
+  }
+  if (
+    !/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i.test(name)
+  ) {
+    return `${
+      JSON.stringify(entry)
+    } is not a host name: use letters, digits, '-' and '.', "*.example.com" for subdomains, or "*" for any`;
+  }
+  return null;
 }
 
 function resolveRobotFilters(

@@ -57,25 +57,62 @@ export function timestampProblem(timestampMs: number, nowMs: number): string | n
 
 const pad = (n: number, width: number) => String(n).padStart(width, "0");
 
-/** The object key of a stored frame. */
-export function objectKey(prefix: string, robotId: string, timestampMs: number, seq: number): string {
+/**
+ * Where a frame came from in Kafka. A key that is already taken by a different frame (a robot whose clock went
+ * back, a producer restarted with its sequence at 0) gets this as a suffix, so the second frame has a key of its
+ * own that a replay of the same message finds again.
+ */
+export interface KeySuffix {
+  partition: number;
+  offset: number;
+  /** 0 for the first suffixed key; counts up only if that one is taken by different bytes too. */
+  attempt?: number;
+}
+
+/**
+ * The object key of a stored frame: `{ts}Z_{seq:06}.jpg`, or with a suffix `{ts}Z_{seq:06}_p{partition}-o{offset}.jpg`
+ * (and `-{attempt}` after it from the second suffixed try on) when the plain key holds a different frame.
+ */
+export function objectKey(
+  prefix: string,
+  robotId: string,
+  timestampMs: number,
+  seq: number,
+  suffix?: KeySuffix,
+): string {
   const d = new Date(timestampMs);
   const y = pad(d.getUTCFullYear(), 4), mo = pad(d.getUTCMonth() + 1, 2), da = pad(d.getUTCDate(), 2);
   const time = pad(d.getUTCHours(), 2) + pad(d.getUTCMinutes(), 2) + pad(d.getUTCSeconds(), 2) +
     pad(d.getUTCMilliseconds(), 3);
-  return `${prefix}${robotId}/${y}-${mo}-${da}/${y}${mo}${da}T${time}Z_${pad(seq, 6)}.jpg`;
+  const tail = suffix
+    ? `_p${suffix.partition}-o${suffix.offset}${suffix.attempt ? `-${suffix.attempt}` : ""}`
+    : "";
+  return `${prefix}${robotId}/${y}-${mo}-${da}/${y}${mo}${da}T${time}Z_${pad(seq, 6)}${tail}.jpg`;
 }
 
 const OBJECT_KEY =
-  /^(.*?)([A-Za-z0-9._-]{1,64})\/(\d{4})-(\d{2})-(\d{2})\/\d{8}T(\d{2})(\d{2})(\d{2})(\d{3})Z_(\d{6,})\.jpg$/;
+  /^(.*?)([A-Za-z0-9._-]{1,64})\/(\d{4})-(\d{2})-(\d{2})\/\d{8}T(\d{2})(\d{2})(\d{2})(\d{3})Z_(\d{6,})(?:_p(\d{1,9})-o(\d{1,19})(?:-(\d{1,4}))?)?\.jpg$/;
 
-/** Reads robot, capture time and sequence back from an object key; null for keys of another shape. */
+/** Reads robot, capture time, sequence (and a collision suffix) back from an object key; null for other keys. */
 export function parseObjectKey(
   key: string,
-): { prefix: string; robotId: string; timestampMs: number; seq: number } | null {
+): { prefix: string; robotId: string; timestampMs: number; seq: number; suffix?: KeySuffix } | null {
   const m = OBJECT_KEY.exec(key);
   if (!m) return null;
-  const [, prefix, robotId, y, mo, d, h, mi, s, ms, seq] = m;
+  const [, prefix, robotId, y, mo, d, h, mi, s, ms, seq, partition, offset, attempt] = m;
   const timestampMs = Date.UTC(+y, +mo - 1, +d, +h, +mi, +s, +ms);
-  return { prefix, robotId, timestampMs, seq: Number(seq) };
+  const out: { prefix: string; robotId: string; timestampMs: number; seq: number; suffix?: KeySuffix } = {
+    prefix,
+    robotId,
+    timestampMs,
+    seq: Number(seq),
+  };
+  if (partition !== undefined) {
+    out.suffix = {
+      partition: Number(partition),
+      offset: Number(offset),
+      attempt: attempt ? Number(attempt) : 0,
+    };
+  }
+  return out;
 }

@@ -11,7 +11,9 @@ import { createLogger, type Logger } from "./log.ts";
 import { archiveStore, filterFromSpec, filterSpec, localStore } from "./plugin_loader.ts";
 import { FilterPool, pooled } from "./filter_pool.ts";
 import { createSceneFilter } from "./scene_filter.ts";
-import { consumerMetrics, evictionLines, startMetricsServer } from "./metrics.ts";
+import { type ConsumerMetrics, consumerMetrics, evictionLines, startMetricsServer } from "./metrics.ts";
+import { reconcile } from "./reconcile.ts";
+import { reindex } from "./reindex.ts";
 import { evictionSettings, Evictor, triggerProblem } from "./eviction.ts";
 import type { FilterPlugin, StoragePlugin } from "./plugin.ts";
 
@@ -81,6 +83,130 @@ async function startEviction(
   return evictor;
 }
 
+/**
+ * Checks that the catalog belongs to this deployment and is not an empty stand-in for a lost one. A catalog of
+ * another topic or bucket is refused (its Kafka offsets would mark new frames as replays); an empty catalog next
+ * to a bucket that holds frames is rebuilt (`catalog.auto_reindex`) or named in a warning, never used silently.
+ */
+async function checkCatalog(
+  config: Config,
+  log: Logger,
+  catalog: Catalog,
+  storage: StoragePlugin,
+): Promise<void> {
+  const mine = {
+    topic: config.kafka.topic,
+    endpoint: config.rustfs.endpoint,
+    bucket: config.rustfs.bucket,
+    prefix: config.rustfs.prefix,
+  };
+  const known = catalog.identity();
+  const differs = catalog.bind(mine);
+  if (known && differs.some((field) => field !== "endpoint")) {
+    throw new ServiceError(
+      "catalog",
+      `catalog ${catalog.path} belongs to topic ${known.topic}, bucket ${known.bucket} prefix ${known.prefix} at ` +
+        `${known.endpoint}, not to this consumer's topic ${mine.topic}, bucket ${mine.bucket} prefix ` +
+        `${mine.prefix}: point catalog.data_dir at this deployment's catalog, or move ${catalog.path} away and ` +
+        `run \`deno task reindex\` to build one from the bucket`,
+      { retriable: false },
+    );
+  }
+  if (known && differs.includes("endpoint")) {
+    log.warn(
+      `[catalog] ${catalog.path} was written for ${known.endpoint}; this consumer stores into ` +
+        `${mine.endpoint} (same bucket ${mine.bucket}): fine if the server moved, otherwise check rustfs.endpoint`,
+    );
+  }
+  if (catalog.frameCount() > 0) return;
+  let sample: string | null = null;
+  for await (const item of storage.list({ prefix: config.rustfs.prefix, limit: 1 })) sample = item.key;
+  if (sample === null) return;
+  if (!config.catalog.auto_reindex) {
+    log.warn(
+      `[catalog] ${catalog.path} is empty but bucket ${config.rustfs.bucket} holds frames (e.g. ${sample}): a lost ` +
+        `or replaced catalog? Run \`deno task reindex\` (the consumer may keep running), or set ` +
+        `catalog.auto_reindex = true to rebuild at start-up. Until then the reconciliation indexes what it finds.`,
+    );
+    return;
+  }
+  log.warn(
+    `[catalog] ${catalog.path} is empty but bucket ${config.rustfs.bucket} holds frames: rebuilding it`,
+  );
+  const counts = await reindex({
+    local: storage,
+    catalog,
+    localPrefix: config.rustfs.prefix,
+    archivePrefix: config.aws_s3.prefix,
+    progress: (c) => log.info(`[catalog] reindex: ${c.local} local frames so far (${c.perSecond}/s)`),
+  });
+  log.info(
+    `[catalog] rebuilt from the local bucket: ${counts.local} frames (run \`deno task reindex\` for archived ones)`,
+  );
+}
+
+/**
+ * Background care of the catalog: notices the file being deleted or replaced under the running consumer and puts
+ * the rows back where others look, and reconciles the bucket with the catalog every
+ * `catalog.reconcile_interval_secs` (and once at start-up).
+ */
+function watchCatalog(
+  config: Config,
+  log: Logger,
+  catalog: Catalog,
+  storage: StoragePlugin,
+  metrics: ConsumerMetrics,
+): () => void {
+  const fileTimer = setInterval(() => {
+    try {
+      const state = catalog.fileState();
+      if (state === "same") return;
+      log.error(
+        `[catalog] ${catalog.path} was ${state} while the consumer had it open: restoring the rows it holds there`,
+      );
+      const done = catalog.recoverFile();
+      if (done) {
+        log.warn(
+          `[catalog] ${catalog.path}: ${
+            done.state === "deleted"
+              ? `written again with the ${done.rows} rows this consumer held`
+              : `${done.copied} rows it lacked copied into the new file (now ${done.rows} rows; its labels and ` +
+                `clips are its own)`
+          }; the reconciliation indexes frames that are still missing`,
+        );
+        void runReconcile();
+      }
+    } catch (error) {
+      log.error(`[catalog] ${messageOf(error)}; trying again in 2 s`);
+    }
+  }, 2000);
+  let running = false;
+  const runReconcile = async () => {
+    if (running) return;
+    running = true;
+    try {
+      const r = await reconcile({ local: storage, catalog, prefix: config.rustfs.prefix });
+      metrics.catalogUnindexed.set({}, r.unindexed);
+      const line = `[catalog] reconciled ${r.objects} frame objects of bucket ${config.rustfs.bucket} with ` +
+        `${catalog.path} in ${r.seconds.toFixed(1)} s: ${r.unindexed} without a row`;
+      if (r.unindexed > 0) {
+        log.warn(`${line} (e.g. ${r.examples.join(", ")}), ${r.indexed} of them indexed now`);
+      } else log.info(line);
+    } catch (error) {
+      log.warn(`[catalog] reconciliation failed (${messageOf(error)}); next try in the next interval`);
+    } finally {
+      running = false;
+    }
+  };
+  const every = config.catalog.reconcile_interval_secs * 1000;
+  const reconcileTimer = every > 0 ? setInterval(() => void runReconcile(), every) : undefined;
+  if (every > 0) void runReconcile();
+  return () => {
+    clearInterval(fileTimer);
+    clearInterval(reconcileTimer);
+  };
+}
+
 runMain(async () => {
   const { values } = parseCli(USAGE, { config: { type: "string", short: "c" } });
   const config = await loadConfig(values.config);
@@ -110,7 +236,14 @@ runMain(async () => {
     });
   }
 
+  if (!storage.conditionalPut) {
+    log.warn(
+      `[store:${storage.name}] ${config.rustfs.endpoint} ignores If-None-Match on PUT: the consumer looks with ` +
+        `HEAD before each put so that no stored frame is replaced (one request more per frame)`,
+    );
+  }
   const catalog = new Catalog(catalogPath(config));
+  await checkCatalog(config, log, catalog, storage);
   const metrics = consumerMetrics();
   const pipeline = new Pipeline({ config, log, storage, filter, catalog, metrics });
   metrics.registry.collect(() => pipeline.counters.toPrometheus());
@@ -123,7 +256,22 @@ runMain(async () => {
       },
     },
     { name: "s3", check: async () => void (await storage.head(".frame-bucket-health")) },
+    {
+      name: "catalog",
+      check: () => {
+        try {
+          catalog.ping();
+          const state = catalog.fileState();
+          if (state !== "same") throw new Error(`${catalog.path} was ${state} while open; restoring it`);
+          if (pipeline.catalogTrouble) throw new Error(pipeline.catalogTrouble);
+          return Promise.resolve();
+        } catch (error) {
+          return Promise.reject(error);
+        }
+      },
+    },
   ]);
+  const stopWatching = watchCatalog(config, log, catalog, storage, metrics);
   const consumer = await openConsumer(config.kafka, log, { onRebalance: (p) => pipeline.onAssignment(p) });
   const evictor = await startEviction(config, log, storage, catalog, consumer);
   if (evictor) metrics.registry.collect(() => evictionLines(evictor.stats()));
@@ -149,6 +297,7 @@ runMain(async () => {
   }
   clearTimeout(forced);
   clearInterval(stats);
+  stopWatching();
   await server?.close();
   await healthAdmin.close().catch(() => {});
   log.info(`[stats] final: ${pipeline.counters.line()}`);

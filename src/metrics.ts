@@ -164,6 +164,14 @@ export function consumerMetrics(registry = new Registry()) {
       "JPEG bytes confirmed stored, per robot.",
     ),
     lag: registry.gauge("frame_bucket_consumer_lag", "Messages behind the newest, per partition."),
+    catalogRetries: registry.counter(
+      "frame_bucket_catalog_retries_total",
+      "Catalog writes that failed and were retried (the object itself was already stored).",
+    ),
+    catalogUnindexed: registry.gauge(
+      "frame_bucket_catalog_unindexed_objects",
+      "Frame objects in the local bucket without a catalog row at the last reconciliation (then indexed).",
+    ),
   };
 }
 

@@ -68,6 +68,12 @@ export interface PutOptions {
    * so an acknowledged put with it is a verified copy.
    */
   contentMd5?: string;
+  /**
+   * Store only when no object is at `key` yet (S3's `If-None-Match: *`). When one is, nothing is written and the
+   * put resolves with `exists: true`. Honoured only by stores whose `conditionalPut` is true; the consumer checks
+   * with `head` first on the others.
+   */
+  ifAbsent?: boolean;
 }
 
 /** Page of a listing. */
@@ -92,14 +98,20 @@ export interface StoragePlugin {
    */
   open(): Promise<void>;
   /**
-   * Stores `body` at `key`, replacing any object there. Resolves only once the server acknowledged it, with the
-   * entity tag the server gave the object when it reports one.
+   * Optional: true when `put` honours `ifAbsent` atomically (known after `open`). The consumer never replaces a
+   * stored frame; without this it looks with `head` before each put.
+   */
+  readonly conditionalPut?: boolean;
+  /**
+   * Stores `body` at `key`, replacing any object there unless `ifAbsent` is set. Resolves only once the server
+   * acknowledged it, with the entity tag the server gave the object when it reports one, or with `exists: true`
+   * when `ifAbsent` kept an existing object.
    */
   put(
     key: string,
     body: Uint8Array,
     options?: PutOptions,
-  ): Promise<{ etag?: string }>;
+  ): Promise<{ etag?: string; exists?: boolean }>;
   /** The object's bytes, or null when there is none. */
   get(key: string): Promise<Uint8Array | null>;
   /**

@@ -16,6 +16,18 @@ export interface StoredRef {
   key: string;
   timestampMs: number;
   seq: number;
+  /** Kafka partition and offset of the message the frame came from, when known. */
+  partition?: number | null;
+  offset?: number | null;
+}
+
+/** The reference with the Kafka position its object's metadata records (objects stored since it was kept). */
+export async function withKafkaPosition(storage: StoragePlugin, ref: StoredRef): Promise<StoredRef> {
+  const meta = (await storage.head(ref.key))?.metadata ?? {};
+  const partition = Number(meta["kafka-partition"]);
+  const offset = Number(meta["kafka-offset"]);
+  if (!meta["kafka-partition"] || !Number.isInteger(partition) || !Number.isInteger(offset)) return ref;
+  return { ...ref, partition, offset };
 }
 
 /** The key prefix of every frame of `robotId` captured at `timestampMs` (any sequence number). */

@@ -47,6 +47,9 @@ export function rowFromObject(key: string, info: ObjectInfo, tier: Tier): FrameR
   const meta = info.metadata ?? {};
   const distance = meta.distance === undefined || meta.distance === "first" ? null : Number(meta.distance);
   const when = info.lastModified ? Date.parse(info.lastModified) : Date.now();
+  const partition = meta["kafka-partition"] ? Number(meta["kafka-partition"]) : NaN;
+  const offset = meta["kafka-offset"] ? Number(meta["kafka-offset"]) : NaN;
+  const known = Number.isInteger(partition) && Number.isInteger(offset);
   return {
     key,
     robotId: meta["robot-id"] ?? parsed.robotId,
@@ -60,6 +63,8 @@ export function rowFromObject(key: string, info: ObjectInfo, tier: Tier): FrameR
     tier,
     tierChangedMs: when,
     storedMs: when,
+    partition: known ? partition : null,
+    offset: known ? offset : null,
   };
 }
 

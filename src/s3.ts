@@ -57,7 +57,7 @@ function s3Error(options: S3StoreOptions, doing: string, error: unknown): Servic
       },
     );
   }
-  if (status === undefined || status >= 500 || status === 429 || status === 408) {
+  if (status === undefined || status >= 500 || status === 429 || status === 408 || status === 409) {
     return new ServiceError("s3", `${where} unreachable or failing while ${doing}: ${messageOf(error)}`, {
       retriable: true,
       cause: error,
@@ -100,10 +100,14 @@ export function s3Store(options: S3StoreOptions): StoragePlugin {
     }
   };
 
+  let conditional = false;
   const store: StoragePlugin = {
     name: options.name,
     apiVersion: API_VERSION,
     bucket,
+    get conditionalPut() {
+      return conditional;
+    },
     async open() {
       let exists = true;
       try {
@@ -142,6 +146,15 @@ export function s3Store(options: S3StoreOptions): StoragePlugin {
       await store.put(probe, body, { contentType: "text/plain", metadata: { probe: "1" } });
       const head = await store.head(probe);
       const back = await store.get(probe);
+      // Does the server honour If-None-Match on PUT (AWS S3 since 2024, MinIO, S3Proxy 2.x+)? A server that
+      // ignores it would overwrite: the consumer then looks with HEAD before each put instead.
+      conditional = false;
+      const again = await store.put(probe, new TextEncoder().encode("other"), {
+        contentType: "text/plain",
+        ifAbsent: true,
+      }).catch(() => ({ exists: false }));
+      const kept = await store.get(probe);
+      conditional = again.exists === true && kept !== null && kept.length === body.length;
       await store.delete(probe);
       if (
         !head || head.size !== body.length || head.metadata?.probe !== "1" || !back ||
@@ -159,8 +172,9 @@ export function s3Store(options: S3StoreOptions): StoragePlugin {
       }
     },
     async put(key, body, putOptions = {}) {
-      const out = await call(`storing ${key}`, (abortSignal) =>
-        client.send(
+      const ifAbsent = putOptions.ifAbsent === true;
+      try {
+        const out = await client.send(
           new PutObjectCommand({
             Bucket: bucket,
             Key: key,
@@ -169,10 +183,19 @@ export function s3Store(options: S3StoreOptions): StoragePlugin {
             ContentType: putOptions.contentType ?? "application/octet-stream",
             Metadata: putOptions.metadata,
             ContentMD5: putOptions.contentMd5,
+            IfNoneMatch: ifAbsent ? "*" : undefined,
           }),
-          { abortSignal },
-        ));
-      return { etag: out.ETag?.replaceAll('"', "") };
+          { abortSignal: AbortSignal.timeout(options.timeoutMs * 2) },
+        );
+        return { etag: out.ETag?.replaceAll('"', "") };
+      } catch (error) {
+        // 412: an object is already there and was kept. (A 409 ConditionalRequestConflict is a concurrent write
+        // of the same key; it stays a retriable error, and the retry then sees the winner as a 412.)
+        if (ifAbsent && (statusOf(error) === 412 || nameOf(error) === "PreconditionFailed")) {
+          return { exists: true };
+        }
+        throw s3Error(options, `storing ${key}`, error);
+      }
     },
     async get(key) {
       return (await store.read!(key))?.body ?? null;

@@ -14,6 +14,10 @@ export interface RobotCounts {
   replayed: number;
   /** Frames that could not be read (bad JPEG, bad header, implausible time). */
   errors: number;
+  /** Times the capture clock went back by more than consumer.clock_jump_secs. */
+  clockJumps: number;
+  /** Frames stored under a suffixed key because their plain key held another frame. */
+  collisions: number;
 }
 
 export class Counters {
@@ -24,7 +28,17 @@ export class Counters {
   robot(robotId: string, filter = ""): RobotCounts & { filter: string } {
     let c = this.robots.get(robotId);
     if (!c) {
-      c = { received: 0, accepted: 0, dropped: 0, stored: 0, errors: 0, replayed: 0, filter };
+      c = {
+        received: 0,
+        accepted: 0,
+        dropped: 0,
+        stored: 0,
+        errors: 0,
+        replayed: 0,
+        clockJumps: 0,
+        collisions: 0,
+        filter,
+      };
       this.robots.set(robotId, c);
     }
     if (filter) c.filter = filter;
@@ -39,7 +53,8 @@ export class Counters {
   line(): string {
     const robots = [...this.robots.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([id, c]) =>
       `${id} [${c.filter || "-"}] received ${c.received} accepted ${c.accepted} dropped ${c.dropped} ` +
-      `stored ${c.stored} errors ${c.errors}` + (c.replayed ? ` replayed ${c.replayed}` : "")
+      `stored ${c.stored} errors ${c.errors}` + (c.replayed ? ` replayed ${c.replayed}` : "") +
+      (c.clockJumps ? ` clock-jumps ${c.clockJumps}` : "") + (c.collisions ? ` suffixed ${c.collisions}` : "")
     );
     const skipped = [...this.skipped.entries()].map(([r, n]) => `${r} ${n}`);
     return (robots.length ? robots.join("; ") : "no frames yet") +
@@ -57,6 +72,16 @@ export class Counters {
       family("dropped", "frame_bucket_frames_rejected_total", "Frames the filter dropped as the same scene."),
       family("stored", "frame_bucket_frames_stored_total", "Frames confirmed stored."),
       family("errors", "frame_bucket_frame_errors_total", "Frames refused as unreadable."),
+      family(
+        "clockJumps",
+        "frame_bucket_clock_jumps_total",
+        "Times a robot's capture clock went back by more than consumer.clock_jump_secs.",
+      ),
+      family(
+        "collisions",
+        "frame_bucket_key_collisions_total",
+        "Frames stored under a _p{partition}-o{offset} key because their plain key held another frame.",
+      ),
       counterLines(
         "frame_bucket_messages_skipped_total",
         "Messages without a usable key, per reason.",

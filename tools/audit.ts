@@ -1,8 +1,11 @@
 /**
  * Checks a finished run against the ground truth: reads every message of the topic back, replays the consumer's
- * filter over them without interruption, and compares what that accepts with what the bucket holds. Used by the
+ * filter over them without interruption, and compares what that accepts with what the bucket holds, by content:
+ * an accepted frame counts as stored only when an object at its key (or at one of its collision keys,
+ * `_p{partition}-o{offset}`) has its bytes (the listing's ETag is the MD5 of a single-part upload). Used by the
  * end-to-end and fault tests and by `deno task bench faults`.
  */
+import { createHash } from "node:crypto";
 import type { Config } from "../src/config.ts";
 import { decodeFrame } from "../src/frame.ts";
 import { openAdmin, openConsumer } from "../src/kafka.ts";
@@ -14,12 +17,16 @@ import { createSceneFilter } from "../src/scene_filter.ts";
 export interface Audit {
   /** Messages in the topic. */
   messages: number;
-  /** Object keys an uninterrupted consumer stores for those messages. */
+  /** Object keys an uninterrupted consumer stores for those messages (where each was found, else its plain key). */
   expected: Set<string>;
   /** Object keys in the bucket. */
   stored: Set<string>;
-  /** Expected but not stored: accepted frames that were lost. */
+  /** Expected but not stored: accepted frames that were lost (their plain keys). */
   lost: string[];
+  /** Lost frames whose plain key holds other bytes: replaced by, or never stored beside, another frame. */
+  overwritten: string[];
+  /** Accepted frames found under a collision key. */
+  suffixed: number;
   /** Stored but not expected: a frame stored twice under another key, or a scene stored twice. */
   extra: string[];
   /** Partitions each robot's messages were found in. */
@@ -98,7 +105,7 @@ export async function readTopic(config: Config, log: Logger, timeoutMs = 60000):
 export async function audit(config: Config, log: Logger): Promise<Audit> {
   const messages = await readTopic(config, log);
   const filter = await createSceneFilter(config, (s) => loadFilter(s, config.baseDir));
-  const expected = new Set<string>();
+  const accepted: { keys: string[]; md5: string }[] = [];
   const partitions = new Map<string, Set<number>>();
   for (const m of messages) {
     let robotId: string;
@@ -112,24 +119,54 @@ export async function audit(config: Config, log: Logger): Promise<Audit> {
     partitions.set(robotId, (partitions.get(robotId) ?? new Set()).add(m.partition));
     try {
       if ((await filter.decide(robotId, frame.jpeg)).accept) {
-        expected.add(objectKey(config.rustfs.prefix, robotId, frame.timestampMs, frame.seq));
+        const keys = [objectKey(config.rustfs.prefix, robotId, frame.timestampMs, frame.seq)];
+        for (let attempt = 0; attempt < 7; attempt++) {
+          keys.push(
+            objectKey(config.rustfs.prefix, robotId, frame.timestampMs, frame.seq, {
+              partition: m.partition,
+              offset: m.offset,
+              attempt,
+            }),
+          );
+        }
+        accepted.push({ keys, md5: createHash("md5").update(frame.jpeg).digest("hex") });
       }
     } catch {
       // unreadable JPEG: refused by the consumer too
     }
   }
   const storage = await localStore(config);
-  const stored = new Set<string>();
+  const etags = new Map<string, string>();
   try {
-    for await (const o of storage.list({ prefix: config.rustfs.prefix })) stored.add(o.key);
+    for await (const o of storage.list({ prefix: config.rustfs.prefix })) {
+      etags.set(o.key, (o.etag ?? "").toLowerCase());
+    }
   } finally {
     storage.close();
   }
+  const expected = new Set<string>();
+  const lost: string[] = [];
+  const overwritten: string[] = [];
+  let suffixed = 0;
+  for (const frame of accepted) {
+    const at = frame.keys.findIndex((k) => etags.get(k) === frame.md5);
+    if (at >= 0) {
+      expected.add(frame.keys[at]);
+      if (at > 0) suffixed++;
+      continue;
+    }
+    expected.add(frame.keys[0]);
+    lost.push(frame.keys[0]);
+    if (etags.has(frame.keys[0])) overwritten.push(frame.keys[0]);
+  }
+  const stored = new Set(etags.keys());
   return {
     messages: messages.length,
     expected,
     stored,
-    lost: [...expected].filter((k) => !stored.has(k)),
+    lost,
+    overwritten,
+    suffixed,
     extra: [...stored].filter((k) => !expected.has(k)),
     partitions,
   };
