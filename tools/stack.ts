@@ -858,6 +858,28 @@ export async function stackUp(services: Service[] = [...SERVICES]): Promise<void
   if (errors.length > 0) throw new Error(errors.join("\n"));
 }
 
+/**
+ * Makes the services (all by default) usable for a command that only talks to them (the tests, the demo, the
+ * benchmarks): a server that already answers on the configured port is used as it is, whoever started it (this
+ * stack, another checkout's stack, `docker compose`); only the services that do not answer are started, as this
+ * stack's. Returns which were reused and which this call started. Commands that stop servers (the fault
+ * scenarios) can stop only this stack's own: they check with stackStatus().
+ */
+export async function ensureServers(
+  services: Service[] = [...SERVICES],
+): Promise<{ reused: Service[]; started: Service[] }> {
+  const l = layout();
+  const list = checkServices(services);
+  const answering = await Promise.all(list.map((svc) => answers(svc, mainPort(l, svc))));
+  const reused = list.filter((_, i) => answering[i]);
+  const missing = list.filter((_, i) => !answering[i]);
+  for (const svc of reused) {
+    if (!(await findRunning(l, svc))) note(`${pad(svc)} using the server that answers at ${address(l, svc)}`);
+  }
+  if (missing.length > 0) await stackUp(missing);
+  return { reused, started: missing };
+}
+
 async function downOne(l: Layout, svc: Service, wipe: boolean): Promise<string> {
   const pid = (await findRunning(l, svc))?.pid;
   let line: string;
@@ -928,15 +950,59 @@ export async function stackStatus(): Promise<{ kafka: boolean; s3: boolean }> {
   return { kafka: kafka.up, s3: s3.up };
 }
 
-/** Process ids of this stack's running servers (for benchmarks that account CPU per process). */
+/**
+ * Process ids of the servers in use (for benchmarks that account CPU per process): this stack's, or else the
+ * process listening on the configured port (a server ensureServers() reused; under `docker compose` with its
+ * userland proxy that is the proxy, not the server). A service whose process cannot be found is left out.
+ */
 export async function stackPids(): Promise<Partial<Record<Service, number>>> {
   const l = layout();
   const pids: Partial<Record<Service, number>> = {};
   for (const svc of SERVICES) {
-    const running = await findRunning(l, svc);
-    if (running) pids[svc] = running.pid;
+    const pid = (await findRunning(l, svc))?.pid ?? await listenerPid(mainPort(l, svc));
+    if (pid !== undefined) pids[svc] = pid;
   }
   return pids;
+}
+
+/**
+ * The process listening on a TCP port of this machine (Linux: the socket's inode from /proc/net/tcp*, then the
+ * process holding that socket), or undefined when there is none or it cannot be seen (another user's, no /proc).
+ */
+export async function listenerPid(port: number): Promise<number | undefined> {
+  const inodes = new Set<string>();
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(table);
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10 || f[3] !== "0A") continue; // 0A: LISTEN
+      if (parseInt(f[1].slice(f[1].lastIndexOf(":") + 1), 16) === port) inodes.add(f[9]);
+    }
+  }
+  if (inodes.size === 0) return undefined;
+  try {
+    for await (const proc of Deno.readDir("/proc")) {
+      if (!/^\d+$/.test(proc.name)) continue;
+      try {
+        for await (const fd of Deno.readDir(`/proc/${proc.name}/fd`)) {
+          const target = await Deno.readLink(`/proc/${proc.name}/fd/${fd.name}`).catch(() => "");
+          const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+          if (inode !== undefined && inodes.has(inode)) return Number(proc.name);
+        }
+      } catch {
+        // The process ended while we looked, or is not ours to read.
+      }
+    }
+  } catch {
+    // No /proc.
+  }
+  return undefined;
 }
 
 async function printStatus(services: Service[]): Promise<boolean> {

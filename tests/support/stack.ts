@@ -3,33 +3,20 @@
  * once when not already running (`.ci/run` starts it before the tests; a developer's stack is reused as it is).
  * Each test gets its own topic, bucket and consumer group so tests never see each other's frames.
  */
-import { stackEndpoints, stackUp } from "../../tools/stack.ts";
+import { ensureServers } from "../../tools/stack.ts";
 import type { Config } from "../../src/config.ts";
 import { createLogger } from "../../src/log.ts";
 import { createTopic as createTopicWith } from "../../tools/scratch.ts";
 
 let started: Promise<void> | null = null;
 
-async function answers(port: number): Promise<boolean> {
-  try {
-    (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
+/**
+ * Servers already answering (the project's stack, another checkout's, or Kafka and RustFS from docker compose) are
+ * used as they are; only what is missing is started (tools/stack.ts ensureServers, which `deno task bench` uses
+ * too).
+ */
 export function ensureStack(): Promise<void> {
-  started ??= (async () => {
-    // Servers already answering (the project's stack, or Kafka and RustFS from docker compose) are used as they
-    // are; only what is missing is started.
-    const { kafkaBrokers, s3Endpoint } = stackEndpoints();
-    const missing = [
-      !(await answers(Number(kafkaBrokers[0].split(":")[1]))) && "kafka" as const,
-      !(await answers(Number(new URL(s3Endpoint).port))) && "s3" as const,
-    ].filter((s) => s !== false);
-    if (missing.length) await stackUp(missing);
-  })();
+  started ??= ensureServers().then(() => {});
   return started;
 }
 
