@@ -101,9 +101,39 @@ const MAX_AUTHOR = 200;
 const MAX_CLIP_NAME = 200;
 const MAX_NOTE = 10_000;
 
+/** How many labels a request may name, and how many distinct labels the catalog may hold (`[labels]`). */
+export interface LabelLimits {
+  /** Most labels in each list of one call (add, remove, a clip's labels). */
+  maxPerRequest: number;
+  /** Most distinct labels in the catalog; a change that would create more is refused. */
+  maxDistinct: number;
+}
+
 /**
- * Why a label name is not allowed, or null. Names become folder names in exports, so: 1 to 64 characters, no
- * '/', '\\' or control characters, no spaces at either end, not "." or "..".
+ * The defaults of `labels.max_per_request` and `labels.max_distinct`: far above what people label by hand, far
+ * below what makes the label list (one checkbox each in the UI) or a request's transaction unwieldy.
+ */
+export const DEFAULT_LABEL_LIMITS: Readonly<LabelLimits> = { maxPerRequest: 100, maxDistinct: 1000 };
+
+/**
+ * Bidirectional-text controls (they make "txt.exe" display as "exe.txt": a label, or the export folder named after
+ * it, would not show what it is) and the Unicode line and paragraph separators (they break line-based files such
+ * as MISSING.txt).
+ */
+const INVISIBLE_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/u;
+
+/** The first character of `name` that INVISIBLE_CONTROLS matches, as U+XXXX. */
+function codePointOf(name: string): string {
+  const ch = INVISIBLE_CONTROLS.exec(name)?.[0] ?? "";
+  return `U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
+}
+
+/**
+ * Why a label name is not allowed, or null. Names become folder names in exports, so: 1 to 64 characters (at most
+ * 192 bytes of UTF-8, well inside every file system's 255-byte name limit), no '/', '\\' or control characters
+ * (C0, DEL, C1), no bidirectional-text controls or line separators, no spaces at either end, not "." or "..".
+ * Characters that only Windows refuses in file names (`:*?|<>"`, `CON`, ...) are allowed: export writes them
+ * escaped in folder names (see `labelFolder` in src/export.ts) and keeps the label itself in metadata.jsonl.
  */
 export function labelProblem(name: string): string | null {
   if (typeof name !== "string" || name.length === 0) return "a label name must not be empty";
@@ -115,8 +145,13 @@ export function labelProblem(name: string): string | null {
   if (name !== name.trim()) return `label ${JSON.stringify(name)} starts or ends with white space`;
   if (name === "." || name === "..") return `label ${JSON.stringify(name)} is not allowed`;
   // deno-lint-ignore no-control-regex
-  if (/[/\\\x00-\x1f\x7f]/.test(name)) {
+  if (/[/\\\x00-\x1f\x7f-\x9f]/.test(name)) {
     return `label ${JSON.stringify(name)} may not contain '/', '\\' or control characters`;
+  }
+  if (INVISIBLE_CONTROLS.test(name)) {
+    return `label ${JSON.stringify(name)} contains the invisible control character ${
+      codePointOf(name)
+    } (bidirectional text or a line separator), which would disguise the name: type it without`;
   }
   return null;
 }
@@ -148,6 +183,17 @@ function checkSpan(fromMs: number, toMs: number): void {
 
 function uniqueLabels(names: string[]): string[] {
   return [...new Set(names.map(checkLabel))];
+}
+
+/**
+ * Names of existing labels to take off or delete, each once. They are looked up, not checked against today's
+ * naming rules, so a label made before a rule was tightened can still be removed or renamed.
+ */
+function existingNames(names: string[]): string[] {
+  for (const n of names) {
+    if (typeof n !== "string" || n === "") throw new RangeError("a label name must not be empty");
+  }
+  return [...new Set(names)];
 }
 
 interface ClipRaw {
@@ -187,10 +233,50 @@ const CHUNK = 500;
 export class Labels {
   readonly #db: DatabaseSync;
   readonly #now: () => number;
+  readonly #limits: LabelLimits;
 
-  constructor(catalog: Catalog, options: { now?: () => number } = {}) {
+  constructor(catalog: Catalog, options: { now?: () => number; limits?: Partial<LabelLimits> } = {}) {
     this.#db = catalog.db;
     this.#now = options.now ?? Date.now;
+    this.#limits = { ...DEFAULT_LABEL_LIMITS, ...options.limits };
+  }
+
+  /** The limits in force. */
+  get limits(): Readonly<LabelLimits> {
+    return this.#limits;
+  }
+
+  /** Refuses a list naming more labels than one request may (before anything is looked up or changed). */
+  #checkCount(names: string[], what: string): string[] {
+    const max = this.#limits.maxPerRequest;
+    if (names.length > max) {
+      throw new RangeError(
+        `${names.length} labels ${what} in one request; at most ${max} are allowed (labels.max_per_request): ` +
+          `send them in several requests, or raise labels.max_per_request`,
+      );
+    }
+    return names;
+  }
+
+  /**
+   * Refuses, inside the write transaction, a change that would create labels beyond labels.max_distinct; labels
+   * that exist already never count.
+   */
+  #checkRoomFor(names: string[]): void {
+    const fresh = names.filter((n) => this.#labelId(n) === null);
+    if (fresh.length === 0) return;
+    const have = Number(
+      (this.#db.prepare("SELECT COUNT(*) AS n FROM labels").get() as { n: number }).n,
+    );
+    const max = this.#limits.maxDistinct;
+    if (have + fresh.length > max) {
+      throw new RangeError(
+        `${fresh.length} new label(s) (${fresh.slice(0, 3).map((n) => JSON.stringify(n)).join(", ")}${
+          fresh.length > 3 ? ", ..." : ""
+        }) would make ${have + fresh.length} distinct labels, over ` +
+          `labels.max_distinct (${max}): use existing labels, delete unused ones, or raise labels.max_distinct`,
+      );
+    }
   }
 
   /** Runs `fn` in one write transaction (or inside the caller's, when one is open). */
@@ -220,7 +306,7 @@ export class Labels {
   }
 
   #existingLabelId(name: string): number {
-    const id = this.#labelId(checkLabel(name));
+    const id = this.#labelId(name);
     if (id === null) throw new RangeError(`unknown label ${JSON.stringify(name)}`);
     return id;
   }
@@ -275,12 +361,13 @@ export class Labels {
    * also covers frames stored later). Unknown keys are refused before anything changes.
    */
   addLabels(target: FrameSelector, labels: string[], by: ChangeBy = {}): number {
-    const names = uniqueLabels(labels);
+    const names = this.#checkCount(uniqueLabels(labels), "to add");
     if (names.length === 0) throw new RangeError("no labels given");
     const author = checkAuthor(by.author);
     return this.#tx(() => {
       const now = by.nowMs ?? this.#now();
       const selector = this.#normalize(target);
+      this.#checkRoomFor(names);
       let added = 0;
       for (const name of names) {
         const id = this.#ensureLabel(name);
@@ -309,7 +396,7 @@ export class Labels {
    * Returns how many (frame, label) pairs were removed. Unknown labels are refused.
    */
   removeLabels(target: FrameSelector, labels: string[], by: ChangeBy = {}): number {
-    const names = uniqueLabels(labels);
+    const names = this.#checkCount(existingNames(labels), "to remove");
     if (names.length === 0) throw new RangeError("no labels given");
     return this.#tx(() => {
       const now = by.nowMs ?? this.#now();
@@ -435,10 +522,11 @@ export class Labels {
     checkSpan(input.fromMs, input.toMs);
     const name = checkClipName(input.name);
     const note = checkNote(input.note ?? "");
-    const labels = uniqueLabels(input.labels ?? []);
+    const labels = this.#checkCount(uniqueLabels(input.labels ?? []), "on the clip");
     const author = checkAuthor(by.author);
     return this.#tx(() => {
       const now = by.nowMs ?? this.#now();
+      this.#checkRoomFor(labels);
       const id = Number(
         this.#db.prepare(
           "INSERT INTO clips (robot_id, from_ms, to_ms, name, note, created_ms, author) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -466,12 +554,18 @@ export class Labels {
       checkSpan(fromMs, toMs);
       const name = update.name === undefined ? before.name : checkClipName(update.name);
       const note = update.note === undefined ? before.note : checkNote(update.note);
-      let labels = update.labels === undefined ? before.labels : uniqueLabels(update.labels);
-      if (update.addLabels) labels = [...new Set([...labels, ...uniqueLabels(update.addLabels)])];
+      let labels = update.labels === undefined
+        ? before.labels
+        : this.#checkCount(uniqueLabels(update.labels), "on the clip");
+      if (update.addLabels) {
+        const more = this.#checkCount(uniqueLabels(update.addLabels), "to add");
+        labels = [...new Set([...labels, ...more])];
+      }
       if (update.removeLabels) {
-        const gone = new Set(uniqueLabels(update.removeLabels));
+        const gone = new Set(this.#checkCount(existingNames(update.removeLabels), "to remove"));
         labels = labels.filter((l) => !gone.has(l));
       }
+      this.#checkRoomFor(labels);
       this.#db.prepare(
         "UPDATE clips SET robot_id = ?, from_ms = ?, to_ms = ?, name = ?, note = ? WHERE id = ?",
       )

@@ -33,7 +33,19 @@ Deno.test("config defaults match the original frame-bucket", () => {
 Deno.test("the shipped config.toml resolves to the defaults", async () => {
   const shipped = await loadConfig(new URL("../config.toml", import.meta.url).pathname);
   const defaults = resolveConfig("");
-  for (const section of ["kafka", "stream", "filter", "rustfs", "eviction", "aws_s3", "logging"] as const) {
+  for (
+    const section of [
+      "kafka",
+      "stream",
+      "filter",
+      "rustfs",
+      "eviction",
+      "aws_s3",
+      "logging",
+      "server",
+      "labels",
+    ] as const
+  ) {
     assert.deepEqual(shipped[section], defaults[section], section);
   }
 });
@@ -59,6 +71,28 @@ Deno.test("config errors name the key and the problem", async (t) => {
       '[filter.robots."bb"]\ncolour = 3',
       /unknown key filter\.robots\."bb"\.colour/,
     ],
+    [
+      "allowed host given as a URL",
+      '[server]\nallowed_hosts = ["https://frames.example"]',
+      /server\.allowed_hosts: "https:\/\/frames\.example" is a URL: give the host name only/,
+    ],
+    [
+      "allowed host with a port",
+      '[server]\nallowed_hosts = ["frames.example:8080"]',
+      /server\.allowed_hosts: "frames\.example:8080" has a port: give the host name only/,
+    ],
+    [
+      "allowed host that is not a name",
+      '[server]\nallowed_hosts = ["frames example"]',
+      /server\.allowed_hosts: "frames example" is not a host name/,
+    ],
+    [
+      "public_reads not a boolean",
+      '[server]\npublic_reads = "yes"',
+      /server\.public_reads must be true or false/,
+    ],
+    ["label cap of zero", "[labels]\nmax_per_request = 0", /labels\.max_per_request = 0 is below 1/],
+    ["distinct cap not a number", '[labels]\nmax_distinct = "many"', /labels\.max_distinct must be a number/],
   ];
   for (const [name, text, message] of cases) {
     await t.step(name, () => assert.throws(() => resolveConfig(text, { source: "test.toml" }), { message }));
@@ -104,4 +138,27 @@ Deno.test("a config file given explicitly must exist", async () => {
   await assert.rejects(() => loadConfig("/nonexistent/config.toml"), {
     message: /cannot read config file \/nonexistent\/config\.toml/,
   });
+});
+
+Deno.test("[server] host allow-list and public reads, [labels] caps", () => {
+  const d = resolveConfig("");
+  assert.deepEqual(d.server.allowed_hosts, []);
+  assert.equal(d.server.public_reads, false);
+  assert.deepEqual(d.labels, { max_per_request: 100, max_distinct: 1000 });
+  const c = resolveConfig(`
+[server]
+allowed_hosts = ["Frames.Lab.Example", "*.corp.example", "localhost."]
+public_reads = true
+[labels]
+max_per_request = 20
+max_distinct = 50000
+`);
+  assert.deepEqual(c.server.allowed_hosts, ["frames.lab.example", "*.corp.example", "localhost."]);
+  assert.equal(c.server.public_reads, true);
+  assert.deepEqual(c.labels, { max_per_request: 20, max_distinct: 50000 });
+  assert.deepEqual(resolveConfig('[server]\nallowed_hosts = "a.example, b.example"').server.allowed_hosts, [
+    "a.example",
+    "b.example",
+  ]);
+  assert.deepEqual(resolveConfig('[server]\nallowed_hosts = ["*"]').server.allowed_hosts, ["*"]);
 });

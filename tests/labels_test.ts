@@ -254,3 +254,70 @@ Deno.test("labelled frames are pinned; eviction's queries put them last", () => 
   assert.equal(catalog.isPinned(r1[0].key), false);
   catalog.close();
 });
+
+Deno.test("label names: bidirectional controls and line separators refused; Windows-only trouble allowed", () => {
+  assert.match(
+    labelProblem("invoice\u202Etxt.exe")!,
+    /contains the invisible control character U\+202E \(bidirectional text or a line separator\)/,
+  );
+  for (const ch of ["\u200E", "\u200F", "\u202A", "\u2066", "\u2069", "\u061C", "\u2028", "\u2029"]) {
+    assert.ok(labelProblem(`a${ch}b`), `U+${ch.codePointAt(0)!.toString(16)}`);
+  }
+  assert.match(labelProblem("a\u0085b")!, /control characters/, "C1 controls too");
+  // Characters only Windows refuses in file names are fine as labels: export escapes them in folder names.
+  for (const ok of ["CON", "a:b", "what?", "x*y|z", "漢".repeat(64), "trailing.", "👩‍💻 at desk"]) {
+    assert.equal(labelProblem(ok), null, ok);
+  }
+  // A label made before the rule (in an older catalog) can still be taken off, renamed and deleted.
+  const { catalog, labels, r1 } = fixture();
+  catalog.db.prepare("INSERT INTO labels (name) VALUES (?)").run("old\u202Ename");
+  catalog.db.prepare(
+    "INSERT INTO frame_labels (key, label_id, created_ms, author) SELECT ?, id, 0, NULL FROM labels WHERE name = ?",
+  ).run(r1[0].key, "old\u202Ename");
+  assert.throws(() => labels.addLabels({ keys: [r1[1].key] }, ["old\u202Ename"]), /U\+202E/);
+  assert.equal(labels.removeLabels({ keys: [r1[0].key] }, ["old\u202Ename"]), 1);
+  labels.renameLabel("old\u202Ename", "old-name");
+  assert.deepEqual(labels.list().map((l) => l.name), ["old-name"]);
+  assert.throws(() => labels.renameLabel("old-name", "new\u2067name"), /U\+2067/);
+  assert.deepEqual(labels.deleteLabel("old-name"), { frames: 0, clips: 0 });
+  catalog.close();
+});
+
+Deno.test("one call names at most labels.max_per_request labels; the catalog holds at most max_distinct", () => {
+  const catalog = new Catalog(":memory:");
+  const rows = Array.from({ length: 3 }, (_, i) => frameRow("r1", T0 + i * 1000, i));
+  catalog.upsertMany(rows);
+  const labels = new Labels(catalog, { limits: { maxPerRequest: 5, maxDistinct: 8 } });
+  const names = (n: number, prefix = "l") => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+  const journal = () => labels.changes().length;
+  assert.throws(
+    () => labels.addLabels({ keys: [rows[0].key] }, names(6)),
+    /^RangeError: 6 labels to add in one request; at most 5 are allowed \(labels\.max_per_request\): send them in several requests, or raise labels\.max_per_request$/,
+  );
+  assert.throws(() => labels.removeLabels({ keys: [rows[0].key] }, names(6)), /6 labels to remove/);
+  assert.throws(
+    () => labels.createClip({ robotId: "r1", fromMs: T0, toMs: T0 + 1, name: "c", labels: names(6) }),
+    /6 labels on the clip/,
+  );
+  assert.equal(labels.list().length, 0, "nothing was created");
+  assert.equal(journal(), 0);
+
+  assert.equal(labels.addLabels({ keys: [rows[0].key] }, names(5)), 5);
+  assert.equal(labels.addLabels({ keys: [rows[1].key] }, names(3, "m")), 3); // 8 distinct: the cap
+  assert.throws(
+    () => labels.addLabels({ keys: [rows[2].key] }, ["l0", "new-one"]),
+    /^RangeError: 1 new label\(s\) \("new-one"\) would make 9 distinct labels, over labels\.max_distinct \(8\): use existing labels, delete unused ones, or raise labels\.max_distinct$/,
+  );
+  assert.deepEqual(labels.labelsOf(rows[2].key), [], "the refused call changed nothing, l0 included");
+  assert.throws(
+    () => labels.createClip({ robotId: "r1", fromMs: T0, toMs: T0 + 1, name: "c", labels: ["z"] }),
+    /would make 9 distinct labels/,
+  );
+  assert.equal(labels.listClips().length, 0);
+  // Existing labels never count against the cap; deleting one makes room.
+  assert.equal(labels.addLabels({ keys: [rows[2].key] }, ["l0", "l1", "m2"]), 3);
+  labels.deleteLabel("m2");
+  assert.equal(labels.addLabels({ keys: [rows[2].key] }, ["new-one"]), 1);
+  assert.equal(labels.list().length, 8);
+  catalog.close();
+});

@@ -109,7 +109,9 @@ export async function labelMain(args: string[]): Promise<number> {
   const by = { author: author || null };
   const config = await loadConfig(values.config);
   const catalog = new Catalog(catalogPath(config));
-  const labels = new Labels(catalog);
+  const labels = new Labels(catalog, {
+    limits: { maxPerRequest: config.labels.max_per_request, maxDistinct: config.labels.max_distinct },
+  });
   const json = values.json ?? false;
   try {
     switch (command) {
