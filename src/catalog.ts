@@ -79,9 +79,21 @@ function sqliteCode(error: unknown): number | undefined {
  */
 export function catalogError(path: string, doing: string, error: unknown): ServiceError {
   if (error instanceof ServiceError) return error;
-  const code = sqliteCode(error);
-  const said = messageOf(error);
+  let code = sqliteCode(error);
+  let said = messageOf(error);
   const folder = path.slice(0, Math.max(0, path.lastIndexOf("/"))) || ".";
+  if (code === undefined && /unable to open/.test(said)) {
+    // node:sqlite gives no result code when the file cannot be opened: find out whether the folder takes writes.
+    const probe = `${folder}/.frame-bucket-write-test-${Deno.pid}`;
+    try {
+      Deno.writeFileSync(probe, new Uint8Array(0));
+      Deno.removeSync(probe);
+      code = 14;
+    } catch (writeError) {
+      said = `${said}; the folder refuses writes: ${messageOf(writeError)}`;
+      code = 8;
+    }
+  }
   let fix = "check the file and its folder";
   let retriable = true;
   switch (code) {

@@ -60,6 +60,34 @@ export async function waitForNoLag(config: Config, log: Logger, timeoutMs: numbe
   return lag;
 }
 
+/**
+ * Waits until the group has committed everything, for as long as the lag keeps shrinking: a slow machine is slow,
+ * not a failure. Throws once the lag has not gone down for `stallMs`. Returns 0.
+ */
+export async function waitForDrain(
+  config: Config,
+  log: Logger,
+  options: { stallMs?: number; pollMs?: number; describe?: () => string } = {},
+): Promise<number> {
+  const stallMs = options.stallMs ?? 120_000;
+  let best = Infinity;
+  let progressAt = Date.now();
+  for (;;) {
+    const lag = await consumerLag(config, log);
+    if (lag <= 0) return 0;
+    if (lag < best) {
+      best = lag;
+      progressAt = Date.now();
+    } else if (Date.now() - progressAt > stallMs) {
+      throw new Error(
+        `consumer lag stuck at ${lag} for ${stallMs / 1000} s` +
+          (options.describe ? `; ${options.describe()}` : ""),
+      );
+    }
+    await new Promise((r) => setTimeout(r, options.pollMs ?? 500));
+  }
+}
+
 interface TopicMessage {
   partition: number;
   offset: number;
