@@ -171,3 +171,20 @@ export function isLoopback(hostname: string): boolean {
   const h = hostname.replace(/^\[|\]$/g, "").toLowerCase();
   return h === "localhost" || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h);
 }
+
+/**
+ * Whether a request's `Host` header names this server: an IP address (v4, or v6 in brackets), `localhost`, or a
+ * name of `allowed` (exact, `*.domain` for its subdomains, `*` for any). The port is not compared. DNS rebinding
+ * points an attacker's own name at this machine, and the browser then sends that name: refusing names nobody
+ * configured stops it, while a rebinding page can never make a browser send an IP address as its host. A request
+ * without the header (HTTP/1.0, not a browser) passes.
+ */
+export function hostAllowed(host: string | null, allowed: readonly string[]): boolean {
+  if (host === null) return true;
+  const h = host.trim().toLowerCase();
+  if (allowed.includes("*")) return true;
+  if (/^\[[0-9a-f:.]+\](:\d+)?$/.test(h)) return true;
+  const name = h.replace(/:\d+$/, "").replace(/\.$/, "");
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(name) || name === "localhost") return true;
+  return allowed.some((a) => a.startsWith("*.") ? name.endsWith(a.slice(1)) : a.replace(/\.$/, "") === name);
+}

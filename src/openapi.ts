@@ -53,7 +53,13 @@ function ok(description: string, schema: Schema, status = "200"): Record<string,
 
 const ERROR_TEXTS: Record<number, string> = {
   400: "Bad input; the error names the parameter and value.",
-  401: "A write without the right `Authorization: Bearer` token (only when server.token is set).",
+  401:
+    "No or the wrong token: writes need `Authorization: Bearer <server.token>` when a token is set; reads " +
+    "too (header, or the UI's frame-bucket-token-<port> cookie) when the server is bound beyond loopback " +
+    "without server.public_reads.",
+  403:
+    "The Host header names a host this server does not answer to (not an IP address, localhost or a name " +
+    "of server.allowed_hosts): a guard against DNS rebinding.",
   404: "Unknown frame, label, clip or robot.",
   409: "The new label name exists and merge was not requested.",
   413: "The body is too large.",
@@ -94,7 +100,9 @@ export function openApiDocument(): Record<string, unknown> {
       version: "1",
       description: "Search, view, label and export the frames robot cameras stored. Errors are " +
         '`{"error": "..."}`. Writes (POST, PATCH, DELETE) need `Authorization: Bearer <server.token>` when a ' +
-        "token is configured. Object keys are passed as one percent-encoded path segment.",
+        "token is configured; reads need it too when the server is bound beyond loopback without " +
+        "server.public_reads. Every request's Host must be an IP address, localhost or a name of " +
+        "server.allowed_hosts (403 otherwise). Object keys are passed as one percent-encoded path segment.",
     },
     components: {
       securitySchemes: { token: { type: "http", scheme: "bearer" } },
@@ -412,21 +420,65 @@ export function openApiDocument(): Record<string, unknown> {
       },
       "/api/export": {
         get: {
-          summary: "A .tar of the frames with any of the labels (<label>/<robot>_<time>_<seq>.jpg + " +
-            "metadata.jsonl), streamed as it is built.",
+          summary:
+            "A .tar of the frames of a search with labels (<label folder>/<robot>_<time>_<seq>.jpg + " +
+            "metadata.jsonl, and MISSING.txt listing frames no store holds), streamed as it is built. The " +
+            "filters are those of GET /api/frames, so both give the same frames.",
+          description: "A store that fails before the first byte is a 502 with nothing sent. A store that " +
+            "fails later cuts the stream short (a transfer error; the tar has no end marker). Frames whose " +
+            "object no store holds are left out and listed in MISSING.txt, the last entry. GET " +
+            "/api/exports/{id} tells how the export ended. Folder names are the labels with characters that " +
+            "Windows refuses (and %) as %XX escapes; long or non-ASCII paths use PAX extended headers.",
           parameters: [
             query("label", "A label to export (repeatable; at least one).", str(), true),
+            query("all_labels", "With several labels: only frames with all of them.", { type: "boolean" }),
             ROBOTS,
             ...SPAN,
+            query("tier", "Only frames in these tiers (repeatable).", {
+              type: "string",
+              enum: ["local", "archiving", "archive"],
+            }, true),
+            query(
+              "export_id",
+              "An id for this export (8-64 of A-Z a-z 0-9 - _), to ask GET /api/exports/{id} how it ended; " +
+                "default: a new UUID (in X-Export-Id).",
+            ),
           ],
           responses: {
             "200": {
-              description: "The archive (X-Frame-Count: frames matching).",
+              description: "The archive (X-Frame-Count: frames matching; X-Export-Id: the export's id).",
               content: {
                 "application/x-tar": { schema: { type: "string", contentMediaType: "application/x-tar" } },
               },
             },
-            ...errors(400),
+            ...errors(400, 502),
+          },
+        },
+      },
+      "/api/exports/{id}": {
+        get: {
+          summary: "How an export went: running, complete, incomplete (frames missing, listed in " +
+            "MISSING.txt) or failed (the download was cut short). The last 200 exports are kept.",
+          parameters: [path("id", "The export's id (export_id, or X-Export-Id of the download).")],
+          responses: {
+            ...ok(
+              "The export's status.",
+              obj({
+                id: str(),
+                state: { type: "string", enum: ["running", "complete", "incomplete", "failed"] },
+                labels: arr(str()),
+                total: int("Frames matching when it started."),
+                frames: int("Frames handled so far."),
+                files: int(),
+                bytes: int(),
+                missing: int("Frames no store holds (left out)."),
+                missing_keys: arr(str("The first 20 missing frames' keys.")),
+                error: { type: ["string", "null"] },
+                started: str(),
+                ended: { type: ["string", "null"] },
+              }),
+            ),
+            ...errors(404),
           },
         },
       },

@@ -6,18 +6,26 @@
  * `/api/frames/frames%2Freachy-001%2F2026-02-18%2F20260218T093616735Z_000008.jpg/image`. Keys only ever come
  * from the catalog: a key the catalog does not have is 404 and no store is asked for it.
  *
- * Errors are `{"error": "..."}` naming the problem: 400 bad input, 401 missing token, 404 unknown frame, label
- * or clip, 409 a rename onto an existing label without merge, 413 a body too large, 415 a wrong content type,
- * 502 a store that failed. Writes (POST, PATCH, DELETE) need `Authorization: Bearer <server.token>` when a
- * token is configured.
+ * Errors are `{"error": "..."}` naming the problem: 400 bad input, 401 missing token, 403 a Host this server
+ * does not answer to, 404 unknown frame, label or clip, 409 a rename onto an existing label without merge, 413 a
+ * body too large, 415 a wrong content type, 502 a store that failed. Writes (POST, PATCH, DELETE) need
+ * `Authorization: Bearer <server.token>` when a token is configured; reads need it too when the server is bound
+ * beyond loopback (unless server.public_reads), as a header or as the UI's `frame-bucket-token-<port>` cookie
+ * (images and downloads cannot send headers).
+ *
+ * Every request's `Host` must be an IP address, `localhost`, or a name of server.allowed_hosts: a web page whose
+ * DNS name is rebound to this machine's address (DNS rebinding) sends its own name, and is refused, so it cannot
+ * read the API from inside the victim's browser.
  */
 import { Catalog, catalogPath, type FrameRow } from "./catalog.ts";
 import type { Config } from "./config.ts";
 import { messageOf } from "./errors.ts";
 import { fetchFrame } from "./eviction.ts";
-import { exportTarStream } from "./export_stream.ts";
+import { type ExportPlan, labelFolder, planExport } from "./export.ts";
+import { EXPORT_ID, ExportTracker, openExportStream } from "./export_stream.ts";
 import {
   errorResponse,
+  hostAllowed,
   HttpError,
   isLoopback,
   json,
@@ -28,7 +36,7 @@ import {
   sameSecret,
 } from "./http.ts";
 import { checkRobotId } from "./key.ts";
-import { checkLabel, type Clip, Labels } from "./labels.ts";
+import { checkLabel, type Clip, DEFAULT_LABEL_LIMITS, type LabelLimits, Labels } from "./labels.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { openApiDocument } from "./openapi.ts";
 import type { StoragePlugin } from "./plugin.ts";
@@ -61,6 +69,14 @@ export interface AppDeps {
   similar: SimilarFrames;
   /** Writes need `Authorization: Bearer <token>` when this is not empty. */
   token?: string;
+  /** Reads need the token too (the server is reachable beyond loopback without server.public_reads). */
+  readsNeedToken?: boolean;
+  /** DNS names the Host header may carry besides IP addresses and `localhost` (server.allowed_hosts). */
+  allowedHosts?: string[];
+  /** `[labels]` limits (default: DEFAULT_LABEL_LIMITS). */
+  labelLimits?: Partial<LabelLimits>;
+  /** Waits between attempts of a failing frame fetch during an export (default: export.ts's). */
+  exportRetryDelaysMs?: number[];
   /** Folder of the web UI's files; null serves none. Default: web/ of this project. */
   webDir?: string | null;
   log?: Logger;
@@ -72,12 +88,15 @@ export interface App {
   router: Router;
   handler: (request: Request) => Promise<Response>;
   thumbnails: Thumbnails;
+  exports: ExportTracker;
 }
 
 /** Largest JPEG accepted by POST /api/similar. */
 export const MAX_UPLOAD_BYTES = 32 * 1024 * 1024;
 /** Most keys one label request may name. */
 export const MAX_KEYS = 10_000;
+/** Cookie (with the server's port appended) through which the UI's images and downloads carry the token. */
+export const TOKEN_COOKIE = "frame-bucket-token";
 const MAX_K = 1000;
 
 const IMMUTABLE = "public, max-age=31536000, immutable";
@@ -179,6 +198,47 @@ function labelNames(names: string[] | undefined, what: string): string[] {
   });
 }
 
+/** Names of labels to take off: looked up as they are (an old label may break today's naming rules). */
+function existingLabelNames(names: string[] | undefined, what: string): string[] {
+  for (const n of names ?? []) {
+    if (n === "") throw new HttpError(400, `${what}: a label name must not be empty`);
+  }
+  return names ?? [];
+}
+
+/** The token from `Authorization: Bearer`, or from the UI's cookie (reads only), or null. */
+function presentedToken(request: Request, cookies: boolean): { token: string | null; bearer: boolean } {
+  const m = /^Bearer\s+(.+)$/i.exec(request.headers.get("authorization") ?? "");
+  if (m) return { token: m[1].trim(), bearer: true };
+  if (cookies) {
+    for (const part of (request.headers.get("cookie") ?? "").split(";")) {
+      const eq = part.indexOf("=");
+      const name = part.slice(0, eq).trim();
+      if (eq > 0 && (name === TOKEN_COOKIE || name.startsWith(`${TOKEN_COOKIE}-`))) {
+        try {
+          return { token: decodeURIComponent(part.slice(eq + 1).trim()), bearer: false };
+        } catch {
+          // a malformed cookie is no token
+        }
+      }
+    }
+  }
+  return { token: null, bearer: false };
+}
+
+/**
+ * `Content-Disposition` for a download: an ASCII `filename` for old clients and the real name as RFC 5987
+ * `filename*` (UTF-8, percent-encoded), both made of the labels' safe folder names.
+ */
+export function attachment(name: string): string {
+  const ascii = name.replace(/[^A-Za-z0-9._+-]/g, "_");
+  const encoded = encodeURIComponent(name).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`;
+}
+
 function clipId(text: string): number {
   if (!/^\d{1,15}$/.test(text)) throw new HttpError(400, `clip id ${JSON.stringify(text)} is not a number`);
   return Number(text);
@@ -265,9 +325,16 @@ function listFiles(dir: string, prefix = ""): string[] {
 /** The API and UI as a request handler over already opened catalog, stores, hasher and similarity index. */
 export function createApp(deps: AppDeps): App {
   const { catalog, similar } = deps;
-  const labels = new Labels(catalog);
+  const labels = new Labels(catalog, { limits: deps.labelLimits });
+  const limits = { ...DEFAULT_LABEL_LIMITS, ...deps.labelLimits };
   const log = deps.log ?? createLogger({ level: "info", format: "text" }, "server");
   const token = deps.token ?? "";
+  const readsNeedToken = deps.readsNeedToken ?? false;
+  if (readsNeedToken && !token) {
+    throw new RangeError("reads cannot need the token when there is none: set server.token");
+  }
+  const allowedHosts = deps.allowedHosts ?? [];
+  const exports = new ExportTracker();
   const stores = { catalog, local: deps.local, archive: deps.archive, archivePrefix: deps.archivePrefix };
   const webDir = deps.webDir === undefined ? new URL("../web", import.meta.url).pathname : deps.webDir;
   const webFiles = new Set(webDir ? listFiles(webDir) : []);
@@ -310,6 +377,18 @@ export function createApp(deps: AppDeps): App {
       robots: robots.length ? robots : undefined,
       ...spanParams(url),
     };
+  };
+
+  /** Refuses a list of more labels than one request may name, before any of them is looked at. */
+  const capped = (names: string[] | undefined, what: string): string[] | undefined => {
+    if (names && names.length > limits.maxPerRequest) {
+      throw new HttpError(
+        400,
+        `${what} names ${names.length} labels; one request may name at most ${limits.maxPerRequest} ` +
+          `(labels.max_per_request): send them in several requests, or raise labels.max_per_request`,
+      );
+    }
+    return names;
   };
 
   const router = new Router();
@@ -483,8 +562,8 @@ export function createApp(deps: AppDeps): App {
 
   router.add("POST", "/api/frames/labels", async ({ request }) => {
     const body = await readJsonObject(request);
-    const add = labelNames(bodyStrings(body, "add"), "add");
-    const remove = labelNames(bodyStrings(body, "remove"), "remove");
+    const add = labelNames(capped(bodyStrings(body, "add"), "add"), "add");
+    const remove = existingLabelNames(capped(bodyStrings(body, "remove"), "remove"), "remove");
     if (add.length === 0 && remove.length === 0) throw new HttpError(400, "give labels to add and/or remove");
     const author = bodyString(body, "author") ?? null;
     const keys = bodyStrings(body, "keys");
@@ -576,7 +655,7 @@ export function createApp(deps: AppDeps): App {
       toMs: bodyTime(body.to, "to", true),
       name,
       note: bodyString(body, "note") ?? "",
-      labels: labelNames(bodyStrings(body, "labels"), "labels"),
+      labels: labelNames(capped(bodyStrings(body, "labels"), "labels"), "labels"),
     }, { author: bodyString(body, "author") ?? null });
     return json(clipJson(catalog, clip), 201, { location: `/api/clips/${clip.id}` });
   });
@@ -596,9 +675,14 @@ export function createApp(deps: AppDeps): App {
       toMs: body.to === undefined ? undefined : bodyTime(body.to, "to", true),
       name: bodyString(body, "name"),
       note: bodyString(body, "note"),
-      labels: body.labels === undefined ? undefined : labelNames(bodyStrings(body, "labels"), "labels"),
-      addLabels: labelNames(bodyStrings(body, "add_labels"), "add_labels"),
-      removeLabels: labelNames(bodyStrings(body, "remove_labels"), "remove_labels"),
+      labels: body.labels === undefined
+        ? undefined
+        : labelNames(capped(bodyStrings(body, "labels"), "labels"), "labels"),
+      addLabels: labelNames(capped(bodyStrings(body, "add_labels"), "add_labels"), "add_labels"),
+      removeLabels: existingLabelNames(
+        capped(bodyStrings(body, "remove_labels"), "remove_labels"),
+        "remove_labels",
+      ),
     }, { author: bodyString(body, "author") ?? null });
     return json(clipJson(catalog, clip));
   });
@@ -635,46 +719,83 @@ export function createApp(deps: AppDeps): App {
     });
   });
 
-  router.add("GET", "/api/export", ({ url }) => {
+  router.add("GET", "/api/export", async ({ url }) => {
     const wanted = url.searchParams.getAll("label").filter((l) => l !== "");
     if (wanted.length === 0) {
       throw new HttpError(400, "name at least one label to export (label=NAME, repeatable)");
     }
-    const filter = { labels: wanted, robots: robotsParam(url), ...spanParams(url) };
-    const total = countFrames(catalog, filter); // refuses unknown labels before anything is sent
+    // The same filter as GET /api/frames, so a search and the export of it give the same frames.
+    const filter = searchFilter(url);
+    const chosenId = url.searchParams.get("export_id");
+    if (chosenId !== null && !EXPORT_ID.test(chosenId)) {
+      throw new HttpError(
+        400,
+        `export_id ${JSON.stringify(chosenId.slice(0, 80))} must be 8 to 64 letters, digits, '-' or '_'`,
+      );
+    }
+    const id = chosenId ?? crypto.randomUUID();
+    // Refuses unknown labels, and labels whose folders would clash, before anything is sent.
+    const plan: ExportPlan = planExport(catalog, { ...filter, labels: filter.labels ?? [] });
+    const status = exports.start(id, plan.labels, plan.total);
     const started = performance.now();
-    const stream = exportTarStream(catalog, {
-      ...filter,
-      fetch: async (key) => {
-        try {
-          return await fetchFrame(key, stores);
-        } catch (error) {
-          log.warn(`export: ${key}: ${messageOf(error)} (left out)`);
-          return null;
-        }
-      },
-      onEnd: (s) =>
-        log.info(
-          `export ${wanted.join(",")}: ${s.files} files from ${
-            s.frames - s.missing
-          } frames, ${s.missing} missing, ` +
-            `${((performance.now() - started) / 1000).toFixed(1)} s${
-              s.error ? `, failed: ${messageOf(s.error)}` : ""
-            }`,
-        ),
-    });
+    const what = `export ${id} (${plan.labels.join(", ")}; ${plan.total} frames)`;
+    let sent = false;
+    let stream: ReadableStream<Uint8Array>;
+    try {
+      stream = await openExportStream(catalog, plan, {
+        fetch: (key) => fetchFrame(key, stores),
+        retryDelaysMs: deps.exportRetryDelaysMs,
+        onProgress: (counts) => exports.update(status, counts),
+        onEnd: (end) => {
+          exports.end(status, end, end.error);
+          const line = `${what}: ${end.files} files from ${end.frames - end.missing} frames, ` +
+            `${end.missing} missing, ${((performance.now() - started) / 1000).toFixed(1)} s`;
+          if (end.error !== undefined) {
+            log.error(
+              `${line}; FAILED, ${
+                sent ? "the download was cut short" : "answered 502 before anything was sent"
+              }: ${messageOf(end.error)}`,
+            );
+          } else if (end.missing) {
+            log.warn(`${line}; INCOMPLETE, the missing frames are listed in MISSING.txt`);
+          } else log.info(line);
+        },
+      });
+    } catch (error) {
+      // Nothing has been sent: the client gets an error instead of a tar that looks complete.
+      throw new HttpError(
+        502,
+        `the export failed before anything was sent: ${messageOf(error)}`,
+        { "x-export-id": id },
+      );
+    }
+    sent = true;
     const stamp = iso(Date.now()).replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
-    const name = `frame-bucket-${
-      wanted.join("+").replace(/[^A-Za-z0-9._+-]/g, "_").slice(0, 80)
-    }-${stamp}.tar`;
+    const folders = plan.labels.map((l) => plan.folders.get(l) ?? labelFolder(l)).join("+");
+    // Cut by code points, not UTF-16 units: half a surrogate pair cannot be percent-encoded.
+    const name = `frame-bucket-${Array.from(folders).slice(0, 120).join("")}-${stamp}.tar`;
     return new Response(stream, {
       headers: {
         "content-type": "application/x-tar",
-        "content-disposition": `attachment; filename="${name}"`,
+        "content-disposition": attachment(name),
         "cache-control": "no-store",
-        "x-frame-count": String(total),
+        "x-frame-count": String(plan.total),
+        "x-export-id": id,
       },
     });
+  });
+
+  router.add("GET", "/api/exports/{id}", ({ params }) => {
+    const status = exports.get(params.id);
+    if (!status) {
+      throw new HttpError(
+        404,
+        `no export ${
+          JSON.stringify(params.id.slice(0, 80))
+        } (this server keeps the last 200 since it started)`,
+      );
+    }
+    return json(status);
   });
 
   router.add("GET", "/openapi.json", () => json(openApiDocument(), 200, { "cache-control": "no-cache" }));
@@ -705,6 +826,14 @@ export function createApp(deps: AppDeps): App {
     const url = new URL(request.url);
     const path = url.pathname;
     const method = request.method === "HEAD" ? "GET" : request.method;
+    const host = request.headers.get("host");
+    if (!hostAllowed(host, allowedHosts)) {
+      return errorResponse(
+        403,
+        `this server does not answer to the host name ${JSON.stringify(host?.slice(0, 200))}: open it by ` +
+          `its IP address or localhost, or add the name to server.allowed_hosts`,
+      );
+    }
     if (!path.startsWith("/api/") && path !== "/openapi.json") {
       if (method !== "GET") {
         return errorResponse(405, `${request.method} is not allowed on ${path}`, { allow: "GET" });
@@ -724,16 +853,19 @@ export function createApp(deps: AppDeps): App {
       }
       return errorResponse(404, `no route ${request.method} ${path}`);
     }
-    if (found.route.write && token) {
-      const auth = request.headers.get("authorization") ?? "";
-      const m = /^Bearer\s+(.+)$/i.exec(auth);
-      if (!m || !sameSecret(m[1].trim(), token)) {
+    if (token && (found.route.write || readsNeedToken)) {
+      // Writes take the header only: a cookie rides along on requests other sites make, a header does not.
+      const given = presentedToken(request, !found.route.write);
+      if (given.token === null || !sameSecret(given.token, token)) {
         return errorResponse(
           401,
-          m ? "the token is wrong" : "this change needs Authorization: Bearer <server.token>",
-          {
-            "www-authenticate": 'Bearer realm="frame-bucket"',
-          },
+          given.token !== null
+            ? "the token is wrong"
+            : found.route.write
+            ? "this change needs Authorization: Bearer <server.token>"
+            : "this server is reachable from other machines, so reads need Authorization: Bearer <server.token> " +
+              "too (or server.public_reads = true)",
+          { "www-authenticate": 'Bearer realm="frame-bucket"' },
         );
       }
     }
@@ -763,7 +895,7 @@ export function createApp(deps: AppDeps): App {
     return response;
   };
 
-  return { router, handler, thumbnails };
+  return { router, handler, thumbnails, exports };
 }
 
 // ------------------------------------------------------------------------------------------ running a server
@@ -784,11 +916,48 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** The warning to print when the server is reachable from other machines without a token, or null. */
-export function exposureWarning(hostname: string, token: string): string | null {
-  if (isLoopback(hostname) || token) return null;
-  return `warning: listening on ${hostname}, which other machines can reach, without server.token: anyone who ` +
-    `can connect can change labels and clips. Set server.token (or FRAME_BUCKET_TOKEN), or bind to 127.0.0.1`;
+/** What a server bound to `hostname` exposes, given the token and server.public_reads. */
+export interface Exposure {
+  /** Reads need the token as well as writes. */
+  readsNeedToken: boolean;
+  /** Why the server must not start (bound beyond loopback with nothing to protect reads), or null. */
+  refusal: string | null;
+  /** What to warn about at start-up, or null. */
+  warning: string | null;
+}
+
+const SEEN =
+  "every frame and thumbnail, the labels, clips and change journal, and whole datasets through export";
+
+/**
+ * Bound to loopback, only this machine can connect: reads are open, writes need the token when one is set. Bound
+ * beyond it, reads need the token as well unless server.public_reads = true says they are meant to be public; with
+ * neither a token nor public_reads the server refuses to start.
+ */
+export function exposure(hostname: string, token: string, publicReads: boolean): Exposure {
+  if (isLoopback(hostname)) return { readsNeedToken: false, refusal: null, warning: null };
+  const where = `listening on ${hostname}, which other machines can reach`;
+  if (!token && !publicReads) {
+    return {
+      readsNeedToken: false,
+      refusal:
+        `${where}, without server.token: anyone who can connect could read ${SEEN}, and change labels. ` +
+        `Set server.token (or FRAME_BUCKET_TOKEN; reads and writes then need it), or set server.public_reads = ` +
+        `true to serve reads to everyone on purpose, or bind to 127.0.0.1`,
+      warning: null,
+    };
+  }
+  if (!publicReads) return { readsNeedToken: true, refusal: null, warning: null };
+  return {
+    readsNeedToken: false,
+    refusal: null,
+    warning: token
+      ? `warning: ${where}, with server.public_reads = true: anyone who can connect can read ${SEEN}. ` +
+        `Changes need the token`
+      : `warning: ${where}, with server.public_reads = true and without server.token: anyone who can connect ` +
+        `can read ${SEEN}, and change or delete labels and clips. Set server.token (or FRAME_BUCKET_TOKEN) to ` +
+        `protect changes, or bind to 127.0.0.1`,
+  };
 }
 
 /** Opens the config's catalog, stores, hasher and similarity index, and serves the app. */
@@ -797,8 +966,14 @@ export async function startServer(config: Config, options: ServeOptions = {}): P
   const hostname = options.hostname ?? config.server.hostname;
   const port = options.port ?? config.server.port;
   const token = config.server.token;
-  const warning = exposureWarning(hostname, token);
-  if (warning) log.warn(warning);
+  const exposed = exposure(hostname, token, config.server.public_reads);
+  if (exposed.refusal) throw new RangeError(exposed.refusal);
+  if (exposed.warning) log.warn(exposed.warning);
+  // The name the server is bound to (when it is a name) is one it answers to.
+  const allowedHosts = [...config.server.allowed_hosts];
+  if (!/^[\d.]+$|:/.test(hostname) && hostname.toLowerCase() !== "localhost") {
+    allowedHosts.push(hostname.toLowerCase());
+  }
   const catalog = new Catalog(catalogPath(config));
   const cleanup: (() => unknown)[] = [() => catalog.close()];
   try {
@@ -818,6 +993,9 @@ export async function startServer(config: Config, options: ServeOptions = {}): P
       hasher,
       similar,
       token,
+      readsNeedToken: exposed.readsNeedToken,
+      allowedHosts,
+      labelLimits: { maxPerRequest: config.labels.max_per_request, maxDistinct: config.labels.max_distinct },
       log,
     });
     const server = Deno.serve({ hostname, port, onListen: () => {} }, app.handler);
@@ -829,7 +1007,11 @@ export async function startServer(config: Config, options: ServeOptions = {}): P
       `serving ${url} (catalog ${catalog.path}: ${
         frames.local.frames + frames.archiving.frames + frames.archive.frames
       } ` +
-        `frames, ${similar.size} hashes indexed; writes ${token ? "need the token" : "are open"})`,
+        `frames, ${similar.size} hashes indexed; reads ${
+          exposed.readsNeedToken ? "need the token" : "are open"
+        }, writes ${token ? "need the token" : "are open"}; answers to IP addresses, localhost${
+          allowedHosts.length ? `, ${allowedHosts.join(", ")}` : ""
+        })`,
     );
     options.onListen?.(url);
     return {

@@ -2,7 +2,9 @@
  * The HTTP API against a real server on a free port: a temp catalog, and frames in real S3 buckets of the local
  * stack (one of them only in the archive bucket). Every route: status codes, JSON shapes, the messages of bad
  * input, 404s, the token, ETag/304, the streamed tar export, that /openapi.json lists exactly the router's routes,
- * and that path tricks never reach a store or a file.
+ * and that path tricks never reach a store or a file. Then the edges: exports while the store is unreachable
+ * (through a TCP proxy of the test that stops forwarding), search and export agreeing, the Host check against DNS
+ * rebinding, reads behind the token, and label names and caps.
  */
 import assert from "node:assert/strict";
 import jpeg from "jpeg-js";
@@ -10,13 +12,17 @@ import { Catalog, type FrameRow } from "../src/catalog.ts";
 import { objectKey } from "../src/key.ts";
 import { createLogger } from "../src/log.ts";
 import { openApiDocument } from "../src/openapi.ts";
-import { createApp, exposureWarning } from "../src/server.ts";
+import { hostAllowed } from "../src/http.ts";
+import { Labels } from "../src/labels.ts";
+import { loadStorage } from "../src/plugin_loader.ts";
+import { type AppDeps, createApp, exposure } from "../src/server.ts";
 import { ByteLru } from "../src/thumbs.ts";
+import { startLatencyProxy } from "../tools/latency_proxy.ts";
 import { freePort, spawnDeno } from "../tools/processes.ts";
 import { stackEndpoints } from "../tools/stack.ts";
 import { greyJpeg } from "./support/images.ts";
 import { T0 } from "./support/rows.ts";
-import { ARCHIVE_PREFIX, BULK, REAL, SYNTH, uiFixture } from "./support/ui_fixture.ts";
+import { ARCHIVE_PREFIX, BULK, REAL, SYNTH, type UiFixture, uiFixture } from "./support/ui_fixture.ts";
 
 const enc = encodeURIComponent;
 const quiet = createLogger({ level: "error", format: "text" });
@@ -69,12 +75,22 @@ function assertSameBytes(actual: Uint8Array | undefined, expected: Uint8Array | 
   );
 }
 
-/** A raw HTTP/1.1 GET whose path is sent exactly as given (fetch would normalise `..`). */
-async function rawGet(port: number, path: string): Promise<{ status: number; text: string }> {
+/**
+ * A raw HTTP/1.1 GET whose path and Host header are sent exactly as given (fetch would normalise `..`, and does
+ * not let a caller choose the Host).
+ */
+async function rawGet(
+  port: number,
+  path: string,
+  host = `127.0.0.1:${port}`,
+  headers = "",
+): Promise<{ status: number; text: string }> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   try {
     await conn.write(
-      new TextEncoder().encode(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`),
+      new TextEncoder().encode(
+        `GET ${path} HTTP/1.1\r\nHost: ${host}\r\n${headers}Connection: close\r\n\r\n`,
+      ),
     );
     const chunks: Uint8Array[] = [];
     const buf = new Uint8Array(65536);
@@ -637,9 +653,19 @@ Deno.test("HTTP API: every route against a real server, S3 and catalog", async (
       assert.equal(r.headers.get("content-type"), "application/x-tar");
       assert.match(
         r.headers.get("content-disposition")!,
-        /^attachment; filename="frame-bucket-door\+person-\d{8}T\d{6}Z\.tar"$/,
+        /^attachment; filename="frame-bucket-door\+person-\d{8}T\d{6}Z\.tar"; filename\*=UTF-8''frame-bucket-door%2Bperson-\d{8}T\d{6}Z\.tar$/,
       );
       assert.equal(r.headers.get("x-frame-count"), "4");
+      // How it ended, as the UI asks after a download.
+      route("GET", "/api/exports/{id}");
+      const id = r.headers.get("x-export-id")!;
+      const status = await api("GET", `/api/exports/${id}`);
+      assert.equal(status.status, 200);
+      assert.deepEqual(
+        [status.body.state, status.body.total, status.body.frames, status.body.files, status.body.missing],
+        ["complete", 4, 4, 7, 0],
+      );
+      assert.equal((await api("GET", "/api/exports/never-made-1")).status, 404);
       const entries = untar(r.bytes);
       const files = entries.filter((e) => e.type === "0").map((e) => e.path);
       assert.equal(files.at(-1), "metadata.jsonl");
@@ -673,6 +699,9 @@ Deno.test("HTTP API: every route against a real server, S3 and catalog", async (
       assert.equal(unknown.status, 400);
       assert.match(unknown.body.error, /unknown label "nope"/);
       assert.equal((await api("GET", "/api/export?label=door&from=later")).status, 400);
+      const badId = await api("GET", "/api/export?label=door&export_id=a/b");
+      assert.equal(badId.status, 400);
+      assert.match(badId.body.error, /export_id "a\/b" must be 8 to 64 letters, digits/);
     });
 
     await t.step("GET /openapi.json describes exactly the router's routes", async () => {
@@ -809,39 +838,72 @@ Deno.test("HTTP API: writes need the token when one is set; reads do not", async
   }
 });
 
-Deno.test("deno task serve: starts from a config, warns when exposed without a token, stops on SIGTERM", async () => {
-  assert.equal(exposureWarning("127.0.0.1", ""), null);
-  assert.equal(exposureWarning("localhost", ""), null);
-  assert.equal(exposureWarning("::1", ""), null);
-  assert.equal(exposureWarning("0.0.0.0", "t"), null);
-  assert.match(exposureWarning("0.0.0.0", "")!, /without server\.token/);
-  assert.match(exposureWarning("192.168.1.5", "")!, /Set server\.token \(or FRAME_BUCKET_TOKEN\)/);
+Deno.test("deno task serve: bound beyond loopback, reads need the token unless public_reads; no token, no start", async () => {
+  // Loopback: only this machine can connect, reads are open.
+  assert.deepEqual(exposure("127.0.0.1", "", false), { readsNeedToken: false, refusal: null, warning: null });
+  assert.deepEqual(exposure("localhost", "", true), { readsNeedToken: false, refusal: null, warning: null });
+  assert.deepEqual(exposure("::1", "t", false), { readsNeedToken: false, refusal: null, warning: null });
+  // Beyond it: the token guards reads as well, unless reads are declared public.
+  assert.deepEqual(exposure("0.0.0.0", "t", false), { readsNeedToken: true, refusal: null, warning: null });
+  assert.match(
+    exposure("0.0.0.0", "", false).refusal!,
+    /Set server\.token .* or set server\.public_reads = true/,
+  );
+  assert.match(
+    exposure("192.168.1.5", "t", true).warning!,
+    /server\.public_reads = true: anyone who can connect can read every frame and thumbnail, the labels, clips and change journal, and whole datasets through export\. Changes need the token$/,
+  );
+  assert.match(exposure("::", "", true).warning!, /and change or delete labels and clips/);
 
   const f = await uiFixture();
-  const port = freePort();
-  const config = await Deno.makeTempFile({ suffix: ".toml" });
   const endpoint = stackEndpoints().s3Endpoint;
-  await Deno.writeTextFile(
-    config,
+  const configText = (extra: string) =>
     `[catalog]\ndata_dir = "${f.dir}"\n[rustfs]\nendpoint = "${endpoint}"\nbucket = "${f.local.bucket}"\n` +
-      `[aws_s3]\nbucket = "${f.archive.bucket}"\nendpoint = "${endpoint}"\nprefix = "${ARCHIVE_PREFIX}"\n`,
-  );
-  // Listening on every address (only ever asked on loopback here) without a token: a warning.
-  const child = spawnDeno("serve", "tools/serve.ts", [
-    "--config",
-    config,
-    "--port",
-    String(port),
-    "--hostname",
-    "0.0.0.0",
-  ], {
-    // The archive's credentials come from the AWS SDK's chain, here the environment.
-    env: { FRAME_BUCKET_TOKEN: "", AWS_ACCESS_KEY_ID: "rustfsadmin", AWS_SECRET_ACCESS_KEY: "rustfsadmin" },
-  });
+    `[aws_s3]\nbucket = "${f.archive.bucket}"\nendpoint = "${endpoint}"\nprefix = "${ARCHIVE_PREFIX}"\n${extra}`;
+  const config = await Deno.makeTempFile({ suffix: ".toml" });
+  // The archive's credentials come from the AWS SDK's chain, here the environment.
+  const env = { AWS_ACCESS_KEY_ID: "rustfsadmin", AWS_SECRET_ACCESS_KEY: "rustfsadmin" };
+  const serve = (port: number, token = "") =>
+    spawnDeno("serve", "tools/serve.ts", [
+      "--config",
+      config,
+      "--port",
+      String(port),
+      "--hostname",
+      "0.0.0.0",
+    ], {
+      env: { ...env, FRAME_BUCKET_TOKEN: token },
+    });
+  const children: { kill(signal: Deno.Signal): void }[] = [];
   try {
-    await child.waitFor(/serving http:\/\/0\.0\.0\.0:\d+\//, 20_000);
+    // No token, reads not declared public: it does not start.
+    await Deno.writeTextFile(config, configText(""));
+    const refused = serve(freePort());
+    children.push(refused);
+    assert.equal(await refused.exited, 2, refused.lines.join("\n"));
     assert.ok(
-      child.lines.some((l) => /WARN .*listening on 0\.0\.0\.0, which other machines can reach/.test(l)),
+      refused.lines.some((l) =>
+        /^error: listening on 0\.0\.0\.0, which other machines can reach, without server\.token: anyone who can connect could read every frame/
+          .test(l)
+      ),
+      refused.lines.join("\n"),
+    );
+
+    // public_reads = true, no token: it starts, warning that everything can be read and changed.
+    await Deno.writeTextFile(
+      config,
+      configText('[server]\npublic_reads = true\nallowed_hosts = ["frames.lab.example"]\n'),
+    );
+    let port = freePort();
+    const open = serve(port);
+    children.push(open);
+    await open.waitFor(/serving http:\/\/0\.0\.0\.0:\d+\//, 20_000);
+    assert.ok(
+      open.lines.some((l) =>
+        /WARN .*listening on 0\.0\.0\.0, .*public_reads = true and without server\.token: anyone who can connect can read every frame/
+          .test(l)
+      ),
+      open.lines.join("\n"),
     );
     const robots = await (await fetch(`http://127.0.0.1:${port}/api/robots`)).json();
     assert.equal(robots.robots.length, 2);
@@ -849,10 +911,396 @@ Deno.test("deno task serve: starts from a config, warns when exposed without a t
     assertSameBytes(new Uint8Array(await image.arrayBuffer()), f.jpegs.get(f.rows[0].key));
     const archived = await fetch(`http://127.0.0.1:${port}/api/frames/${enc(f.archived.key)}/image`);
     assertSameBytes(new Uint8Array(await archived.arrayBuffer()), f.jpegs.get(f.archived.key));
-    assert.equal(await child.stop(), 0);
+    // The configured name is answered, any other is refused (DNS rebinding).
+    assert.equal((await rawGet(port, "/api/robots", `frames.lab.example:${port}`)).status, 200);
+    const rebound = await rawGet(port, "/api/robots", `attacker.example:${port}`);
+    assert.equal(rebound.status, 403);
+    assert.match(rebound.text, /does not answer to the host name \\"attacker\.example:\d+\\"/);
+    assert.equal(await open.stop(), 0);
+
+    // A token: reads need it too.
+    await Deno.writeTextFile(config, configText(""));
+    port = freePort();
+    const locked = serve(port, "s3cret");
+    children.push(locked);
+    await locked.waitFor(
+      /serving http:\/\/0\.0\.0\.0:\d+\/ .*reads need the token, writes need the token/,
+      20_000,
+    );
+    assert.ok(!locked.lines.some((l) => /WARN/.test(l)), locked.lines.join("\n"));
+    const anonymous = await fetch(`http://127.0.0.1:${port}/api/robots`);
+    assert.equal(anonymous.status, 401);
+    assert.match((await anonymous.json()).error, /reads need Authorization: Bearer <server\.token> too/);
+    const authorized = await fetch(`http://127.0.0.1:${port}/api/robots`, {
+      headers: { authorization: "Bearer s3cret" },
+    });
+    assert.equal(authorized.status, 200);
+    await authorized.body?.cancel();
+    assert.equal(await locked.stop(), 0);
   } finally {
-    child.kill("SIGKILL");
+    for (const c of children) c.kill("SIGKILL");
     await Deno.remove(config);
+    await f.close();
+  }
+});
+
+/** The app over the fixture, with both stores reached through a TCP proxy of the test (which can go down). */
+async function behindProxy(f: UiFixture, options: Partial<AppDeps> = {}) {
+  const endpoint = stackEndpoints().s3Endpoint;
+  const proxy = startLatencyProxy({ hostname: "127.0.0.1", port: Number(new URL(endpoint).port) }, 0);
+  const via = `http://127.0.0.1:${proxy.port}`;
+  const local = await loadStorage("rustfs", { endpoint: via, bucket: f.local.bucket });
+  const archive = await loadStorage("s3_archive", {
+    endpoint: via,
+    bucket: f.archive.bucket,
+    accessKey: "rustfsadmin",
+    secretKey: "rustfsadmin",
+  });
+  const app = createApp({
+    ...f,
+    local,
+    archive,
+    archivePrefix: ARCHIVE_PREFIX,
+    webDir: null,
+    log: quiet,
+    ...options,
+  });
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.handler);
+  const port = (server.addr as Deno.NetAddr).port;
+  return {
+    app,
+    proxy,
+    port,
+    base: `http://127.0.0.1:${port}`,
+    async close() {
+      await server.shutdown();
+      local.close();
+      archive.close();
+      await proxy.close();
+    },
+  };
+}
+
+/** Waits (generously) until the export's status leaves "running". */
+async function exportEnded(base: string, id: string) {
+  for (let i = 0;; i++) {
+    const status = await (await fetch(`${base}/api/exports/${id}`)).json();
+    if (status.state !== "running") return status;
+    assert.ok(i < 1200, `export ${id} still running after 60 s: ${JSON.stringify(status)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+Deno.test("HTTP export during a store outage: 502 before the first byte, a cut stream later, MISSING.txt for gone objects", async () => {
+  const f = await uiFixture();
+  const reals = f.rows.filter((r) => r.robotId === REAL);
+  new Labels(f.catalog).addLabels({ keys: reals.map((r) => r.key) }, ["walk"]);
+  const s = await behindProxy(f);
+  try {
+    // The store is down before the export starts: an error, not a tar that looks complete.
+    s.proxy.down = true;
+    const down = await fetch(`${s.base}/api/export?label=walk&export_id=outage-0001`);
+    const body = await down.json();
+    console.log(
+      `  export while the store is down, as a client sees it: HTTP ${down.status} ${JSON.stringify(body)}`,
+    );
+    assert.equal(down.status, 502);
+    assert.equal(down.headers.get("x-export-id"), "outage-0001");
+    assert.match(
+      body.error,
+      new RegExp(
+        `^the export failed before anything was sent: frame 1 of 40 \\(${
+          reals[0].key
+        }, tier local\\) could ` +
+          `not be read after 3 attempts: http://127\\.0\\.0\\.1:${s.proxy.port} bucket ${f.local.bucket} ` +
+          `unreachable or failing while reading`,
+      ),
+    );
+    const failed = await exportEnded(s.base, "outage-0001");
+    assert.deepEqual([failed.state, failed.total, failed.files], ["failed", 40, 0]);
+    assert.match(failed.error, /could not be read after 3 attempts/);
+    const curl = await new Deno.Command("curl", {
+      args: ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--fail", `${s.base}/api/export?label=walk`],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    console.log(`  curl --fail: exit ${curl.code}, HTTP ${new TextDecoder().decode(curl.stdout)}`);
+    assert.equal(curl.code, 22);
+
+    // The store goes away after the first bytes: the transfer breaks, and the status says it failed.
+    s.proxy.down = false;
+    s.proxy.delayMs = 100; // about 0.1 s per frame: the export is still running when the store goes
+    const cut = await fetch(`${s.base}/api/export?label=walk&export_id=outage-0002`);
+    assert.equal(cut.status, 200);
+    const reader = cut.body!.getReader();
+    const first = await reader.read();
+    assert.ok(!first.done && first.value.length > 0);
+    s.proxy.down = true;
+    s.proxy.dropConnections();
+    const rest = (async () => {
+      for (;;) if ((await reader.read()).done) return "ended";
+    })();
+    await assert.rejects(rest, (error: Error) => {
+      console.log(
+        `  store gone mid-export, as a client sees it: HTTP 200, then ${error.name}: ${error.message}`,
+      );
+      return error instanceof TypeError;
+    });
+    const cutStatus = await exportEnded(s.base, "outage-0002");
+    assert.equal(cutStatus.state, "failed");
+    assert.ok(cutStatus.frames < 40, `${cutStatus.frames} frames`);
+    assert.match(cutStatus.error, /^frame \d+ of 40 .* could not be read after 3 attempts/);
+
+    // Objects gone from the store (the store answers, without them): a complete tar ending in MISSING.txt.
+    s.proxy.down = false;
+    s.proxy.delayMs = 0;
+    await f.local.delete(reals[5].key);
+    await f.local.delete(reals[9].key);
+    const partial = await fetch(`${s.base}/api/export?label=walk&export_id=outage-0003`);
+    assert.equal(partial.status, 200);
+    assert.equal(partial.headers.get("x-frame-count"), "40");
+    const bytes = new Uint8Array(await partial.arrayBuffer());
+    const entries = untar(bytes);
+    assert.equal(entries.at(-1)!.path, "MISSING.txt");
+    const missing = new TextDecoder().decode(entries.at(-1)!.data);
+    assert.match(missing, /^INCOMPLETE EXPORT: 2 of the 40 matching frames are not in this dataset\./);
+    assert.ok(missing.includes(`${reals[5].key}\trobot ${REAL}\t`) && missing.includes(`${reals[9].key}\t`));
+    assert.equal(entries.filter((e) => e.path.startsWith("walk/")).length, 1 + 38);
+    const status = await exportEnded(s.base, "outage-0003");
+    assert.deepEqual(
+      [status.state, status.frames, status.files, status.missing, status.missing_keys],
+      ["incomplete", 40, 38, 2, [reals[5].key, reals[9].key]],
+    );
+    const tarFile = await Deno.makeTempFile({ suffix: ".tar" });
+    await Deno.writeFile(tarFile, bytes);
+    const listed = await new Deno.Command("tar", { args: ["-tf", tarFile], stdout: "piped" }).output();
+    assert.ok(listed.success);
+    assert.equal(new TextDecoder().decode(listed.stdout).trim().split("\n").at(-1), "MISSING.txt");
+    await Deno.remove(tarFile);
+
+    // None of the matching frames is in any store: an error before the first byte.
+    new Labels(f.catalog).addLabels({ keys: [reals[5].key, reals[9].key] }, ["gone"]);
+    const none = await fetch(`${s.base}/api/export?label=gone`);
+    assert.equal(none.status, 502);
+    assert.match((await none.json()).error, /none of the 2 matching frames is in any store/);
+  } finally {
+    await s.close();
+    await f.close();
+  }
+});
+
+Deno.test("HTTP search and export of the same filters give the same frames", async () => {
+  const f = await uiFixture();
+  const app = createApp({ ...f, archivePrefix: ARCHIVE_PREFIX, webDir: null, log: quiet });
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.handler);
+  const api = client(`http://127.0.0.1:${(server.addr as Deno.NetAddr).port}`);
+  try {
+    const reals = f.rows.filter((r) => r.robotId === REAL);
+    const synths = f.rows.filter((r) => r.robotId === SYNTH);
+    const labels = new Labels(f.catalog);
+    labels.addLabels({ keys: [...reals.slice(0, 21), ...synths.slice(0, 2)].map((r) => r.key) }, ["door"]);
+    labels.addLabels({ keys: reals.slice(30, 35).map((r) => r.key) }, ["person"]);
+    labels.addLabels({ keys: [f.archived.key] }, ["person"]);
+    for (
+      const query of [
+        "label=door&label=person&all_labels=true", // search says 0: so must the export
+        "label=door&label=person",
+        "label=door&tier=archive",
+        "label=person&tier=archive",
+        "label=person&tier=local",
+        `label=door&robot=${SYNTH}`,
+        `label=door&robot=${REAL}&from=2026-02-18T09:00Z&to=2026-02-18T10:00Z`,
+        "label=door&label=person&all_labels=true&tier=local&tier=archive",
+      ]
+    ) {
+      const search = await api("GET", `/api/frames?${query}&count=true&limit=1000&order=oldest`);
+      assert.equal(search.status, 200, query);
+      const exported = await api("GET", `/api/export?${query}`);
+      assert.equal(exported.status, 200, query);
+      assert.equal(exported.headers.get("x-frame-count"), String(search.body.total), query);
+      const meta = untar(exported.bytes).find((e) => e.path === "metadata.jsonl")!;
+      const keys = new TextDecoder().decode(meta.data).split("\n").filter(Boolean).map((l) =>
+        JSON.parse(l).key
+      );
+      assert.deepEqual([...new Set(keys)], search.body.frames.map((x: { key: string }) => x.key), query);
+    }
+  } finally {
+    await server.shutdown();
+    await f.close();
+  }
+});
+
+Deno.test("Host header: IP addresses, localhost and allowed names only; reads behind the token take the UI's cookie", async () => {
+  assert.equal(hostAllowed(null, []), true, "no Host (HTTP/1.0): not a browser");
+  for (
+    const host of [
+      "127.0.0.1:8080",
+      "10.1.2.3",
+      "[::1]:8080",
+      "[fe80::1]",
+      "localhost:80",
+      "LOCALHOST",
+      "localhost.",
+    ]
+  ) {
+    assert.equal(hostAllowed(host, []), true, host);
+  }
+  for (const host of ["attacker.example:8080", "localhost.attacker.example", "127.0.0.1.nip.io", "frames"]) {
+    assert.equal(hostAllowed(host, []), false, host);
+  }
+  const allowed = ["frames.lab.example", "*.corp.example"];
+  assert.equal(hostAllowed("frames.lab.example:8080", allowed), true);
+  assert.equal(hostAllowed("Frames.Lab.Example", allowed), true);
+  assert.equal(hostAllowed("a.b.corp.example", allowed), true);
+  assert.equal(hostAllowed("corp.example", allowed), false);
+  assert.equal(hostAllowed("evilcorp.example", allowed), false);
+  assert.equal(hostAllowed("anything.example", ["*"]), true);
+
+  const f = await uiFixture();
+  const app = createApp({
+    ...f,
+    archivePrefix: ARCHIVE_PREFIX,
+    webDir: new URL("../web", import.meta.url).pathname,
+    log: quiet,
+    token: "tok-1",
+    readsNeedToken: true,
+    allowedHosts: ["frames.lab.example"],
+  });
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.handler);
+  const port = (server.addr as Deno.NetAddr).port;
+  const api = client(`http://127.0.0.1:${port}`);
+  const image = `/api/frames/${enc(f.rows[0].key)}/image`;
+  try {
+    // A page rebound to this server's address sends its own name: refused for every path, UI included.
+    for (const path of ["/", "/api/robots", image, "/openapi.json"]) {
+      const r = await rawGet(port, path, `attacker.example:${port}`, "Authorization: Bearer tok-1\r\n");
+      assert.equal(r.status, 403, path);
+      assert.match(r.text, /add the name to server\.allowed_hosts/);
+      assert.ok(!r.text.includes("reachy"), path);
+    }
+    assert.equal((await rawGet(port, "/", `frames.lab.example:${port}`)).status, 200);
+    assert.equal((await rawGet(port, "/", `localhost:${port}`)).status, 200);
+
+    // Reads need the token: the UI's files do not (they hold no data), the API does.
+    assert.equal((await api("GET", "/")).status, 200);
+    for (const path of ["/api/robots", "/api/labels", image, "/api/export?label=x", "/openapi.json"]) {
+      const r = await api("GET", path);
+      assert.equal(r.status, 401, path);
+    }
+    assert.equal((await api("GET", "/api/robots", { auth: "tok-1" })).status, 200);
+    assert.equal((await api("GET", "/api/robots", { auth: "nope" })).body.error, "the token is wrong");
+    // Images and downloads carry the token in the UI's cookie.
+    const cookie = await api("GET", image, {
+      headers: { cookie: `other=1; frame-bucket-token-${port}=tok-1` },
+    });
+    assert.equal(cookie.status, 200);
+    assertSameBytes(cookie.bytes, f.jpegs.get(f.rows[0].key));
+    assert.equal(
+      (await api("GET", image, { headers: { cookie: `frame-bucket-token-${port}=wrong` } })).status,
+      401,
+    );
+    // A cookie never authorizes a change (other sites' requests may carry cookies, never headers).
+    const write = await api("POST", "/api/frames/labels", {
+      json: { keys: [f.rows[0].key], add: ["x"] },
+      headers: { cookie: `frame-bucket-token-${port}=tok-1` },
+    });
+    assert.equal(write.status, 401);
+    assert.match(write.body.error, /this change needs Authorization: Bearer/);
+    assert.throws(
+      () => createApp({ ...f, archivePrefix: ARCHIVE_PREFIX, readsNeedToken: true }),
+      /set server\.token/,
+    );
+  } finally {
+    await server.shutdown();
+    await f.close();
+  }
+});
+
+Deno.test("labels over HTTP: names that tar and Windows dislike export intact; bidi refused; caps per request and in all", async () => {
+  const f = await uiFixture();
+  const app = createApp({
+    ...f,
+    archivePrefix: ARCHIVE_PREFIX,
+    webDir: null,
+    log: quiet,
+    labelLimits: { maxPerRequest: 50, maxDistinct: 60 },
+  });
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.handler);
+  const api = client(`http://127.0.0.1:${(server.addr as Deno.NetAddr).port}`);
+  const reals = f.rows.filter((r) => r.robotId === REAL);
+  try {
+    const HAN = "漢".repeat(64);
+    const add = await api("POST", "/api/frames/labels", {
+      json: { keys: reals.slice(0, 2).map((r) => r.key), add: [HAN, "a:b?", "CON"] },
+    });
+    assert.deepEqual(add.body, { added: 6, removed: 0 });
+    const exported = await api("GET", `/api/export?label=${enc(HAN)}&label=${enc("a:b?")}&label=CON`);
+    assert.equal(exported.status, 200);
+    // The download's name: ASCII for old clients, the real one (RFC 5987) for the others.
+    const disposition = exported.headers.get("content-disposition")!;
+    const star = /filename\*=UTF-8''([^;]+)$/.exec(disposition)![1];
+    assert.match(decodeURIComponent(star), new RegExp(`^frame-bucket-${"漢".repeat(40)}`));
+    assert.match(disposition, /^attachment; filename="frame-bucket-_{40}/);
+    const tarFile = await Deno.makeTempFile({ suffix: ".tar" });
+    const into = await Deno.makeTempDir();
+    try {
+      await Deno.writeFile(tarFile, exported.bytes);
+      const out = await new Deno.Command("tar", { args: ["-xf", tarFile, "-C", into], stderr: "piped" })
+        .output();
+      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+      for (const folder of [HAN, "a%3Ab%3F", "%43ON"]) {
+        const names = [...Deno.readDirSync(`${into}/${folder}`)].map((e) => e.name);
+        assert.equal(names.length, 2, folder);
+      }
+      const meta = (await Deno.readTextFile(`${into}/metadata.jsonl`)).trim().split("\n").map((l) =>
+        JSON.parse(l)
+      );
+      assert.deepEqual([...new Set(meta.map((m) => m.label))].sort(), ["CON", "a:b?", HAN].sort());
+    } finally {
+      await Deno.remove(tarFile);
+      await Deno.remove(into, { recursive: true });
+    }
+
+    const bidi = await api("POST", "/api/frames/labels", {
+      json: { keys: [reals[0].key], add: ["gnp.\u202Eexe"] },
+    });
+    assert.equal(bidi.status, 400);
+    assert.match(bidi.body.error, /add: label .* contains the invisible control character U\+202E/);
+
+    // One request cannot create thousands of labels.
+    const many = Array.from({ length: 10_000 }, (_, i) => `bulk-${i}`);
+    const flood = await api("POST", "/api/frames/labels", { json: { keys: [reals[0].key], add: many } });
+    assert.equal(flood.status, 400);
+    assert.equal(
+      flood.body.error,
+      "add names 10000 labels; one request may name at most 50 (labels.max_per_request): send them in several " +
+        "requests, or raise labels.max_per_request",
+    );
+    const clip = await api("POST", "/api/clips", {
+      json: { robot: REAL, from: T0, to: T0 + 1, name: "c", labels: many.slice(0, 51) },
+    });
+    assert.equal(clip.status, 400);
+    assert.match(clip.body.error, /^labels names 51 labels; one request may name at most 50/);
+    // ... nor pass the cap on distinct labels (3 exist: 57 more fit, 58 do not).
+    const fill = await api("POST", "/api/frames/labels", {
+      json: { keys: [reals[1].key], add: many.slice(0, 50) },
+    });
+    assert.equal(fill.status, 200);
+    const over = await api("POST", "/api/frames/labels", {
+      json: { keys: [reals[1].key], add: many.slice(50, 58) },
+    });
+    assert.equal(over.status, 400);
+    assert.match(
+      over.body.error,
+      /8 new label\(s\) \("bulk-50", "bulk-51", "bulk-52", \.\.\.\) would make 61 distinct labels, over labels\.max_distinct \(60\)/,
+    );
+    assert.equal((await api("GET", "/api/labels")).body.labels.length, 53, "nothing of the refused requests");
+    const fits = await api("POST", "/api/frames/labels", {
+      json: { keys: [reals[1].key], add: many.slice(50, 57) },
+    });
+    assert.equal(fits.status, 200);
+  } finally {
+    await server.shutdown();
     await f.close();
   }
 });

@@ -11,8 +11,10 @@ export const USAGE = `usage: deno task serve [--config PATH] [--port N] [--hostn
 Serves the web UI at http://HOST:PORT/ and the JSON API under /api (described at /openapi.json), over the
 catalog (catalog.data_dir/catalog.sqlite) and the stores of the config.
   --port N       default server.port (8080); 0 picks a free port
-  --hostname H   default server.hostname (127.0.0.1); another address prints a warning unless server.token is
-                 set (env FRAME_BUCKET_TOKEN), which writes then need as Authorization: Bearer <token>`;
+  --hostname H   default server.hostname (127.0.0.1). Bound to another address (reachable from other
+                 machines), reads need server.token (env FRAME_BUCKET_TOKEN) as well as writes, unless
+                 server.public_reads = true; with neither set, the server refuses to start.
+Requests must name the server by an IP address, localhost or a name of server.allowed_hosts (Host header).`;
 
 export async function serveMain(args: string[]): Promise<number> {
   const { values, positionals } = parseCli(USAGE, {

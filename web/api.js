@@ -11,8 +11,25 @@ export class ApiError extends Error {
 }
 
 export const token = () => localStorage.getItem(TOKEN_KEY) ?? "";
-export const setToken = (value) =>
-  value ? localStorage.setItem(TOKEN_KEY, value) : localStorage.removeItem(TOKEN_KEY);
+
+// Images, thumbnails and downloads cannot send an Authorization header, so the token also rides in a cookie for
+// a server whose reads need it (bound beyond loopback). Cookies ignore the port: the name carries it, so two
+// servers on one host keep their own. SameSite=Strict: other sites' requests never carry it.
+const cookieName = () =>
+  `frame-bucket-token-${location.port || (location.protocol === "https:" ? "443" : "80")}`;
+function setCookie(value) {
+  const attrs = "; path=/; SameSite=Strict" + (location.protocol === "https:" ? "; Secure" : "");
+  document.cookie = value
+    ? `${cookieName()}=${encodeURIComponent(value)}${attrs}`
+    : `${cookieName()}=; max-age=0${attrs}`;
+}
+setCookie(token());
+
+export const setToken = (value) => {
+  if (value) localStorage.setItem(TOKEN_KEY, value);
+  else localStorage.removeItem(TOKEN_KEY);
+  setCookie(value);
+};
 export const author = () => localStorage.getItem(AUTHOR_KEY) ?? "";
 export const setAuthor = (value) =>
   value ? localStorage.setItem(AUTHOR_KEY, value) : localStorage.removeItem(AUTHOR_KEY);
@@ -41,8 +58,8 @@ export function frameUrl(key, what = "") {
 }
 
 /**
- * Calls the API; resolves with the parsed JSON. `body` is sent as JSON unless it is a Blob. A 401 asks for the
- * token once and tries again.
+ * Calls the API; resolves with the parsed JSON. `body` is sent as JSON unless it is a Blob. A 401 (a change, or
+ * any read on a server whose reads need the token) asks for the token once and tries again.
  */
 export async function api(path, { method = "GET", body, query, signal } = {}) {
   const url = path + qs(query);
@@ -56,7 +73,7 @@ export async function api(path, { method = "GET", body, query, signal } = {}) {
       headers["content-type"] = "application/json";
       payload = JSON.stringify({ author: author() || undefined, ...body });
     }
-    if (method !== "GET" && token()) headers.authorization = `Bearer ${token()}`;
+    if (token()) headers.authorization = `Bearer ${token()}`;
     const response = await fetch(url, { method, headers, body: payload, signal });
     if (response.status === 401 && attempt === 0 && await askToken()) continue;
     const text = await response.text();

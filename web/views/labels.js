@@ -2,6 +2,7 @@
 
 import { api } from "../api.js";
 import { attempt, fmtCount, h, toast } from "../dom.js";
+import { exportLink } from "../export.js";
 
 export async function labelsView(root) {
   root.append(h("h1", {}, "Labels"));
@@ -60,11 +61,7 @@ export async function labelsView(root) {
                 input,
                 h("button.quiet", { type: "button", onclick: () => rename(l.name, input) }, "Rename"),
                 h("button.danger", { type: "button", onclick: () => remove(l.name) }, "Delete"),
-                h(
-                  "a.button",
-                  { href: `/api/export?label=${encodeURIComponent(l.name)}`, download: "" },
-                  "Export",
-                ),
+                exportLink({ label: l.name }, { text: "Export" }),
               ),
             ),
           );

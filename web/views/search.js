@@ -1,7 +1,8 @@
 // Search by label, robot, time and tier; the results load as you scroll, and the export link downloads them as
-// a .tar (the labelled frames of the search). Also: find the frames that look like an uploaded photo.
+// a .tar (the same frames: the export takes every filter of the search) and reports how the export ended. Also: find the frames that look like an uploaded photo.
 
-import { api, frameUrl, qs } from "../api.js";
+import { api, frameUrl } from "../api.js";
+import { exportLink } from "../export.js";
 import { attempt, clear, fmtCount, fmtTime, h } from "../dom.js";
 import { Gallery } from "../gallery.js";
 
@@ -93,12 +94,9 @@ export async function searchView(root, { params }) {
     tier: params.get("tier") ?? "",
     order: params.get("order") ?? "",
   };
-  const exportQuery = { label: query.label, robot: query.robot, from: query.from, to: query.to };
-  const exportLink = h(
-    "a#export-link.button",
-    { href: `/api/export${qs(exportQuery)}`, download: "", hidden: query.label.length === 0 },
-    "Export as .tar",
-  );
+  // Everything the search filters on (not its order): the export holds exactly the frames found.
+  const { order: _order, ...exportQuery } = query;
+  const exportEl = exportLink(exportQuery, { id: "export-link", hidden: query.label.length === 0 });
   const summary = h("span.muted");
   const gallery = new Gallery({
     query,
@@ -115,7 +113,7 @@ export async function searchView(root, { params }) {
       {},
       h("h2", {}, "Frames"),
       summary,
-      exportLink,
+      exportEl,
       query.label.length ? null : h("span.muted", {}, "Pick a label to export a dataset."),
     ),
     gallery.el,
