@@ -1053,3 +1053,46 @@ Deno.test("candidates hook: frames put last (pinned by a label) stay local while
     await emptyBuckets(local, archive);
   }
 });
+
+Deno.test("tools/evict.ts first indexes frame objects the catalog lacks, so its budget counts and moves them", async () => {
+  await ensureS3();
+  const dataDir = await Deno.makeTempDir({ prefix: "evict-unindexed-" });
+  const archiveBucket = bucketName("evict-unindexed-archive");
+  const archive = await archiveStore(archiveBucket);
+  const frames = makeFrames(["u1", "u2"], 20, smallJpegs());
+  const perFrame = frames.reduce((n, f) => n + f.body.length, 0) / frames.length;
+  const { path, config } = await isolatedConfig("evict-unindexed", {
+    aws_s3: {
+      bucket: archiveBucket,
+      endpoint: stackEndpoints().s3Endpoint,
+      prefix: ARCHIVE_PREFIX,
+      region: "us-east-1",
+    },
+    // A budget for about 20 of the 40 frames.
+    eviction: { max_bytes: Math.round((20 * perFrame) / 0.7), hard_limit_percent: 100 },
+    catalog: { data_dir: dataDir },
+  });
+  const local = await localStore(config.rustfs.bucket);
+  const catalog = new Catalog(`${dataDir}/catalog.sqlite`);
+  try {
+    // Half the frames have rows; the other half were stored while the catalog was lost.
+    await storeFrames(local, catalog, frames.slice(0, 20));
+    for (const f of frames.slice(20)) {
+      await local.put(f.key, f.body, { contentType: "image/jpeg", metadata: f.metadata });
+    }
+    const env = { AWS_ACCESS_KEY_ID: S3_ACCESS_KEY, AWS_SECRET_ACCESS_KEY: S3_SECRET_KEY, LOG_LEVEL: "info" };
+    const child = spawnDeno("evict", "tools/evict.ts", ["--once", "--config", path], { env });
+    assert.equal(await child.exited, 0, child.lines.slice(-10).join("\n"));
+    assert.ok(
+      child.lines.some((l) => /20 frame objects .* had no catalog row/.test(l)),
+      child.lines.join("\n"),
+    );
+    const t = catalog.totals();
+    assert.equal(t.local.frames + t.archive.frames, 40, "every object has a row");
+    assert.ok(t.archive.frames >= 10, `eviction moved frames: ${JSON.stringify(t)}`);
+  } finally {
+    catalog.close();
+    local.close();
+    archive.close();
+  }
+});

@@ -5,6 +5,7 @@
  * interrupted move.
  */
 import { Catalog, catalogPath } from "../src/catalog.ts";
+import { reconcile } from "../src/reconcile.ts";
 import { parseCli, runMain } from "../src/cli.ts";
 import { loadConfig } from "../src/config.ts";
 import { messageOf, ServiceError } from "../src/errors.ts";
@@ -80,6 +81,14 @@ runMain(async () => {
 
   const path = catalogPath(config);
   const catalog = new Catalog(path);
+  // The budget counts what the catalog knows: index frame objects it lacks first (a lost or replaced catalog).
+  const found = await reconcile({ local, catalog, prefix: config.rustfs.prefix });
+  if (found.unindexed > 0) {
+    log.warn(
+      `[evict] ${found.unindexed} frame objects of bucket ${config.rustfs.bucket} had no catalog row ` +
+        `(e.g. ${found.examples.join(", ")}); ${found.indexed} indexed now, so the budget counts them`,
+    );
+  }
   const evictor = new Evictor({
     local,
     archive,
