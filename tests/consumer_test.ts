@@ -289,3 +289,52 @@ Deno.test("stored frames get a catalog row, and a restart resumes from the catal
   assert.equal(store.objects.size, 0, "the still dark scene is not stored again");
   catalog.close();
 });
+
+Deno.test("a key that holds other bytes is never overwritten: the frame goes to its _p{partition}-o{offset} key", async () => {
+  const { pipeline, store } = await setup();
+  await pipeline.handleBatch(fakeBatch([message(0, "r", T0, 0, samples[0])], 2));
+  // The producer restarted with its sequence at 0 and the robot's clock reset: same key, another scene.
+  await pipeline.handleBatch(fakeBatch([message(1, "r", T0, 0, dark)], 2));
+  const plain = objectKey("frames/", "r", T0, 0);
+  const suffixed = objectKey("frames/", "r", T0, 0, { partition: 2, offset: 1 });
+  assert.ok(suffixed.endsWith("Z_000000_p2-o1.jpg"), suffixed);
+  assert.deepEqual([...store.objects.keys()].sort(), [plain, suffixed].sort());
+  assert.deepEqual(store.objects.get(plain)!.body, samples[0], "the first frame is still at its key");
+  assert.deepEqual(store.objects.get(suffixed)!.body, dark);
+  assert.equal(pipeline.counters.robot("r").collisions, 1);
+  // A replay of the second message (a restarted consumer) finds its own bytes and stores nothing new.
+  const again = await setup("", store);
+  await again.pipeline.handleBatch(fakeBatch([message(1, "r", T0, 0, dark)], 2));
+  assert.equal(store.objects.size, 2);
+});
+
+Deno.test("replays are recognised by Kafka offset: an older capture time at a new offset is judged, not skipped", async () => {
+  const catalog = new Catalog(":memory:");
+  const config = resolveConfig("");
+  const store = new MemoryStore();
+  const make = async () =>
+    new Pipeline({
+      config,
+      log: memoryLogger(),
+      storage: store,
+      filter: await createSceneFilter(config, (s) => loadFilter(s, ".")),
+      catalog,
+      sleep: () => Promise.resolve(),
+      now: () => T0 + 60_000,
+    });
+  const first = await make();
+  await first.handleBatch(
+    fakeBatch([message(0, "r", T0 + 5000, 0, samples[0]), message(1, "r", T0 + 6000, 1, dark)]),
+  );
+  assert.equal(catalog.lastStoredFrom("r", 0)?.offset, 1);
+  // A new process: offset 1 is a replay (decided before), offset 2 is new although its clock went back 6 s.
+  const second = await make();
+  await second.handleBatch(
+    fakeBatch([message(1, "r", T0 + 6000, 1, dark), message(2, "r", T0, 7, samples[0])]),
+  );
+  const c = second.counters.robot("r");
+  assert.equal(c.replayed, 1);
+  assert.equal(c.stored, 1, "the frame with the older capture time was judged and stored");
+  assert.equal(c.clockJumps, 1);
+  catalog.close();
+});

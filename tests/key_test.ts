@@ -72,3 +72,15 @@ Deno.test("implausible capture times are named", () => {
   assert.match(timestampProblem(-5, now) ?? "", /negative/);
   assert.match(timestampProblem(now + 2 * 24 * 3600 * 1000, now) ?? "", /future/);
 });
+
+Deno.test("collision keys carry the Kafka position and parse back", () => {
+  const ts = Date.UTC(2026, 1, 18, 9, 36, 16, 735);
+  const key = objectKey("frames/", "reachy-001", ts, 8, { partition: 2, offset: 41377 });
+  assert.equal(key, "frames/reachy-001/2026-02-18/20260218T093616735Z_000008_p2-o41377.jpg");
+  assert.deepEqual(parseObjectKey(key)?.suffix, { partition: 2, offset: 41377, attempt: 0 });
+  const third = objectKey("frames/", "reachy-001", ts, 8, { partition: 2, offset: 41377, attempt: 2 });
+  assert.ok(third.endsWith("Z_000008_p2-o41377-2.jpg"), third);
+  assert.equal(parseObjectKey(third)?.suffix?.attempt, 2);
+  assert.equal(parseObjectKey(third)?.seq, 8);
+  assert.equal(parseObjectKey(objectKey("frames/", "r", ts, 8))?.suffix, undefined);
+});
