@@ -206,24 +206,27 @@ function existingLabelNames(names: string[] | undefined, what: string): string[]
   return names ?? [];
 }
 
-/** The token from `Authorization: Bearer`, or from the UI's cookie (reads only), or null. */
-function presentedToken(request: Request, cookies: boolean): { token: string | null; bearer: boolean } {
+/**
+ * The tokens a request presents: the `Authorization: Bearer` one, else (for reads) those of the UI's cookies. A
+ * browser sends the cookies of every port of a host, so there may be several (one per server): any may match.
+ */
+function presentedTokens(request: Request, cookies: boolean): string[] {
   const m = /^Bearer\s+(.+)$/i.exec(request.headers.get("authorization") ?? "");
-  if (m) return { token: m[1].trim(), bearer: true };
-  if (cookies) {
-    for (const part of (request.headers.get("cookie") ?? "").split(";")) {
-      const eq = part.indexOf("=");
-      const name = part.slice(0, eq).trim();
-      if (eq > 0 && (name === TOKEN_COOKIE || name.startsWith(`${TOKEN_COOKIE}-`))) {
-        try {
-          return { token: decodeURIComponent(part.slice(eq + 1).trim()), bearer: false };
-        } catch {
-          // a malformed cookie is no token
-        }
+  if (m) return [m[1].trim()];
+  const out: string[] = [];
+  if (!cookies) return out;
+  for (const part of (request.headers.get("cookie") ?? "").split(";")) {
+    const eq = part.indexOf("=");
+    const name = part.slice(0, eq).trim();
+    if (eq > 0 && (name === TOKEN_COOKIE || name.startsWith(`${TOKEN_COOKIE}-`))) {
+      try {
+        out.push(decodeURIComponent(part.slice(eq + 1).trim()));
+      } catch {
+        // a malformed cookie is no token
       }
     }
   }
-  return { token: null, bearer: false };
+  return out;
 }
 
 /**
@@ -855,11 +858,11 @@ export function createApp(deps: AppDeps): App {
     }
     if (token && (found.route.write || readsNeedToken)) {
       // Writes take the header only: a cookie rides along on requests other sites make, a header does not.
-      const given = presentedToken(request, !found.route.write);
-      if (given.token === null || !sameSecret(given.token, token)) {
+      const given = presentedTokens(request, !found.route.write);
+      if (!given.some((t) => sameSecret(t, token))) {
         return errorResponse(
           401,
-          given.token !== null
+          given.length
             ? "the token is wrong"
             : found.route.write
             ? "this change needs Authorization: Bearer <server.token>"
@@ -890,6 +893,8 @@ export function createApp(deps: AppDeps): App {
     }
     response.headers.set("x-content-type-options", "nosniff");
     if (request.method === "HEAD") {
+      // The body is never sent: cancel it, so a streamed export stops and removes its spool files.
+      await response.body?.cancel().catch(() => {});
       return new Response(null, { status: response.status, headers: response.headers });
     }
     return response;

@@ -2,19 +2,24 @@
  * The web UI in a real browser: Playwright drives Debian's Chromium (headless, a fresh profile) against the HTTP
  * server over a temp catalog and real S3 buckets. It labels a frame (from the frame view and several at once from
  * the gallery), reloads and finds the label still there, pages through a robot with 100,000 frames, finds
- * similar frames (to a frame and to an upload), downloads the export and reads the tar, and enters the write
- * token when the server asks for one. One screenshot per view goes to $TMPDIR/frame-bucket-ui/ (outside the
- * repository); their paths are printed.
+ * similar frames (to a frame and to an upload), downloads the export and reads the tar, enters the token when
+ * the server asks for one (for changes, and for reads on a server reachable from other machines), and reads how
+ * an export ended next to its link (complete; failed with the store down; incomplete with an object gone). One
+ * screenshot per view goes to $TMPDIR/frame-bucket-ui/ (outside the repository); their paths are printed.
  *
  * Needs /usr/bin/chromium (Debian: `apt-get install -y chromium`; CI's .ci/run installs it). Without it the test
  * fails, saying so.
  */
 import assert from "node:assert/strict";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { Labels } from "../src/labels.ts";
 import { createLogger } from "../src/log.ts";
+import { loadStorage } from "../src/plugin_loader.ts";
 import { createApp } from "../src/server.ts";
+import { startLatencyProxy } from "../tools/latency_proxy.ts";
+import { stackEndpoints } from "../tools/stack.ts";
 import { sampleFiles } from "./support/images.ts";
-import { ARCHIVE_PREFIX, BULK, REAL, uiFixture } from "./support/ui_fixture.ts";
+import { ARCHIVE_PREFIX, BULK, REAL, type UiFixture, uiFixture } from "./support/ui_fixture.ts";
 
 // The page functions below run in the browser; this file is type-checked without the DOM library.
 // deno-lint-ignore no-explicit-any
@@ -59,15 +64,47 @@ async function launch(): Promise<{ context: BrowserContext; profile: string }> {
   return { context, profile };
 }
 
-/** Names of the entries of a ustar archive. */
+/** The fixture's buckets reached through a TCP proxy that the test can take down. */
+async function storesBehindProxy(f: UiFixture) {
+  const endpoint = stackEndpoints().s3Endpoint;
+  const proxy = startLatencyProxy({ hostname: "127.0.0.1", port: Number(new URL(endpoint).port) }, 0);
+  const via = `http://127.0.0.1:${proxy.port}`;
+  const local = await loadStorage("rustfs", { endpoint: via, bucket: f.local.bucket });
+  const archive = await loadStorage("s3_archive", {
+    endpoint: via,
+    bucket: f.archive.bucket,
+    accessKey: "rustfsadmin",
+    secretKey: "rustfsadmin",
+  });
+  return {
+    proxy,
+    stores: { local, archive },
+    async close() {
+      local.close();
+      archive.close();
+      await proxy.close();
+    },
+  };
+}
+
+/** Names of the entries of a tar archive (PAX extended headers give the next entry's path). */
 function tarNames(bytes: Uint8Array): string[] {
   const names: string[] = [];
   const text = (a: number, b: number) => new TextDecoder().decode(bytes.subarray(a, b)).replace(/\0.*$/s, "");
+  let paxPath: string | null = null;
   for (let at = 0; at + 512 <= bytes.length;) {
     if (bytes.subarray(at, at + 512).every((b) => b === 0)) break;
     const prefix = text(at + 345, at + 500), name = text(at, at + 100);
-    names.push(prefix ? `${prefix}/${name}` : name);
-    at += 512 + Math.ceil(parseInt(text(at + 124, at + 136), 8) / 512) * 512;
+    const size = parseInt(text(at + 124, at + 136), 8);
+    if (String.fromCharCode(bytes[at + 156]) === "x") {
+      paxPath =
+        /\d+ path=(.*)\n/.exec(new TextDecoder().decode(bytes.subarray(at + 512, at + 512 + size)))?.[1] ??
+          null;
+    } else {
+      names.push(paxPath ?? (prefix ? `${prefix}/${name}` : name));
+      paxPath = null;
+    }
+    at += 512 + Math.ceil(size / 512) * 512;
   }
   return names;
 }
@@ -85,12 +122,26 @@ Deno.test("web UI: label, reload, similar, export, 100,000 frames, token", async
 
   const f = await uiFixture({ bulk: 100_000 });
   const quiet = createLogger({ level: "error", format: "text" });
+  // The outage server's export failures are expected here.
+  const silent = createLogger({ level: "error", format: "text", write: () => {} });
   const open = createApp({ ...f, archivePrefix: ARCHIVE_PREFIX, log: quiet });
   const locked = createApp({ ...f, archivePrefix: ARCHIVE_PREFIX, log: quiet, token: "ui-token" });
-  const servers = [open, locked].map((app) =>
+  const readLocked = createApp({
+    ...f,
+    archivePrefix: ARCHIVE_PREFIX,
+    log: quiet,
+    token: "read-token",
+    readsNeedToken: true,
+  });
+  // Its stores are reached through a TCP proxy of this test, which can stop forwarding (an outage).
+  const outage = await storesBehindProxy(f);
+  const outageApp = createApp({ ...f, ...outage.stores, archivePrefix: ARCHIVE_PREFIX, log: silent });
+  const servers = [open, locked, readLocked, outageApp].map((app) =>
     Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.handler)
   );
-  const [base, lockedBase] = servers.map((s) => `http://127.0.0.1:${(s.addr as Deno.NetAddr).port}/`);
+  const [base, lockedBase, readBase, outageBase] = servers.map((s) =>
+    `http://127.0.0.1:${(s.addr as Deno.NetAddr).port}/`
+  );
   const { context, profile } = await launch();
   const errors: string[] = [];
   try {
@@ -205,6 +256,12 @@ Deno.test("web UI: label, reload, similar, export, 100,000 frames, token", async
     const names = tarNames(await Deno.readFile(saved));
     assert.equal(names.filter((n) => /^person\/reachy-001_\d{8}T\d{9}Z_\d{6}\.jpg$/.test(n)).length, 3);
     assert.equal(names.at(-1), "metadata.jsonl");
+    // The page asks the server how the export ended and says so next to the link.
+    await page.locator('.export-status[data-state="complete"]').waitFor();
+    assert.equal(
+      await page.locator(".export-status").textContent(),
+      "Export complete: 3 frames, 3 files.",
+    );
     await page.locator('input[type="file"]').setInputFiles(sampleFiles()[0]);
     await page.locator(".similar-box .similar-tile").first().waitFor();
     assert.equal(await page.locator(".similar-box .similar-tile .distance").first().textContent(), "0 bits");
@@ -245,6 +302,67 @@ Deno.test("web UI: label, reload, similar, export, 100,000 frames, token", async
     await lockedPage.reload();
     await lockedPage.locator(".labels-box .chip", { hasText: "needs-token" }).waitFor();
 
+    // ---- a server whose reads need the token (bound beyond loopback): asked for at once; images and the
+    // export download carry it in the cookie the page sets
+    const readPage = await context.newPage();
+    readPage.on("pageerror", (e) => errors.push(e.message));
+    await readPage.goto(readBase);
+    await readPage.locator("#token-dialog[open]").waitFor();
+    await readPage.locator("#token-input").fill("read-token");
+    await readPage.locator("#token-save").click();
+    await readPage.locator(".card").nth(2).waitFor();
+    await readPage.waitForFunction((sel) => {
+      const img = document.querySelector(sel);
+      return img !== null && img.complete && img.naturalWidth > 0;
+    }, `.card[data-robot="${REAL}"] img`);
+    await readPage.goto(`${readBase}#/search?label=person`);
+    await readPage.locator(".view-head", { hasText: "3 frames match" }).waitFor();
+    const [readDownload] = await Promise.all([
+      readPage.waitForEvent("download"),
+      readPage.locator("#export-link").click(),
+    ]);
+    assert.equal(await readDownload.failure(), null);
+    await readPage.locator('.export-status[data-state="complete"]').waitFor();
+
+    // ---- the store is down: the export fails before its first byte, and the page says so
+    outage.proxy.down = true;
+    const outagePage = await context.newPage();
+    outagePage.on("pageerror", (e) => errors.push(e.message));
+    await outagePage.goto(`${outageBase}#/search?label=person`);
+    await outagePage.locator(".view-head", { hasText: "3 frames match" }).waitFor();
+    await outagePage.locator("#export-link").click();
+    await outagePage.locator('.export-status[data-state="failed"]').waitFor({ timeout: 60_000 });
+    assert.match(
+      (await outagePage.locator(".export-status").textContent())!,
+      /^Export FAILED after 0 of 3 frames: frame 1 of 3 \(.*\) could not be read after 3 attempts: .*unreachable.*\. The download is incomplete: do not use it\.$/,
+    );
+    await shot(
+      outagePage,
+      "10-export-failed",
+      "search: the export link reports a failed export (store down)",
+    );
+
+    // ---- an object gone from the store: the tar ends with MISSING.txt, and the page says the export is incomplete
+    outage.proxy.down = false;
+    const gone = reals[31];
+    new Labels(f.catalog).addLabels({ keys: [gone.key, reals[32].key] }, ["half-there"]);
+    await f.local.delete(gone.key);
+    await outagePage.goto(`${outageBase}#/search?label=half-there`);
+    await outagePage.locator(".view-head", { hasText: "2 frames match" }).waitFor();
+    const [partial] = await Promise.all([
+      outagePage.waitForEvent("download"),
+      outagePage.locator("#export-link").click(),
+    ]);
+    const partialPath = `${SHOTS}/export-incomplete.tar`;
+    await partial.saveAs(partialPath);
+    assert.equal(tarNames(await Deno.readFile(partialPath)).at(-1), "MISSING.txt");
+    await outagePage.locator('.export-status[data-state="incomplete"]').waitFor();
+    assert.equal(
+      await outagePage.locator(".export-status").textContent(),
+      "Export INCOMPLETE: 1 of 2 frames are in no store and were left out; the .tar lists them in MISSING.txt.",
+    );
+    await shot(outagePage, "11-export-incomplete", "search: the export link reports frames left out");
+
     assert.deepEqual(errors, []);
     console.log(`screenshots (one per view):\n  ${shots.join("\n  ")}\nexport: ${saved}`);
   } catch (error) {
@@ -255,6 +373,7 @@ Deno.test("web UI: label, reload, similar, export, 100,000 frames, token", async
     await context.close();
     await Deno.remove(profile, { recursive: true }).catch(() => {});
     for (const s of servers) await s.shutdown();
+    await outage.close();
     await f.close();
   }
 });

@@ -1093,7 +1093,8 @@ Deno.test("HTTP search and export of the same filters give the same frames", asy
   const f = await uiFixture();
   const app = createApp({ ...f, archivePrefix: ARCHIVE_PREFIX, webDir: null, log: quiet });
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.handler);
-  const api = client(`http://127.0.0.1:${(server.addr as Deno.NetAddr).port}`);
+  const base = `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}`;
+  const api = client(base);
   try {
     const reals = f.rows.filter((r) => r.robotId === REAL);
     const synths = f.rows.filter((r) => r.robotId === SYNTH);
@@ -1124,6 +1125,13 @@ Deno.test("HTTP search and export of the same filters give the same frames", asy
       );
       assert.deepEqual([...new Set(keys)], search.body.frames.map((x: { key: string }) => x.key), query);
     }
+    // HEAD: the headers only; the export behind them is stopped, not left running.
+    const head = await fetch(`${base}/api/export?label=door&export_id=head-0001`, { method: "HEAD" });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get("x-frame-count"), "23");
+    const headStatus = await exportEnded(base, "head-0001");
+    assert.equal(headStatus.state, "failed");
+    assert.match(headStatus.error, /the client went away before the end/);
   } finally {
     await server.shutdown();
     await f.close();
@@ -1189,9 +1197,9 @@ Deno.test("Host header: IP addresses, localhost and allowed names only; reads be
     }
     assert.equal((await api("GET", "/api/robots", { auth: "tok-1" })).status, 200);
     assert.equal((await api("GET", "/api/robots", { auth: "nope" })).body.error, "the token is wrong");
-    // Images and downloads carry the token in the UI's cookie.
+    // Images and downloads carry the token in the UI's cookie (a browser sends those of every port of the host).
     const cookie = await api("GET", image, {
-      headers: { cookie: `other=1; frame-bucket-token-${port}=tok-1` },
+      headers: { cookie: `frame-bucket-token-1=another-servers; frame-bucket-token-${port}=tok-1` },
     });
     assert.equal(cookie.status, 200);
     assertSameBytes(cookie.bytes, f.jpegs.get(f.rows[0].key));

@@ -60,7 +60,7 @@ const tokenInput = document.getElementById("token-input");
 const tokenButton = document.getElementById("token-button");
 const paintToken = () => {
   tokenButton.textContent = token() ? "Token ✓" : "Token";
-  tokenButton.title = token() ? "a write token is set for this browser" : "set the write token";
+  tokenButton.title = token() ? "a token is set for this browser" : "set the server's token";
 };
 
 function askToken() {
