@@ -37,7 +37,8 @@ Deno.test("a v1 catalog is migrated to v2 in place, keeping its rows", async () 
   const catalog = new Catalog(path);
   try {
     const version = catalog.db.prepare("PRAGMA user_version").get() as { user_version: number };
-    assert.equal(Number(version.user_version), 2);
+    // v2 brought labels, clips and the journal; later versions (v3: Kafka offsets) migrate on from there.
+    assert.ok(Number(version.user_version) >= 2, `schema version ${version.user_version}`);
     assert.equal(catalog.get("frames/a/x.jpg")?.robotId, "a");
     assert.deepEqual([...catalog.get("frames/a/x.jpg")!.hash!], [0, 255]);
     const tables =
