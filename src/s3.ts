@@ -57,6 +57,13 @@ function s3Error(options: S3StoreOptions, doing: string, error: unknown): Servic
       },
     );
   }
+  if (name === "NoSuchBucket") {
+    return new ServiceError(
+      "s3",
+      `${where} does not exist (while ${doing}): check the bucket name in the config, or create the bucket`,
+      { retriable: false, cause: error },
+    );
+  }
   if (status === undefined || status >= 500 || status === 429 || status === 408 || status === 409) {
     return new ServiceError("s3", `${where} unreachable or failing while ${doing}: ${messageOf(error)}`, {
       retriable: true,
@@ -71,6 +78,9 @@ function s3Error(options: S3StoreOptions, doing: string, error: unknown): Servic
 
 const isMissing = (error: unknown) =>
   statusOf(error) === 404 || ["NotFound", "NoSuchKey", "NoSuchBucket"].includes(nameOf(error));
+
+/** A missing object, not a missing bucket (which GET names; a HEAD's bare 404 cannot tell them apart). */
+const isMissingObject = (error: unknown) => isMissing(error) && nameOf(error) !== "NoSuchBucket";
 
 /** A StoragePlugin over any S3-compatible endpoint. */
 export function s3Store(options: S3StoreOptions): StoragePlugin {
@@ -218,7 +228,7 @@ export function s3Store(options: S3StoreOptions): StoragePlugin {
           },
         };
       } catch (error) {
-        if (isMissing(error)) return null;
+        if (isMissingObject(error)) return null;
         throw s3Error(options, `reading ${key}`, error);
       }
     },

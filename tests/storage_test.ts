@@ -6,7 +6,7 @@ import { loadStorage } from "../src/plugin_loader.ts";
 import { objectKey } from "../src/key.ts";
 import { newestStored } from "../src/reference.ts";
 import { ensureStack } from "./support/stack.ts";
-import { stackEndpoints } from "../tools/stack.ts";
+import { S3_ACCESS_KEY, S3_SECRET_KEY, stackEndpoints } from "../tools/stack.ts";
 
 const ENDPOINT = stackEndpoints().s3Endpoint;
 const bucketName = (name: string) => `${name}-${crypto.randomUUID().slice(0, 8)}`;
@@ -147,4 +147,23 @@ Deno.test("an unreachable or refusing S3 server is a clear ServiceError", async 
     });
     store.close();
   });
+});
+
+Deno.test("reading from a bucket that does not exist is an error naming the bucket, not a missing object", async () => {
+  await ensureStack();
+  const { s3Endpoint } = stackEndpoints();
+  const store = await loadStorage("rustfs", {
+    endpoint: s3Endpoint,
+    bucket: `no-such-bucket-${crypto.randomUUID().slice(0, 8)}`,
+    accessKey: S3_ACCESS_KEY,
+    secretKey: S3_SECRET_KEY,
+  });
+  try {
+    await assert.rejects(
+      () => store.get("frames/r/2026-01-01/x.jpg"),
+      /bucket no-such-bucket-.* does not exist/,
+    );
+  } finally {
+    store.close();
+  }
 });
