@@ -37,6 +37,7 @@ export function table(results: FaultResult[]): string {
     "lost",
     "dupes",
     "recover s",
+    "quiet s**",
     "prod RSS MB",
     "cons RSS MB",
   ];
@@ -48,6 +49,7 @@ export function table(results: FaultResult[]): string {
     String(r.lost),
     String(r.duplicates),
     r.recover_s === null ? "never" : String(r.recover_s),
+    String(r.notes.longest_stall_s ?? "-"),
     String(r.producer_peak_rss_mb),
     String(r.consumer_peak_rss_mb),
   ]);
@@ -58,6 +60,7 @@ export function table(results: FaultResult[]): string {
     line(head),
     ...rows.map(line),
     "* dropped: frames the producer's bounded queue let go while Kafka was away (counted, by design)",
+    "** quiet: the longest time the recovery and drain waits saw no progress (they give up after 10 minutes of it)",
   ]
     .join("\n");
 }

@@ -4,16 +4,19 @@
  * tests/faults_test.ts asserts on the results; `deno task bench faults` prints them as a table.
  */
 import type { Config } from "../src/config.ts";
-import { openAdmin } from "../src/kafka.ts";
+import { type FrameAdmin, openAdmin } from "../src/kafka.ts";
+import { objectKey } from "../src/key.ts";
 import { createLogger } from "../src/log.ts";
+import { partitionForRobot } from "../src/partitioner.ts";
+import type { StoragePlugin } from "../src/plugin.ts";
 import { loadStorage } from "../src/plugin_loader.ts";
-import { newestStored } from "../src/reference.ts";
-import { audit, waitForNoLag } from "./audit.ts";
+import { audit } from "./audit.ts";
 import { type Camera, startCamera } from "./camera.ts";
 import { startLatencyProxy } from "./latency_proxy.ts";
 import { type Child, freePort, spawnDeno } from "./processes.ts";
+import { waitOnProgress } from "./progress.ts";
 import { isolatedConfig, type Overrides } from "./scratch.ts";
-import { stackDown, stackEndpoints, stackUp } from "./stack.ts";
+import { ensureServers, type Service, stackDown, stackEndpoints, stackStatus, stackUp } from "./stack.ts";
 
 export interface FaultResult {
   fault: string;
@@ -45,8 +48,26 @@ export interface FaultOptions {
 
 /** Two robots that land on different partitions of a 3-partition topic (2 and 0). */
 const ROBOTS = ["reachy-001", "bracketbot-001"];
+const PARTITIONS = 3;
 const quiet = createLogger({ level: "error", format: "text" });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * How long a recovery or drain may go without any progress before the run counts as stuck. The longest quiet
+ * phases of a healthy run are a restarted consumer starting and waiting out the dead member's session
+ * (kafka.session_timeout_ms, 10 s) before the group hands it the partitions, and kafkajs reconnecting after the
+ * broker's restart with backoff: under 30 s on an idle 2-core box (each result's notes.longest_stall_s shows it).
+ * Ten minutes leaves a machine twenty times slower room, at the price of a stuck run failing after ten minutes.
+ */
+const STALL_MS = 10 * 60_000;
+/** A wait that keeps progressing still ends after this long: a safety net, never reached by a healthy run. */
+const LIMIT_MS = 60 * 60_000;
+/**
+ * Start-up of a child (a producer connecting to its camera, a consumer joining the group and deciding its first
+ * frame) has no progress figure to watch; a child that fails exits, and waitFor rejects at once. The bound only
+ * catches a child that hangs, so it is as generous as STALL_MS.
+ */
+const START_MS = STALL_MS;
 
 /** Peak resident memory of a process so far (VmHWM), in MB; 0 once it is gone. */
 function peakRssMb(pid: number): number {
@@ -65,6 +86,8 @@ class Run {
   readonly consumers: Child[] = [];
   readonly cameras: Camera[] = [];
   readonly rss = { producer: 0, consumer: 0 };
+  /** Facts the waits gather (how long they went without progress, why one gave up), merged into the result. */
+  readonly notes: FaultResult["notes"] = {};
   #sampler: ReturnType<typeof setInterval> | undefined;
 
   constructor(
@@ -97,40 +120,63 @@ class Run {
   async producer(robot: string, url: string): Promise<Child> {
     const p = spawnDeno(`producer ${robot}`, "src/main_produce.ts", [robot, url, "--config", this.path]);
     this.producers.push(p);
-    await p.waitFor(/connected to camera/, 30000);
+    await p.waitFor(/connected to camera/, START_MS);
     return p;
   }
 
-  /** Seconds until every robot has a frame captured after `sinceMs` stored; null after `timeoutMs`. */
-  async recoveredAfter(sinceMs: number, timeoutMs = 90000): Promise<number | null> {
+  /**
+   * Seconds until every robot has a frame captured after `sinceMs` stored; null when the pipeline stopped moving
+   * toward that (see STALL_MS), with the reason in the result's `notes.recover_wait`. Progress is the group's committed offset
+   * on each waiting robot's partition rising toward where that partition ended when the wait began: the backlog
+   * the consumer has to work through before it reaches frames captured after `sinceMs`.
+   */
+  async recoveredAfter(sinceMs: number): Promise<number | null> {
+    const notes = this.notes;
     const storage = await loadStorage("rustfs", {
       endpoint: stackEndpoints().s3Endpoint,
       accessKey: this.config.rustfs.access_key,
       secretKey: this.config.rustfs.secret_key,
       bucket: this.config.rustfs.bucket,
     });
+    const admin = await openAdmin(this.config.kafka, quiet);
     try {
-      const until = Date.now() + timeoutMs;
+      const partitionOf = new Map(ROBOTS.map((r) => [r, partitionForRobot(r, PARTITIONS)]));
+      const target = await highWatermarks(admin);
       const done = new Set<string>();
-      while (Date.now() < until) {
-        for (const robot of ROBOTS) {
-          if (done.has(robot)) continue;
-          try {
-            const newest = await newestStored(storage, this.config.rustfs.prefix, robot, Date.now() + 60000);
-            if (newest && newest.timestampMs > sinceMs) done.add(robot);
-          } catch { /* S3 not back yet */ }
-        }
-        if (done.size === ROBOTS.length) return Math.round((Date.now() - sinceMs) / 100) / 10;
-        await sleep(250);
+      const result = await waitOnProgress({
+        reached: async () => {
+          for (const robot of ROBOTS) {
+            if (!done.has(robot) && await storedAfter(storage, this.config.rustfs.prefix, robot, sinceMs)) {
+              done.add(robot);
+            }
+          }
+          return done.size === ROBOTS.length ? Math.round((Date.now() - sinceMs) / 100) / 10 : undefined;
+        },
+        progress: async () => {
+          const committed = await admin.groupOffsets(this.config.kafka.group_id);
+          return ROBOTS.flatMap((robot) => {
+            const p = partitionOf.get(robot)!;
+            const at = Math.max(0, Number(committed.get(p) ?? -1));
+            return [done.has(robot) ? 1 : 0, Math.min(at, target.get(p) ?? 0)];
+          });
+        },
+        stallMs: STALL_MS,
+        limitMs: LIMIT_MS,
+      });
+      noteStall(notes, result.longestStallMs);
+      if (result.gaveUp) {
+        notes.recover_wait = `robots recovered: ${[...done].join(", ") || "none"}; ${result.gaveUp}`;
       }
-      return null;
+      return result.value ?? null;
     } finally {
       storage.close();
+      await admin.close();
     }
   }
 
   /** Stops producers, lets the consumers drain, audits. */
-  async finish(recover: number | null, notes: FaultResult["notes"]): Promise<FaultResult> {
+  async finish(recover: number | null, scenarioNotes: FaultResult["notes"]): Promise<FaultResult> {
+    const notes = Object.assign(this.notes, scenarioNotes);
     let produced = 0, dropped = 0;
     for (const p of this.producers) {
       await p.stop();
@@ -138,7 +184,7 @@ class Run {
       produced += Number(/ sent (\d+)/.exec(final)?.[1] ?? 0);
       dropped += Number(/ dropped (\d+)/.exec(final)?.[1] ?? 0);
     }
-    const lag = await waitForNoLag(this.config, quiet, 90000);
+    const lag = await this.drain(notes);
     this.sampleRss();
     for (const c of this.consumers) await c.stop();
     clearInterval(this.#sampler);
@@ -161,6 +207,41 @@ class Run {
     };
   }
 
+  /**
+   * Waits until the group has committed every message (the producers have stopped, so the end is fixed), for as
+   * long as its committed offsets keep rising (see STALL_MS); returns the lag left.
+   */
+  async drain(notes: FaultResult["notes"]): Promise<number> {
+    const admin = await openAdmin(this.config.kafka, quiet);
+    try {
+      const lagNow = async () => {
+        const [high, committed] = await Promise.all([
+          highWatermarks(admin),
+          admin.groupOffsets(this.config.kafka.group_id),
+        ]);
+        let lag = 0, at = 0;
+        for (const [p, h] of high) {
+          const c = Math.max(0, Number(committed.get(p) ?? -1));
+          lag += h - c;
+          at += c;
+        }
+        return { lag, at };
+      };
+      const result = await waitOnProgress({
+        reached: async () => ((await lagNow()).lag === 0 ? 0 : undefined),
+        progress: async () => [(await lagNow()).at],
+        stallMs: STALL_MS,
+        limitMs: LIMIT_MS,
+        intervalMs: 500,
+      });
+      noteStall(notes, result.longestStallMs);
+      if (result.gaveUp) notes.drain_wait = result.gaveUp;
+      return result.value ?? (await lagNow()).lag;
+    } finally {
+      await admin.close();
+    }
+  }
+
   async close(): Promise<void> {
     clearInterval(this.#sampler);
     for (const c of [...this.producers, ...this.consumers]) c.kill("SIGKILL");
@@ -168,6 +249,49 @@ class Run {
     for (const camera of this.cameras) await camera.close();
     await Deno.remove(this.path).catch(() => {});
   }
+}
+
+/** The newest offset + 1 of each partition of the run's topic. */
+async function highWatermarks(admin: FrameAdmin): Promise<Map<number, number>> {
+  const topic = await admin.describeTopic();
+  return new Map([...(topic?.highWatermarks ?? [])].map(([p, h]) => [p, Number(h)]));
+}
+
+/**
+ * Whether `robot` has a frame captured after `sinceMs` in the bucket: one listing, since keys sort by capture
+ * time (frames/{robot}/{date}/{time}Z_{seq}.jpg), so the first key after `{sinceMs + 1}Z_` is such a frame.
+ */
+async function storedAfter(
+  storage: StoragePlugin,
+  prefix: string,
+  robot: string,
+  sinceMs: number,
+): Promise<boolean> {
+  const first = objectKey(prefix, robot, sinceMs + 1, 0);
+  const startAfter = first.slice(0, first.lastIndexOf("_") + 1);
+  for await (const _ of storage.list({ prefix: `${prefix}${robot}/`, startAfter, limit: 1 })) return true;
+  return false;
+}
+
+/** Keeps the longest quiet phase of a run's waits in its notes, to show how much of STALL_MS runs use. */
+function noteStall(notes: FaultResult["notes"], ms: number): void {
+  notes.longest_stall_s = Math.max(Number(notes.longest_stall_s ?? 0), Math.round(ms / 100) / 10);
+}
+
+/**
+ * Fails before a fault that stops `svc` unless this checkout's stack runs it: a server someone else started
+ * (another checkout's stack, docker compose, colleagues sharing it) is not ours to stop.
+ */
+async function mustOwn(svc: Service): Promise<void> {
+  if ((await stackStatus())[svc]) return;
+  const { kafkaBrokers, s3Endpoint } = stackEndpoints();
+  const where = svc === "kafka" ? kafkaBrokers[0] : s3Endpoint;
+  throw new Error(
+    `the ${svc} server at ${where} was not started by this stack (FRAME_BUCKET_STACK_DIR), and this fault stops ` +
+      `and restarts it: run the fault scenarios on a stack of their own, e.g. ` +
+      `FRAME_BUCKET_STACK_DIR=/tmp/fb-faults KAFKA_PORT=19092 S3_PORT=19000 deno task stack up (and the same env ` +
+      `for the test or the benchmark)`,
+  );
 }
 
 /**
@@ -192,7 +316,7 @@ async function scenario(
   body: (run: Run) => Promise<{ recover: number | null; notes?: FaultResult["notes"] }>,
   setup: { cameraUrl?: (run: Run, camera: Camera) => string; stillSeconds?: number } = {},
 ): Promise<FaultResult> {
-  await stackUp();
+  await ensureServers();
   const say = options.say ?? (() => {});
   const { path, config } = await isolatedConfig(name, overrides);
   const admin = await openAdmin(config.kafka, quiet);
@@ -225,8 +349,8 @@ async function scenario(
 
 async function firstConsumer(run: Run, env: Record<string, string> = {}): Promise<Child> {
   const c = run.consumer(env);
-  await c.waitFor(/joined group/, 60000);
-  await c.waitFor(/accepted /, 30000);
+  await c.waitFor(/joined group/, START_MS);
+  await c.waitFor(/accepted /, START_MS);
   return c;
 }
 
@@ -275,6 +399,7 @@ export const SCENARIOS: Record<string, (o: FaultOptions) => Promise<FaultResult>
 
   "Kafka down": (o) =>
     scenario("kafka-down", o, { producer: { buffer_frames: 100 } }, async (run) => {
+      await mustOwn("kafka");
       const port = freePort();
       await firstConsumer(run, { CONSUMER_METRICS_PORT: String(port) });
       await sleep(4000);
@@ -291,6 +416,7 @@ export const SCENARIOS: Record<string, (o: FaultOptions) => Promise<FaultResult>
 
   "S3 down": (o) =>
     scenario("s3-down", o, {}, async (run) => {
+      await mustOwn("s3");
       const port = freePort();
       await firstConsumer(run, { CONSUMER_METRICS_PORT: String(port) });
       await sleep(4000);
@@ -379,7 +505,7 @@ export const SCENARIOS: Record<string, (o: FaultOptions) => Promise<FaultResult>
     scenario("two-consumers", o, { kafka: { session_timeout_ms: 6000 } }, async (run) => {
       const a = await firstConsumer(run);
       const b = run.consumer();
-      await b.waitFor(/joined group/, 60000);
+      await b.waitFor(/joined group/, START_MS);
       await sleep(5000);
       // Kill the member that holds a robot's partition (2 or 0), so its work must move.
       const owns = (c: Child) => {
