@@ -1,7 +1,11 @@
 /**
  * Faults against the real Kafka broker and S3 server (tools/faults.ts): consumer killed or stopped, broker or S3
  * down for 20 s, slow S3, camera stalls and drops, a group member killed. Each scenario's run is audited against
- * an uninterrupted replay of the topic: no accepted frame may be lost or stored twice.
+ * an uninterrupted replay of the topic: no accepted frame may be lost or stored twice. Recovery is awaited for as
+ * long as the consumer keeps making progress (tools/faults.ts STALL_MS), so a busy machine makes these slower, not
+ * red. The Kafka and S3 outages stop and restart the servers: run this file on a stack of its own, e.g.
+ * `FRAME_BUCKET_STACK_DIR=/tmp/fb-faults KAFKA_PORT=19092 S3_PORT=19000 deno task stack up`, then
+ * `deno test -A tests/faults_test.ts` with the same env.
  */
 import assert from "node:assert/strict";
 import { type FaultResult, SCENARIOS } from "../tools/faults.ts";

@@ -56,8 +56,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * How long a recovery or drain may go without any progress before the run counts as stuck. The longest quiet
  * phases of a healthy run are a restarted consumer starting and waiting out the dead member's session
  * (kafka.session_timeout_ms, 10 s) before the group hands it the partitions, and kafkajs reconnecting after the
- * broker's restart with backoff: under 30 s on an idle 2-core box (each result's notes.longest_stall_s shows it).
- * Ten minutes leaves a machine twenty times slower room, at the price of a stuck run failing after ten minutes.
+ * broker's restart with backoff: at most 11 s in the runs on a 2-core box that also runs the stack (the table's
+ * "quiet s" column, notes.longest_stall_s). Ten minutes leaves a machine fifty times slower room, at the price of
+ * a stuck run failing after ten minutes instead of at once.
  */
 const STALL_MS = 10 * 60_000;
 /** A wait that keeps progressing still ends after this long: a safety net, never reached by a healthy run. */
@@ -126,9 +127,10 @@ class Run {
 
   /**
    * Seconds until every robot has a frame captured after `sinceMs` stored; null when the pipeline stopped moving
-   * toward that (see STALL_MS), with the reason in the result's `notes.recover_wait`. Progress is the group's committed offset
-   * on each waiting robot's partition rising toward where that partition ended when the wait began: the backlog
-   * the consumer has to work through before it reaches frames captured after `sinceMs`.
+   * toward that (see STALL_MS), with the reason in the result's `notes.recover_wait`. Progress is the group's
+   * committed offset on each waiting robot's partition rising toward where that partition ended when the wait
+   * began (the backlog the consumer has to work through before it reaches frames captured after `sinceMs`), and
+   * each robot's recovery.
    */
   async recoveredAfter(sinceMs: number): Promise<number | null> {
     const notes = this.notes;
