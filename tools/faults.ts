@@ -56,7 +56,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * How long a recovery or drain may go without any progress before the run counts as stuck. The longest quiet
  * phases of a healthy run are a restarted consumer starting and waiting out the dead member's session
  * (kafka.session_timeout_ms, 10 s) before the group hands it the partitions, and kafkajs reconnecting after the
- * broker's restart with backoff: at most 11 s in the runs on a 2-core box that also runs the stack (the table's
+ * broker's restart with backoff: at most 12 s in the runs on a 2-core box that also runs the stack (the table's
  * "quiet s" column, notes.longest_stall_s). Ten minutes leaves a machine fifty times slower room, at the price of
  * a stuck run failing after ten minutes instead of at once.
  */
