@@ -136,7 +136,7 @@ Deno.test({
     assert.match(text, /^frame_bucket_consumer_lag\{partition="0"\} 0$/m);
     const health = await fetch(`http://127.0.0.1:${port}/healthz`);
     assert.equal(health.status, 200);
-    assert.deepEqual(await health.json(), { kafka: "ok", s3: "ok" });
+    assert.deepEqual(await health.json(), { kafka: "ok", s3: "ok", catalog: "ok" });
   } finally {
     await consumer.stop();
     await Deno.remove(path);

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { parseObjectKey } from "../src/key.ts";
 import { loadStorage } from "../src/plugin_loader.ts";
-import { audit, waitForNoLag } from "../tools/audit.ts";
+import { audit, waitForDrain } from "../tools/audit.ts";
 import { startCamera } from "../tools/camera.ts";
 import { freePort, spawnDeno } from "../tools/processes.ts";
 import { createTopic, ensureStack, isolatedConfig, quietLog } from "./support/stack.ts";
@@ -81,7 +81,9 @@ Deno.test({
       assert.ok(m, `${p.name} printed no final stats line:\n${p.lines.slice(-10).join("\n")}`);
       produced.set(m[1], Number(m[2]));
     }
-    const lag = await waitForNoLag(config, quietLog, 30000);
+    const lag = await waitForDrain(config, quietLog, {
+      describe: () => consumers[1].lines.slice(-20).join("\n"),
+    });
     assert.equal(
       lag,
       0,

@@ -49,17 +49,6 @@ export async function consumerLag(config: Config, log: Logger): Promise<number> 
   }
 }
 
-/** Waits until the group has committed everything (or the timeout passes); returns the final lag. */
-export async function waitForNoLag(config: Config, log: Logger, timeoutMs: number): Promise<number> {
-  const until = Date.now() + timeoutMs;
-  let lag = await consumerLag(config, log);
-  while (lag > 0 && Date.now() < until) {
-    await new Promise((r) => setTimeout(r, 500));
-    lag = await consumerLag(config, log);
-  }
-  return lag;
-}
-
 /**
  * Waits until the group has committed everything, for as long as the lag keeps shrinking: a slow machine is slow,
  * not a failure. Throws once the lag has not gone down for `stallMs`. Returns 0.
@@ -95,8 +84,11 @@ interface TopicMessage {
   value: Uint8Array;
 }
 
-/** Reads the whole topic with a fresh group, in partition and offset order. */
-export async function readTopic(config: Config, log: Logger, timeoutMs = 60000): Promise<TopicMessage[]> {
+/**
+ * Reads the whole topic with a fresh group, in partition and offset order. Waits as long as messages keep
+ * arriving; fails once none has come for `stallMs`.
+ */
+export async function readTopic(config: Config, log: Logger, stallMs = 120_000): Promise<TopicMessage[]> {
   const admin = await openAdmin(config.kafka, log);
   const topic = await admin.describeTopic().finally(() => admin.close());
   const total = [...(topic?.highWatermarks.values() ?? [])].reduce((n, h) => n + Number(h), 0);
@@ -121,11 +113,24 @@ export async function readTopic(config: Config, log: Logger, timeoutMs = 60000):
     if (out.length >= total) done();
     await Promise.resolve();
   }, { partitionsConcurrently: topic?.partitions ?? 1 });
-  const timer = new Promise((r) => setTimeout(r, timeoutMs));
-  await Promise.race([all, timer]);
+  let seen = -1;
+  let progressAt = Date.now();
+  let finished = false;
+  all.then(() => (finished = true));
+  while (!finished && Date.now() - progressAt < stallMs) {
+    if (out.length > seen) {
+      seen = out.length;
+      progressAt = Date.now();
+    }
+    await Promise.race([all, new Promise((r) => setTimeout(r, 250))]);
+  }
   await reader.stop();
   if (out.length < total) {
-    throw new Error(`read ${out.length} of ${total} messages of ${config.kafka.topic} in ${timeoutMs} ms`);
+    throw new Error(
+      `read ${out.length} of ${total} messages of ${config.kafka.topic}; none arrived for ${
+        stallMs / 1000
+      } s`,
+    );
   }
   return out.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
 }
