@@ -7,7 +7,7 @@
  */
 import { parse as parseToml } from "smol-toml";
 import { robotIdProblem } from "./key.ts";
-import { DEFAULT_LABEL_LIMITS } from "./labels.ts";
+import { DEFAULT_LABEL_LIMITS } from "./library/labels.ts";
 import type { Level } from "./log.ts";
 
 export interface FilterSettings {

@@ -3,7 +3,7 @@
  *
  * A plugin module default-exports a factory `(options) => plugin`. The factory validates its options and throws
  * (a TypeError or RangeError naming the option) before any frame flows. The returned plugin is a plain object with
- * `name`, `apiVersion` and the methods of its kind below; `src/plugin_loader.ts` checks all three and names the
+ * `name`, `apiVersion` and the methods of its kind below; `src/filter/loader.ts` checks all three and names the
  * problem when something is off.
  *
  * Filters are pure: they turn a JPEG into a signature and compare two signatures. The core keeps the last accepted

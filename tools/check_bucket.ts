@@ -2,10 +2,10 @@
  * `deno task check [--robot ID] [--date YYYY-MM-DD] [--limit N] [--config PATH]`: what is stored, in the
  * original check_bucket.py's format.
  */
-import { parseCli, runMain } from "../src/cli.ts";
+import { parseCli, runMain } from "../src/main/cli.ts";
 import { loadConfig } from "../src/config.ts";
 import { checkRobotId } from "../src/key.ts";
-import { localStore } from "../src/plugin_loader.ts";
+import { localStore } from "../src/filter/loader.ts";
 
 const USAGE = `usage: deno task check [--robot ID] [--date YYYY-MM-DD] [--limit N] [--config PATH]
 

@@ -5,14 +5,14 @@
  * two simulated robot cameras (generated scenes that stay still for a few seconds, then change), a producer per
  * robot and one consumer, for about a minute, then prints what was stored per robot.
  */
-import { parseCli, runMain } from "../src/cli.ts";
+import { parseCli, runMain } from "../src/main/cli.ts";
 import { type Config, loadConfig } from "../src/config.ts";
-import { openAdmin } from "../src/kafka.ts";
+import { openAdmin } from "../src/kafka/client.ts";
 import { parseObjectKey } from "../src/key.ts";
 import { createLogger } from "../src/log.ts";
-import { localStore } from "../src/plugin_loader.ts";
+import { localStore } from "../src/filter/loader.ts";
 import { startCamera } from "./camera.ts";
-import { type Child, spawnDeno } from "./processes.ts";
+import { type Child, spawnDeno } from "../dev/processes.ts";
 import { stackUp } from "./stack.ts";
 
 const USAGE = `usage: deno task demo [--seconds N] [--config PATH]
@@ -94,9 +94,9 @@ runMain(async () => {
     { id: "reachy-001", camera: await startCamera({ port: 0, fps: 10, stillSeconds: 4, seed: 1 }) },
     { id: "bracketbot-001", camera: await startCamera({ port: 0, fps: 10, stillSeconds: 7, seed: 2 }) },
   ];
-  const consumer = spawnDeno("consumer", "src/main_consume.ts", configArgs);
+  const consumer = spawnDeno("consumer", "src/main/consume.ts", configArgs);
   const producers = robots.map((r) =>
-    spawnDeno(`producer ${r.id}`, "src/main_produce.ts", [r.id, r.camera.url, ...configArgs])
+    spawnDeno(`producer ${r.id}`, "src/main/produce.ts", [r.id, r.camera.url, ...configArgs])
   );
   const children = [consumer, ...producers];
   try {

@@ -1,20 +1,20 @@
 /**
  * `deno task export --label L [--label L2]... [--all-labels] [--robot R]... [--from T] [--to T] [--tier T]...
- * --out DIR|FILE.tar`: the labelled frames as an ImageFolder dataset (see src/export.ts), fetched from whichever
+ * --out DIR|FILE.tar`: the labelled frames as an ImageFolder dataset (see src/library/export.ts), fetched from whichever
  * tier holds them, with progress on stderr. The filter is search's (`deno task search` with the same flags lists
  * the same frames).
  *
  * Exit codes: 0 complete; 1 incomplete (frames no store holds, listed in MISSING.txt of the output) or failed (a
  * store kept failing: nothing is left behind); 2 bad input.
  */
-import { Catalog, catalogPath, type Tier } from "../src/catalog.ts";
-import { parseCli, runMain } from "../src/cli.ts";
+import { Catalog, catalogPath, type Tier } from "../src/catalog/sqlite.ts";
+import { parseCli, runMain } from "../src/main/cli.ts";
 import { loadConfig } from "../src/config.ts";
 import { messageOf, ServiceError } from "../src/errors.ts";
-import { exportFrames, MISSING_FILE, tierFetcher } from "../src/export.ts";
+import { exportFrames, MISSING_FILE, tierFetcher } from "../src/library/export.ts";
 import { checkRobotId } from "../src/key.ts";
-import { archiveStore, localStore } from "../src/plugin_loader.ts";
-import { countFrames, parseTimeRange, TIERS } from "../src/search.ts";
+import { archiveStore, localStore } from "../src/filter/loader.ts";
+import { countFrames, parseTimeRange, TIERS } from "../src/library/search.ts";
 
 export const USAGE =
   `usage: deno task export --label L [--label L2]... [--all-labels] [--robot R]... [--from T]

@@ -2,12 +2,12 @@
  * `deno task label <command> ...`: labels frames, keeps clips, shows the change journal. Every change is recorded
  * with `--author` (default: $USER) and the time.
  */
-import { Catalog, catalogPath } from "../src/catalog.ts";
-import { parseCli, runMain } from "../src/cli.ts";
+import { Catalog, catalogPath } from "../src/catalog/sqlite.ts";
+import { parseCli, runMain } from "../src/main/cli.ts";
 import { loadConfig } from "../src/config.ts";
 import { checkRobotId } from "../src/key.ts";
-import { type Clip, type FrameSelector, Labels } from "../src/labels.ts";
-import { parseTime, parseTimeRange } from "../src/search.ts";
+import { type Clip, type FrameSelector, Labels } from "../src/library/labels.ts";
+import { parseTime, parseTimeRange } from "../src/library/search.ts";
 
 export const USAGE = `usage: deno task label <command> [options] [--author NAME] [--config PATH]
 

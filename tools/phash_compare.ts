@@ -5,11 +5,11 @@
  * Compares two frames with the consumer's own filter (the same plugin, settings and code path), in the original
  * phash_compare.py's format, and says which side of the threshold the pair falls on.
  */
-import { mjpegFrames, withQuery } from "../src/camera.ts";
-import { parseCli, runMain } from "../src/cli.ts";
+import { mjpegFrames, withQuery } from "../src/ingest/camera.ts";
+import { parseCli, runMain } from "../src/main/cli.ts";
 import { type FilterSettings, loadConfig } from "../src/config.ts";
 import { createLogger } from "../src/log.ts";
-import { loadFilter } from "../src/plugin_loader.ts";
+import { loadFilter } from "../src/filter/loader.ts";
 
 const USAGE = `usage: deno task compare A.jpg B.jpg [--hash-size N] [--resize area|nearest] [--config PATH]
        deno task compare --camera [--delay SECONDS] [--url STREAM_URL]

@@ -2,11 +2,11 @@
  * `deno task reindex [--no-archive] [--config PATH]`: rebuilds the catalog from the local bucket and the
  * archive bucket, with progress.
  */
-import { Catalog, catalogPath } from "../src/catalog.ts";
-import { parseCli, runMain } from "../src/cli.ts";
+import { Catalog, catalogPath } from "../src/catalog/sqlite.ts";
+import { parseCli, runMain } from "../src/main/cli.ts";
 import { loadConfig } from "../src/config.ts";
-import { archiveStore, localStore } from "../src/plugin_loader.ts";
-import { reindex } from "../src/reindex.ts";
+import { archiveStore, localStore } from "../src/filter/loader.ts";
+import { reindex } from "../src/store/reindex.ts";
 
 const USAGE = `usage: deno task reindex [--no-archive] [--config PATH]
 

@@ -6,13 +6,20 @@
  * the matching frames by hamming distance of their aHash to the upload (hashed by the consumer's own filter) or
  * to a stored frame, and prints the top --k.
  */
-import { Catalog, catalogPath } from "../src/catalog.ts";
-import { parseCli, runMain } from "../src/cli.ts";
+import { Catalog, catalogPath } from "../src/catalog/sqlite.ts";
+import { parseCli, runMain } from "../src/main/cli.ts";
 import { loadConfig } from "../src/config.ts";
 import { checkRobotId } from "../src/key.ts";
-import { parseTimeRange, type SearchFilter, searchFrames, type SearchHit, TIERS } from "../src/search.ts";
-import { JpegHasher, similarFromCatalog, type SimilarHit } from "../src/similar.ts";
-import type { Tier } from "../src/catalog.ts";
+import {
+  hitJson,
+  parseTimeRange,
+  type SearchFilter,
+  searchFrames,
+  type SearchHit,
+  TIERS,
+} from "../src/library/search.ts";
+import { JpegHasher, similarFromCatalog, type SimilarHit } from "../src/library/similar.ts";
+import type { Tier } from "../src/catalog/sqlite.ts";
 
 export const USAGE = `usage: deno task search [--robot R]... [--from T] [--to T] [--label L]... [--all-labels]
                         [--tier local|archiving|archive] [--oldest] [--limit N] [--cursor C]
@@ -48,24 +55,6 @@ function intFlag(
     throw new RangeError(`--${name} ${JSON.stringify(value)} must be a whole number from ${min} to ${max}`);
   }
   return n;
-}
-
-/** A hit as one JSON object (stable field names; the HTTP layer may reuse it). */
-export function hitJson(hit: SearchHit & { distance?: number }): Record<string, unknown> {
-  const f = hit.frame;
-  return {
-    key: f.key,
-    robot_id: f.robotId,
-    capture_time: new Date(f.timestampMs).toISOString(),
-    timestamp_ms: f.timestampMs,
-    seq: f.seq,
-    size: f.size,
-    tier: f.tier,
-    labels: hit.labels,
-    direct_labels: hit.directLabels,
-    clips: hit.clips.map((c) => ({ id: c.id, name: c.name, labels: c.labels })),
-    ...(hit.distance === undefined ? {} : { distance: hit.distance }),
-  };
 }
 
 /** Rows as an aligned text table. */

@@ -2,9 +2,9 @@
  * `deno task topic [--partitions N] [--config PATH]`: creates the frames topic, idempotently, sized for full-HD
  * frames (max.message.bytes above kafka.max_message_bytes).
  */
-import { parseCli, runMain } from "../src/cli.ts";
+import { parseCli, runMain } from "../src/main/cli.ts";
 import { loadConfig } from "../src/config.ts";
-import { openAdmin } from "../src/kafka.ts";
+import { openAdmin } from "../src/kafka/client.ts";
 import { createLogger } from "../src/log.ts";
 
 const USAGE = `usage: deno task topic [--partitions N] [--config PATH]

@@ -9,7 +9,7 @@
  * Paths are relative to the config file. The module is type-checked against src/plugin.ts at start-up.
  */
 import { API_VERSION, type FilterFactory, type FilterPlugin, type Signature } from "../../src/plugin.ts";
-import { decodeGreyEighth } from "../../src/jpeg_dc.ts";
+import { decodeGreyEighth } from "../../src/filter/jpeg_dc.ts";
 
 export interface Options {
   /** Change of mean brightness (0-255 grey levels) above which a frame is kept. */

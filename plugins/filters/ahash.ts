@@ -3,13 +3,13 @@
  * cell is brighter than the grid's mean. Two frames differ by the hamming distance of their bits; a frame is
  * stored when that distance to the robot's last stored frame is above `threshold`.
  *
- * The grey image comes from the JPEG's DC coefficients (a 1/8-scale decode, see src/jpeg_dc.ts): the grid is
+ * The grey image comes from the JPEG's DC coefficients (a 1/8-scale decode, see src/filter/jpeg_dc.ts): the grid is
  * at most 64x64, so a full decode would be wasted work.
  */
 import type { FilterFactory, FilterPlugin, Signature } from "../../src/plugin.ts";
 import { API_VERSION } from "../../src/plugin.ts";
-import { decodeGreyEighth } from "../../src/jpeg_dc.ts";
-import { resizeGrey, type ResizeMode } from "../../src/downscale.ts";
+import { decodeGreyEighth } from "../../src/filter/jpeg_dc.ts";
+import { resizeGrey, type ResizeMode } from "../../src/filter/downscale.ts";
 
 export interface Options {
   /** Hamming distance (out of hashSize^2 bits) above which a frame counts as a new scene. */

@@ -6,8 +6,8 @@
  */
 import type { FilterFactory, FilterPlugin, Signature } from "../../src/plugin.ts";
 import { API_VERSION } from "../../src/plugin.ts";
-import { decodeGreyEighth } from "../../src/jpeg_dc.ts";
-import { resizeGrey } from "../../src/downscale.ts";
+import { decodeGreyEighth } from "../../src/filter/jpeg_dc.ts";
+import { resizeGrey } from "../../src/filter/downscale.ts";
 
 export interface Options {
   /** Chi-squared distance (0..1) above which a frame counts as a new scene. */

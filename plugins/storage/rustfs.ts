@@ -2,7 +2,7 @@
  * Storage plugin for the local tier: RustFS, MinIO, S3Proxy or any S3-compatible server, path-style.
  */
 import type { StorageFactory, StoragePlugin } from "../../src/plugin.ts";
-import { s3Store } from "../../src/s3.ts";
+import { s3Store } from "../../src/store/s3.ts";
 
 export interface Options {
   /** S3 API endpoint, e.g. http://localhost:9000. */

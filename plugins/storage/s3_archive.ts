@@ -3,7 +3,7 @@
  * Credentials come from the AWS SDK's usual chain (environment, profile, instance role) unless given.
  */
 import type { StorageFactory, StoragePlugin } from "../../src/plugin.ts";
-import { s3Store } from "../../src/s3.ts";
+import { s3Store } from "../../src/store/s3.ts";
 
 export interface Options {
   /** Archive bucket (config `aws_s3.bucket`). */

@@ -1,5 +1,5 @@
 /** Small in-memory stand-ins for the pure-logic tests. Anything that claims "stored" is also tested for real. */
-import type { IncomingBatch, IncomingMessage } from "../../src/kafka.ts";
+import type { IncomingBatch, IncomingMessage } from "../../src/kafka/client.ts";
 import { API_VERSION, type ListOptions, type ObjectInfo, type StoragePlugin } from "../../src/plugin.ts";
 
 export class MemoryStore implements StoragePlugin {

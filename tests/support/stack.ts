@@ -6,7 +6,7 @@
 import { ensureServers } from "../../tools/stack.ts";
 import type { Config } from "../../src/config.ts";
 import { createLogger } from "../../src/log.ts";
-import { createTopic as createTopicWith } from "../../tools/scratch.ts";
+import { createTopic as createTopicWith } from "../../dev/scratch.ts";
 
 let started: Promise<void> | null = null;
 
@@ -20,7 +20,7 @@ export function ensureStack(): Promise<void> {
   return started;
 }
 
-export { isolatedConfig } from "../../tools/scratch.ts";
+export { isolatedConfig } from "../../dev/scratch.ts";
 
 export const quietLog = createLogger({ level: "error", format: "text" });
 

@@ -6,13 +6,13 @@
  * `deno run -A tests/support/ui_fixture.ts [--bulk N] [--port P]` serves it for a look at the web UI (the stack's
  * S3 server must be up: `deno task stack up s3`).
  */
-import { Catalog, type FrameRow } from "../../src/catalog.ts";
+import { Catalog, type FrameRow } from "../../src/catalog/sqlite.ts";
 import { type Config, resolveConfig } from "../../src/config.ts";
 import { objectKey } from "../../src/key.ts";
 import type { StoragePlugin } from "../../src/plugin.ts";
-import { loadStorage } from "../../src/plugin_loader.ts";
-import { createApp } from "../../src/server.ts";
-import { hashBytesOf, JpegHasher, SimilarFrames } from "../../src/similar.ts";
+import { loadStorage } from "../../src/filter/loader.ts";
+import { createApp } from "../../src/server/app.ts";
+import { hashBytesOf, JpegHasher, SimilarFrames } from "../../src/library/similar.ts";
 import { stackEndpoints, stackUp } from "../../tools/stack.ts";
 import { greyJpeg, readSamples } from "./images.ts";
 import { seeded, T0 } from "./rows.ts";

@@ -1,0 +1,390 @@
+/**
+ * `deno task bench e2e --robots N --fps F --seconds S`: the whole pipeline under a fleet's load on this machine.
+ *
+ * Simulated cameras serve real MJPEG over HTTP: the real 1080p reachy frames and generated 1080p scenes, in a
+ * pattern where about a third of the frames start a new scene, so the filter accepts ~30 %. One producer process
+ * per robot, the real broker and S3 server of the local stack, one consumer. Prints one JSON line:
+ *
+ *   {"robots":20,"fps":10,"seconds":60,"published_per_s":..,"consumed_per_s":..,"stored_per_s":..,
+ *    "latency_ms":{"p50":..,"p99":..,"max":..},"lag_end":..,"consumer_cpu_s":..,"consumer_rss_mb":..,
+ *    "producer_rss_mb":..}
+ *
+ * Latency is capture-to-stored, from the catalog rows of the frames stored during the measured window.
+ */
+import { parseArgs } from "node:util";
+import { encode } from "jpeg-js";
+import { DatabaseSync } from "node:sqlite";
+import { catalogPath } from "../src/catalog/sqlite.ts";
+import { openAdmin } from "../src/kafka/client.ts";
+import { createLogger } from "../src/log.ts";
+import { consumerLag } from "../dev/audit.ts";
+import { type Camera, startCamera } from "../tools/camera.ts";
+import { type Child, freePort, spawnDeno } from "../dev/processes.ts";
+import { isolatedConfig } from "../dev/scratch.ts";
+import { ensureServers, stackEndpoints, stackPids } from "../tools/stack.ts";
+import { loadStorage } from "../src/filter/loader.ts";
+import { summarize, takeProfile } from "./cpu_profile.ts";
+
+export const USAGE =
+  `usage: deno task bench e2e [--robots N] [--fps F] [--seconds S] [--compression none|snappy|gzip]
+
+Runs N simulated 1080p cameras, a producer per robot and one consumer against the local stack for S seconds
+(after a warm-up) and prints one JSON line with throughput, capture-to-stored latency, lag and resource use.
+  --robots N        robots (default 5)
+  --fps F           frames per second per robot (default 10)
+  --seconds S       measured seconds (default 60)
+  --warmup S        seconds before measuring (default 10); then up to 60 s more until the consumer's lag is
+                    under a quarter second of frames (reported as settle_s)
+  --compression C   Kafka compression for the run (default: the config default)
+  --local-max-mb M  give the local tier a budget of M MiB (eviction.max_bytes) and an archive bucket on the same
+                    S3 server, so eviction runs during the window as on a fleet whose local disk is full
+  --metrics-out F   write the consumer's /metrics text at the end of the window to file F
+  --profile         sample the consumer's main thread and the first producer (inspector) during the measured
+                    window and print where their time goes, as two more JSON lines`;
+
+const quiet = createLogger({ level: "error", format: "text" });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const SAMPLES = new URL("../../shared/samples/reachy-001/", import.meta.url).pathname;
+
+/** The ten real 1080p frames of reachy-001 (a still scene), in name order. */
+export function realFrames(): Uint8Array[] {
+  return [...Deno.readDirSync(SAMPLES)].map((e) => e.name).filter((n) => n.endsWith(".jpg")).sort()
+    .map((n) => Deno.readFileSync(SAMPLES + n));
+}
+
+/**
+ * Six generated 1080p scenes: big blocks of contrasting brightness, a different layout per scene, with ±5 levels of
+ * seeded sensor noise so that they encode to about the size of a real frame (~180 KB at quality 80; flat blocks
+ * alone give 75 KB and would flatter the throughput and any compression codec).
+ */
+export function sceneFrames(): Uint8Array[] {
+  const width = 1920, height = 1080;
+  const scenes: Uint8Array[] = [];
+  let seed = 12345;
+  const noise = () => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return ((seed >>> 16) % 11) - 5;
+  };
+  for (let s = 0; s < 6; s++) {
+    const data = new Uint8Array(width * height * 4);
+    // Far apart in aHash terms, so each is a new scene to the filter.
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const i = (y * width + x) * 4;
+        const v = ((Math.floor(x / (240 + 40 * s)) + Math.floor(y / (180 + 30 * s)) + s) & 1) ? 210 : 40;
+        const n = noise();
+        data[i] = v + n;
+        data[i + 1] = (((v + 60 * s) & 255) >> 1) + 40 + n;
+        data[i + 2] = 255 - v + n;
+        data[i + 3] = 255;
+      }
+    }
+    scenes.push(new Uint8Array(encode({ data, width, height }, 80).data));
+  }
+  return scenes;
+}
+
+/** The frame pool: runs of three frames, alternating real reachy frames and generated scenes (~1/3 new). */
+export function framePool(real = realFrames(), scenes = sceneFrames()): Uint8Array[] {
+  const pool: Uint8Array[] = [];
+  for (let i = 0; i < 12; i++) {
+    const run = i % 2 === 0
+      ? [real[(3 * i) % 10], real[(3 * i + 1) % 10], real[(3 * i + 2) % 10]]
+      : [scenes[(i >> 1) % 6]];
+    while (run.length < 3) run.push(run[0]);
+    pool.push(...run);
+  }
+  return pool;
+}
+
+/** User + system CPU seconds from a /proc/.../stat file (fields after the command name; clock ticks of 1/100 s). */
+function statCpuS(path: string): number {
+  const stat = Deno.readTextFileSync(path);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime
+}
+
+function procStat(pid: number): { cpuS: number; rssMb: number } {
+  try {
+    const cpuS = statCpuS(`/proc/${pid}/stat`);
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+    return { cpuS, rssMb: Math.round(kb / 102.4) / 10 };
+  } catch {
+    return { cpuS: 0, rssMb: 0 };
+  }
+}
+
+/**
+ * CPU seconds of a process per kind of thread, from /proc/PID/task: the main thread (the event loop: Kafka, S3,
+ * catalog), the filter workers (Deno names their threads worker-N), V8's background threads (GC, compilation) and
+ * the rest (the runtime's I/O threads).
+ */
+function threadCpuS(pid: number): Record<string, number> {
+  const out: Record<string, number> = { main: 0, filter_workers: 0, v8_background: 0, other: 0 };
+  try {
+    for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+      try {
+        const comm = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/comm`).trim();
+        const s = statCpuS(`/proc/${pid}/task/${task.name}/stat`);
+        const kind = task.name === String(pid)
+          ? "main"
+          : comm.startsWith("worker-")
+          ? "filter_workers"
+          : comm.startsWith("V8 ")
+          ? "v8_background"
+          : "other";
+        out[kind] += s;
+      } catch {
+        // The thread ended while we read it.
+      }
+    }
+  } catch {
+    // No /proc: leave zeros.
+  }
+  return out;
+}
+
+/** CPU seconds the whole machine spent busy and in all, from /proc/stat. */
+function boxCpuS(): { busy: number; total: number } {
+  try {
+    const cpu = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+    const total = cpu.reduce((a, b) => a + b, 0);
+    const idle = cpu[3] + (cpu[4] ?? 0);
+    return { busy: (total - idle) / 100, total: total / 100 };
+  } catch {
+    return { busy: 0, total: 0 };
+  }
+}
+
+async function scrape(port: number): Promise<Map<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const totals = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    const m = /^([a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$/.exec(line);
+    if (m) totals.set(m[1], (totals.get(m[1]) ?? 0) + Number(m[3]));
+  }
+  return totals;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+}
+
+export async function benchE2e(args: string[]): Promise<Record<string, unknown>> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      robots: { type: "string", default: "5" },
+      fps: { type: "string", default: "10" },
+      seconds: { type: "string", default: "60" },
+      warmup: { type: "string", default: "10" },
+      compression: { type: "string" },
+      profile: { type: "boolean", default: false },
+      "metrics-out": { type: "string" },
+      "local-max-mb": { type: "string" },
+    },
+  });
+  const robots = Number(values.robots), fps = Number(values.fps), seconds = Number(values.seconds);
+  const warmup = Number(values.warmup);
+  for (const [name, v] of [["--robots", robots], ["--fps", fps], ["--seconds", seconds]] as const) {
+    if (!(v > 0)) throw new RangeError(`${name} must be positive`);
+  }
+  const localMaxMb = values["local-max-mb"] === undefined ? 0 : Number(values["local-max-mb"]);
+  if (!(localMaxMb >= 0)) {
+    throw new RangeError(`--local-max-mb ${values["local-max-mb"]} must be a size in MiB`);
+  }
+  // Servers that already answer (this checkout's stack, another's, docker compose) are measured as they are.
+  await ensureServers();
+  const say = (l: string) => console.error(l);
+  const metricsPort = freePort();
+  const stack = stackEndpoints();
+  const archiveBucket = `bench-archive-${crypto.randomUUID().slice(0, 8)}`;
+  if (localMaxMb) {
+    const archive = await loadStorage("s3_archive", {
+      bucket: archiveBucket,
+      endpoint: stack.s3Endpoint,
+      accessKey: stack.accessKey,
+      secretKey: stack.secretKey,
+      createBucket: true,
+    });
+    await archive.open().finally(() => archive.close());
+  }
+  const { path, config } = await isolatedConfig("bench-e2e", {
+    ...(localMaxMb
+      ? {
+        eviction: { max_bytes: Math.round(localMaxMb * 1024 * 1024), check_interval_secs: 2 },
+        aws_s3: { bucket: archiveBucket, endpoint: stack.s3Endpoint, prefix: "archive/" },
+      }
+      : {}),
+    kafka: values.compression ? { compression: values.compression } : {},
+    stream: { fps },
+    metrics: { consumer_port: metricsPort },
+    consumer: { stats_interval_secs: 10 },
+    producer: { stats_interval_secs: 10 },
+  });
+  const admin = await openAdmin(config.kafka, quiet);
+  await admin.ensureTopic(Math.max(3, robots), config.kafka.max_message_bytes).finally(() => admin.close());
+
+  say(`building the 1080p frame pool...`);
+  const pool = framePool();
+  const cameras: Camera[] = [];
+  const producers: Child[] = [];
+  let consumer: Child | null = null;
+  try {
+    for (let r = 0; r < robots; r++) {
+      const offset = (r * 7) % pool.length;
+      cameras.push(
+        await startCamera({ port: 0, fps, frames: [...pool.slice(offset), ...pool.slice(0, offset)] }),
+      );
+    }
+    const inspectPort = values.profile ? freePort() : 0;
+    consumer = spawnDeno("consumer", "src/main/consume.ts", ["--config", path], {
+      env: localMaxMb ? { AWS_ACCESS_KEY_ID: stack.accessKey, AWS_SECRET_ACCESS_KEY: stack.secretKey } : {},
+      denoFlags: values.profile ? [`--inspect=127.0.0.1:${inspectPort}`] : [],
+    });
+    await consumer.waitFor(/joined group/, 60000);
+    say(`starting ${robots} producers at ${fps} fps`);
+    const producerInspectPort = values.profile ? freePort() : 0;
+    for (let r = 0; r < robots; r++) {
+      producers.push(
+        spawnDeno(`producer ${r}`, "src/main/produce.ts", [
+          `robot-${String(r).padStart(3, "0")}`,
+          cameras[r].url,
+          "--config",
+          path,
+        ], { denoFlags: values.profile && r === 0 ? [`--inspect=127.0.0.1:${producerInspectPort}`] : [] }),
+      );
+    }
+    await Promise.all(producers.map((p) => p.waitFor(/connected to camera/, 60000)));
+    say(`warming up for ${warmup} s`);
+    await sleep(warmup * 1000);
+    // Start-up (20 processes compiling and connecting at once) leaves a backlog; the window is meant to measure
+    // the steady state, so it opens once the consumer's own lag gauge (messages behind the newest when it fetched,
+    // all partitions) stays under a quarter second of frames for two readings, waiting at most 60 s more (the
+    // wait is reported; a pipeline that cannot catch up is measured anyway, and shows it).
+    const settleStart = Date.now();
+    for (let calm = 0; calm < 2 && Date.now() - settleStart < 60_000;) {
+      await sleep(1000);
+      const lag = (await scrape(metricsPort).catch(() => new Map<string, number>())).get(
+        "frame_bucket_consumer_lag",
+      );
+      calm = lag !== undefined && lag <= (robots * fps) / 4 ? calm + 1 : 0;
+    }
+    const settleS = Math.round((Date.now() - settleStart) / 100) / 10;
+
+    const admin2 = await openAdmin(config.kafka, quiet);
+    const highs = async () =>
+      [...((await admin2.describeTopic())?.highWatermarks.values() ?? [])].reduce((n, h) => n + Number(h), 0);
+    const t0 = Date.now();
+    const published0 = await highs();
+    const m0 = await scrape(metricsPort).catch((error) => {
+      throw new Error(
+        `cannot read the consumer's /metrics (${error.message}); its last lines:\n` +
+          consumer!.lines.slice(-15).join("\n"),
+      );
+    });
+    const cpu0 = procStat(consumer.pid).cpuS;
+    const servers = await stackPids();
+    const groups = (): Record<string, number> => ({
+      consumer: procStat(consumer!.pid).cpuS,
+      producers: producers.reduce((n, p) => n + procStat(p.pid).cpuS, 0),
+      cameras_and_bench: procStat(Deno.pid).cpuS,
+      kafka: servers.kafka ? procStat(servers.kafka).cpuS : 0,
+      s3: servers.s3 ? procStat(servers.s3).cpuS : 0,
+    });
+    const g0 = groups();
+    const t0Threads = threadCpuS(consumer.pid);
+    const box0 = boxCpuS();
+    say(`measuring for ${seconds} s`);
+    const profiling = values.profile
+      ? Promise.all([
+        takeProfile(inspectPort, seconds * 1000),
+        takeProfile(producerInspectPort, seconds * 1000),
+      ])
+      : null;
+    await sleep(seconds * 1000);
+    const profiles = await profiling;
+    const g1 = groups();
+    const t1Threads = threadCpuS(consumer.pid);
+    const box1 = boxCpuS();
+    const t1 = Date.now();
+    const published1 = await highs();
+    const m1 = await scrape(metricsPort);
+    const cpu1 = procStat(consumer.pid);
+    const lagEnd = await consumerLag(config, quiet);
+    if (values["metrics-out"]) {
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      await Deno.writeTextFile(values["metrics-out"], text);
+      say(`consumer /metrics at the end written to ${values["metrics-out"]}`);
+    }
+    await admin2.close();
+    const producerRss = Math.max(...producers.map((p) => procStat(p.pid).rssMb));
+    const elapsed = (t1 - t0) / 1000;
+
+    const db = new DatabaseSync(catalogPath(config), { readOnly: true });
+    const latencies = (db.prepare("SELECT stored_ms - ts_ms AS l FROM frames WHERE stored_ms BETWEEN ? AND ?")
+      .all(t0, t1) as { l: number }[]).map((r) => Number(r.l)).sort((a, b) => a - b);
+    db.close();
+    const delta = (name: string) => ((m1.get(name) ?? 0) - (m0.get(name) ?? 0)) / elapsed;
+    const mean = (family: string) => {
+      const sum = (m1.get(`${family}_sum`) ?? 0) - (m0.get(`${family}_sum`) ?? 0);
+      const count = (m1.get(`${family}_count`) ?? 0) - (m0.get(`${family}_count`) ?? 0);
+      return count ? Math.round((sum / count) * 10000) / 10 : 0;
+    };
+    const perCore = (a: Record<string, number>, b: Record<string, number>) =>
+      Object.fromEntries(Object.keys(a).map((k) => [k, Math.round((b[k] - a[k]) / elapsed * 100) / 100]));
+    const result = {
+      robots,
+      fps,
+      seconds,
+      settle_s: settleS,
+      compression: config.kafka.compression,
+      published_per_s: Math.round((published1 - published0) / elapsed * 10) / 10,
+      consumed_per_s: Math.round(delta("frame_bucket_frames_received_total") * 10) / 10,
+      stored_per_s: Math.round(delta("frame_bucket_frames_stored_total") * 10) / 10,
+      ...(localMaxMb
+        ? {
+          evicted_per_s: Math.round(delta("frame_bucket_frames_evicted_total") * 10) / 10,
+          local_percent_end: m1.get("frame_bucket_local_usage_percent") ?? null,
+        }
+        : {}),
+      latency_ms: {
+        p50: percentile(latencies, 0.5),
+        p99: percentile(latencies, 0.99),
+        max: latencies.at(-1) ?? 0,
+      },
+      lag_end: lagEnd,
+      consumer_cpu_s: Math.round((cpu1.cpuS - cpu0) * 10) / 10,
+      // Means over the window from the consumer's histograms: filter = queueing for a worker + decode + hash.
+      filter_ms_mean: mean("frame_bucket_filter_seconds"),
+      store_ms_mean: mean("frame_bucket_store_seconds"),
+      consumer_rss_mb: cpu1.rssMb,
+      producer_rss_mb: producerRss,
+      // Cores used during the window, per process group and for the whole machine (all its processes).
+      consumer_threads_cores: perCore(t0Threads, t1Threads),
+      cores: {
+        ...perCore(g0, g1),
+        machine_busy: Math.round((box1.busy - box0.busy) / elapsed * 100) / 100,
+        machine_total: Math.round((box1.total - box0.total) / elapsed * 100) / 100,
+      },
+    };
+    console.log(JSON.stringify(result));
+    if (profiles) {
+      console.log(JSON.stringify({ consumer_main_thread_profile: summarize(profiles[0], 30) }));
+      console.log(JSON.stringify({ producer_0_profile: summarize(profiles[1], 30) }));
+      // The raw profiles open in Chrome DevTools (Performance, "Load profile") for a flame chart.
+      const dir = await Deno.makeTempDir({ prefix: "frame-bucket-profiles-" });
+      await Deno.writeTextFile(`${dir}/consumer.cpuprofile`, JSON.stringify(profiles[0]));
+      await Deno.writeTextFile(`${dir}/producer-0.cpuprofile`, JSON.stringify(profiles[1]));
+      say(`raw profiles written to ${dir}/ (consumer.cpuprofile, producer-0.cpuprofile)`);
+    }
+    return result;
+  } finally {
+    await Promise.all(producers.map((p) => p.stop(5000)));
+    await consumer?.stop(10000);
+    for (const c of cameras) await c.close();
+    await Deno.remove(path).catch(() => {});
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * `deno task bench <name> [options]`: one entry point for the project's benchmarks.
+ *
+ * Each benchmark lives in its own module (tools/bench_<name>.ts) exporting a function that takes the remaining
+ * arguments and prints JSON lines on stdout (diagnostics on stderr). Benchmarks are measurements, never timed
+ * assertions: they report figures and leave judging them to people.
+ *
+ * To add one, write tools/bench_<name>.ts (exporting USAGE and a run function) and add an entry to BENCHES below.
+ */
+import { runMain } from "../src/main/cli.ts";
+
+interface Bench {
+  summary: string;
+  /** Imports the benchmark's module only when it is the one asked for. */
+  load: () => Promise<{ usage: string; run: (args: string[]) => Promise<unknown> }>;
+}
+
+const BENCHES: Record<string, Bench> = {
+  filter: {
+    summary:
+      "filter signature path per frame (1080p, 640x480; ahash area/nearest, histogram) vs libjpeg-turbo",
+    load: async () => {
+      const m = await import("./filter.ts");
+      return { usage: m.USAGE, run: m.benchFilter };
+    },
+  },
+  faults: {
+    summary: "fault scenarios on the real stack: frames produced/stored/lost, recovery time, peak RSS",
+    load: async () => {
+      const m = await import("./faults.ts");
+      return { usage: m.USAGE, run: m.benchFaults };
+    },
+  },
+  e2e: {
+    summary:
+      "N simulated 1080p cameras -> producers -> Kafka -> consumer -> S3: throughput, latency, lag, CPU, RSS",
+    load: async () => {
+      const m = await import("./e2e.ts");
+      return { usage: m.USAGE, run: m.benchE2e };
+    },
+  },
+  compression: {
+    summary: "kafka.compression codecs on 1080p camera frames: size ratio, compress/decompress ms per frame",
+    load: async () => {
+      const m = await import("./compression.ts");
+      return { usage: m.USAGE, run: m.benchCompression };
+    },
+  },
+  search: {
+    summary: "similar-frame top-k over 1,000,000 in-memory aHashes: p50/p99, build time, memory",
+    load: async () => {
+      const m = await import("./search.ts");
+      return { usage: m.USAGE, run: m.benchSearch };
+    },
+  },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(BENCHES).map((n) => n.length));
+  const list = Object.entries(BENCHES).map(([name, b]) => `  ${name.padEnd(width)}  ${b.summary}`).join("\n");
+  return `usage: deno task bench <name> [options]   (deno task bench <name> --help for its options)
+
+benchmarks:
+${list}`;
+}
+
+runMain(async () => {
+  const [name, ...rest] = Deno.args;
+  if (name === "--help" || name === "-h" || name === "help") {
+    console.log(usage());
+    return 0;
+  }
+  const bench = name === undefined ? undefined : BENCHES[name];
+  if (!bench) {
+    console.error(
+      `${name === undefined ? "name a benchmark to run" : `unknown benchmark ${JSON.stringify(name)}`}\n`,
+    );
+    console.error(usage());
+    return 2;
+  }
+  const { usage: benchUsage, run } = await bench.load();
+  if (rest.includes("--help") || rest.includes("-h")) {
+    console.log(benchUsage);
+    return 0;
+  }
+  await run(rest);
+  return 0;
+});

@@ -1,0 +1,308 @@
+/**
+ * `deno task consume [--config PATH]`: the consumer group member that filters frames and stores the new ones.
+ */
+import { parseCli, runMain, untilSignal } from "./cli.ts";
+import { Catalog, catalogPath } from "../catalog/sqlite.ts";
+import { type Config, type FilterSettings, loadConfig } from "../config.ts";
+import { Pipeline } from "../consume/pipeline.ts";
+import { messageOf, ServiceError } from "../errors.ts";
+import { type FrameConsumer, openAdmin, openConsumer } from "../kafka/client.ts";
+import { createLogger, type Logger } from "../log.ts";
+import { archiveStore, filterFromSpec, filterSpec, localStore } from "../filter/loader.ts";
+import { FilterPool, pooled } from "../filter/pool.ts";
+import { createSceneFilter } from "../filter/scene.ts";
+import { type ConsumerMetrics, consumerMetrics, evictionLines, startMetricsServer } from "../metrics.ts";
+import { reconcile } from "../store/reconcile.ts";
+import { reindex } from "../store/reindex.ts";
+import { evictionSettings, Evictor, triggerProblem } from "../retention/eviction.ts";
+import type { FilterPlugin, StoragePlugin } from "../plugin.ts";
+
+const USAGE = `usage: deno task consume [--config PATH]
+
+Reads camera frames from Kafka, drops redundant ones with the per-robot filter and stores the rest.
+  --config PATH   config file (default: ./config.toml, built-in defaults when absent)
+Stops cleanly on Ctrl-C / SIGTERM: in-flight stores finish and offsets are committed.`;
+
+/**
+ * Builds each filter once on the main thread (to check it and for the cheap distance and accepts) and runs its
+ * signatures in a pool of `consumer.filter_workers` workers, one pool per distinct filter set-up.
+ */
+function workerFilters(config: Config): (settings: FilterSettings) => Promise<FilterPlugin> {
+  const pools = new Map<string, FilterPool>();
+  return async (settings) => {
+    const spec = filterSpec(settings, config.baseDir);
+    const plugin = await filterFromSpec(spec);
+    if (config.consumer.filter_workers === 0) return plugin;
+    const id = JSON.stringify(spec);
+    let pool = pools.get(id);
+    if (!pool) pools.set(id, pool = new FilterPool(spec, config.consumer.filter_workers));
+    return pooled(plugin, pool);
+  };
+}
+
+/**
+ * Runs eviction inside the consumer when a trigger is configured. An unreachable archive does not stop ingest: the
+ * evictor backs off and deletes nothing locally until the archive answers; at the hard limit it pauses fetching
+ * (Kafka keeps the frames) and resumes once space is freed.
+ */
+async function startEviction(
+  config: Config,
+  log: Logger,
+  local: StoragePlugin,
+  catalog: Catalog,
+  consumer: FrameConsumer,
+): Promise<Evictor | null> {
+  if (!config.eviction.enabled) return null;
+  const settings = evictionSettings(config);
+  const problem = triggerProblem(settings);
+  if (problem) {
+    log.info(`[evict] off: ${problem}`);
+    return null;
+  }
+  const archive = await archiveStore(config);
+  try {
+    await archive.open();
+  } catch (error) {
+    log.warn(
+      `[evict] archive not usable yet (${
+        messageOf(error)
+      }); eviction retries and deletes nothing until it is`,
+    );
+  }
+  const evictor = new Evictor({
+    local,
+    archive,
+    catalog,
+    settings,
+    archivePrefix: config.aws_s3.prefix,
+    localPrefix: config.rustfs.prefix,
+    log,
+    onPause: (paused) => paused ? consumer.pause() : consumer.resume(),
+  });
+  evictor.start();
+  return evictor;
+}
+
+/**
+ * Checks that the catalog belongs to this deployment and is not an empty stand-in for a lost one. A catalog of
+ * another topic or bucket is refused (its Kafka offsets would mark new frames as replays); an empty catalog next
+ * to a bucket that holds frames is rebuilt (`catalog.auto_reindex`) or named in a warning, never used silently.
+ */
+async function checkCatalog(
+  config: Config,
+  log: Logger,
+  catalog: Catalog,
+  storage: StoragePlugin,
+): Promise<void> {
+  const mine = {
+    topic: config.kafka.topic,
+    endpoint: config.rustfs.endpoint,
+    bucket: config.rustfs.bucket,
+    prefix: config.rustfs.prefix,
+  };
+  const known = catalog.identity();
+  const differs = catalog.bind(mine);
+  if (known && differs.some((field) => field !== "endpoint")) {
+    throw new ServiceError(
+      "catalog",
+      `catalog ${catalog.path} belongs to topic ${known.topic}, bucket ${known.bucket} prefix ${known.prefix} at ` +
+        `${known.endpoint}, not to this consumer's topic ${mine.topic}, bucket ${mine.bucket} prefix ` +
+        `${mine.prefix}: point catalog.data_dir at this deployment's catalog, or move ${catalog.path} away and ` +
+        `run \`deno task reindex\` to build one from the bucket`,
+      { retriable: false },
+    );
+  }
+  if (known && differs.includes("endpoint")) {
+    log.warn(
+      `[catalog] ${catalog.path} was written for ${known.endpoint}; this consumer stores into ` +
+        `${mine.endpoint} (same bucket ${mine.bucket}): fine if the server moved, otherwise check rustfs.endpoint`,
+    );
+  }
+  if (catalog.frameCount() > 0) return;
+  let sample: string | null = null;
+  for await (const item of storage.list({ prefix: config.rustfs.prefix, limit: 1 })) sample = item.key;
+  if (sample === null) return;
+  if (!config.catalog.auto_reindex) {
+    log.warn(
+      `[catalog] ${catalog.path} is empty but bucket ${config.rustfs.bucket} holds frames (e.g. ${sample}): a lost ` +
+        `or replaced catalog? Run \`deno task reindex\` (the consumer may keep running), or set ` +
+        `catalog.auto_reindex = true to rebuild at start-up. Until then the reconciliation indexes what it finds.`,
+    );
+    return;
+  }
+  log.warn(
+    `[catalog] ${catalog.path} is empty but bucket ${config.rustfs.bucket} holds frames: rebuilding it`,
+  );
+  const counts = await reindex({
+    local: storage,
+    catalog,
+    localPrefix: config.rustfs.prefix,
+    archivePrefix: config.aws_s3.prefix,
+    progress: (c) => log.info(`[catalog] reindex: ${c.local} local frames so far (${c.perSecond}/s)`),
+  });
+  log.info(
+    `[catalog] rebuilt from the local bucket: ${counts.local} frames (run \`deno task reindex\` for archived ones)`,
+  );
+}
+
+/**
+ * Background care of the catalog: notices the file being deleted or replaced under the running consumer and puts
+ * the rows back where others look, and reconciles the bucket with the catalog every
+ * `catalog.reconcile_interval_secs` (and once at start-up).
+ */
+function watchCatalog(
+  config: Config,
+  log: Logger,
+  catalog: Catalog,
+  storage: StoragePlugin,
+  metrics: ConsumerMetrics,
+): () => void {
+  const fileTimer = setInterval(() => {
+    try {
+      const state = catalog.fileState();
+      if (state === "same") return;
+      log.error(
+        `[catalog] ${catalog.path} was ${state} while the consumer had it open: restoring the rows it holds there`,
+      );
+      const done = catalog.recoverFile();
+      if (done) {
+        log.warn(
+          `[catalog] ${catalog.path}: ${
+            done.state === "deleted"
+              ? `written again with the ${done.rows} rows this consumer held`
+              : `${done.copied} rows it lacked copied into the new file (now ${done.rows} rows; its labels and ` +
+                `clips are its own)`
+          }; the reconciliation indexes frames that are still missing`,
+        );
+        void runReconcile();
+      }
+    } catch (error) {
+      log.error(`[catalog] ${messageOf(error)}; trying again in 2 s`);
+    }
+  }, 2000);
+  let running = false;
+  const runReconcile = async () => {
+    if (running) return;
+    running = true;
+    try {
+      const r = await reconcile({ local: storage, catalog, prefix: config.rustfs.prefix });
+      metrics.catalogUnindexed.set({}, r.unindexed);
+      const line = `[catalog] reconciled ${r.objects} frame objects of bucket ${config.rustfs.bucket} with ` +
+        `${catalog.path} in ${r.seconds.toFixed(1)} s: ${r.unindexed} without a row`;
+      if (r.unindexed > 0) {
+        log.warn(`${line} (e.g. ${r.examples.join(", ")}), ${r.indexed} of them indexed now`);
+      } else log.info(line);
+    } catch (error) {
+      log.warn(`[catalog] reconciliation failed (${messageOf(error)}); next try in the next interval`);
+    } finally {
+      running = false;
+    }
+  };
+  const every = config.catalog.reconcile_interval_secs * 1000;
+  const reconcileTimer = every > 0 ? setInterval(() => void runReconcile(), every) : undefined;
+  if (every > 0) void runReconcile();
+  return () => {
+    clearInterval(fileTimer);
+    clearInterval(reconcileTimer);
+  };
+}
+
+runMain(async () => {
+  const { values } = parseCli(USAGE, { config: { type: "string", short: "c" } });
+  const config = await loadConfig(values.config);
+  const log = createLogger(config.logging);
+  const filter = await createSceneFilter(config, workerFilters(config));
+  const storage = await localStore(config);
+  const overrides = Object.entries(config.filter.robots).map(([id]) => `${id}: ${filter.filterOf(id).name}`);
+  log.info(
+    `consumer starting: config ${config.source}; kafka ${
+      config.kafka.brokers.join(",")
+    } topic ${config.kafka.topic} ` +
+      `group ${config.kafka.group_id}; filter ${
+        filter.filterOf("").name
+      } (threshold ${config.filter.phash_threshold}` +
+      `/${config.filter.phash_hash_size ** 2} bits, resize ${config.filter.resize})` +
+      (overrides.length ? `, per robot ${overrides.join(", ")}` : "") +
+      `; store ${config.rustfs.endpoint} bucket ${config.rustfs.bucket} prefix ${config.rustfs.prefix}` +
+      `; catalog ${catalogPath(config)}`,
+  );
+  await storage.open();
+
+  const admin = await openAdmin(config.kafka, log);
+  const topic = await admin.describeTopic().finally(() => admin.close());
+  if (!topic) {
+    throw new ServiceError("kafka", `topic ${config.kafka.topic} does not exist: run \`deno task topic\``, {
+      retriable: false,
+    });
+  }
+
+  if (!storage.conditionalPut) {
+    log.warn(
+      `[store:${storage.name}] ${config.rustfs.endpoint} ignores If-None-Match on PUT: the consumer looks with ` +
+        `HEAD before each put so that no stored frame is replaced (one request more per frame)`,
+    );
+  }
+  const catalog = new Catalog(catalogPath(config));
+  await checkCatalog(config, log, catalog, storage);
+  const metrics = consumerMetrics();
+  const pipeline = new Pipeline({ config, log, storage, filter, catalog, metrics });
+  metrics.registry.collect(() => pipeline.counters.toPrometheus());
+  const healthAdmin = await openAdmin(config.kafka, log);
+  const server = startMetricsServer(config, log, config.metrics.consumer_port, metrics.registry, [
+    {
+      name: "kafka",
+      check: async () => {
+        if (!(await healthAdmin.describeTopic())) throw new Error(`topic ${config.kafka.topic} is missing`);
+      },
+    },
+    { name: "s3", check: async () => void (await storage.head(".frame-bucket-health")) },
+    {
+      name: "catalog",
+      check: () => {
+        try {
+          catalog.ping();
+          const state = catalog.fileState();
+          if (state !== "same") throw new Error(`${catalog.path} was ${state} while open; restoring it`);
+          if (pipeline.catalogTrouble) throw new Error(pipeline.catalogTrouble);
+          return Promise.resolve();
+        } catch (error) {
+          return Promise.reject(error);
+        }
+      },
+    },
+  ]);
+  const stopWatching = watchCatalog(config, log, catalog, storage, metrics);
+  const consumer = await openConsumer(config.kafka, log, { onRebalance: (p) => pipeline.onAssignment(p) });
+  const evictor = await startEviction(config, log, storage, catalog, consumer);
+  if (evictor) metrics.registry.collect(() => evictionLines(evictor.stats()));
+  const stats = setInterval(
+    () => log.info(`[stats] ${pipeline.counters.line()}${evictor ? `; ${evictor.statsLine()}` : ""}`),
+    config.consumer.stats_interval_secs * 1000,
+  );
+  await consumer.run((batch) => pipeline.handleBatch(batch), {
+    partitionsConcurrently: Math.max(1, topic.partitions),
+  });
+
+  const signal = await untilSignal();
+  log.info(`${signal}: finishing in-flight stores and committing offsets`);
+  const forced = setTimeout(() => {
+    log.error("shutdown took more than 30 s; exiting without a clean leave");
+    Deno.exit(1);
+  }, 30000);
+  try {
+    await evictor?.stop();
+    await consumer.stop();
+  } catch (error) {
+    log.warn(`leaving the group failed: ${messageOf(error)}`);
+  }
+  clearTimeout(forced);
+  clearInterval(stats);
+  stopWatching();
+  await server?.close();
+  await healthAdmin.close().catch(() => {});
+  log.info(`[stats] final: ${pipeline.counters.line()}`);
+  storage.close();
+  catalog.close();
+  await filter.close();
+  return 0;
+});

@@ -1,0 +1,302 @@
+/**
+ * The one module that knows @aws-sdk/client-s3. Both storage plugins (the RustFS local tier and the S3 archive
+ * tier) are thin option-checking factories around `s3Store`.
+ */
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListBucketsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
+import { messageOf, ServiceError } from "../errors.ts";
+import { API_VERSION, type ObjectInfo, type StoragePlugin } from "../plugin.ts";
+
+export interface S3StoreOptions {
+  /** Plugin name for logs. */
+  name: string;
+  /** Endpoint URL; empty for AWS S3 itself. */
+  endpoint: string;
+  region: string;
+  bucket: string;
+  /** Static credentials; when both are empty the AWS SDK's default chain (env, profile, instance role) is used. */
+  accessKey: string;
+  secretKey: string;
+  /** Path-style addressing (http://host/bucket/key), what S3-compatible servers expect. */
+  forcePathStyle: boolean;
+  /** Per-request timeout, so a hung connection turns into a retriable error instead of a stall. */
+  timeoutMs: number;
+  /** Create the bucket when it is missing. */
+  createBucket: boolean;
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+}
+
+function nameOf(error: unknown): string {
+  return (error as { name?: string })?.name ?? "";
+}
+
+/** Wraps an SDK failure into a ServiceError that names the endpoint, bucket and key. */
+function s3Error(options: S3StoreOptions, doing: string, error: unknown): ServiceError {
+  const where = `${options.endpoint || "AWS S3"} bucket ${options.bucket}`;
+  const status = statusOf(error);
+  const name = nameOf(error);
+  if (name === "InvalidAccessKeyId" || name === "SignatureDoesNotMatch" || status === 403) {
+    return new ServiceError(
+      "s3",
+      `${where} refused the credentials while ${doing} (${name || status}): check the access and secret keys`,
+      {
+        retriable: false,
+        cause: error,
+      },
+    );
+  }
+  if (name === "NoSuchBucket") {
+    return new ServiceError(
+      "s3",
+      `${where} does not exist (while ${doing}): check the bucket name in the config, or create the bucket`,
+      { retriable: false, cause: error },
+    );
+  }
+  if (status === undefined || status >= 500 || status === 429 || status === 408 || status === 409) {
+    return new ServiceError("s3", `${where} unreachable or failing while ${doing}: ${messageOf(error)}`, {
+      retriable: true,
+      cause: error,
+    });
+  }
+  return new ServiceError("s3", `${where} failed while ${doing}: ${name || status} ${messageOf(error)}`, {
+    retriable: false,
+    cause: error,
+  });
+}
+
+const isMissing = (error: unknown) =>
+  statusOf(error) === 404 || ["NotFound", "NoSuchKey", "NoSuchBucket"].includes(nameOf(error));
+
+/** A missing object, not a missing bucket (which GET names; a HEAD's bare 404 cannot tell them apart). */
+const isMissingObject = (error: unknown) => isMissing(error) && nameOf(error) !== "NoSuchBucket";
+
+/** A StoragePlugin over any S3-compatible endpoint. */
+export function s3Store(options: S3StoreOptions): StoragePlugin {
+  const client = new S3Client({
+    endpoint: options.endpoint || undefined,
+    region: options.region,
+    forcePathStyle: options.forcePathStyle,
+    credentials: options.accessKey || options.secretKey
+      ? { accessKeyId: options.accessKey, secretAccessKey: options.secretKey }
+      : undefined,
+    // Since 3.729 the SDK adds CRC32 checksums to every request; some S3-compatible servers reject them.
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED",
+    maxAttempts: 2,
+    requestHandler: {
+      requestTimeout: options.timeoutMs,
+      connectionTimeout: Math.min(options.timeoutMs, 5000),
+    },
+  });
+  const bucket = options.bucket;
+
+  const call = async <T>(doing: string, send: (signal: AbortSignal) => Promise<T>): Promise<T> => {
+    try {
+      return await send(AbortSignal.timeout(options.timeoutMs * 2));
+    } catch (error) {
+      throw s3Error(options, doing, error);
+    }
+  };
+
+  let conditional = false;
+  const store: StoragePlugin = {
+    name: options.name,
+    apiVersion: API_VERSION,
+    bucket,
+    get conditionalPut() {
+      return conditional;
+    },
+    async open() {
+      let exists = true;
+      try {
+        await client.send(new HeadBucketCommand({ Bucket: bucket }), {
+          abortSignal: AbortSignal.timeout(options.timeoutMs),
+        });
+      } catch (error) {
+        if (!isMissing(error)) throw s3Error(options, "checking the bucket", error);
+        exists = false;
+      }
+      if (!exists) {
+        if (!options.createBucket) {
+          throw new ServiceError(
+            "s3",
+            `bucket ${bucket} does not exist at ${options.endpoint || "AWS S3"}: create it`,
+            {
+              retriable: false,
+            },
+          );
+        }
+        await call(
+          "creating the bucket",
+          (abortSignal) =>
+            client.send(new CreateBucketCommand({ Bucket: bucket }), { abortSignal }).catch((error) => {
+              // Another consumer may have created it a moment ago.
+              if (
+                nameOf(error) === "BucketAlreadyOwnedByYou" || nameOf(error) === "BucketAlreadyExists"
+              ) return;
+              throw error;
+            }),
+        );
+      }
+      // Self-test with a probe object: an incompatible server fails here with a clear message, not on frame one.
+      const probe = `.frame-bucket-probe/${crypto.randomUUID()}`;
+      const body = new TextEncoder().encode("probe");
+      await store.put(probe, body, { contentType: "text/plain", metadata: { probe: "1" } });
+      const head = await store.head(probe);
+      const back = await store.get(probe);
+      // Does the server honour If-None-Match on PUT (AWS S3 since 2024, MinIO, S3Proxy 2.x+)? A server that
+      // ignores it would overwrite: the consumer then looks with HEAD before each put instead.
+      conditional = false;
+      const again = await store.put(probe, new TextEncoder().encode("other"), {
+        contentType: "text/plain",
+        ifAbsent: true,
+      }).catch(() => ({ exists: false }));
+      const kept = await store.get(probe);
+      conditional = again.exists === true && kept !== null && kept.length === body.length;
+      await store.delete(probe);
+      if (
+        !head || head.size !== body.length || head.metadata?.probe !== "1" || !back ||
+        back.length !== body.length
+      ) {
+        throw new ServiceError(
+          "s3",
+          `${options.endpoint || "AWS S3"} bucket ${bucket} failed the put/head/get self-test ` +
+            `(size ${head?.size}, metadata ${
+              JSON.stringify(head?.metadata)
+            }): the server does not keep objects or ` +
+            `metadata as S3 does`,
+          { retriable: false },
+        );
+      }
+    },
+    async put(key, body, putOptions = {}) {
+      const ifAbsent = putOptions.ifAbsent === true;
+      try {
+        const out = await client.send(
+          new PutObjectCommand({
+            Bucket: bucket,
+            Key: key,
+            Body: body,
+            ContentLength: body.length,
+            ContentType: putOptions.contentType ?? "application/octet-stream",
+            Metadata: putOptions.metadata,
+            ContentMD5: putOptions.contentMd5,
+            IfNoneMatch: ifAbsent ? "*" : undefined,
+          }),
+          { abortSignal: AbortSignal.timeout(options.timeoutMs * 2) },
+        );
+        return { etag: out.ETag?.replaceAll('"', "") };
+      } catch (error) {
+        // 412: an object is already there and was kept. (A 409 ConditionalRequestConflict is a concurrent write
+        // of the same key; it stays a retriable error, and the retry then sees the winner as a 412.)
+        if (ifAbsent && (statusOf(error) === 412 || nameOf(error) === "PreconditionFailed")) {
+          return { exists: true };
+        }
+        throw s3Error(options, `storing ${key}`, error);
+      }
+    },
+    async get(key) {
+      return (await store.read!(key))?.body ?? null;
+    },
+    async read(key) {
+      try {
+        const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }), {
+          abortSignal: AbortSignal.timeout(options.timeoutMs * 2),
+        });
+        if (!out.Body) return null;
+        const body = await out.Body.transformToByteArray();
+        return {
+          body,
+          info: {
+            key,
+            size: out.ContentLength ?? body.length,
+            lastModified: out.LastModified?.toISOString(),
+            etag: out.ETag?.replaceAll('"', ""),
+            metadata: out.Metadata ?? {},
+          },
+        };
+      } catch (error) {
+        if (isMissingObject(error)) return null;
+        throw s3Error(options, `reading ${key}`, error);
+      }
+    },
+    async head(key): Promise<ObjectInfo | null> {
+      try {
+        const out = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), {
+          abortSignal: AbortSignal.timeout(options.timeoutMs),
+        });
+        return {
+          key,
+          size: out.ContentLength ?? 0,
+          lastModified: out.LastModified?.toISOString(),
+          etag: out.ETag?.replaceAll('"', ""),
+          metadata: out.Metadata ?? {},
+        };
+      } catch (error) {
+        if (isMissing(error)) return null;
+        throw s3Error(options, `reading the metadata of ${key}`, error);
+      }
+    },
+    async delete(key) {
+      await call(
+        `deleting ${key}`,
+        (abortSignal) =>
+          client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }).catch(
+            (error) => {
+              if (!isMissing(error)) throw error;
+            },
+          ),
+      );
+    },
+    async *list(listOptions = {}) {
+      let token: string | undefined;
+      let left = listOptions.limit ?? Infinity;
+      do {
+        const page = await call(`listing ${listOptions.prefix ?? ""}`, (abortSignal) =>
+          client.send(
+            new ListObjectsV2Command({
+              Bucket: bucket,
+              Prefix: listOptions.prefix,
+              ContinuationToken: token,
+              StartAfter: token ? undefined : listOptions.startAfter,
+              MaxKeys: Math.min(1000, left),
+            }),
+            { abortSignal },
+          ));
+        for (const item of page.Contents ?? []) {
+          if (left-- <= 0) return;
+          yield {
+            key: item.Key ?? "",
+            size: item.Size ?? 0,
+            lastModified: item.LastModified?.toISOString(),
+            etag: item.ETag?.replaceAll('"', ""),
+          };
+        }
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token && left > 0);
+    },
+    async buckets() {
+      const out = await call(
+        "listing buckets",
+        (abortSignal) => client.send(new ListBucketsCommand({}), { abortSignal }),
+      );
+      return (out.Buckets ?? []).map((b) => b.Name ?? "").filter(Boolean);
+    },
+    close() {
+      client.destroy();
+    },
+  };
+  return store;
+}
