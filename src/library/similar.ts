@@ -1,6 +1,8 @@
 /**
- * Similar frames: the k stored frames whose perceptual hash (the aHash bits the consumer keeps in the catalog)
- * is nearest, by hamming distance, to a stored frame or to an uploaded JPEG.
+ * Similar frames: the k stored frames whose perceptual hash (the `bits` the filter plugin in use gave the
+ * consumer, kept in the catalog) is nearest, by hamming distance, to a stored frame or to an uploaded JPEG.
+ * Hashes of any length are indexed: each length has an index of its own (a 16x16 aHash is 256 bits, a user's
+ * dHash may be 64), and a query is answered by the index of its own length.
  *
  * `HashIndex` keeps every frame's hash packed into 32-bit words in one typed array (8 words for a 16x16 hash),
  * with parallel typed arrays of capture time, robot number and id, and answers a query with one linear scan:
@@ -403,10 +405,18 @@ export class HashIndex {
   }
 }
 
-/** Bytes of a filter's hash for the given settings: ceil(side^2 / 8) for aHash. */
-export function hashBytesOf(settings: { phash_hash_size: number }): number {
+/**
+ * Bytes of the configured filter's hash when it is the built-in aHash (ceil(side^2 / 8)); undefined for any other
+ * filter, whose length only its rows tell (`SimilarFrames.load` then takes the commonest length in the catalog).
+ */
+export function hashBytesOf(settings: { phash_hash_size: number; primary?: string }): number | undefined {
+  const name = settings.primary?.toLowerCase();
+  if (name !== undefined && name !== "phash" && name !== "ahash") return undefined;
   return Math.ceil(settings.phash_hash_size * settings.phash_hash_size / 8);
 }
+
+/** Longest hash `HashIndex` takes (bytes); longer hashes are counted in `SimilarFrames.unindexed`. */
+const MAX_HASH_BYTES = 512;
 
 interface IndexRow {
   id: number;
@@ -419,32 +429,81 @@ interface IndexRow {
 /** Rows stored this long before the newest seen are read again by `sync`, for commits that land out of order. */
 const SYNC_OVERLAP_MS = 5000;
 
-/** The catalog's frames in a `HashIndex`, kept current incrementally. */
+/** The catalog's frames in one `HashIndex` per hash length, kept current incrementally. */
 export class SimilarFrames {
-  readonly index: HashIndex;
+  /** Indexes by hash length in bytes. */
+  readonly #indexes = new Map<number, HashIndex>();
+  #main: number;
   readonly #catalog: Catalog;
   /** Newest stored_ms seen by load/sync. */
   #syncedMs = -Infinity;
-  /** Rows whose hash had another length (another hash size or filter): not indexed. */
+  /**
+   * Rows found by `load` whose hash has another length than the main index's (another hash size or filter):
+   * indexed in the index of their own length, and found by a query of that length.
+   */
   skipped = 0;
+  /** Rows whose hash is longer than an index takes (512 bytes): not indexed, counted here. */
+  unindexed = 0;
 
   private constructor(catalog: Catalog, hashBytes: number) {
     this.#catalog = catalog;
-    this.index = new HashIndex(hashBytes);
+    this.#main = hashBytes;
+    if (!this.#indexOf(hashBytes)) {
+      throw new RangeError(`hash size ${hashBytes} bytes must be from 1 to ${MAX_HASH_BYTES}`);
+    }
   }
 
   /**
-   * Loads every frame with a hash of `hashBytes` (default 32: a 16x16 aHash; `hashBytesOf(config.filter)` for
-   * the configured size) from the catalog.
+   * Loads every frame with a hash from the catalog. The main index (`index`, `size`) is that of `hashBytes`
+   * (`hashBytesOf(config.filter)` for the built-in aHash) or, without it, of the commonest hash length in the
+   * catalog (32 bytes when there is none yet); hashes of other lengths get indexes of their own.
    */
   static load(catalog: Catalog, options: { hashBytes?: number } = {}): SimilarFrames {
     const self = new SimilarFrames(catalog, options.hashBytes ?? 32);
     self.#pull(null);
+    if (options.hashBytes === undefined) {
+      let best = 0;
+      for (const [bytes, index] of self.#indexes) {
+        if (index.size > best || (index.size === best && bytes === 32)) {
+          [best, self.#main] = [index.size, bytes];
+        }
+      }
+    }
+    self.skipped = self.total - self.size;
     return self;
   }
 
+  /** The main index (see `load`). */
+  get index(): HashIndex {
+    return this.#indexOf(this.#main)!;
+  }
+
+  /** Frames in the main index. */
   get size(): number {
     return this.index.size;
+  }
+
+  /** Frames in all indexes. */
+  get total(): number {
+    let n = 0;
+    for (const index of this.#indexes.values()) n += index.size;
+    return n;
+  }
+
+  /** Indexed frames by hash length in bits. */
+  sizes(): Map<number, number> {
+    return new Map([...this.#indexes].filter(([, i]) => i.size > 0).map(([bytes, i]) => [bytes * 8, i.size]));
+  }
+
+  /** The index of hashes of `bytes` (made on first use), or null for a length no index takes. */
+  #indexOf(bytes: number): HashIndex | null {
+    let index = this.#indexes.get(bytes);
+    if (!index) {
+      if (!Number.isInteger(bytes) || bytes < 1 || bytes > MAX_HASH_BYTES) return null;
+      index = new HashIndex(bytes);
+      this.#indexes.set(bytes, index);
+    }
+    return index;
   }
 
   #pull(sinceMs: number | null): number {
@@ -458,11 +517,12 @@ export class SimilarFrames {
       const r = raw as unknown as IndexRow;
       const stored = Number(r.stored_ms);
       if (stored > this.#syncedMs) this.#syncedMs = stored;
-      if (r.hash.length !== this.index.hashBytes) {
-        if (sinceMs === null) this.skipped++;
+      const index = this.#indexOf(r.hash.length);
+      if (!index) {
+        if (sinceMs === null) this.unindexed++;
         continue;
       }
-      this.index.upsert(Number(r.id), r.hash, Number(r.ts_ms), r.robot_id);
+      index.upsert(Number(r.id), r.hash, Number(r.ts_ms), r.robot_id);
       n++;
     }
     return n;
@@ -470,15 +530,16 @@ export class SimilarFrames {
 
   /**
    * Indexes a frame the caller has just written to the catalog (`catalog.upsert(row)` first: the index refers
-   * to the catalog row). False when the row has no hash of this index's size or is not in the catalog.
+   * to the catalog row). False when the row has no hash (or one longer than 512 bytes) or is not in the catalog.
    */
   add(row: FrameRow): boolean {
-    if (!row.hash || row.hash.length !== this.index.hashBytes) return false;
+    const index = row.hash ? this.#indexOf(row.hash.length) : null;
+    if (!row.hash || !index) return false;
     const r = this.#catalog.db.prepare("SELECT rowid AS id FROM frames WHERE key = ?").get(row.key) as
       | { id: number }
       | undefined;
     if (!r) return false;
-    this.index.upsert(Number(r.id), row.hash, row.timestampMs, row.robotId);
+    index.upsert(Number(r.id), row.hash, row.timestampMs, row.robotId);
     if (row.storedMs > this.#syncedMs) this.#syncedMs = row.storedMs;
     return true;
   }
@@ -501,8 +562,13 @@ export class SimilarFrames {
     return () => clearInterval(timer);
   }
 
-  /** The k frames nearest to `hash`, with their rows, labels and distance (best first). */
+  /**
+   * The k frames nearest to `hash`, with their rows, labels and distance (best first), from the index of
+   * `hash`'s length (none yet: no frames).
+   */
   nearest(hash: Uint8Array, options: NearestOptions = {}, excludeKey?: string): SimilarHit[] {
+    const index = this.#indexOf(hash.length);
+    if (!index) throw new RangeError(`a hash of ${hash.length * 8} bits is longer than an index takes`);
     let exclude: number | undefined;
     if (excludeKey !== undefined) {
       const r = this.#catalog.db.prepare("SELECT rowid AS id FROM frames WHERE key = ?").get(excludeKey) as
@@ -511,7 +577,7 @@ export class SimilarFrames {
       exclude = r ? Number(r.id) : undefined;
     }
     for (let attempt = 1;; attempt++) {
-      const found = this.index.nearest(hash, options, exclude);
+      const found = index.nearest(hash, options, exclude);
       const rows = this.#rows(found.map((n) => n.id));
       // Each result is checked against its row: a row deleted since it was indexed is forgotten, a row whose
       // hash differs from the indexed one (rowids renumbered by a VACUUM) is indexed again; then ask again.
@@ -520,12 +586,9 @@ export class SimilarFrames {
         const row = rows.get(n.id);
         if (row?.hash?.length === hash.length && hashDistance(row.hash, hash) === n.distance) continue;
         stale = true;
-        if (row?.hash?.length === this.index.hashBytes) {
-          this.index.upsert(n.id, row.hash, row.timestampMs, row.robotId);
-        } else {
-          this.index.remove(n.id);
-          rows.delete(n.id);
-        }
+        index.remove(n.id);
+        rows.delete(n.id);
+        if (row?.hash) this.#indexOf(row.hash.length)?.upsert(n.id, row.hash, row.timestampMs, row.robotId);
       }
       if (!stale || attempt === 3) {
         const kept = found.filter((n) => rows.has(n.id));
