@@ -23,3 +23,12 @@ export function messageOf(error: unknown): string {
   if (error instanceof Error) return error.message || error.name;
   return String(error);
 }
+
+/**
+ * Input from a user or a client that cannot be used: the message names the value and the fix. HTTP answers it
+ * with 400. A RangeError, so code that treats RangeError as bad input keeps working.
+ */
+export class BadInputError extends RangeError {}
+
+/** Something named that does not exist (an unknown frame key, label or clip). HTTP answers it with 404. */
+export class NotFoundError extends RangeError {}
