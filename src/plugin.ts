@@ -1,14 +1,24 @@
 /**
- * The plugin contract: the one file a plugin author needs.
+ * The plugin contract: the one file a plugin author needs, importable as `frame-bucket/plugin` (an alias in the
+ * project's deno.json, so a plugin in any folder writes `import { API_VERSION } from "frame-bucket/plugin"`).
  *
- * A plugin module default-exports a factory `(options) => plugin`. The factory validates its options and throws
- * (a TypeError or RangeError naming the option) before any frame flows. The returned plugin is a plain object with
- * `name`, `apiVersion` and the methods of its kind below; `src/filter/loader.ts` checks all three and names the
- * problem when something is off.
+ * A plugin module exports `Options` (an interface with a comment per field), `defaults` (an `Options` object) and
+ * a default factory `(options) => plugin`. The factory merges the given options over `defaults`, validates them
+ * and throws (a TypeError or RangeError naming the option) before any frame flows. The returned plugin is a plain
+ * object with `name`, `apiVersion` and the methods of its kind below; the loader checks all three and names the
+ * problem when something is off. The core assumes nothing of a plugin beyond this file.
  *
  * Filters are pure: they turn a JPEG into a signature and compare two signatures. The core keeps the last accepted
- * signature of each robot, so a filter never has to know about robots, Kafka or storage.
+ * signature of each robot, so a filter never has to know about robots, Kafka or storage. A filter whose signature
+ * has `bits` (of any length) makes its frames findable by similar-frame search.
+ *
+ * Helpers for filters: `decodeGreyEighth` (the JPEG's 1/8-scale grey image, straight from its DC coefficients),
+ * `resizeGrey` (that image shrunk to a grid, "area" or "nearest") and `hamming` (bits that differ between two
+ * hashes).
  */
+export { decodeGreyEighth, type GreyImage } from "./filter/jpeg_dc.ts";
+export { resizeGrey, type ResizeMode } from "./filter/downscale.ts";
+export { hamming } from "./filter/hamming.ts";
 
 /** Bumped when a plugin interface changes incompatibly. Plugins declare the version they were written for. */
 export const API_VERSION = 1;
@@ -17,7 +27,10 @@ export const API_VERSION = 1;
 export interface Signature<S = unknown> {
   /** The filter's own representation, handed back to `distance`. */
   value: S;
-  /** A perceptual hash as packed bits (MSB first), when the filter has one. */
+  /**
+   * A perceptual hash as packed bits (MSB first), when the filter has one: any length, the same for every frame
+   * of one filter set-up. Frames are searched by the hamming distance of these bits.
+   */
   bits?: Uint8Array;
 }
 

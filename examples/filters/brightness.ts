@@ -6,10 +6,16 @@
  *   primary = "./examples/filters/brightness.ts"
  *   options = { min_change = 12.0 }
  *
- * Paths are relative to the config file. The module is type-checked against src/plugin.ts at start-up.
+ * Paths are relative to the config file. The module is type-checked against the plugin contract
+ * (`frame-bucket/plugin`, src/plugin.ts) at start-up, wherever it lives.
  */
-import { API_VERSION, type FilterFactory, type FilterPlugin, type Signature } from "../../src/plugin.ts";
-import { decodeGreyEighth } from "../../src/filter/jpeg_dc.ts";
+import {
+  API_VERSION,
+  decodeGreyEighth,
+  type FilterFactory,
+  type FilterPlugin,
+  type Signature,
+} from "frame-bucket/plugin";
 
 export interface Options {
   /** Change of mean brightness (0-255 grey levels) above which a frame is kept. */

@@ -3,13 +3,19 @@
  * cell is brighter than the grid's mean. Two frames differ by the hamming distance of their bits; a frame is
  * stored when that distance to the robot's last stored frame is above `threshold`.
  *
- * The grey image comes from the JPEG's DC coefficients (a 1/8-scale decode, see src/filter/jpeg_dc.ts): the grid is
- * at most 64x64, so a full decode would be wasted work.
+ * The grey image comes from the JPEG's DC coefficients (the contract's `decodeGreyEighth`, a 1/8-scale decode): the
+ * grid is at most 64x64, so a full decode would be wasted work.
  */
-import type { FilterFactory, FilterPlugin, Signature } from "../../src/plugin.ts";
-import { API_VERSION } from "../../src/plugin.ts";
-import { decodeGreyEighth } from "../../src/filter/jpeg_dc.ts";
-import { resizeGrey, type ResizeMode } from "../../src/filter/downscale.ts";
+import {
+  API_VERSION,
+  decodeGreyEighth,
+  type FilterFactory,
+  type FilterPlugin,
+  hamming,
+  resizeGrey,
+  type ResizeMode,
+  type Signature,
+} from "frame-bucket/plugin";
 
 export interface Options {
   /** Hamming distance (out of hashSize^2 bits) above which a frame counts as a new scene. */
@@ -32,21 +38,6 @@ export function hashBits(cells: Float32Array): Uint8Array {
     if (cells[i] > mean) bits[i >> 3] |= 0x80 >> (i & 7);
   }
   return bits;
-}
-
-const POPCOUNT = new Uint8Array(256).map((_, i) => {
-  let n = 0;
-  for (let v = i; v; v >>= 1) n += v & 1;
-  return n;
-});
-
-export function hamming(a: Uint8Array, b: Uint8Array): number {
-  if (a.length !== b.length) {
-    throw new RangeError(`hashes of ${a.length * 8} and ${b.length * 8} bits cannot be compared`);
-  }
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d += POPCOUNT[a[i] ^ b[i]];
-  return d;
 }
 
 /** The aHash of a JPEG. */

@@ -4,10 +4,14 @@
  * Blind to where things are, so it keeps frames whose lighting or content mix changed, not ones where an object
  * moved; useful as an alternative on cameras with a lot of motion but steady scenes.
  */
-import type { FilterFactory, FilterPlugin, Signature } from "../../src/plugin.ts";
-import { API_VERSION } from "../../src/plugin.ts";
-import { decodeGreyEighth } from "../../src/filter/jpeg_dc.ts";
-import { resizeGrey } from "../../src/filter/downscale.ts";
+import {
+  API_VERSION,
+  decodeGreyEighth,
+  type FilterFactory,
+  type FilterPlugin,
+  resizeGrey,
+  type Signature,
+} from "frame-bucket/plugin";
 
 export interface Options {
   /** Chi-squared distance (0..1) above which a frame counts as a new scene. */

@@ -1,7 +1,7 @@
 /**
  * Storage plugin for the local tier: RustFS, MinIO, S3Proxy or any S3-compatible server, path-style.
  */
-import type { StorageFactory, StoragePlugin } from "../../src/plugin.ts";
+import type { StorageFactory, StoragePlugin } from "frame-bucket/plugin";
 import { s3Store } from "../../src/store/s3.ts";
 
 export interface Options {

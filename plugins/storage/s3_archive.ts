@@ -2,7 +2,7 @@
  * Storage plugin for the archive tier: AWS S3, or any S3-compatible endpoint when `endpoint` is set.
  * Credentials come from the AWS SDK's usual chain (environment, profile, instance role) unless given.
  */
-import type { StorageFactory, StoragePlugin } from "../../src/plugin.ts";
+import type { StorageFactory, StoragePlugin } from "frame-bucket/plugin";
 import { s3Store } from "../../src/store/s3.ts";
 
 export interface Options {

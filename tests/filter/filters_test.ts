@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import jpeg from "jpeg-js";
-import ahashFactory, { ahash, hamming, hashBits } from "../../plugins/filters/ahash.ts";
+import ahashFactory, { ahash, hashBits } from "../../plugins/filters/ahash.ts";
+import { hamming } from "frame-bucket/plugin";
 import histogramFactory, { chiSquared } from "../../plugins/filters/histogram.ts";
 import { resizeGrey } from "../../src/filter/downscale.ts";
 import { greyJpeg, readSamples } from "../support/images.ts";
