@@ -32,3 +32,9 @@ export class BadInputError extends RangeError {}
 
 /** Something named that does not exist (an unknown frame key, label or clip). HTTP answers it with 404. */
 export class NotFoundError extends RangeError {}
+
+/**
+ * A change that clashes with what exists (a rename onto an existing label without merge): the message names both
+ * and the way out. HTTP answers it with 409.
+ */
+export class ConflictError extends RangeError {}
