@@ -6,6 +6,7 @@
  * Keys, sections and defaults follow the original frame-bucket; new keys have defaults that keep its behaviour.
  */
 import { parse as parseToml } from "smol-toml";
+import { BUILTIN_STORAGE_NAMES, looksLikePath } from "./filter/loader.ts";
 import { robotIdProblem } from "./key.ts";
 import { DEFAULT_LABEL_LIMITS } from "./library/labels.ts";
 import type { Level } from "./log.ts";
@@ -48,6 +49,8 @@ export interface Config {
   };
   filter: FilterSettings & { robots: Record<string, FilterSettings> };
   rustfs: {
+    /** Storage plugin of the local tier: a built-in name ("rustfs") or a path to a module. */
+    plugin: string;
     endpoint: string;
     access_key: string;
     secret_key: string;
@@ -101,6 +104,8 @@ export interface Config {
     max_distinct: number;
   };
   aws_s3: {
+    /** Storage plugin of the archive tier: a built-in name ("s3_archive") or a path to a module. */
+    plugin: string;
     bucket: string;
     prefix: string;
     robot_id: string;
@@ -135,6 +140,8 @@ interface KeySpec {
   env?: string;
   /** A "strings" key that may be an empty list. */
   empty?: boolean;
+  /** A plugin key: one of these built-in names, or a path to a module ("./my_store.ts"). */
+  plugins?: readonly string[];
 }
 
 const MiB = 1024 * 1024;
@@ -171,6 +178,7 @@ export const SCHEMA: Record<string, Record<string, KeySpec>> = {
     robots: { kind: "table", default: {} },
   },
   rustfs: {
+    plugin: { kind: "string", default: "rustfs", plugins: BUILTIN_STORAGE_NAMES },
     endpoint: { kind: "string", default: "http://localhost:9000", env: "RUSTFS_ENDPOINT" },
     access_key: { kind: "string", default: "rustfsadmin", env: "RUSTFS_ACCESS_KEY" },
     secret_key: { kind: "string", default: "rustfsadmin", env: "RUSTFS_SECRET_KEY" },
@@ -217,6 +225,7 @@ export const SCHEMA: Record<string, Record<string, KeySpec>> = {
     max_distinct: { kind: "integer", default: DEFAULT_LABEL_LIMITS.maxDistinct, min: 1, max: 10_000_000 },
   },
   aws_s3: {
+    plugin: { kind: "string", default: "s3_archive", plugins: BUILTIN_STORAGE_NAMES },
     bucket: { kind: "string", default: "reachy-mini-frames-archive" },
     prefix: { kind: "string", default: "archive/" },
     robot_id: { kind: "string", default: "reachy-001" },
@@ -264,6 +273,14 @@ function checkValue(where: string, spec: KeySpec, value: unknown): unknown {
       if (typeof value !== "string") throw new TypeError(`${where} must be a string, not ${describe(value)}`);
       if (spec.oneOf && !spec.oneOf.includes(value)) {
         throw new RangeError(`${where} = ${JSON.stringify(value)} is not one of ${spec.oneOf.join(", ")}`);
+      }
+      if (spec.plugins && !spec.plugins.includes(value) && !looksLikePath(value)) {
+        throw new RangeError(
+          `${where} = ${JSON.stringify(value)} is neither a built-in plugin (${
+            spec.plugins.join(", ")
+          }) nor a ` +
+            `path to a plugin module (e.g. "./my_store.ts", relative to the config file)`,
+        );
       }
       return value;
     case "boolean":

@@ -8,7 +8,7 @@ import { Pipeline } from "../consume/pipeline.ts";
 import { messageOf, ServiceError } from "../errors.ts";
 import { type FrameConsumer, openAdmin, openConsumer } from "../kafka/client.ts";
 import { createLogger, type Logger } from "../log.ts";
-import { archiveStore, filterFromSpec, filterSpec, localStore } from "../filter/loader.ts";
+import { archiveStore, describePlugins, filterFromSpec, filterSpec, localStore } from "../filter/loader.ts";
 import { FilterPool, pooled } from "../filter/pool.ts";
 import { createSceneFilter } from "../filter/scene.ts";
 import { type ConsumerMetrics, consumerMetrics, evictionLines, startMetricsServer } from "../metrics.ts";
@@ -213,18 +213,12 @@ runMain(async () => {
   const log = createLogger(config.logging);
   const filter = await createSceneFilter(config, workerFilters(config));
   const storage = await localStore(config);
-  const overrides = Object.entries(config.filter.robots).map(([id]) => `${id}: ${filter.filterOf(id).name}`);
   log.info(
     `consumer starting: config ${config.source}; kafka ${
       config.kafka.brokers.join(",")
     } topic ${config.kafka.topic} ` +
-      `group ${config.kafka.group_id}; filter ${
-        filter.filterOf("").name
-      } (threshold ${config.filter.phash_threshold}` +
-      `/${config.filter.phash_hash_size ** 2} bits, resize ${config.filter.resize})` +
-      (overrides.length ? `, per robot ${overrides.join(", ")}` : "") +
-      `; store ${config.rustfs.endpoint} bucket ${config.rustfs.bucket} prefix ${config.rustfs.prefix}` +
-      `; catalog ${catalogPath(config)}`,
+      `group ${config.kafka.group_id}; ${await describePlugins(config, filter, storage)}` +
+      ` prefix ${config.rustfs.prefix}; catalog ${catalogPath(config)}`,
   );
   await storage.open();
 
