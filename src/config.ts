@@ -8,7 +8,7 @@
 import { parse as parseToml } from "smol-toml";
 import { BUILTIN_STORAGE_NAMES, looksLikePath } from "./filter/loader.ts";
 import { robotIdProblem } from "./key.ts";
-import { DEFAULT_LABEL_LIMITS } from "./library/labels.ts";
+import { DEFAULT_LABEL_LIMITS } from "./catalog/rules.ts";
 import type { Level } from "./log.ts";
 
 export interface FilterSettings {

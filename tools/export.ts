@@ -7,7 +7,8 @@
  * Exit codes: 0 complete; 1 incomplete (frames no store holds, listed in MISSING.txt of the output) or failed (a
  * store kept failing: nothing is left behind); 2 bad input.
  */
-import { Catalog, catalogPath, type Tier } from "../src/catalog/sqlite.ts";
+import type { Tier } from "../src/catalog/catalog.ts";
+import { catalogPath, openCatalog } from "../src/catalog/open.ts";
 import { parseCli, runMain } from "../src/main/cli.ts";
 import { loadConfig } from "../src/config.ts";
 import { messageOf, ServiceError } from "../src/errors.ts";
@@ -65,12 +66,12 @@ export async function exportMain(args: string[]): Promise<number> {
   } catch {
     throw new Deno.errors.NotFound(`no catalog at ${path}: run the consumer or deno task reindex first`);
   }
-  const catalog = new Catalog(path);
+  const catalog = openCatalog(config);
   const filter = { labels: values.label, allLabels: values["all-labels"] ?? false, robots, ...span, tiers };
   const local = await localStore(config);
   // The archive client is made only when archived frames are part of the export (it may need AWS credentials).
   const archived = (tiers.length === 0 || tiers.includes("archive")) &&
-    countFrames(catalog, { ...filter, tiers: ["archive"] }) > 0;
+    (await countFrames(catalog, { ...filter, tiers: ["archive"] })) > 0;
   const archive = archived ? await archiveStore(config) : null;
   try {
     const summary = await exportFrames(catalog, values.out, {
@@ -105,7 +106,7 @@ export async function exportMain(args: string[]): Promise<number> {
       { retriable: error.retriable, cause: error },
     );
   } finally {
-    catalog.close();
+    await catalog.close();
     local.close();
     archive?.close();
   }

@@ -2,11 +2,11 @@
  * `deno task label <command> ...`: labels frames, keeps clips, shows the change journal. Every change is recorded
  * with `--author` (default: $USER) and the time.
  */
-import { Catalog, catalogPath } from "../src/catalog/sqlite.ts";
+import type { Clip, FrameSelector, LabelStore } from "../src/catalog/catalog.ts";
+import { openCatalog } from "../src/catalog/open.ts";
 import { parseCli, runMain } from "../src/main/cli.ts";
 import { loadConfig } from "../src/config.ts";
 import { checkRobotId } from "../src/key.ts";
-import { type Clip, type FrameSelector, Labels } from "../src/library/labels.ts";
 import { parseTime, parseTimeRange } from "../src/library/search.ts";
 
 export const USAGE = `usage: deno task label <command> [options] [--author NAME] [--config PATH]
@@ -108,8 +108,8 @@ export async function labelMain(args: string[]): Promise<number> {
   const author = values.author ?? Deno.env.get("USER") ?? null;
   const by = { author: author || null };
   const config = await loadConfig(values.config);
-  const catalog = new Catalog(catalogPath(config));
-  const labels = new Labels(catalog, {
+  const catalog = openCatalog(config);
+  const labels = catalog.labels({
     limits: { maxPerRequest: config.labels.max_per_request, maxDistinct: config.labels.max_distinct },
   });
   const json = values.json ?? false;
@@ -120,59 +120,60 @@ export async function labelMain(args: string[]): Promise<number> {
         need(rest, 1, `${command} LABEL... and the frames`);
         const target = await selector(values);
         const n = command === "add"
-          ? labels.addLabels(target, rest, by)
-          : labels.removeLabels(target, rest, by);
+          ? await labels.addLabels(target, rest, by)
+          : await labels.removeLabels(target, rest, by);
         console.log(`${command === "add" ? "added" : "removed"} ${n} frame label${n === 1 ? "" : "s"}`);
         return 0;
       }
       case "show": {
         need(rest, 1, "show KEY");
-        const row = catalog.get(rest[0]);
+        const row = await catalog.get(rest[0]);
         if (!row) throw new RangeError(`no frame ${JSON.stringify(rest[0])} in the catalog`);
-        const clips = labels.listClips({
+        const clips = await labels.listClips({
           robotId: row.robotId,
           fromMs: row.timestampMs,
           toMs: row.timestampMs,
         });
-        const all = labels.labelsOf(row.key);
+        const all = await labels.labelsOf(row.key);
+        const pinned = await catalog.isPinned(row.key);
         if (json) {
           console.log(
-            JSON.stringify({ key: row.key, labels: all, pinned: catalog.isPinned(row.key), clips }),
+            JSON.stringify({ key: row.key, labels: all, pinned, clips }),
           );
         } else {
           console.log(
-            `${row.key}\n  labels: ${all.join(", ") || "-"}${catalog.isPinned(row.key) ? " (pinned)" : ""}`,
+            `${row.key}\n  labels: ${all.join(", ") || "-"}${pinned ? " (pinned)" : ""}`,
           );
           for (const c of clips) console.log(`  in ${clipLine(c)}`);
         }
         return 0;
       }
       case "list": {
-        for (const l of labels.list()) {
+        for (const l of await labels.list()) {
           console.log(json ? JSON.stringify(l) : `${l.name}  ${l.frames} frames, ${l.clips} clips`);
         }
         return 0;
       }
       case "rename": {
         need(rest, 2, "rename OLD NEW");
-        labels.renameLabel(rest[0], rest[1], { ...by, merge: values.merge });
+        await labels.renameLabel(rest[0], rest[1], { ...by, merge: values.merge });
         console.log(`renamed ${JSON.stringify(rest[0])} to ${JSON.stringify(rest[1])}`);
         return 0;
       }
       case "delete": {
         need(rest, 1, "delete LABEL");
-        const n = labels.deleteLabel(rest[0], by);
+        const n = await labels.deleteLabel(rest[0], by);
         console.log(`deleted ${JSON.stringify(rest[0])} from ${n.frames} frames and ${n.clips} clips`);
         return 0;
       }
       case "clip":
-        return clipCommand(labels, rest, values, by);
+        return await clipCommand(labels, rest, values, by);
       case "log": {
         const limit = values.limit === undefined ? 20 : Number(values.limit);
         if (!Number.isInteger(limit) || limit < 1) {
           throw new RangeError(`--limit ${values.limit} must be >= 1`);
         }
-        for (const c of labels.changes({ target: values.target, limit, newest: true })) {
+        for (const c of await labels.changes({ target: values.target, limit, newest: true })) {
           console.log(
             json
               ? JSON.stringify(c)
@@ -187,11 +188,16 @@ export async function labelMain(args: string[]): Promise<number> {
         throw new RangeError(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
     }
   } finally {
-    catalog.close();
+    await catalog.close();
   }
 }
 
-function clipCommand(labels: Labels, args: string[], values: Values, by: { author: string | null }): number {
+async function clipCommand(
+  labels: LabelStore,
+  args: string[],
+  values: Values,
+  by: { author: string | null },
+): Promise<number> {
   const [sub, ...rest] = args;
   switch (sub) {
     case "create": {
@@ -199,7 +205,7 @@ function clipCommand(labels: Labels, args: string[], values: Values, by: { autho
         throw new RangeError("clip create needs --robot R --from T --to T --name NAME");
       }
       const span = parseTimeRange(values.from, values.to);
-      const clip = labels.createClip({
+      const clip = await labels.createClip({
         robotId: values.robot,
         fromMs: span.fromMs!,
         toMs: span.toMs!,
@@ -212,7 +218,7 @@ function clipCommand(labels: Labels, args: string[], values: Values, by: { autho
     }
     case "update": {
       const id = clipId(rest[0]);
-      const clip = labels.updateClip(id, {
+      const clip = await labels.updateClip(id, {
         robotId: values.robot,
         fromMs: values.from === undefined ? undefined : parseTime(values.from, "--from"),
         toMs: values.to === undefined ? undefined : parseTime(values.to, "--to", { end: true }),
@@ -226,14 +232,14 @@ function clipCommand(labels: Labels, args: string[], values: Values, by: { autho
       return 0;
     }
     case "delete": {
-      labels.deleteClip(clipId(rest[0]), by);
+      await labels.deleteClip(clipId(rest[0]), by);
       console.log(`deleted clip ${rest[0]}`);
       return 0;
     }
     case "list": {
       const span = parseTimeRange(values.from, values.to);
       const label = values.label?.[0];
-      for (const c of labels.listClips({ robotId: values.robot, label, ...span })) {
+      for (const c of await labels.listClips({ robotId: values.robot, label, ...span })) {
         console.log(values.json ? JSON.stringify(c) : clipLine(c));
       }
       return 0;

@@ -2,7 +2,7 @@
  * `deno task reindex [--no-archive] [--config PATH]`: rebuilds the catalog from the local bucket and the
  * archive bucket, with progress.
  */
-import { Catalog, catalogPath } from "../src/catalog/sqlite.ts";
+import { openCatalog } from "../src/catalog/open.ts";
 import { parseCli, runMain } from "../src/main/cli.ts";
 import { loadConfig } from "../src/config.ts";
 import { archiveStore, localStore } from "../src/filter/loader.ts";
@@ -22,8 +22,8 @@ runMain(async () => {
   const config = await loadConfig(values.config);
   const local = await localStore(config);
   const archive = values["no-archive"] ? undefined : await archiveStore(config);
-  const path = catalogPath(config);
-  const catalog = new Catalog(path);
+  const catalog = openCatalog(config);
+  const path = catalog.where;
   console.error(
     `reindexing ${config.rustfs.bucket}/${config.rustfs.prefix}` +
       (archive ? ` and ${config.aws_s3.bucket}/${config.aws_s3.prefix}${config.rustfs.prefix}` : "") +
@@ -41,14 +41,14 @@ runMain(async () => {
           `  ${c.local} local, ${c.archive} archived, ${c.both} in both, ${c.skipped} skipped (${c.perSecond}/s)`,
         ),
     });
-    const totals = catalog.totals();
+    const totals = await catalog.totals();
     console.log(
       `catalog rebuilt: ${counts.local} local, ${counts.archive} archived, ${counts.both} in both tiers (to be ` +
         `verified by eviction), ${counts.skipped} objects that are not frames; catalog now holds ` +
         `${totals.local.frames + totals.archiving.frames + totals.archive.frames} frames`,
     );
   } finally {
-    catalog.close();
+    await catalog.close();
     local.close();
     archive?.close();
   }

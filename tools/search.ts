@@ -6,7 +6,8 @@
  * the matching frames by hamming distance of their aHash to the upload (hashed by the consumer's own filter) or
  * to a stored frame, and prints the top --k.
  */
-import { Catalog, catalogPath } from "../src/catalog/sqlite.ts";
+import type { Tier } from "../src/catalog/catalog.ts";
+import { catalogPath, openCatalog } from "../src/catalog/open.ts";
 import { parseCli, runMain } from "../src/main/cli.ts";
 import { loadConfig } from "../src/config.ts";
 import { checkRobotId } from "../src/key.ts";
@@ -18,8 +19,7 @@ import {
   type SearchHit,
   TIERS,
 } from "../src/library/search.ts";
-import { JpegHasher, similarFromCatalog, type SimilarHit } from "../src/library/similar.ts";
-import type { Tier } from "../src/catalog/sqlite.ts";
+import { JpegHasher, similarFromCatalog } from "../src/library/similar.ts";
 
 export const USAGE = `usage: deno task search [--robot R]... [--from T] [--to T] [--label L]... [--all-labels]
                         [--tier local|archiving|archive] [--oldest] [--limit N] [--cursor C]
@@ -131,7 +131,7 @@ export async function searchMain(args: string[]): Promise<number> {
       `no catalog at ${path}: the consumer creates it (deno task consume), or rebuild it with deno task reindex`,
     );
   }
-  const catalog = new Catalog(path);
+  const catalog = openCatalog(config);
   try {
     let hits: (SearchHit & { distance?: number })[];
     let next: string | null = null;
@@ -143,7 +143,7 @@ export async function searchMain(args: string[]): Promise<number> {
       let hash: Uint8Array;
       let excludeKey: string | undefined;
       if (values.like !== undefined) {
-        const row = catalog.get(values.like);
+        const row = await catalog.get(values.like);
         if (!row) throw new RangeError(`--like: no frame ${JSON.stringify(values.like)} in the catalog`);
         if (!row.hash) {
           throw new RangeError(`--like: frame ${values.like} has no hash (filter ${row.filter})`);
@@ -159,9 +159,9 @@ export async function searchMain(args: string[]): Promise<number> {
           await hasher.close();
         }
       }
-      hits = similarFromCatalog(catalog, hash, { ...filter, k, maxDistance, excludeKey }) as SimilarHit[];
+      hits = await similarFromCatalog(catalog, hash, { ...filter, k, maxDistance, excludeKey });
     } else {
-      const page = searchFrames(catalog, {
+      const page = await searchFrames(catalog, {
         ...filter,
         order: values.oldest ? "oldest" : "newest",
         limit: intFlag(values.limit, "limit", 50, 1, 1000),
@@ -181,7 +181,7 @@ export async function searchMain(args: string[]): Promise<number> {
       );
     }
   } finally {
-    catalog.close();
+    await catalog.close();
   }
   return 0;
 }

@@ -13,40 +13,23 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { mkdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { messageOf, ServiceError } from "../errors.ts";
-
-export type Tier = "local" | "archiving" | "archive";
-
-export interface FrameRow {
-  /** Object key in the local store (the archive key is aws_s3.prefix + this). */
-  key: string;
-  robotId: string;
-  timestampMs: number;
-  seq: number;
-  size: number;
-  /** Entity tag of the stored object as the server reported it (the MD5 of a single-part upload). */
-  etag: string | null;
-  filter: string;
-  /** Distance to the robot's previous stored frame; null for a robot's first frame. */
-  distance: number | null;
-  /** Perceptual hash bits, when the filter has them. */
-  hash: Uint8Array | null;
-  tier: Tier;
-  /** When the row last changed tier (ms since the epoch). */
-  tierChangedMs: number;
-  /** When the frame was stored. */
-  storedMs: number;
-  /**
-   * The Kafka partition and offset of the message the frame came from (null for rows from before schema v3 or
-   * for objects stored without them). Replays after a restart are recognised by these, not by capture time.
-   */
-  partition?: number | null;
-  offset?: number | null;
-}
-
-export interface TierCounts {
-  frames: number;
-  bytes: number;
-}
+import type {
+  Catalog,
+  CatalogIdentity,
+  FramePosition,
+  FrameRow,
+  HashRow,
+  LabelLimits,
+  LabelStore,
+  RobotSummary,
+  SearchFilter,
+  SearchHit,
+  Tier,
+  TierCounts,
+  TimelineBucket,
+} from "./catalog.ts";
+import { SqliteLabels } from "./sqlite_labels.ts";
+import * as reads from "./sqlite_search.ts";
 
 /**
  * 1: frames. 2: labels, frame_labels, clips, clip_labels and the append-only `changes` journal (src/library/labels.ts),
@@ -54,14 +37,6 @@ export interface TierCounts {
  * partition and offset of each frame (replay detection) and a `meta` table naming what the catalog belongs to.
  */
 const SCHEMA_VERSION = 3;
-
-/** What a catalog belongs to: recorded by the first consumer that writes to it, checked by every later one. */
-export interface CatalogIdentity {
-  topic: string;
-  endpoint: string;
-  bucket: string;
-  prefix: string;
-}
 
 /** The WAL is checkpointed every this many pages (4 KiB each) and truncated to `WAL_LIMIT_BYTES` after. */
 const WAL_CHECKPOINT_PAGES = 256;
@@ -193,8 +168,10 @@ function toRow(r: RawRow): FrameRow {
   };
 }
 
-export class Catalog {
+export class SqliteCatalog implements Catalog {
   readonly path: string;
+  /** For messages: the file path. */
+  readonly where: string;
   #db!: DatabaseSync;
   #upsert!: StatementSync;
   #get!: StatementSync;
@@ -212,6 +189,7 @@ export class Catalog {
   /** Opens (creating when missing) the catalog file; `":memory:"` for a throw-away one. */
   constructor(path: string) {
     this.path = path;
+    this.where = path;
     if (path !== ":memory:") {
       const folder = path.slice(0, Math.max(0, path.lastIndexOf("/"))) || ".";
       try {
@@ -427,18 +405,10 @@ export class Catalog {
   }
 
   /**
-   * The open connection, for modules that keep their own statements over the catalog's tables (src/library/labels.ts,
-   * src/library/search.ts, src/library/similar.ts). Not for writing frames rows: use the methods here.
-   */
-  get db(): DatabaseSync {
-    return this.#db;
-  }
-
-  /**
    * Records a stored frame (idempotent: a replayed store rewrites the same row). A frame stored again locally
    * after it was archived is local again.
    */
-  upsert(row: FrameRow): void {
+  #upsertSync(row: FrameRow): void {
     this.#upsert.run(
       row.key,
       row.robotId,
@@ -458,13 +428,13 @@ export class Catalog {
   }
 
   /** Records many rows in one transaction (reindex). */
-  upsertMany(rows: FrameRow[]): void {
-    this.transaction(() => {
-      for (const row of rows) this.upsert(row);
+  #upsertManySync(rows: FrameRow[]): void {
+    this.#transaction(() => {
+      for (const row of rows) this.#upsertSync(row);
     });
   }
 
-  get(key: string): FrameRow | null {
+  #getSync(key: string): FrameRow | null {
     const r = this.#get.get(key) as RawRow | undefined;
     return r ? toRow(r) : null;
   }
@@ -473,23 +443,23 @@ export class Catalog {
    * The robot's frame from the highest Kafka offset on `partition`: the last one the consumer stored from it,
    * whatever its capture time. Null when no row of the robot records that partition.
    */
-  lastStoredFrom(robotId: string, partition: number): FrameRow | null {
+  #lastStoredFromSync(robotId: string, partition: number): FrameRow | null {
     const r = this.#newestOnPartition.get(robotId, partition) as RawRow | undefined;
     return r ? toRow(r) : null;
   }
 
   /** Keys of rows with `from <= key <= to`, in key order (reconciling a bucket listing page by page). */
-  keysBetween(from: string, to: string): string[] {
+  #keysBetweenSync(from: string, to: string): string[] {
     return (this.#keysBetween.all(from, to) as { key: string }[]).map((r) => r.key);
   }
 
   /** Rows in all tiers. */
-  frameCount(): number {
+  #frameCountSync(): number {
     return Number((this.#db.prepare("SELECT COUNT(*) AS n FROM frames").get() as { n: number }).n);
   }
 
   /** What the catalog belongs to, as recorded by the first consumer that wrote to it; null when nothing is. */
-  identity(): CatalogIdentity | null {
+  #identitySync(): CatalogIdentity | null {
     const rows = this.#db.prepare("SELECT name, value FROM meta").all() as { name: string; value: string }[];
     const m = new Map(rows.map((r) => [r.name, r.value]));
     if (!m.has("topic")) return null;
@@ -505,11 +475,11 @@ export class Catalog {
    * Records what the catalog belongs to when nothing is recorded yet; returns the fields that differ from an
    * identity already recorded (empty when it is this one).
    */
-  bind(identity: CatalogIdentity): (keyof CatalogIdentity)[] {
-    const known = this.identity();
+  #bindSync(identity: CatalogIdentity): (keyof CatalogIdentity)[] {
+    const known = this.#identitySync();
     if (!known) {
       const put = this.#db.prepare("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)");
-      this.transaction(() => {
+      this.#transaction(() => {
         for (const [name, value] of Object.entries(identity)) put.run(name, value);
       });
       return [];
@@ -518,7 +488,7 @@ export class Catalog {
   }
 
   /** Runs `work` in one write transaction (rolled back when it throws). */
-  transaction<T>(work: () => T): T {
+  #transaction<T>(work: () => T): T {
     this.#db.exec("BEGIN IMMEDIATE");
     try {
       const out = work();
@@ -531,7 +501,7 @@ export class Catalog {
   }
 
   /** Throws a catalog ServiceError when the catalog cannot be read (the health check). */
-  ping(): void {
+  #pingSync(): void {
     try {
       this.#db.prepare("SELECT COUNT(*) FROM meta").get();
     } catch (error) {
@@ -543,7 +513,7 @@ export class Catalog {
    * Writes the WAL back into the database and truncates it (after a failed write on a full disk, this is what
    * gives the space back once some is freed). Errors are returned, not thrown: it is a best effort.
    */
-  checkpoint(): string | null {
+  #checkpointSync(): string | null {
     try {
       this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
       return null;
@@ -570,7 +540,7 @@ export class Catalog {
    * rows win). Either way the catalog then works on the file at `path`. Returns the rows in it afterwards and
    * how many were copied in.
    */
-  recoverFile(): { state: "deleted" | "replaced"; copied: number; rows: number } | null {
+  #recoverFileSync(): { state: "deleted" | "replaced"; copied: number; rows: number } | null {
     const state = this.fileState();
     if (state === "same") return null;
     const copy = `${this.path}.recovered-${Deno.pid}-${Date.now()}`;
@@ -588,32 +558,32 @@ export class Catalog {
       rmSync(`${this.path}-shm`, { force: true });
       renameSync(copy, this.path);
       this.#open();
-      copied = this.frameCount();
+      copied = this.#frameCountSync();
     } else {
       this.#open();
       try {
         this.#db.exec(`ATTACH DATABASE '${copy.replaceAll("'", "''")}' AS saved`);
-        const before = this.frameCount();
-        this.transaction(() => {
+        const before = this.#frameCountSync();
+        this.#transaction(() => {
           this.#db.exec(`INSERT OR IGNORE INTO frames (${COLUMNS}) SELECT ${COLUMNS} FROM saved.frames`);
         });
-        copied = this.frameCount() - before;
+        copied = this.#frameCountSync() - before;
         this.#db.exec("DETACH DATABASE saved");
       } finally {
         rmSync(copy, { force: true });
       }
     }
-    return { state, copied, rows: this.frameCount() };
+    return { state, copied, rows: this.#frameCountSync() };
   }
 
   /** A robot's newest frame in any tier (by capture time, then sequence). */
-  newest(robotId: string): FrameRow | null {
+  #newestSync(robotId: string): FrameRow | null {
     const r = this.#newest.get(robotId) as RawRow | undefined;
     return r ? toRow(r) : null;
   }
 
   /** The globally oldest frames still only in the local tier. */
-  oldestLocal(limit: number): FrameRow[] {
+  #oldestLocalSync(limit: number): FrameRow[] {
     return (this.#oldest.all(limit) as unknown as RawRow[]).map(toRow);
   }
 
@@ -621,13 +591,13 @@ export class Catalog {
    * True when the frame is labelled: a label of its own, or inside a clip (same robot, capture time within the
    * clip's span) that has at least one label. Eviction should keep pinned frames local as long as it can.
    */
-  isPinned(key: string): boolean {
+  #isPinnedSync(key: string): boolean {
     return this.#db.prepare(`SELECT 1 AS pinned FROM frames f WHERE f.key = ? AND ${PINNED}`).get(key) !==
       undefined;
   }
 
   /** The globally oldest local-only frames that are not pinned (eviction's first choice), oldest first. */
-  oldestLocalUnpinned(limit: number): FrameRow[] {
+  #oldestLocalUnpinnedSync(limit: number): FrameRow[] {
     return (this.#db.prepare(
       `SELECT ${COLUMNS} FROM frames f WHERE tier = 'local' AND NOT ${PINNED} ORDER BY ts_ms, seq LIMIT ?`,
     ).all(limit) as unknown as RawRow[]).map(toRow);
@@ -637,8 +607,8 @@ export class Catalog {
    * Like `oldestLocal`, but unpinned frames come first (oldest first), then pinned ones (oldest first): eviction
    * that takes from the front archives labelled frames only once nothing else is left.
    */
-  oldestLocalPinnedLast(limit: number): FrameRow[] {
-    const rows = this.oldestLocalUnpinned(limit);
+  #oldestLocalPinnedLastSync(limit: number): FrameRow[] {
+    const rows = this.#oldestLocalUnpinnedSync(limit);
     if (rows.length >= limit) return rows;
     const pinned = this.#db.prepare(
       `SELECT ${COLUMNS} FROM frames f WHERE tier = 'local' AND ${PINNED} ORDER BY ts_ms, seq LIMIT ?`,
@@ -647,20 +617,20 @@ export class Catalog {
   }
 
   /** Frames in a tier, oldest first. */
-  inTier(tier: Tier, limit: number): FrameRow[] {
+  #inTierSync(tier: Tier, limit: number): FrameRow[] {
     return (this.#inTier.all(tier, limit) as unknown as RawRow[]).map(toRow);
   }
 
-  setTier(key: string, tier: Tier, nowMs: number): void {
+  #setTierSync(key: string, tier: Tier, nowMs: number): void {
     this.#setTier.run(tier, nowMs, key);
   }
 
-  remove(key: string): void {
+  #removeSync(key: string): void {
     this.#remove.run(key);
   }
 
   /** Frames and bytes per tier. */
-  totals(): Record<Tier, TierCounts> {
+  #totalsSync(): Record<Tier, TierCounts> {
     const out: Record<Tier, TierCounts> = {
       local: { frames: 0, bytes: 0 },
       archiving: { frames: 0, bytes: 0 },
@@ -673,13 +643,151 @@ export class Catalog {
   }
 
   /** Every row, in key order (tests, reindex comparison). */
-  all(): FrameRow[] {
+  #allSync(): FrameRow[] {
     return (this.#db.prepare(`SELECT ${COLUMNS} FROM frames ORDER BY key`).all() as unknown as RawRow[]).map(
       toRow,
     );
   }
 
-  close(): void {
+  #closeSync(): void {
     if (this.#db.isOpen) this.#db.close();
   }
+
+  // ---------------------------------------------------------------------------------------------- the contract
+  // node:sqlite is synchronous: each method does its work at once and hands back a settled promise, so a
+  // transaction inside one method is never interleaved with other work.
+
+  upsert(row: FrameRow): Promise<void> {
+    return this.#run("recording a frame", () => this.#upsertSync(row));
+  }
+  upsertMany(rows: FrameRow[]): Promise<void> {
+    return this.#run("recording frames", () => this.#upsertManySync(rows));
+  }
+  get(key: string): Promise<FrameRow | null> {
+    return this.#run("reading a frame", () => this.#getSync(key));
+  }
+  newest(robotId: string): Promise<FrameRow | null> {
+    return this.#run("reading a robot's newest frame", () => this.#newestSync(robotId));
+  }
+  lastStoredFrom(robotId: string, partition: number): Promise<FrameRow | null> {
+    return this.#run(
+      "reading a robot's last stored frame",
+      () => this.#lastStoredFromSync(robotId, partition),
+    );
+  }
+  keysBetween(from: string, to: string): Promise<string[]> {
+    return this.#run("reading keys", () => this.#keysBetweenSync(from, to));
+  }
+  frameCount(): Promise<number> {
+    return this.#run("counting frames", () => this.#frameCountSync());
+  }
+  all(): Promise<FrameRow[]> {
+    return this.#run("reading every frame", () => this.#allSync());
+  }
+  oldestLocal(limit: number): Promise<FrameRow[]> {
+    return this.#run("reading the oldest local frames", () => this.#oldestLocalSync(limit));
+  }
+  oldestLocalUnpinned(limit: number): Promise<FrameRow[]> {
+    return this.#run("reading the oldest local frames", () => this.#oldestLocalUnpinnedSync(limit));
+  }
+  oldestLocalPinnedLast(limit: number): Promise<FrameRow[]> {
+    return this.#run("reading the oldest local frames", () => this.#oldestLocalPinnedLastSync(limit));
+  }
+  inTier(tier: Tier, limit: number): Promise<FrameRow[]> {
+    return this.#run("reading a tier", () => this.#inTierSync(tier, limit));
+  }
+  setTier(key: string, tier: Tier, nowMs: number): Promise<void> {
+    return this.#run("moving a frame to another tier", () => this.#setTierSync(key, tier, nowMs));
+  }
+  remove(key: string): Promise<void> {
+    return this.#run("removing a frame", () => this.#removeSync(key));
+  }
+  isPinned(key: string): Promise<boolean> {
+    return this.#run("reading a frame's labels", () => this.#isPinnedSync(key));
+  }
+  totals(): Promise<Record<Tier, TierCounts>> {
+    return this.#run("counting tiers", () => this.#totalsSync());
+  }
+  findFrames(
+    filter: SearchFilter,
+    page: { order: "newest" | "oldest"; limit: number; after?: FramePosition | null },
+  ): Promise<FrameRow[]> {
+    return this.#run("searching", () => reads.findFrames(this.#db, filter, page));
+  }
+  countFrames(filter: SearchFilter): Promise<number> {
+    return this.#run("counting frames", () => reads.countFrames(this.#db, filter));
+  }
+  withLabels(frames: FrameRow[]): Promise<SearchHit[]> {
+    return this.#run("reading labels", () => reads.withLabels(this.#db, frames));
+  }
+  async *hashRows(options: { sinceStoredMs?: number; filter?: SearchFilter } = {}): AsyncIterable<HashRow> {
+    // In pages by row number: no statement stays open while the consumer of the rows awaits.
+    let afterId = 0;
+    for (;;) {
+      const page = await this.#run(
+        "reading hashes",
+        () => reads.hashRowsPage(this.#db, { ...options, afterId, limit: 5000 }),
+      );
+      if (page.length === 0) return;
+      yield* page;
+      afterId = page[page.length - 1].id;
+    }
+  }
+  idOf(key: string): Promise<number | null> {
+    return this.#run("reading a frame", () => reads.idOf(this.#db, key));
+  }
+  rowsById(ids: number[]): Promise<Map<number, FrameRow>> {
+    return this.#run("reading frames", () => reads.rowsById(this.#db, ids));
+  }
+  robotSummaries(): Promise<RobotSummary[]> {
+    return this.#run("summarising robots", () => reads.robotSummaries(this.#db));
+  }
+  robotSummary(robotId: string): Promise<RobotSummary | null> {
+    return this.#run("summarising a robot", () => reads.robotSummary(this.#db, robotId));
+  }
+  timeline(robotId: string, fromMs: number, toMs: number, bucketMs: number): Promise<TimelineBucket[]> {
+    return this.#run("reading a timeline", () => reads.timeline(this.#db, robotId, fromMs, toMs, bucketMs));
+  }
+  adjacentKeys(
+    robotId: string,
+    at: FramePosition,
+  ): Promise<{ previous: string | null; next: string | null }> {
+    return this.#run("reading neighbouring frames", () => reads.adjacentKeys(this.#db, robotId, at));
+  }
+  labels(options: { now?: () => number; limits?: Partial<LabelLimits> } = {}): LabelStore {
+    return new SqliteLabels(this.#db, options);
+  }
+  identity(): Promise<CatalogIdentity | null> {
+    return this.#run("reading what the catalog belongs to", () => this.#identitySync());
+  }
+  bind(identity: CatalogIdentity): Promise<(keyof CatalogIdentity)[]> {
+    return this.#run("recording what the catalog belongs to", () => this.#bindSync(identity));
+  }
+  ping(): Promise<void> {
+    return this.#run("reading", () => this.#pingSync());
+  }
+  checkpoint(): Promise<string | null> {
+    return Promise.resolve(this.#checkpointSync());
+  }
+  recoverFile(): Promise<{ state: "deleted" | "replaced"; copied: number; rows: number } | null> {
+    return this.#run("restoring the catalog file", () => this.#recoverFileSync());
+  }
+  close(): Promise<void> {
+    this.#closeSync();
+    return Promise.resolve();
+  }
+
+  /** Runs synchronous work as a settled promise; SQLite failures become catalog ServiceErrors naming the file. */
+  #run<T>(doing: string, work: () => T): Promise<T> {
+    try {
+      return Promise.resolve(work());
+    } catch (error) {
+      return Promise.reject(isSqliteError(error) ? catalogError(this.path, doing, error) : error);
+    }
+  }
+}
+
+/** Errors that node:sqlite raised (as opposed to our own bad-input and not-found errors). */
+function isSqliteError(error: unknown): boolean {
+  return (error as { code?: string })?.code === "ERR_SQLITE_ERROR";
 }

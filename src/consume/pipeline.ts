@@ -12,10 +12,10 @@
  * added. Which frames are replays is known from Kafka offsets kept with each catalog row, not from capture times.
  */
 import { createHash } from "node:crypto";
-import { type Catalog, catalogError, type FrameRow } from "../catalog/sqlite.ts";
+import type { Catalog, FrameRow } from "../catalog/catalog.ts";
 import type { Config } from "../config.ts";
 import type { ConsumerMetrics } from "../metrics.ts";
-import { messageOf } from "../errors.ts";
+import { messageOf, ServiceError } from "../errors.ts";
 import { decodeFrame, type Frame } from "../ingest/frame.ts";
 import type { IncomingBatch, IncomingMessage } from "../kafka/client.ts";
 import { type KeySuffix, MAX_FUTURE_MS, objectKey, parseMessageKey, timestampProblem } from "../key.ts";
@@ -260,7 +260,7 @@ export class Pipeline {
         // were kept, or of another partition, give the newest by capture time. The object store is the fallback
         // when the catalog has no row for the robot (a new or lost catalog file).
         const row = catalog
-          ? (catalog.lastStoredFrom(robotId, batch.partition) ?? catalog.newest(robotId))
+          ? ((await catalog.lastStoredFrom(robotId, batch.partition)) ?? (await catalog.newest(robotId)))
           : null;
         let ref: StoredRef | null = row
           ? {
@@ -521,21 +521,25 @@ export class Pipeline {
     let delay = 200;
     for (let attempt = 1;; attempt++) {
       try {
-        catalog.upsert(row);
+        await catalog.upsert(row);
         if (this.#catalogTrouble) {
           this.#log.info(
-            `[catalog] ${catalog.path}: writing again (${row.key} recorded after ${attempt} attempts)`,
+            `[catalog] ${catalog.where}: writing again (${row.key} recorded after ${attempt} attempts)`,
           );
           this.#catalogTrouble = null;
         }
         return true;
       } catch (raw) {
-        const error = catalogError(catalog.path, `recording ${row.key}`, raw);
+        const error = raw instanceof ServiceError ? raw : new ServiceError(
+          "catalog",
+          `catalog ${catalog.where}: recording ${row.key} failed (${messageOf(raw)})`,
+          { retriable: true, cause: raw },
+        );
         this.#catalogTrouble = error.message;
         this.deps.metrics?.catalogRetries.inc();
         // A failed write on a full disk can leave the WAL holding the space; a checkpoint gives it back once
         // there is room to write the pages into the database file.
-        catalog.checkpoint();
+        await catalog.checkpoint?.();
         if (!batch.isActive()) {
           this.#log.warn(
             `[catalog] ${row.key} stored but not recorded (${error.message}); it will be replayed`,
@@ -573,7 +577,7 @@ export class Pipeline {
         : job.key;
       // The catalog also knows frames that were archived (no local object any more): a key recorded for another
       // message is taken even when the local bucket has nothing there.
-      const row = catalog?.get(key) ?? null;
+      const row = (await catalog?.get(key)) ?? null;
       if (row && row.partition !== null && row.partition !== undefined && row.offset !== null) {
         if (row.partition !== job.partition || row.offset !== job.offset) {
           this.#collided(job, key, `the catalog records it for ${row.partition}@${row.offset}`);

@@ -38,10 +38,10 @@
  * local store, or the archive at `aws_s3.prefix + key` for archived frames, each falling back to the other). A
  * fetch resolves null for "no store holds it" and throws for "a store failed".
  */
-import type { Catalog, FrameRow, Tier } from "../catalog/sqlite.ts";
+import type { Catalog, FrameRow, Tier } from "../catalog/catalog.ts";
 import { messageOf, ServiceError } from "../errors.ts";
 import type { StoragePlugin } from "../plugin.ts";
-import { countFrames, type SearchFilter, searchFrames, type SearchHit } from "./search.ts";
+import { countFrames, type SearchFilter, searchFrames, type SearchHit, type SearchPage } from "./search.ts";
 
 export type FetchFrame = (key: string, row: FrameRow) => Promise<Uint8Array | null>;
 
@@ -173,7 +173,7 @@ export function labelFolder(label: string): string {
  * Checks an export's filter and works out its folders: at least one label, every label known (search refuses
  * unknown ones), no two folders that differ only in case, every folder name within 255 bytes.
  */
-export function planExport(catalog: Catalog, filter: ExportFilter): ExportPlan {
+export async function planExport(catalog: Catalog, filter: ExportFilter): Promise<ExportPlan> {
   const labels = [...new Set(filter.labels)];
   if (labels.length === 0) throw new RangeError("name at least one label to export");
   const search: SearchFilter = {
@@ -184,7 +184,7 @@ export function planExport(catalog: Catalog, filter: ExportFilter): ExportPlan {
     toMs: filter.toMs,
     tiers: filter.tiers,
   };
-  const total = countFrames(catalog, search); // also checks that the labels exist
+  const total = await countFrames(catalog, search); // also checks that the labels exist
   const folders = new Map<string, string>();
   const byFolded = new Map<string, string>();
   for (const label of labels) {
@@ -268,7 +268,12 @@ export async function* exportItems(
   let index = 0, found = 0;
   let firstMissing: FrameRow | null = null;
   do {
-    const page = searchFrames(catalog, { ...plan.filter, order: "oldest", limit: 200, cursor });
+    const page: SearchPage = await searchFrames(catalog, {
+      ...plan.filter,
+      order: "oldest",
+      limit: 200,
+      cursor,
+    });
     cursor = page.nextCursor;
     for (const hit of page.hits) {
       index++;
@@ -613,7 +618,7 @@ export async function exportFrames(
   out: string,
   options: ExportOptions,
 ): Promise<ExportSummary> {
-  const plan = planExport(catalog, options);
+  const plan = await planExport(catalog, options);
   const format = out.endsWith(".tar") ? "tar" : "dir";
   const existed = format === "dir" ? await checkEmptyDir(out) : false;
   const nowMs = options.nowMs ?? Date.now();

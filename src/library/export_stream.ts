@@ -11,7 +11,7 @@
  * bytes have gone out, a store failure can only cut the stream short (the client sees a transfer error and the
  * tar has no end marker), and `ExportTracker` records the outcome, which the web UI polls and shows.
  */
-import type { Catalog } from "../catalog/sqlite.ts";
+import type { Catalog } from "../catalog/catalog.ts";
 import { messageOf } from "../errors.ts";
 import {
   exportItems,

@@ -24,14 +24,13 @@
  *
  * Ties in distance are broken by id (the catalog rowid: roughly storage order), so results are deterministic.
  */
-import type { SQLInputValue } from "node:sqlite";
-import type { Catalog, FrameRow } from "../catalog/sqlite.ts";
-import { frameColumns, rowFromSql } from "../catalog/sqlite.ts";
+import type { Catalog, FrameRow } from "../catalog/catalog.ts";
+import { NotFoundError } from "../errors.ts";
 import type { Config } from "../config.ts";
 import type { FilterPlugin } from "../plugin.ts";
 import { loadFilter } from "../filter/loader.ts";
 import { createSceneFilter, type SceneFilter } from "../filter/scene.ts";
-import { attachLabels, filterSql, type SearchFilter, type SearchHit } from "./search.ts";
+import { checkFilter, type SearchFilter, type SearchHit } from "./search.ts";
 
 export interface NearestOptions {
   /** How many results at most (default 20, at most 10,000). */
@@ -418,14 +417,6 @@ export function hashBytesOf(settings: { phash_hash_size: number; primary?: strin
 /** Longest hash `HashIndex` takes (bytes); longer hashes are counted in `SimilarFrames.unindexed`. */
 const MAX_HASH_BYTES = 512;
 
-interface IndexRow {
-  id: number;
-  robot_id: string;
-  ts_ms: number;
-  hash: Uint8Array;
-  stored_ms: number;
-}
-
 /** Rows stored this long before the newest seen are read again by `sync`, for commits that land out of order. */
 const SYNC_OVERLAP_MS = 5000;
 
@@ -458,9 +449,9 @@ export class SimilarFrames {
    * (`hashBytesOf(config.filter)` for the built-in aHash) or, without it, of the commonest hash length in the
    * catalog (32 bytes when there is none yet); hashes of other lengths get indexes of their own.
    */
-  static load(catalog: Catalog, options: { hashBytes?: number } = {}): SimilarFrames {
+  static async load(catalog: Catalog, options: { hashBytes?: number } = {}): Promise<SimilarFrames> {
     const self = new SimilarFrames(catalog, options.hashBytes ?? 32);
-    self.#pull(null);
+    await self.#pull(null);
     if (options.hashBytes === undefined) {
       let best = 0;
       for (const [bytes, index] of self.#indexes) {
@@ -506,23 +497,16 @@ export class SimilarFrames {
     return index;
   }
 
-  #pull(sinceMs: number | null): number {
-    const stmt = this.#catalog.db.prepare(
-      `SELECT rowid AS id, robot_id, ts_ms, hash, stored_ms FROM frames
-       WHERE hash IS NOT NULL${sinceMs === null ? "" : " AND stored_ms >= ?"}`,
-    );
-    const params: SQLInputValue[] = sinceMs === null ? [] : [sinceMs];
+  async #pull(sinceMs: number | null): Promise<number> {
     let n = 0;
-    for (const raw of stmt.iterate(...params)) {
-      const r = raw as unknown as IndexRow;
-      const stored = Number(r.stored_ms);
-      if (stored > this.#syncedMs) this.#syncedMs = stored;
+    for await (const r of this.#catalog.hashRows(sinceMs === null ? {} : { sinceStoredMs: sinceMs })) {
+      if (r.storedMs > this.#syncedMs) this.#syncedMs = r.storedMs;
       const index = this.#indexOf(r.hash.length);
       if (!index) {
         if (sinceMs === null) this.unindexed++;
         continue;
       }
-      index.upsert(Number(r.id), r.hash, Number(r.ts_ms), r.robot_id);
+      index.upsert(r.id, r.hash, r.timestampMs, r.robotId);
       n++;
     }
     return n;
@@ -532,31 +516,30 @@ export class SimilarFrames {
    * Indexes a frame the caller has just written to the catalog (`catalog.upsert(row)` first: the index refers
    * to the catalog row). False when the row has no hash (or one longer than 512 bytes) or is not in the catalog.
    */
-  add(row: FrameRow): boolean {
+  async add(row: FrameRow): Promise<boolean> {
     const index = row.hash ? this.#indexOf(row.hash.length) : null;
     if (!row.hash || !index) return false;
-    const r = this.#catalog.db.prepare("SELECT rowid AS id FROM frames WHERE key = ?").get(row.key) as
-      | { id: number }
-      | undefined;
-    if (!r) return false;
-    index.upsert(Number(r.id), row.hash, row.timestampMs, row.robotId);
+    const id = await this.#catalog.idOf(row.key);
+    if (id === null) return false;
+    index.upsert(id, row.hash, row.timestampMs, row.robotId);
     if (row.storedMs > this.#syncedMs) this.#syncedMs = row.storedMs;
     return true;
   }
 
   /** Indexes rows stored (by any process) since the last load/sync; returns how many were read. */
-  sync(): number {
+  sync(): Promise<number> {
     return this.#pull(this.#syncedMs === -Infinity ? 0 : this.#syncedMs - SYNC_OVERLAP_MS);
   }
 
   /** Calls `sync` every `intervalMs` (default 500); returns the function that stops it. */
   startSync(intervalMs = 500): () => void {
+    let busy = false;
     const timer = setInterval(() => {
-      try {
-        this.sync();
-      } catch {
+      if (busy) return;
+      busy = true;
+      this.sync().catch(() => {
         // The catalog is busy or closing: the next tick tries again.
-      }
+      }).finally(() => (busy = false));
     }, intervalMs);
     Deno.unrefTimer(timer);
     return () => clearInterval(timer);
@@ -566,19 +549,16 @@ export class SimilarFrames {
    * The k frames nearest to `hash`, with their rows, labels and distance (best first), from the index of
    * `hash`'s length (none yet: no frames).
    */
-  nearest(hash: Uint8Array, options: NearestOptions = {}, excludeKey?: string): SimilarHit[] {
+  async nearest(hash: Uint8Array, options: NearestOptions = {}, excludeKey?: string): Promise<SimilarHit[]> {
     const index = this.#indexOf(hash.length);
     if (!index) throw new RangeError(`a hash of ${hash.length * 8} bits is longer than an index takes`);
     let exclude: number | undefined;
     if (excludeKey !== undefined) {
-      const r = this.#catalog.db.prepare("SELECT rowid AS id FROM frames WHERE key = ?").get(excludeKey) as
-        | { id: number }
-        | undefined;
-      exclude = r ? Number(r.id) : undefined;
+      exclude = (await this.#catalog.idOf(excludeKey)) ?? undefined;
     }
     for (let attempt = 1;; attempt++) {
       const found = index.nearest(hash, options, exclude);
-      const rows = this.#rows(found.map((n) => n.id));
+      const rows = await this.#catalog.rowsById(found.map((n) => n.id));
       // Each result is checked against its row: a row deleted since it was indexed is forgotten, a row whose
       // hash differs from the indexed one (rowids renumbered by a VACUUM) is indexed again; then ask again.
       let stale = false;
@@ -592,30 +572,18 @@ export class SimilarFrames {
       }
       if (!stale || attempt === 3) {
         const kept = found.filter((n) => rows.has(n.id));
-        const hits = attachLabels(this.#catalog, kept.map((n) => rows.get(n.id)!));
+        const hits = await this.#catalog.withLabels(kept.map((n) => rows.get(n.id)!));
         return hits.map((h, i) => ({ ...h, distance: kept[i].distance }));
       }
     }
   }
 
   /** The k frames nearest to a stored frame, without the frame itself. RangeError for an unknown key. */
-  nearestToKey(key: string, options: NearestOptions = {}): SimilarHit[] {
-    const row = this.#catalog.get(key);
-    if (!row) throw new RangeError(`no frame ${JSON.stringify(key)} in the catalog`);
+  async nearestToKey(key: string, options: NearestOptions = {}): Promise<SimilarHit[]> {
+    const row = await this.#catalog.get(key);
+    if (!row) throw new NotFoundError(`no frame ${JSON.stringify(key)} in the catalog`);
     if (!row.hash) throw new RangeError(`frame ${key} has no perceptual hash (filter ${row.filter})`);
     return this.nearest(row.hash, options, key);
-  }
-
-  #rows(ids: number[]): Map<number, FrameRow> {
-    const out = new Map<number, FrameRow>();
-    if (ids.length === 0) return out;
-    const rows = this.#catalog.db.prepare(
-      `SELECT f.rowid AS id, ${frameColumns("f")} FROM frames f WHERE f.rowid IN (${
-        ids.map(() => "?").join(",")
-      })`,
-    ).all(...ids) as Record<string, unknown>[];
-    for (const r of rows) out.set(Number(r.id), rowFromSql(r));
-    return out;
   }
 }
 
@@ -623,22 +591,26 @@ export class SimilarFrames {
  * The cold path: top-k by hamming distance over the catalog rows a search filter selects (plus `maxDistance`),
  * streamed from SQLite without an index. Rows with a hash of another length are skipped.
  */
-export function similarFromCatalog(
+export async function similarFromCatalog(
   catalog: Catalog,
   hash: Uint8Array,
   options: SearchFilter & { k?: number; maxDistance?: number; excludeKey?: string },
-): SimilarHit[] {
+): Promise<SimilarHit[]> {
   const { k, maxDistance } = checkOptions(options, hash.length * 8);
-  const { where, params } = filterSql(catalog, options);
+  checkFilter(options);
+  const filter: SearchFilter = {
+    robots: options.robots,
+    fromMs: options.fromMs,
+    toMs: options.toMs,
+    labels: options.labels,
+    allLabels: options.allLabels,
+    tiers: options.tiers,
+  };
   const words = Math.ceil(hash.length / 4);
   const q = packHash(hash, words);
   const heap = new TopK(k);
   const packed = new Uint32Array(words);
-  const stmt = catalog.db.prepare(
-    `SELECT f.rowid AS id, f.key, f.hash FROM frames f WHERE ${where} AND f.hash IS NOT NULL`,
-  );
-  for (const raw of stmt.iterate(...params)) {
-    const r = raw as { id: number; key: string; hash: Uint8Array };
+  for await (const r of catalog.hashRows({ filter })) {
     if (r.hash.length !== hash.length || r.key === options.excludeKey) continue;
     packHash(r.hash, words, packed);
     let counts = 0, d = 0;
@@ -650,20 +622,13 @@ export function similarFromCatalog(
       }
     }
     if (d > maxDistance) continue;
-    heap.push(d, Number(r.id));
+    heap.push(d, r.id);
   }
   const found = heap.sorted();
   if (found.length === 0) return [];
-  const rows = new Map<number, FrameRow>();
-  for (
-    const r of catalog.db.prepare(
-      `SELECT f.rowid AS id, ${frameColumns("f")} FROM frames f WHERE f.rowid IN (${
-        found.map(() => "?").join(",")
-      })`,
-    ).all(...found.map((n) => n.id)) as Record<string, unknown>[]
-  ) rows.set(Number(r.id), rowFromSql(r));
+  const rows = await catalog.rowsById(found.map((n) => n.id));
   const kept = found.filter((n) => rows.has(n.id));
-  return attachLabels(catalog, kept.map((n) => rows.get(n.id)!)).map((h, i) => ({
+  return (await catalog.withLabels(kept.map((n) => rows.get(n.id)!))).map((h, i) => ({
     ...h,
     distance: kept[i].distance,
   }));

@@ -2,7 +2,8 @@
  * `deno task consume [--config PATH]`: the consumer group member that filters frames and stores the new ones.
  */
 import { parseCli, runMain, untilSignal } from "./cli.ts";
-import { Catalog, catalogPath } from "../catalog/sqlite.ts";
+import type { Catalog } from "../catalog/catalog.ts";
+import { catalogPath, openCatalog } from "../catalog/open.ts";
 import { type Config, type FilterSettings, loadConfig } from "../config.ts";
 import { Pipeline } from "../consume/pipeline.ts";
 import { messageOf, ServiceError } from "../errors.ts";
@@ -100,38 +101,38 @@ async function checkCatalog(
     bucket: config.rustfs.bucket,
     prefix: config.rustfs.prefix,
   };
-  const known = catalog.identity();
-  const differs = catalog.bind(mine);
+  const known = await catalog.identity();
+  const differs = await catalog.bind(mine);
   if (known && differs.some((field) => field !== "endpoint")) {
     throw new ServiceError(
       "catalog",
-      `catalog ${catalog.path} belongs to topic ${known.topic}, bucket ${known.bucket} prefix ${known.prefix} at ` +
+      `catalog ${catalog.where} belongs to topic ${known.topic}, bucket ${known.bucket} prefix ${known.prefix} at ` +
         `${known.endpoint}, not to this consumer's topic ${mine.topic}, bucket ${mine.bucket} prefix ` +
-        `${mine.prefix}: point catalog.data_dir at this deployment's catalog, or move ${catalog.path} away and ` +
+        `${mine.prefix}: point catalog.data_dir at this deployment's catalog, or move ${catalog.where} away and ` +
         `run \`deno task reindex\` to build one from the bucket`,
       { retriable: false },
     );
   }
   if (known && differs.includes("endpoint")) {
     log.warn(
-      `[catalog] ${catalog.path} was written for ${known.endpoint}; this consumer stores into ` +
+      `[catalog] ${catalog.where} was written for ${known.endpoint}; this consumer stores into ` +
         `${mine.endpoint} (same bucket ${mine.bucket}): fine if the server moved, otherwise check rustfs.endpoint`,
     );
   }
-  if (catalog.frameCount() > 0) return;
+  if ((await catalog.frameCount()) > 0) return;
   let sample: string | null = null;
   for await (const item of storage.list({ prefix: config.rustfs.prefix, limit: 1 })) sample = item.key;
   if (sample === null) return;
   if (!config.catalog.auto_reindex) {
     log.warn(
-      `[catalog] ${catalog.path} is empty but bucket ${config.rustfs.bucket} holds frames (e.g. ${sample}): a lost ` +
+      `[catalog] ${catalog.where} is empty but bucket ${config.rustfs.bucket} holds frames (e.g. ${sample}): a lost ` +
         `or replaced catalog? Run \`deno task reindex\` (the consumer may keep running), or set ` +
         `catalog.auto_reindex = true to rebuild at start-up. Until then the reconciliation indexes what it finds.`,
     );
     return;
   }
   log.warn(
-    `[catalog] ${catalog.path} is empty but bucket ${config.rustfs.bucket} holds frames: rebuilding it`,
+    `[catalog] ${catalog.where} is empty but bucket ${config.rustfs.bucket} holds frames: rebuilding it`,
   );
   const counts = await reindex({
     local: storage,
@@ -157,17 +158,17 @@ function watchCatalog(
   storage: StoragePlugin,
   metrics: ConsumerMetrics,
 ): () => void {
-  const fileTimer = setInterval(() => {
+  const fileTimer = setInterval(async () => {
     try {
-      const state = catalog.fileState();
-      if (state === "same") return;
+      const state = catalog.fileState?.() ?? "same";
+      if (state === "same" || !catalog.recoverFile) return;
       log.error(
-        `[catalog] ${catalog.path} was ${state} while the consumer had it open: restoring the rows it holds there`,
+        `[catalog] ${catalog.where} was ${state} while the consumer had it open: restoring the rows it holds there`,
       );
-      const done = catalog.recoverFile();
+      const done = await catalog.recoverFile();
       if (done) {
         log.warn(
-          `[catalog] ${catalog.path}: ${
+          `[catalog] ${catalog.where}: ${
             done.state === "deleted"
               ? `written again with the ${done.rows} rows this consumer held`
               : `${done.copied} rows it lacked copied into the new file (now ${done.rows} rows; its labels and ` +
@@ -188,7 +189,7 @@ function watchCatalog(
       const r = await reconcile({ local: storage, catalog, prefix: config.rustfs.prefix });
       metrics.catalogUnindexed.set({}, r.unindexed);
       const line = `[catalog] reconciled ${r.objects} frame objects of bucket ${config.rustfs.bucket} with ` +
-        `${catalog.path} in ${r.seconds.toFixed(1)} s: ${r.unindexed} without a row`;
+        `${catalog.where} in ${r.seconds.toFixed(1)} s: ${r.unindexed} without a row`;
       if (r.unindexed > 0) {
         log.warn(`${line} (e.g. ${r.examples.join(", ")}), ${r.indexed} of them indexed now`);
       } else log.info(line);
@@ -236,7 +237,7 @@ runMain(async () => {
         `HEAD before each put so that no stored frame is replaced (one request more per frame)`,
     );
   }
-  const catalog = new Catalog(catalogPath(config));
+  const catalog = openCatalog(config);
   await checkCatalog(config, log, catalog, storage);
   const metrics = consumerMetrics();
   const pipeline = new Pipeline({ config, log, storage, filter, catalog, metrics });
@@ -252,16 +253,11 @@ runMain(async () => {
     { name: "s3", check: async () => void (await storage.head(".frame-bucket-health")) },
     {
       name: "catalog",
-      check: () => {
-        try {
-          catalog.ping();
-          const state = catalog.fileState();
-          if (state !== "same") throw new Error(`${catalog.path} was ${state} while open; restoring it`);
-          if (pipeline.catalogTrouble) throw new Error(pipeline.catalogTrouble);
-          return Promise.resolve();
-        } catch (error) {
-          return Promise.reject(error);
-        }
+      check: async () => {
+        await catalog.ping();
+        const state = catalog.fileState?.() ?? "same";
+        if (state !== "same") throw new Error(`${catalog.where} was ${state} while open; restoring it`);
+        if (pipeline.catalogTrouble) throw new Error(pipeline.catalogTrouble);
       },
     },
   ]);
@@ -296,7 +292,7 @@ runMain(async () => {
   await healthAdmin.close().catch(() => {});
   log.info(`[stats] final: ${pipeline.counters.line()}`);
   storage.close();
-  catalog.close();
+  await catalog.close();
   await filter.close();
   return 0;
 });

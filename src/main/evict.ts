@@ -4,7 +4,7 @@
  * `eviction.target_percent` (see src/retention/eviction.ts). Safe to kill at any moment: the next run finishes or redoes the
  * interrupted move.
  */
-import { Catalog, catalogPath } from "../catalog/sqlite.ts";
+import { openCatalog } from "../catalog/open.ts";
 import { reconcile } from "../store/reconcile.ts";
 import { parseCli, runMain } from "./cli.ts";
 import { loadConfig } from "../config.ts";
@@ -79,8 +79,8 @@ runMain(async () => {
     );
   }
 
-  const path = catalogPath(config);
-  const catalog = new Catalog(path);
+  const catalog = openCatalog(config);
+  const path = catalog.where;
   // The budget counts what the catalog knows: index frame objects it lacks first (a lost or replaced catalog).
   const found = await reconcile({ local, catalog, prefix: config.rustfs.prefix });
   if (found.unindexed > 0) {
@@ -98,7 +98,7 @@ runMain(async () => {
     localPrefix: config.rustfs.prefix,
     log,
   });
-  const t = catalog.totals();
+  const t = await catalog.totals();
   log.info(
     `[evict] starting: catalog ${path} (${t.local.frames} local ${
       fmtBytes(t.local.bytes)
@@ -155,7 +155,7 @@ runMain(async () => {
       log.info(`[stats] final: ${evictor.statsLine()}`);
     }
   } finally {
-    catalog.close();
+    await catalog.close();
     local.close();
     archive.close();
   }

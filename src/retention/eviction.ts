@@ -39,7 +39,7 @@
  */
 import { statfsSync } from "node:fs";
 import { createHash } from "node:crypto";
-import type { Catalog, FrameRow } from "../catalog/sqlite.ts";
+import type { Catalog, FrameRow } from "../catalog/catalog.ts";
 import type { Config } from "../config.ts";
 import { messageOf } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -237,7 +237,7 @@ export interface TierStores {
  * neither has it.
  */
 export async function fetchFrame(key: string, stores: TierStores): Promise<Uint8Array | null> {
-  const row = stores.catalog.get(key);
+  const row = await stores.catalog.get(key);
   const archiveKey = stores.archivePrefix + key;
   if (row?.tier === "archive") {
     return (await stores.archive.get(archiveKey)) ?? (await stores.local.get(key));
@@ -286,7 +286,7 @@ export interface EvictorOptions {
    * The next frames to evict (or drop), in order. Default: the globally oldest local frames, labelled (pinned)
    * ones last when archiving (`oldestLocalPinnedLast`) and never when dropping (`oldestLocalUnpinned`).
    */
-  candidates?: (limit: number) => FrameRow[];
+  candidates?: (limit: number) => FrameRow[] | Promise<FrameRow[]>;
 }
 
 export interface EvictorStats {
@@ -374,8 +374,8 @@ export class Evictor {
     & Required<Omit<EvictorOptions, "usage" | "statfs" | "onPause" | "candidates">>
     & Pick<EvictorOptions, "onPause">;
   readonly #usage: () => Usage | Promise<Usage>;
-  readonly #candidates: (limit: number) => FrameRow[];
-  readonly #dropCandidates: (limit: number) => FrameRow[];
+  readonly #candidates: (limit: number) => FrameRow[] | Promise<FrameRow[]>;
+  readonly #dropCandidates: (limit: number) => FrameRow[] | Promise<FrameRow[]>;
   readonly #stats: EvictorStats = {
     rounds: 0,
     evicted: 0,
@@ -421,9 +421,9 @@ export class Evictor {
     this.#candidates = options.candidates ?? ((limit) => catalog.oldestLocalPinnedLast(limit));
     // Dropping deletes without a copy: labelled (pinned) frames are never dropped, only archived.
     this.#dropCandidates = options.candidates ?? ((limit) => catalog.oldestLocalUnpinned(limit));
-    this.#usage = options.usage ?? (() => {
+    this.#usage = options.usage ?? (async () => {
       const s = this.#o.settings;
-      const t = this.#o.catalog.totals();
+      const t = await this.#o.catalog.totals();
       return {
         disk: s.watch_path ? statfsUsage(s.watch_path, statfs) : null,
         localBytes: t.local.bytes + t.archiving.bytes,
@@ -704,7 +704,7 @@ export class Evictor {
     let contacted = false;
     const seen = new Set<string>();
     for (;;) {
-      const rows = catalog.inTier("archiving", settings.batch_size + seen.size).filter((row) =>
+      const rows = (await catalog.inTier("archiving", settings.batch_size + seen.size)).filter((row) =>
         !seen.has(row.key)
       );
       if (rows.length === 0 || this.#stopping) break;
@@ -737,7 +737,7 @@ export class Evictor {
           lastProgress = now();
           log.info(`sweep of the local store for leftovers of archived frames: ${listed} objects checked`);
         }
-        const row = catalog.get(item.key);
+        const row = await catalog.get(item.key);
         if (row?.tier !== "archive") continue;
         const copy = await this.#archiveCall(
           "checking the archive copy",
@@ -754,7 +754,7 @@ export class Evictor {
           this.#stats.recovered++;
           log.info(`${item.key}: archived, its local object was left behind; deleted it locally`);
         } else {
-          catalog.setTier(item.key, "local", now());
+          await catalog.setTier(item.key, "local", now());
           log.warn(
             `${item.key}: the catalog said "archive" but the archive has no matching copy; it is "local" again`,
           );
@@ -819,7 +819,7 @@ export class Evictor {
     const started = now();
     let lastProgress = started;
     while (progress.freed < bytesToFree && !this.#stopping) {
-      const rows = this.#candidates(settings.batch_size);
+      const rows = await this.#candidates(settings.batch_size);
       if (rows.length === 0) {
         log.warn(
           `nothing left in the local tier to archive, ${
@@ -859,7 +859,7 @@ export class Evictor {
     const { catalog, local, archive, archivePrefix, log, now } = this.#o;
     const key = row.key;
     const archiveKey = archivePrefix + key;
-    if (row.tier === "local") catalog.setTier(key, "archiving", now());
+    if (row.tier === "local") await catalog.setTier(key, "archiving", now());
     let verified = false;
     try {
       const found = await this.#readLocal(key);
@@ -882,15 +882,17 @@ export class Evictor {
       await this.#verify(archiveKey, body, put.etag, md5.toString("hex"));
       verified = true;
       await this.#localCall(`deleting ${key}`, () => local.delete(key));
-      const current = catalog.get(key);
-      if (current?.tier === "archiving") catalog.setTier(key, "archive", now());
+      const current = await catalog.get(key);
+      if (current?.tier === "archiving") await catalog.setTier(key, "archive", now());
       else {log.debug(
           `${key}: row changed to ${current?.tier ?? "none"} meanwhile (stored again); left as it is`,
         );}
       log.debug(`${key}: archived (${body.length} bytes)`);
       return { kind: "archived", bytes: body.length };
     } catch (error) {
-      if (!verified && catalog.get(key)?.tier === "archiving") catalog.setTier(key, "local", now());
+      if (!verified && (await catalog.get(key))?.tier === "archiving") {
+        await catalog.setTier(key, "local", now());
+      }
       throw error;
     }
   }
@@ -957,11 +959,11 @@ export class Evictor {
     const good = copy !== null && copy.size === row.size &&
       (!isMd5Etag(row.etag) || !isMd5Etag(copy.etag) || row.etag.toLowerCase() === copy.etag.toLowerCase());
     if (good) {
-      catalog.setTier(row.key, "archive", now());
+      await catalog.setTier(row.key, "archive", now());
       log.debug(`${row.key}: local object already deleted, archive copy verified; marked archived`);
       return { kind: "marked", bytes: row.size };
     }
-    catalog.remove(row.key);
+    await catalog.remove(row.key);
     log.error(
       `${row.key}: LOST before eviction reached it: the local object is gone and the archive has ` +
         `${copy ? `a copy of ${copy.size} bytes, not ${row.size}` : "no copy"}; its catalog row is removed`,
@@ -983,14 +985,14 @@ export class Evictor {
     let freed = 0;
     let planned = 0;
     while (freed < needed && !this.#stopping) {
-      const rows = this.#dropCandidates(settings.batch_size);
+      const rows = await this.#dropCandidates(settings.batch_size);
       if (rows.length === 0) break;
       await this.#pool(rows, async (row) => {
         // Reserved before the delete, so parallel deletes never drop more than needed.
         if (planned >= needed) return false;
         planned += row.size;
         await this.#localCall(`deleting ${row.key}`, () => local.delete(row.key));
-        catalog.remove(row.key);
+        await catalog.remove(row.key);
         freed += row.size;
         r.dropped++;
         r.droppedBytes += row.size;

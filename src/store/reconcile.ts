@@ -6,7 +6,7 @@
  * The cost is bounded: one listing pass, one range query per page, and a HEAD only for objects without a row (at
  * most `maxIndex` per pass; the rest wait for the next pass and stay in the gauge).
  */
-import type { Catalog, FrameRow } from "../catalog/sqlite.ts";
+import type { Catalog, FrameRow } from "../catalog/catalog.ts";
 import { parseObjectKey } from "../key.ts";
 import type { ObjectInfo, StoragePlugin } from "../plugin.ts";
 import { rowFromObject } from "./reindex.ts";
@@ -36,7 +36,7 @@ export async function reconcile(
     page = [];
     if (frames.length === 0) return;
     result.objects += frames.length;
-    const known = new Set(catalog.keysBetween(frames[0].key, frames[frames.length - 1].key));
+    const known = new Set(await catalog.keysBetween(frames[0].key, frames[frames.length - 1].key));
     const missing = frames.filter((item) => !known.has(item.key));
     result.unindexed += missing.length;
     const rows: FrameRow[] = [];
@@ -47,10 +47,12 @@ export async function reconcile(
       // meanwhile: a row is only written for an object that is still there, and never over a row that is.
       const head = await local.head(item.key);
       const row = head ? rowFromObject(item.key, { ...item, ...head, key: item.key }, "local") : null;
-      if (row && !catalog.get(item.key)) rows.push(row);
+      if (row && !(await catalog.get(item.key))) rows.push(row);
     }
     if (rows.length) {
-      catalog.upsertMany(rows.filter((r) => !catalog.get(r.key)));
+      const fresh: FrameRow[] = [];
+      for (const r of rows) if (!(await catalog.get(r.key))) fresh.push(r);
+      await catalog.upsertMany(fresh);
       result.indexed += rows.length;
     }
   };

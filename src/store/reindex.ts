@@ -3,7 +3,7 @@
  * again, from its key and the metadata the consumer stored with it. For deployments that predate the catalog and
  * after a lost catalog file.
  */
-import type { Catalog, FrameRow, Tier } from "../catalog/sqlite.ts";
+import type { Catalog, FrameRow, Tier } from "../catalog/catalog.ts";
 import { parseObjectKey } from "../key.ts";
 import type { ObjectInfo, StoragePlugin } from "../plugin.ts";
 
@@ -113,10 +113,10 @@ export async function reindex(options: ReindexOptions): Promise<ReindexCounts> {
         continue;
       }
       if (tier === "archive") {
-        const existing = catalog.get(row.key);
+        const existing = await catalog.get(row.key);
         if (existing && existing.tier === "local") {
           // In both tiers: keep the local facts, and let eviction verify the copy before deleting locally.
-          catalog.setTier(row.key, "archiving", Date.now());
+          await catalog.setTier(row.key, "archiving", Date.now());
           counts.both++;
           continue;
         }
@@ -126,7 +126,7 @@ export async function reindex(options: ReindexOptions): Promise<ReindexCounts> {
       }
       kept.push(row);
     }
-    catalog.upsertMany(kept);
+    await catalog.upsertMany(kept);
     report();
   };
 

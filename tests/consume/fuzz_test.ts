@@ -17,7 +17,7 @@
  * FUZZ_ITERATIONS=<n> runs exactly n iterations per target instead of a time budget.
  */
 import assert from "node:assert/strict";
-import { Catalog } from "../../src/catalog/sqlite.ts";
+import { SqliteCatalog } from "../../src/catalog/sqlite.ts";
 import { resolveConfig } from "../../src/config.ts";
 import { Pipeline } from "../../src/consume/pipeline.ts";
 import { decodeFrame, encodeFrame, HEADER_BYTES } from "../../src/ingest/frame.ts";
@@ -754,7 +754,7 @@ Deno.test("fuzz: Pipeline.handleBatch resolves every offset and stores only unde
     const log = memoryLogger();
     const filter = await createSceneFilter(config, (s) => loadFilter(s, "."));
     // Sometimes with a catalog, which then gets a row per stored frame and answers the resume lookup.
-    const catalog = rng.chance(0.3) ? new Catalog(":memory:") : undefined;
+    const catalog = rng.chance(0.3) ? new SqliteCatalog(":memory:") : undefined;
     const pipeline = new Pipeline({
       config,
       log,
@@ -789,8 +789,8 @@ Deno.test("fuzz: Pipeline.handleBatch resolves every offset and stores only unde
     try {
       await withTimeout(pipeline.handleBatch(batch), 2000, `handleBatch of ${messages.length} messages`);
     } finally {
-      const rows = catalog?.all() ?? [];
-      catalog?.close();
+      const rows = (await catalog?.all()) ?? [];
+      await catalog?.close();
       for (const row of rows) {
         assert.ok(
           store.objects.has(row.key) && !before.has(row.key),

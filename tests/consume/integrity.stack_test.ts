@@ -3,7 +3,7 @@
  * running consumer or lost between runs, a catalog on a full disk, a read-only catalog folder.
  */
 import assert from "node:assert/strict";
-import { Catalog, catalogPath } from "../../src/catalog/sqlite.ts";
+import { catalogPath, SqliteCatalog } from "../../src/catalog/sqlite.ts";
 import type { Config } from "../../src/config.ts";
 import { encodeFrame } from "../../src/ingest/frame.ts";
 import { openProducer } from "../../src/kafka/client.ts";
@@ -68,10 +68,10 @@ async function objects(config: Config): Promise<Map<string, string>> {
 }
 
 /** Every object has a catalog row with its entity tag, and every row an object. */
-function assertCatalogMatches(config: Config, stored: Map<string, string>): void {
-  const catalog = new Catalog(catalogPath(config));
+async function assertCatalogMatches(config: Config, stored: Map<string, string>): Promise<void> {
+  const catalog = new SqliteCatalog(catalogPath(config));
   try {
-    const rows = catalog.all();
+    const rows = await catalog.all();
     assert.deepEqual(
       rows.map((r) => r.key).sort(),
       [...stored.keys()].sort(),
@@ -79,7 +79,7 @@ function assertCatalogMatches(config: Config, stored: Map<string, string>): void
     );
     for (const row of rows) assert.equal(row.etag, stored.get(row.key), `${row.key}: row and object agree`);
   } finally {
-    catalog.close();
+    await catalog.close();
   }
 }
 
@@ -133,7 +133,7 @@ Deno.test({
       [...stored.keys()].some((k) => /Z_000000_p\d+-o20\.jpg$/.test(k)),
       `suffixed key for offset 20: ${[...stored.keys()].slice(0, 3)}`,
     );
-    assertCatalogMatches(config, stored);
+    await assertCatalogMatches(config, stored);
     // The jump back at the second boot was noticed: logged once, with its size.
     const jumps = first.lines.filter((l) => /capture clock went back/.test(l));
     assert.equal(jumps.length, 1, jumps.join("\n"));
@@ -186,7 +186,7 @@ Deno.test({
     await one.stop();
     let stored = await objects(config);
     assert.equal(stored.size, 40);
-    assertCatalogMatches(config, stored);
+    await assertCatalogMatches(config, stored);
     console.log(`catalog deleted while running: ${stored.size} objects, ${stored.size} rows`);
 
     // Lost between runs: the next consumer says so, names reindex, and its reconciliation indexes the frames.
@@ -202,7 +202,7 @@ Deno.test({
     assert.match(warning, /deno task reindex/);
     assert.match(await two.waitFor(/reconciled \d+ frame objects/, LINE_MS), /40 without a row/);
     await two.stop();
-    assertCatalogMatches(config, stored);
+    await assertCatalogMatches(config, stored);
 
     // With catalog.auto_reindex the start-up rebuilds it.
     for (const suffix of ["", "-wal", "-shm"]) await Deno.remove(file + suffix).catch(() => {});
@@ -215,7 +215,7 @@ Deno.test({
     assert.match(await three.waitFor(/rebuilt from the local bucket/, LINE_MS), /40 frames/);
     await three.stop();
     stored = await objects(config);
-    assertCatalogMatches(config, stored);
+    await assertCatalogMatches(config, stored);
 
     // A catalog of another bucket is refused, naming both.
     const other = await isolatedConfig("catalog-foreign", { catalog: { data_dir: config.catalog.data_dir } });
@@ -323,7 +323,7 @@ Deno.test({
     await proc.stop();
     assert.ok(!proc.lines.some((l) => /\[store:/.test(l) && /attempt/.test(l)), "no object was stored twice");
     const stored = await objects(config);
-    assertCatalogMatches(config, stored);
+    await assertCatalogMatches(config, stored);
     const wal = await Deno.stat(`${disk.dir}/catalog.sqlite-wal`).catch(() => null);
     assert.ok(!wal || wal.size <= 1024 * 1024 + 64 * 1024, `WAL bounded: ${wal?.size}`);
   } finally {

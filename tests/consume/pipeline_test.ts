@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Catalog } from "../../src/catalog/sqlite.ts";
+import { SqliteCatalog } from "../../src/catalog/sqlite.ts";
 import { resolveConfig } from "../../src/config.ts";
 import { Pipeline } from "../../src/consume/pipeline.ts";
 import { encodeFrame } from "../../src/ingest/frame.ts";
@@ -260,7 +260,7 @@ Deno.test("a partition that moved away and back resumes from storage, not from s
 
 Deno.test("stored frames get a catalog row, and a restart resumes from the catalog", async () => {
   const store = new MemoryStore();
-  const catalog = new Catalog(":memory:");
+  const catalog = new SqliteCatalog(":memory:");
   const config = resolveConfig("");
   const make = async () =>
     new Pipeline({
@@ -275,7 +275,7 @@ Deno.test("stored frames get a catalog row, and a restart resumes from the catal
   await (await make()).handleBatch(
     fakeBatch([message(0, "r", T0, 0, samples[0]), message(1, "r", T0 + 9, 1, dark)]),
   );
-  const rows = catalog.all();
+  const rows = await catalog.all();
   assert.equal(rows.length, 2);
   assert.equal(rows[0].tier, "local");
   assert.equal(rows[0].distance, null);
@@ -287,7 +287,7 @@ Deno.test("stored frames get a catalog row, and a restart resumes from the catal
   const again = await make();
   await again.handleBatch(fakeBatch([message(2, "r", T0 + 20, 2, dark)]));
   assert.equal(store.objects.size, 0, "the still dark scene is not stored again");
-  catalog.close();
+  await catalog.close();
 });
 
 Deno.test("a key that holds other bytes is never overwritten: the frame goes to its _p{partition}-o{offset} key", async () => {
@@ -309,7 +309,7 @@ Deno.test("a key that holds other bytes is never overwritten: the frame goes to 
 });
 
 Deno.test("replays are recognised by Kafka offset: an older capture time at a new offset is judged, not skipped", async () => {
-  const catalog = new Catalog(":memory:");
+  const catalog = new SqliteCatalog(":memory:");
   const config = resolveConfig("");
   const store = new MemoryStore();
   const make = async () =>
@@ -326,7 +326,7 @@ Deno.test("replays are recognised by Kafka offset: an older capture time at a ne
   await first.handleBatch(
     fakeBatch([message(0, "r", T0 + 5000, 0, samples[0]), message(1, "r", T0 + 6000, 1, dark)]),
   );
-  assert.equal(catalog.lastStoredFrom("r", 0)?.offset, 1);
+  assert.equal((await catalog.lastStoredFrom("r", 0))?.offset, 1);
   // A new process: offset 1 is a replay (decided before), offset 2 is new although its clock went back 6 s.
   const second = await make();
   await second.handleBatch(
@@ -336,5 +336,5 @@ Deno.test("replays are recognised by Kafka offset: an older capture time at a ne
   assert.equal(c.replayed, 1);
   assert.equal(c.stored, 1, "the frame with the older capture time was judged and stored");
   assert.equal(c.clockJumps, 1);
-  catalog.close();
+  await catalog.close();
 });

@@ -5,7 +5,9 @@
  * at a closed loopback port, or reached through a TCP proxy of this test that stops forwarding.
  */
 import assert from "node:assert/strict";
-import { Catalog, type FrameRow } from "../../src/catalog/sqlite.ts";
+import { DatabaseSync } from "node:sqlite";
+import type { FrameRow, LabelStore } from "../../src/catalog/catalog.ts";
+import { SqliteCatalog } from "../../src/catalog/sqlite.ts";
 import { ServiceError } from "../../src/errors.ts";
 import {
   exportFileName,
@@ -16,7 +18,6 @@ import {
   tarHeader,
   tierFetcher,
 } from "../../src/library/export.ts";
-import { Labels } from "../../src/library/labels.ts";
 import { loadStorage } from "../../src/filter/loader.ts";
 import type { StoragePlugin } from "../../src/plugin.ts";
 import { searchAll } from "../../src/library/search.ts";
@@ -71,7 +72,7 @@ Deno.test("export labelled frames to a directory and to a tar, from both tiers",
   await local.open();
   await archive.open();
   const dir = await Deno.makeTempDir({ prefix: "frame-bucket-export-test-" });
-  const catalog = new Catalog(`${dir}/catalog.sqlite`);
+  const catalog = new SqliteCatalog(`${dir}/catalog.sqlite`);
   try {
     // Six frames, each its own JPEG. f0: door; f1: door + person; f2, f3: in a clip labelled person (f3 is
     // archived: only in the archive bucket); f4: unlabelled; f5: other (not exported); f6 (long names): LONG.
@@ -90,19 +91,19 @@ Deno.test("export labelled frames to a directory and to a tar, from both tiers",
       if (row.tier === "archive") await archive.put(`archive/${row.key}`, jpegs[i]);
       else await local.put(row.key, jpegs[i], { contentType: "image/jpeg" });
     }
-    catalog.upsertMany(rows);
-    const labels = new Labels(catalog);
-    labels.addLabels({ keys: [rows[0].key, rows[1].key] }, ["door"]);
-    labels.addLabels({ keys: [rows[1].key] }, ["person"]);
-    labels.createClip({
+    await catalog.upsertMany(rows);
+    const labels = catalog.labels();
+    await labels.addLabels({ keys: [rows[0].key, rows[1].key] }, ["door"]);
+    await labels.addLabels({ keys: [rows[1].key] }, ["person"]);
+    await labels.createClip({
       robotId: "r2",
       fromMs: T0 + 2000,
       toMs: T0 + 3500,
       name: "corridor",
       labels: ["person"],
     });
-    labels.addLabels({ keys: [rows[5].key] }, ["other"]);
-    labels.addLabels({ keys: [rows[6].key] }, [LONG]);
+    await labels.addLabels({ keys: [rows[5].key] }, ["other"]);
+    await labels.addLabels({ keys: [rows[6].key] }, [LONG]);
 
     const fetch = tierFetcher({ local, archive, archivePrefix: "archive/" });
     const name = (i: number) => exportFileName(rows[i]);
@@ -225,7 +226,7 @@ Deno.test("export labelled frames to a directory and to a tar, from both tiers",
     await assert.rejects(() => Deno.stat(`${dir}/fail.tar.partial`), Deno.errors.NotFound);
     await assert.rejects(() => Deno.stat(`${dir}/fail.tar`), Deno.errors.NotFound);
   } finally {
-    catalog.close();
+    await catalog.close();
     await emptyBucket(local);
     await emptyBucket(archive);
     local.close();
@@ -238,7 +239,7 @@ async function emptyBucket(store: StoragePlugin): Promise<void> {
   for await (const o of store.list()) await store.delete(o.key);
 }
 
-Deno.test("tar headers: ustar fields, checksum, long paths split into prefix and name", () => {
+Deno.test("tar headers: ustar fields, checksum, long paths split into prefix and name", async () => {
   const h = tarHeader("door/x.jpg", 1234, 1_700_000_000_000);
   const text = (from: number, len: number) =>
     new TextDecoder().decode(h.subarray(from, from + len)).replace(/\0+$/, "");
@@ -276,12 +277,12 @@ Deno.test("deno task export writes a tar with progress on stderr", async () => {
   );
   const local = await loadStorage("rustfs", { endpoint, bucket });
   await local.open();
-  const catalog = new Catalog(`${dir}/data/catalog.sqlite`);
+  const catalog = new SqliteCatalog(`${dir}/data/catalog.sqlite`);
   try {
     const rows = [frameRow("r1", T0, 0), frameRow("r1", T0 + 1000, 1)];
     for (const row of rows) await local.put(row.key, greyJpeg(16, 16, () => 128));
-    catalog.upsertMany(rows);
-    new Labels(catalog).addLabels({ keys: [rows[1].key] }, ["door"]);
+    await catalog.upsertMany(rows);
+    (await catalog.labels()).addLabels({ keys: [rows[1].key] }, ["door"]);
     const child = spawnDeno("export", "tools/export.ts", [
       "--label",
       "door",
@@ -301,7 +302,7 @@ Deno.test("deno task export writes a tar with progress on stderr", async () => {
       "metadata.jsonl",
     ]);
   } finally {
-    catalog.close();
+    await catalog.close();
     await emptyBucket(local);
     local.close();
     await Deno.remove(dir, { recursive: true });
@@ -315,8 +316,10 @@ interface Bed {
   endpoint: string;
   bucket: string;
   local: StoragePlugin;
-  catalog: Catalog;
-  labels: Labels;
+  catalog: SqliteCatalog;
+  labels: LabelStore;
+  /** A second connection to the catalog file, for writing what the API no longer accepts (old labels). */
+  raw: DatabaseSync;
   dir: string;
   rows: FrameRow[];
   jpegs: Map<string, Uint8Array>;
@@ -330,7 +333,7 @@ async function bed(n: number): Promise<Bed> {
   const local = await loadStorage("rustfs", { endpoint, bucket });
   await local.open();
   const dir = await Deno.makeTempDir({ prefix: "frame-bucket-export-test-" });
-  const catalog = new Catalog(`${dir}/catalog.sqlite`);
+  const catalog = new SqliteCatalog(`${dir}/catalog.sqlite`);
   const rows = Array.from({ length: n }, (_, i) => frameRow(ROBOT, T0 + i * 1000, i));
   const jpegs = new Map<string, Uint8Array>();
   await Promise.all(rows.map(async (row, i) => {
@@ -339,18 +342,19 @@ async function bed(n: number): Promise<Bed> {
     jpegs.set(row.key, jpeg);
     await local.put(row.key, jpeg, { contentType: "image/jpeg" });
   }));
-  catalog.upsertMany(rows);
+  await catalog.upsertMany(rows);
   return {
     endpoint,
     bucket,
     local,
     catalog,
-    labels: new Labels(catalog),
+    labels: catalog.labels(),
+    raw: new DatabaseSync(catalog.path),
     dir,
     rows,
     jpegs,
     async close() {
-      catalog.close();
+      await catalog.close();
       await emptyBucket(local);
       local.close();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -399,10 +403,10 @@ Deno.test("labels that break ustar or Windows: PAX long names and escaped folder
     // A label made before bidirectional-text controls were refused (the catalog may hold one): its folder is
     // escaped too.
     const BIDI = "exe\u202etxt";
-    b.catalog.db.prepare("INSERT INTO labels (name) VALUES (?)").run(BIDI);
-    b.labels.addLabels({ keys: [b.rows[0].key, b.rows[1].key] }, [HAN]);
-    for (const [label] of UNSAFE) b.labels.addLabels({ keys: [b.rows[2].key] }, [label]);
-    b.catalog.db.prepare(
+    b.raw.prepare("INSERT INTO labels (name) VALUES (?)").run(BIDI);
+    await b.labels.addLabels({ keys: [b.rows[0].key, b.rows[1].key] }, [HAN]);
+    for (const [label] of UNSAFE) await b.labels.addLabels({ keys: [b.rows[2].key] }, [label]);
+    b.raw.prepare(
       "INSERT INTO frame_labels (key, label_id, created_ms, author) SELECT ?, id, 0, NULL FROM labels WHERE name = ?",
     ).run(b.rows[3].key, BIDI);
     const all = [HAN, ...UNSAFE.map(([l]) => l), BIDI];
@@ -453,7 +457,7 @@ Deno.test("labels that break ustar or Windows: PAX long names and escaped folder
     assert.deepEqual(await filesUnder(`${b.dir}/out`), [...expected, "metadata.jsonl"].sort());
 
     // Labels that differ only in case would share a folder on Windows and macOS: refused, naming both.
-    b.labels.addLabels({ keys: [b.rows[0].key] }, ["Door", "door"]);
+    await b.labels.addLabels({ keys: [b.rows[0].key] }, ["Door", "door"]);
     await assert.rejects(
       () => exportFrames(b.catalog, `${b.dir}/case.tar`, { labels: ["Door", "door"], fetch }),
       /labels "Door" and "door" differ only in case/,
@@ -469,12 +473,12 @@ Deno.test("search and export of the same filters give the same frames (all label
   try {
     const other = frameRow("r2", T0 + 500, 100);
     await b.local.put(other.key, greyJpeg(16, 16, () => 50));
-    b.catalog.upsertMany([other]);
-    b.labels.addLabels({ keys: b.rows.slice(0, 6).map((r) => r.key) }, ["door"]);
-    b.labels.addLabels({ keys: [...b.rows.slice(3, 8).map((r) => r.key), other.key] }, ["person"]);
+    await b.catalog.upsertMany([other]);
+    await b.labels.addLabels({ keys: b.rows.slice(0, 6).map((r) => r.key) }, ["door"]);
+    await b.labels.addLabels({ keys: [...b.rows.slice(3, 8).map((r) => r.key), other.key] }, ["person"]);
     // Two of the frames are archived: marked so in the catalog (the export then reads them from the archive
     // first, falling back to the local store, where they still are).
-    b.catalog.db.prepare("UPDATE frames SET tier = 'archive' WHERE key IN (?, ?)").run(
+    b.raw.prepare("UPDATE frames SET tier = 'archive' WHERE key IN (?, ?)").run(
       b.rows[4].key,
       b.rows[6].key,
     );
@@ -490,7 +494,9 @@ Deno.test("search and export of the same filters give the same frames (all label
     ];
     let n = 0;
     for (const filter of filters) {
-      const found = [...searchAll(b.catalog, { ...filter, order: "oldest" })].map((h) => h.frame.key);
+      const found = (await Array.fromAsync(searchAll(b.catalog, { ...filter, order: "oldest" }))).map((h) =>
+        h.frame.key
+      );
       const out = `${b.dir}/f${n++}`;
       const summary = await exportFrames(b.catalog, out, { ...filter, fetch });
       const meta = (await Deno.readTextFile(`${out}/metadata.jsonl`)).split("\n").filter(Boolean).map((l) =>
@@ -510,7 +516,7 @@ Deno.test("a store that is down: the export fails before writing anything, namin
   const closed = freePort(); // nothing listens here
   const down = await loadStorage("rustfs", { endpoint: `http://127.0.0.1:${closed}`, bucket: b.bucket });
   try {
-    b.labels.addLabels({ keys: b.rows.map((r) => r.key) }, ["door"]);
+    await b.labels.addLabels({ keys: b.rows.map((r) => r.key) }, ["door"]);
     const fetch = tierFetcher({ local: down, archivePrefix: "archive/" });
     for (const out of [`${b.dir}/down.tar`, `${b.dir}/down-dir`]) {
       await assert.rejects(
@@ -544,7 +550,7 @@ Deno.test("a store that fails mid-export: the partial tar or directory is remove
     bucket: b.bucket,
   });
   try {
-    b.labels.addLabels({ keys: b.rows.map((r) => r.key) }, ["door"]);
+    await b.labels.addLabels({ keys: b.rows.map((r) => r.key) }, ["door"]);
     const real = tierFetcher({ local: viaProxy, archivePrefix: "archive/" });
     for (
       const [out, existed] of [[`${b.dir}/cut.tar`, false], [`${b.dir}/cut-new`, false], [
@@ -583,8 +589,8 @@ Deno.test("a store that fails mid-export: the partial tar or directory is remove
 Deno.test("frames no store holds are listed in MISSING.txt; when none is found the export fails", async () => {
   const b = await bed(4);
   try {
-    b.labels.addLabels({ keys: b.rows.map((r) => r.key) }, ["door"]);
-    b.labels.addLabels({ keys: [b.rows[1].key, b.rows[3].key] }, ["gone"]);
+    await b.labels.addLabels({ keys: b.rows.map((r) => r.key) }, ["door"]);
+    await b.labels.addLabels({ keys: [b.rows[1].key, b.rows[3].key] }, ["gone"]);
     await b.local.delete(b.rows[1].key);
     await b.local.delete(b.rows[3].key);
     const fetch = tierFetcher({ local: b.local, archivePrefix: "archive/" });
@@ -617,7 +623,7 @@ Deno.test("deno task export: exit 1 with the reason when the store is down, cut 
   const run = (configPath: string, out: string) =>
     spawnDeno("export", "tools/export.ts", ["--label", "door", "--out", out, "--config", configPath]);
   try {
-    b.labels.addLabels({ keys: b.rows.map((r) => r.key) }, ["door"]);
+    await b.labels.addLabels({ keys: b.rows.map((r) => r.key) }, ["door"]);
 
     // The store is down from the start: nothing is written.
     const closed = freePort();

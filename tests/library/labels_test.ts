@@ -1,19 +1,21 @@
 /** Labels, clips, the change journal, pinning, and the catalog's migration to schema v2. */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { Catalog } from "../../src/catalog/sqlite.ts";
-import { labelProblem, Labels } from "../../src/library/labels.ts";
+import { SqliteCatalog } from "../../src/catalog/sqlite.ts";
+import { labelProblem } from "../../src/catalog/rules.ts";
 import { frameRow, T0 } from "../support/rows.ts";
 
 /** Ten frames of robot r1 one second apart, and three of r2. */
-function fixture(now = T0 + 3600_000) {
-  const catalog = new Catalog(":memory:");
+async function fixture(now = T0 + 3600_000) {
+  // A file, not ":memory:": some tests look at the SQLite tables through a second connection (`raw`).
+  const catalog = new SqliteCatalog(Deno.makeTempFileSync({ prefix: "labels-", suffix: ".sqlite" }));
   const r1 = Array.from({ length: 10 }, (_, i) => frameRow("r1", T0 + i * 1000, i));
   const r2 = Array.from({ length: 3 }, (_, i) => frameRow("r2", T0 + i * 1000, i));
-  catalog.upsertMany([...r1, ...r2]);
+  await catalog.upsertMany([...r1, ...r2]);
   let clock = now;
-  const labels = new Labels(catalog, { now: () => clock++ });
-  return { catalog, labels, r1, r2 };
+  const labels = catalog.labels({ now: () => clock++ });
+  const raw = new DatabaseSync(catalog.path);
+  return { catalog, labels, r1, r2, raw };
 }
 
 Deno.test("a v1 catalog is migrated to v2 in place, keeping its rows", async () => {
@@ -34,93 +36,104 @@ Deno.test("a v1 catalog is migrated to v2 in place, keeping its rows", async () 
   )
     .run();
   v1.close();
-  const catalog = new Catalog(path);
+  const catalog = new SqliteCatalog(path);
   try {
-    const version = catalog.db.prepare("PRAGMA user_version").get() as { user_version: number };
+    const raw = new DatabaseSync(path);
+    const version = raw.prepare("PRAGMA user_version").get() as { user_version: number };
     // v2 brought labels, clips and the journal; later versions (v3: Kafka offsets) migrate on from there.
     assert.ok(Number(version.user_version) >= 2, `schema version ${version.user_version}`);
-    assert.equal(catalog.get("frames/a/x.jpg")?.robotId, "a");
-    assert.deepEqual([...catalog.get("frames/a/x.jpg")!.hash!], [0, 255]);
+    assert.equal((await catalog.get("frames/a/x.jpg"))?.robotId, "a");
+    assert.deepEqual([...(await catalog.get("frames/a/x.jpg"))!.hash!], [0, 255]);
     const tables =
-      (catalog.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as {
+      (raw.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as {
         name: string;
       }[]).map((t) => t.name);
     for (const t of ["changes", "clip_labels", "clips", "frame_labels", "frames", "labels"]) {
       assert.ok(tables.includes(t), `table ${t} in ${tables}`);
     }
-    new Labels(catalog).addLabels({ keys: ["frames/a/x.jpg"] }, ["kept"]);
+    await catalog.labels().addLabels({ keys: ["frames/a/x.jpg"] }, ["kept"]);
   } finally {
-    catalog.close();
+    await catalog.close();
   }
   // Opening again is a no-op, and the label is still there.
-  const again = new Catalog(path);
-  assert.deepEqual(new Labels(again).labelsOf("frames/a/x.jpg"), ["kept"]);
-  again.close();
+  const again = new SqliteCatalog(path);
+  assert.deepEqual(await again.labels().labelsOf("frames/a/x.jpg"), ["kept"]);
+  await again.close();
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("labels on one frame, a list of keys and a robot's time span", () => {
-  const { catalog, labels, r1, r2 } = fixture();
-  assert.equal(labels.addLabels({ keys: [r1[0].key] }, ["door"], { author: "ana" }), 1);
-  assert.equal(labels.addLabels({ keys: [r1[0].key] }, ["door"], { author: "bob" }), 0, "already there");
-  assert.equal(labels.addLabels({ keys: [r1[1].key, r1[2].key, r1[1].key] }, ["door", "person"]), 4);
+Deno.test("labels on one frame, a list of keys and a robot's time span", async () => {
+  const { catalog, labels, r1, r2, raw } = await fixture();
+  assert.equal(await labels.addLabels({ keys: [r1[0].key] }, ["door"], { author: "ana" }), 1);
+  assert.equal(
+    await labels.addLabels({ keys: [r1[0].key] }, ["door"], { author: "bob" }),
+    0,
+    "already there",
+  );
+  assert.equal(await labels.addLabels({ keys: [r1[1].key, r1[2].key, r1[1].key] }, ["door", "person"]), 4);
   // r1's frames from second 5 to 7 inclusive: 3 frames; r2 untouched.
-  assert.equal(labels.addLabels({ robotId: "r1", fromMs: T0 + 5000, toMs: T0 + 7000 }, ["hall"]), 3);
-  assert.deepEqual(labels.labelsOf(r1[1].key), ["door", "person"]);
-  assert.deepEqual(labels.labelsOf(r1[6].key), ["hall"]);
-  assert.deepEqual(labels.labelsOf(r2[0].key), []);
+  assert.equal(await labels.addLabels({ robotId: "r1", fromMs: T0 + 5000, toMs: T0 + 7000 }, ["hall"]), 3);
+  assert.deepEqual(await labels.labelsOf(r1[1].key), ["door", "person"]);
+  assert.deepEqual(await labels.labelsOf(r1[6].key), ["hall"]);
+  assert.deepEqual(await labels.labelsOf(r2[0].key), []);
   assert.deepEqual(
-    labels.list().map((l) => [l.name, l.frames, l.clips]),
+    (await labels.list()).map((l) => [l.name, l.frames, l.clips]),
     [["door", 3, 0], ["hall", 3, 0], ["person", 2, 0]],
   );
   // The first author and time stay with an existing pair.
-  const who = catalog.db.prepare("SELECT author FROM frame_labels WHERE key = ?").get(r1[0].key) as {
+  const who = raw.prepare("SELECT author FROM frame_labels WHERE key = ?").get(r1[0].key) as {
     author: string;
   };
   assert.equal(who.author, "ana");
 
-  assert.equal(labels.removeLabels({ keys: [r1[1].key] }, ["door"]), 1);
-  assert.deepEqual(labels.labelsOf(r1[1].key), ["person"]);
-  assert.equal(labels.removeLabels({ robotId: "r1", fromMs: T0, toMs: T0 + 60_000 }, ["hall"]), 3);
+  assert.equal(await labels.removeLabels({ keys: [r1[1].key] }, ["door"]), 1);
+  assert.deepEqual(await labels.labelsOf(r1[1].key), ["person"]);
+  assert.equal(await labels.removeLabels({ robotId: "r1", fromMs: T0, toMs: T0 + 60_000 }, ["hall"]), 3);
 
   // Unknown keys are refused before anything changes; so are bad names, unknown labels and empty spans.
-  assert.throws(
-    () => labels.addLabels({ keys: [r1[3].key, "frames/nope.jpg"] }, ["x"]),
+  await assert.rejects(
+    async () => await labels.addLabels({ keys: [r1[3].key, "frames/nope.jpg"] }, ["x"]),
     /1 frame key\(s\) not in the catalog: "frames\/nope.jpg"/,
   );
-  assert.deepEqual(labels.labelsOf(r1[3].key), []);
-  assert.ok(!labels.list().some((l) => l.name === "x"), "the refused label was not created");
-  assert.throws(() => labels.addLabels({ keys: [r1[3].key] }, ["a/b"]), /may not contain '\/'/);
-  assert.throws(() => labels.removeLabels({ keys: [r1[3].key] }, ["never"]), /unknown label "never"/);
-  assert.throws(
-    () => labels.addLabels({ robotId: "r1", fromMs: T0 + 10, toMs: T0 }, ["x"]),
+  assert.deepEqual(await labels.labelsOf(r1[3].key), []);
+  assert.ok(!(await labels.list()).some((l) => l.name === "x"), "the refused label was not created");
+  await assert.rejects(
+    async () => await labels.addLabels({ keys: [r1[3].key] }, ["a/b"]),
+    /may not contain '\/'/,
+  );
+  await assert.rejects(
+    async () => await labels.removeLabels({ keys: [r1[3].key] }, ["never"]),
+    /unknown label "never"/,
+  );
+  await assert.rejects(
+    async () => await labels.addLabels({ robotId: "r1", fromMs: T0 + 10, toMs: T0 }, ["x"]),
     /time span ends .* before it starts/,
   );
   assert.equal(labelProblem(" door"), 'label " door" starts or ends with white space');
   assert.equal(labelProblem(".."), 'label ".." is not allowed');
   assert.equal(labelProblem("x".repeat(65)), `label "${"x".repeat(65)}" is 65 characters long (at most 64)`);
   assert.equal(labelProblem("Tür offen"), null);
-  catalog.close();
+  await catalog.close();
 });
 
-Deno.test("rename a label everywhere; merge only when asked", () => {
-  const { catalog, labels, r1 } = fixture();
-  labels.addLabels({ keys: [r1[0].key] }, ["dor"]);
-  labels.createClip({ robotId: "r1", fromMs: T0 + 4000, toMs: T0 + 5000, name: "c", labels: ["dor"] });
-  labels.renameLabel("dor", "door", { author: "ana" });
-  assert.deepEqual(labels.labelsOf(r1[0].key), ["door"]);
-  assert.deepEqual(labels.labelsOf(r1[4].key), ["door"], "the clip's label is renamed too");
-  labels.addLabels({ keys: [r1[1].key] }, ["gate"]);
-  assert.throws(() => labels.renameLabel("gate", "door"), /label "door" already exists/);
-  labels.renameLabel("gate", "door", { merge: true });
-  assert.deepEqual(labels.list().map((l) => [l.name, l.frames, l.clips]), [["door", 2, 1]]);
-  assert.throws(() => labels.renameLabel("gate", "x"), /unknown label "gate"/);
-  catalog.close();
+Deno.test("rename a label everywhere; merge only when asked", async () => {
+  const { catalog, labels, r1 } = await fixture();
+  await labels.addLabels({ keys: [r1[0].key] }, ["dor"]);
+  await labels.createClip({ robotId: "r1", fromMs: T0 + 4000, toMs: T0 + 5000, name: "c", labels: ["dor"] });
+  await labels.renameLabel("dor", "door", { author: "ana" });
+  assert.deepEqual(await labels.labelsOf(r1[0].key), ["door"]);
+  assert.deepEqual(await labels.labelsOf(r1[4].key), ["door"], "the clip's label is renamed too");
+  await labels.addLabels({ keys: [r1[1].key] }, ["gate"]);
+  await assert.rejects(async () => await labels.renameLabel("gate", "door"), /label "door" already exists/);
+  await labels.renameLabel("gate", "door", { merge: true });
+  assert.deepEqual((await labels.list()).map((l) => [l.name, l.frames, l.clips]), [["door", 2, 1]]);
+  await assert.rejects(async () => await labels.renameLabel("gate", "x"), /unknown label "gate"/);
+  await catalog.close();
 });
 
-Deno.test("clip labels apply to every frame of the robot inside the span, also frames stored later", () => {
-  const { catalog, labels, r1, r2 } = fixture();
-  const clip = labels.createClip(
+Deno.test("clip labels apply to every frame of the robot inside the span, also frames stored later", async () => {
+  const { catalog, labels, r1, r2 } = await fixture();
+  const clip = await labels.createClip(
     {
       robotId: "r1",
       fromMs: T0 + 2000,
@@ -133,47 +146,63 @@ Deno.test("clip labels apply to every frame of the robot inside the span, also f
   );
   assert.deepEqual(clip.labels, ["hall", "walk"]);
   assert.equal(clip.author, "ana");
-  assert.deepEqual(labels.labelsOf(r1[1].key), []);
-  for (const i of [2, 3, 4]) assert.deepEqual(labels.labelsOf(r1[i].key), ["hall", "walk"]);
-  assert.deepEqual(labels.labelsOf(r1[5].key), []);
-  assert.deepEqual(labels.labelsOf(r2[2].key), [], "another robot at the same time is not in the clip");
+  assert.deepEqual(await labels.labelsOf(r1[1].key), []);
+  for (const i of [2, 3, 4]) assert.deepEqual(await labels.labelsOf(r1[i].key), ["hall", "walk"]);
+  assert.deepEqual(await labels.labelsOf(r1[5].key), []);
+  assert.deepEqual(await labels.labelsOf(r2[2].key), [], "another robot at the same time is not in the clip");
   const late = frameRow("r1", T0 + 3500, 99);
-  catalog.upsert(late);
-  assert.deepEqual(labels.labelsOf(late.key), ["hall", "walk"]);
+  await catalog.upsert(late);
+  assert.deepEqual(await labels.labelsOf(late.key), ["hall", "walk"]);
 
-  const updated = labels.updateClip(clip.id, { toMs: T0 + 5000, addLabels: ["run"], removeLabels: ["hall"] });
+  const updated = await labels.updateClip(clip.id, {
+    toMs: T0 + 5000,
+    addLabels: ["run"],
+    removeLabels: ["hall"],
+  });
   assert.deepEqual(updated.labels, ["run", "walk"]);
   assert.equal(updated.note, "hallway");
-  assert.deepEqual(labels.labelsOf(r1[5].key), ["run", "walk"]);
-  assert.deepEqual(labels.updateClip(clip.id, { labels: ["x"], name: "renamed" }).labels, ["x"]);
-  assert.deepEqual(labels.listClips({ label: "x" }).map((c) => c.name), ["renamed"]);
-  assert.deepEqual(labels.listClips({ robotId: "r2" }), []);
-  assert.throws(() => labels.updateClip(clip.id, { fromMs: T0 + 9000 }), /before it starts/);
-  assert.throws(() => labels.updateClip(999, { name: "x" }), /no clip 999/);
-  labels.deleteClip(clip.id);
-  assert.deepEqual(labels.labelsOf(r1[3].key), []);
-  assert.equal(labels.getClip(clip.id), null);
-  assert.throws(() => labels.createClip({ robotId: "r1", fromMs: T0, toMs: T0, name: " " }), /needs a name/);
-  assert.throws(
-    () => labels.createClip({ robotId: "../x", fromMs: T0, toMs: T0, name: "n" }),
+  assert.deepEqual(await labels.labelsOf(r1[5].key), ["run", "walk"]);
+  assert.deepEqual((await labels.updateClip(clip.id, { labels: ["x"], name: "renamed" })).labels, ["x"]);
+  assert.deepEqual((await labels.listClips({ label: "x" })).map((c) => c.name), ["renamed"]);
+  assert.deepEqual(await labels.listClips({ robotId: "r2" }), []);
+  await assert.rejects(
+    async () => await labels.updateClip(clip.id, { fromMs: T0 + 9000 }),
+    /before it starts/,
+  );
+  await assert.rejects(async () => await labels.updateClip(999, { name: "x" }), /no clip 999/);
+  await labels.deleteClip(clip.id);
+  assert.deepEqual(await labels.labelsOf(r1[3].key), []);
+  assert.equal(await labels.getClip(clip.id), null);
+  await assert.rejects(
+    async () => await labels.createClip({ robotId: "r1", fromMs: T0, toMs: T0, name: " " }),
+    /needs a name/,
+  );
+  await assert.rejects(
+    async () => await labels.createClip({ robotId: "../x", fromMs: T0, toMs: T0, name: "n" }),
     /may only hold letters/,
   );
-  catalog.close();
+  await catalog.close();
 });
 
-Deno.test("every change is journalled with author and time, and the journal is append-only", () => {
-  const { catalog, labels, r1 } = fixture(T0 + 10_000_000);
-  labels.addLabels({ keys: [r1[0].key] }, ["door"], { author: "ana" });
-  labels.addLabels({ keys: [r1[1].key, r1[2].key] }, ["door"], { author: "bob" });
-  labels.addLabels({ robotId: "r1", fromMs: T0, toMs: T0 + 1000 }, ["pair"]);
-  labels.removeLabels({ keys: [r1[0].key] }, ["door"], { author: "ana", nowMs: 42 });
-  labels.renameLabel("pair", "two", { author: "cy" });
-  const clip = labels.createClip({ robotId: "r1", fromMs: T0, toMs: T0 + 1, name: "c", labels: ["two"] });
-  labels.updateClip(clip.id, { note: "n" }, { author: "dee" });
-  labels.deleteClip(clip.id, { author: "dee" });
-  labels.deleteLabel("two", { author: "ed" });
+Deno.test("every change is journalled with author and time, and the journal is append-only", async () => {
+  const { catalog, labels, r1, raw } = await fixture(T0 + 10_000_000);
+  await labels.addLabels({ keys: [r1[0].key] }, ["door"], { author: "ana" });
+  await labels.addLabels({ keys: [r1[1].key, r1[2].key] }, ["door"], { author: "bob" });
+  await labels.addLabels({ robotId: "r1", fromMs: T0, toMs: T0 + 1000 }, ["pair"]);
+  await labels.removeLabels({ keys: [r1[0].key] }, ["door"], { author: "ana", nowMs: 42 });
+  await labels.renameLabel("pair", "two", { author: "cy" });
+  const clip = await labels.createClip({
+    robotId: "r1",
+    fromMs: T0,
+    toMs: T0 + 1,
+    name: "c",
+    labels: ["two"],
+  });
+  await labels.updateClip(clip.id, { note: "n" }, { author: "dee" });
+  await labels.deleteClip(clip.id, { author: "dee" });
+  await labels.deleteLabel("two", { author: "ed" });
 
-  const log = labels.changes();
+  const log = await labels.changes();
   assert.deepEqual(
     log.map((c) => [c.action, c.target, c.author]),
     [
@@ -203,60 +232,63 @@ Deno.test("every change is journalled with author and time, and the journal is a
   assert.equal((log[6].detail.before as { note: string }).note, "");
   assert.equal((log[6].detail.after as { note: string }).note, "n");
   assert.deepEqual(log[8].detail, { name: "two", frames: 2, clips: 0 });
-  assert.deepEqual(labels.changes({ target: `clip:${clip.id}` }).map((c) => c.action), [
+  assert.deepEqual((await labels.changes({ target: `clip:${clip.id}` })).map((c) => c.action), [
     "clip.create",
     "clip.update",
     "clip.delete",
   ]);
-  assert.deepEqual(labels.changes({ newest: true, limit: 1 }).map((c) => c.action), ["label.delete"]);
-  assert.deepEqual(labels.changes({ afterId: log[7].id }).map((c) => c.action), ["label.delete"]);
+  assert.deepEqual((await labels.changes({ newest: true, limit: 1 })).map((c) => c.action), ["label.delete"]);
+  assert.deepEqual((await labels.changes({ afterId: log[7].id })).map((c) => c.action), ["label.delete"]);
   // A refused change leaves no journal entry.
-  assert.throws(() => labels.deleteLabel("nope"));
-  assert.equal(labels.changes().length, log.length);
-  assert.throws(() => catalog.db.exec("UPDATE changes SET author = 'mallory'"), /append-only/);
-  assert.throws(() => catalog.db.exec("DELETE FROM changes"), /append-only/);
-  catalog.close();
+  await assert.rejects(async () => await labels.deleteLabel("nope"));
+  assert.equal((await labels.changes()).length, log.length);
+  assert.throws(() => raw.exec("UPDATE changes SET author = 'mallory'"), /append-only/);
+  assert.throws(() => raw.exec("DELETE FROM changes"), /append-only/);
+  await catalog.close();
 });
 
-Deno.test("labelled frames are pinned; eviction's queries put them last", () => {
-  const { catalog, labels, r1, r2 } = fixture();
-  labels.addLabels({ keys: [r1[0].key] }, ["keep"]);
-  labels.createClip({
+Deno.test("labelled frames are pinned; eviction's queries put them last", async () => {
+  const { catalog, labels, r1, r2 } = await fixture();
+  await labels.addLabels({ keys: [r1[0].key] }, ["keep"]);
+  await labels.createClip({
     robotId: "r1",
     fromMs: T0 + 1000,
     toMs: T0 + 2000,
     name: "labelled",
     labels: ["keep"],
   });
-  labels.createClip({ robotId: "r1", fromMs: T0 + 3000, toMs: T0 + 3000, name: "no labels" });
-  catalog.setTier(r1[9].key, "archive", T0);
-  assert.equal(catalog.isPinned(r1[0].key), true, "own label");
-  assert.equal(catalog.isPinned(r1[1].key), true, "labelled clip");
-  assert.equal(catalog.isPinned(r1[2].key), true, "labelled clip, inclusive end");
-  assert.equal(catalog.isPinned(r1[3].key), false, "a clip without labels does not pin");
-  assert.equal(catalog.isPinned(r2[0].key), false);
-  assert.equal(catalog.isPinned("frames/unknown.jpg"), false);
+  await labels.createClip({ robotId: "r1", fromMs: T0 + 3000, toMs: T0 + 3000, name: "no labels" });
+  await catalog.setTier(r1[9].key, "archive", T0);
+  assert.equal(await catalog.isPinned(r1[0].key), true, "own label");
+  assert.equal(await catalog.isPinned(r1[1].key), true, "labelled clip");
+  assert.equal(await catalog.isPinned(r1[2].key), true, "labelled clip, inclusive end");
+  assert.equal(await catalog.isPinned(r1[3].key), false, "a clip without labels does not pin");
+  assert.equal(await catalog.isPinned(r2[0].key), false);
+  assert.equal(await catalog.isPinned("frames/unknown.jpg"), false);
 
-  const unpinned = catalog.oldestLocalUnpinned(100).map((r) => r.key);
+  const unpinned = (await catalog.oldestLocalUnpinned(100)).map((r) => r.key);
   const expectUnpinned = [r1[3], r2[0], r1[4], r2[1], r2[2], r1[5], r1[6], r1[7], r1[8]]
     .sort((a, b) => a.timestampMs - b.timestampMs || a.seq - b.seq)
     .map((r) => r.key);
   assert.deepEqual(unpinned, expectUnpinned);
-  assert.deepEqual(catalog.oldestLocalUnpinned(2).map((r) => r.key), expectUnpinned.slice(0, 2));
+  assert.deepEqual((await catalog.oldestLocalUnpinned(2)).map((r) => r.key), expectUnpinned.slice(0, 2));
   // Pinned last: all unpinned local frames by age, then the pinned ones by age; archived frames never.
   assert.deepEqual(
-    catalog.oldestLocalPinnedLast(100).map((r) => r.key),
+    (await catalog.oldestLocalPinnedLast(100)).map((r) => r.key),
     [...expectUnpinned, r1[0].key, r1[1].key, r1[2].key],
   );
-  assert.deepEqual(catalog.oldestLocalPinnedLast(10).map((r) => r.key), [...expectUnpinned, r1[0].key]);
+  assert.deepEqual((await catalog.oldestLocalPinnedLast(10)).map((r) => r.key), [
+    ...expectUnpinned,
+    r1[0].key,
+  ]);
   // The existing query is unchanged: plain age order over local frames.
-  assert.deepEqual(catalog.oldestLocal(3).map((r) => r.key), [r1[0].key, r2[0].key, r1[1].key]);
-  labels.removeLabels({ keys: [r1[0].key] }, ["keep"]);
-  assert.equal(catalog.isPinned(r1[0].key), false);
-  catalog.close();
+  assert.deepEqual((await catalog.oldestLocal(3)).map((r) => r.key), [r1[0].key, r2[0].key, r1[1].key]);
+  await labels.removeLabels({ keys: [r1[0].key] }, ["keep"]);
+  assert.equal(await catalog.isPinned(r1[0].key), false);
+  await catalog.close();
 });
 
-Deno.test("label names: bidirectional controls and line separators refused; Windows-only trouble allowed", () => {
+Deno.test("label names: bidirectional controls and line separators refused; Windows-only trouble allowed", async () => {
   assert.match(
     labelProblem("invoice\u202Etxt.exe")!,
     /contains the invisible control character U\+202E \(bidirectional text or a line separator\)/,
@@ -270,55 +302,63 @@ Deno.test("label names: bidirectional controls and line separators refused; Wind
     assert.equal(labelProblem(ok), null, ok);
   }
   // A label made before the rule (in an older catalog) can still be taken off, renamed and deleted.
-  const { catalog, labels, r1 } = fixture();
-  catalog.db.prepare("INSERT INTO labels (name) VALUES (?)").run("old\u202Ename");
-  catalog.db.prepare(
+  const { catalog, labels, r1, raw } = await fixture();
+  raw.prepare("INSERT INTO labels (name) VALUES (?)").run("old\u202Ename");
+  raw.prepare(
     "INSERT INTO frame_labels (key, label_id, created_ms, author) SELECT ?, id, 0, NULL FROM labels WHERE name = ?",
   ).run(r1[0].key, "old\u202Ename");
-  assert.throws(() => labels.addLabels({ keys: [r1[1].key] }, ["old\u202Ename"]), /U\+202E/);
-  assert.equal(labels.removeLabels({ keys: [r1[0].key] }, ["old\u202Ename"]), 1);
-  labels.renameLabel("old\u202Ename", "old-name");
-  assert.deepEqual(labels.list().map((l) => l.name), ["old-name"]);
-  assert.throws(() => labels.renameLabel("old-name", "new\u2067name"), /U\+2067/);
-  assert.deepEqual(labels.deleteLabel("old-name"), { frames: 0, clips: 0 });
-  catalog.close();
+  await assert.rejects(
+    async () => await labels.addLabels({ keys: [r1[1].key] }, ["old\u202Ename"]),
+    /U\+202E/,
+  );
+  assert.equal(await labels.removeLabels({ keys: [r1[0].key] }, ["old\u202Ename"]), 1);
+  await labels.renameLabel("old\u202Ename", "old-name");
+  assert.deepEqual((await labels.list()).map((l) => l.name), ["old-name"]);
+  await assert.rejects(async () => await labels.renameLabel("old-name", "new\u2067name"), /U\+2067/);
+  assert.deepEqual(await labels.deleteLabel("old-name"), { frames: 0, clips: 0 });
+  await catalog.close();
 });
 
-Deno.test("one call names at most labels.max_per_request labels; the catalog holds at most max_distinct", () => {
-  const catalog = new Catalog(":memory:");
+Deno.test("one call names at most labels.max_per_request labels; the catalog holds at most max_distinct", async () => {
+  const catalog = new SqliteCatalog(":memory:");
   const rows = Array.from({ length: 3 }, (_, i) => frameRow("r1", T0 + i * 1000, i));
-  catalog.upsertMany(rows);
-  const labels = new Labels(catalog, { limits: { maxPerRequest: 5, maxDistinct: 8 } });
+  await catalog.upsertMany(rows);
+  const labels = catalog.labels({ limits: { maxPerRequest: 5, maxDistinct: 8 } });
   const names = (n: number, prefix = "l") => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
-  const journal = () => labels.changes().length;
-  assert.throws(
-    () => labels.addLabels({ keys: [rows[0].key] }, names(6)),
+  const journal = async () => (await labels.changes()).length;
+  await assert.rejects(
+    async () => await labels.addLabels({ keys: [rows[0].key] }, names(6)),
     /^RangeError: 6 labels to add in one request; at most 5 are allowed \(labels\.max_per_request\): send them in several requests, or raise labels\.max_per_request$/,
   );
-  assert.throws(() => labels.removeLabels({ keys: [rows[0].key] }, names(6)), /6 labels to remove/);
-  assert.throws(
-    () => labels.createClip({ robotId: "r1", fromMs: T0, toMs: T0 + 1, name: "c", labels: names(6) }),
+  await assert.rejects(
+    async () => await labels.removeLabels({ keys: [rows[0].key] }, names(6)),
+    /6 labels to remove/,
+  );
+  await assert.rejects(
+    async () =>
+      await labels.createClip({ robotId: "r1", fromMs: T0, toMs: T0 + 1, name: "c", labels: names(6) }),
     /6 labels on the clip/,
   );
-  assert.equal(labels.list().length, 0, "nothing was created");
-  assert.equal(journal(), 0);
+  assert.equal((await labels.list()).length, 0, "nothing was created");
+  assert.equal(await journal(), 0);
 
-  assert.equal(labels.addLabels({ keys: [rows[0].key] }, names(5)), 5);
-  assert.equal(labels.addLabels({ keys: [rows[1].key] }, names(3, "m")), 3); // 8 distinct: the cap
-  assert.throws(
-    () => labels.addLabels({ keys: [rows[2].key] }, ["l0", "new-one"]),
+  assert.equal(await labels.addLabels({ keys: [rows[0].key] }, names(5)), 5);
+  assert.equal(await labels.addLabels({ keys: [rows[1].key] }, names(3, "m")), 3); // 8 distinct: the cap
+  await assert.rejects(
+    async () => await labels.addLabels({ keys: [rows[2].key] }, ["l0", "new-one"]),
     /^RangeError: 1 new label\(s\) \("new-one"\) would make 9 distinct labels, over labels\.max_distinct \(8\): use existing labels, delete unused ones, or raise labels\.max_distinct$/,
   );
-  assert.deepEqual(labels.labelsOf(rows[2].key), [], "the refused call changed nothing, l0 included");
-  assert.throws(
-    () => labels.createClip({ robotId: "r1", fromMs: T0, toMs: T0 + 1, name: "c", labels: ["z"] }),
+  assert.deepEqual(await labels.labelsOf(rows[2].key), [], "the refused call changed nothing, l0 included");
+  await assert.rejects(
+    async () =>
+      await labels.createClip({ robotId: "r1", fromMs: T0, toMs: T0 + 1, name: "c", labels: ["z"] }),
     /would make 9 distinct labels/,
   );
-  assert.equal(labels.listClips().length, 0);
+  assert.equal((await labels.listClips()).length, 0);
   // Existing labels never count against the cap; deleting one makes room.
-  assert.equal(labels.addLabels({ keys: [rows[2].key] }, ["l0", "l1", "m2"]), 3);
-  labels.deleteLabel("m2");
-  assert.equal(labels.addLabels({ keys: [rows[2].key] }, ["new-one"]), 1);
-  assert.equal(labels.list().length, 8);
-  catalog.close();
+  assert.equal(await labels.addLabels({ keys: [rows[2].key] }, ["l0", "l1", "m2"]), 3);
+  await labels.deleteLabel("m2");
+  assert.equal(await labels.addLabels({ keys: [rows[2].key] }, ["new-one"]), 1);
+  assert.equal((await labels.list()).length, 8);
+  await catalog.close();
 });

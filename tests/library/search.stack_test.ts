@@ -1,12 +1,11 @@
 /** Search: time parsing, filters, labels any/all (own and via clips), order, and keyset pages. */
 import assert from "node:assert/strict";
-import { Catalog } from "../../src/catalog/sqlite.ts";
-import { Labels } from "../../src/library/labels.ts";
+import { SqliteCatalog } from "../../src/catalog/sqlite.ts";
 import { countFrames, parseTime, parseTimeRange, searchAll, searchFrames } from "../../src/library/search.ts";
 import { spawnDeno } from "../../dev/processes.ts";
 import { frameRow, seeded, T0 } from "../support/rows.ts";
 
-Deno.test("parseTime: ISO 8601, compact and epoch ms, in UTC; end of a coarse unit", () => {
+Deno.test("parseTime: ISO 8601, compact and epoch ms, in UTC; end of a coarse unit", async () => {
   assert.equal(parseTime("1771407376735"), 1771407376735);
   assert.equal(parseTime("2026-02-18"), Date.UTC(2026, 1, 18));
   assert.equal(parseTime("2026-02-18T09:36"), Date.UTC(2026, 1, 18, 9, 36));
@@ -26,7 +25,7 @@ Deno.test("parseTime: ISO 8601, compact and epoch ms, in UTC; end of a coarse un
   assert.equal(parseTime("5", "--to", { end: true }), 5, "ms are exact");
 });
 
-Deno.test("parseTime: errors name the flag and the bad value", () => {
+Deno.test("parseTime: errors name the flag and the bad value", async () => {
   const cases: [string, RegExp][] = [
     [
       "yesterday",
@@ -61,8 +60,8 @@ Deno.test("parseTime: errors name the flag and the bad value", () => {
 });
 
 /** Robots a (20 frames), b (10), c (5); one frame per second each; some archived; labels and a clip. */
-function fixture() {
-  const catalog = new Catalog(":memory:");
+async function fixture() {
+  const catalog = new SqliteCatalog(":memory:");
   const rows = [
     ...Array.from(
       { length: 20 },
@@ -71,29 +70,29 @@ function fixture() {
     ...Array.from({ length: 10 }, (_, i) => frameRow("b", T0 + i * 1000, i)),
     ...Array.from({ length: 5 }, (_, i) => frameRow("c", T0 + i * 1000, 100 + i)),
   ];
-  catalog.upsertMany(rows);
-  const labels = new Labels(catalog);
+  await catalog.upsertMany(rows);
+  const labels = catalog.labels();
   const key = (robot: string, i: number) =>
     rows.find((r) => r.robotId === robot && r.timestampMs === T0 + i * 1000)!.key;
-  labels.addLabels({ keys: [key("a", 1), key("a", 2), key("b", 3)] }, ["door"]);
-  labels.addLabels({ keys: [key("a", 2), key("c", 4)] }, ["person"]);
+  await labels.addLabels({ keys: [key("a", 1), key("a", 2), key("b", 3)] }, ["door"]);
+  await labels.addLabels({ keys: [key("a", 2), key("c", 4)] }, ["person"]);
   // The clip puts "person" on a's frames 10..12 and "hall" too.
-  labels.createClip({
+  await labels.createClip({
     robotId: "a",
     fromMs: T0 + 10_000,
     toMs: T0 + 12_000,
     name: "corridor",
     labels: ["person", "hall"],
   });
-  labels.addLabels({ keys: [key("a", 11)] }, ["door"]);
+  await labels.addLabels({ keys: [key("a", 11)] }, ["door"]);
   return { catalog, labels, rows, key };
 }
 
 const keysOf = (hits: { frame: { key: string } }[]) => hits.map((h) => h.frame.key);
 
-Deno.test("filters: robots, time span, tier; newest or oldest first", () => {
-  const { catalog, key } = fixture();
-  const all = searchFrames(catalog, { limit: 1000 });
+Deno.test("filters: robots, time span, tier; newest or oldest first", async () => {
+  const { catalog, key } = await fixture();
+  const all = await searchFrames(catalog, { limit: 1000 });
   assert.equal(all.hits.length, 35);
   assert.equal(all.nextCursor, null);
   // Newest first; equal capture times by seq, then key, descending.
@@ -105,25 +104,36 @@ Deno.test("filters: robots, time span, tier; newest or oldest first", () => {
     const [ta, sa] = t(all.hits[i - 1]), [tb, sb] = t(all.hits[i]);
     assert.ok(ta > tb || (ta === tb && sa >= sb), `order at ${i}`);
   }
-  const oldest = searchFrames(catalog, { order: "oldest", robots: ["b", "c"], limit: 3 });
+  const oldest = await searchFrames(catalog, { order: "oldest", robots: ["b", "c"], limit: 3 });
   assert.deepEqual(keysOf(oldest.hits), [key("b", 0), key("c", 0), key("b", 1)]);
-  const span = searchFrames(catalog, { robots: ["a"], fromMs: T0 + 3000, toMs: T0 + 5000, order: "oldest" });
+  const span = await searchFrames(catalog, {
+    robots: ["a"],
+    fromMs: T0 + 3000,
+    toMs: T0 + 5000,
+    order: "oldest",
+  });
   assert.deepEqual(keysOf(span.hits), [key("a", 3), key("a", 4), key("a", 5)], "both ends inclusive");
-  assert.equal(countFrames(catalog, { tiers: ["archive"] }), 5);
-  assert.equal(countFrames(catalog, { tiers: ["local", "archiving"] }), 30);
-  assert.equal(countFrames(catalog, { robots: ["zzz"] }), 0);
-  assert.throws(() => searchFrames(catalog, { tiers: ["cold" as "local"] }), /unknown tier "cold"/);
-  assert.throws(() => searchFrames(catalog, { limit: 0 }), /limit 0 must be a whole number from 1 to 1000/);
-  catalog.close();
+  assert.equal(await countFrames(catalog, { tiers: ["archive"] }), 5);
+  assert.equal(await countFrames(catalog, { tiers: ["local", "archiving"] }), 30);
+  assert.equal(await countFrames(catalog, { robots: ["zzz"] }), 0);
+  await assert.rejects(
+    async () => await searchFrames(catalog, { tiers: ["cold" as "local"] }),
+    /unknown tier "cold"/,
+  );
+  await assert.rejects(
+    async () => await searchFrames(catalog, { limit: 0 }),
+    /limit 0 must be a whole number from 1 to 1000/,
+  );
+  await catalog.close();
 });
 
-Deno.test("labels: any or all, own or from a clip; hits carry their labels and clips", () => {
-  const { catalog, key } = fixture();
-  const door = searchFrames(catalog, { labels: ["door"], order: "oldest" });
+Deno.test("labels: any or all, own or from a clip; hits carry their labels and clips", async () => {
+  const { catalog, key } = await fixture();
+  const door = await searchFrames(catalog, { labels: ["door"], order: "oldest" });
   assert.deepEqual(keysOf(door.hits), [key("a", 1), key("a", 2), key("b", 3), key("a", 11)]);
-  const person = searchFrames(catalog, { labels: ["person"], order: "oldest" });
+  const person = await searchFrames(catalog, { labels: ["person"], order: "oldest" });
   assert.deepEqual(keysOf(person.hits), [key("a", 2), key("c", 4), key("a", 10), key("a", 11), key("a", 12)]);
-  const any = searchFrames(catalog, { labels: ["door", "hall"], order: "oldest" });
+  const any = await searchFrames(catalog, { labels: ["door", "hall"], order: "oldest" });
   assert.deepEqual(keysOf(any.hits), [
     key("a", 1),
     key("a", 2),
@@ -132,47 +142,47 @@ Deno.test("labels: any or all, own or from a clip; hits carry their labels and c
     key("a", 11),
     key("a", 12),
   ]);
-  const all = searchFrames(catalog, { labels: ["door", "person"], allLabels: true, order: "oldest" });
+  const all = await searchFrames(catalog, { labels: ["door", "person"], allLabels: true, order: "oldest" });
   assert.deepEqual(keysOf(all.hits), [key("a", 2), key("a", 11)], "a11: door its own, person from the clip");
-  const three = searchFrames(catalog, { labels: ["door", "person", "hall"], allLabels: true });
+  const three = await searchFrames(catalog, { labels: ["door", "person", "hall"], allLabels: true });
   assert.deepEqual(keysOf(three.hits), [key("a", 11)]);
   const hit = three.hits[0];
   assert.deepEqual(hit.labels, ["door", "hall", "person"]);
   assert.deepEqual(hit.directLabels, ["door"]);
   assert.deepEqual(hit.clips.map((c) => [c.name, c.labels]), [["corridor", ["hall", "person"]]]);
-  const withRobot = searchFrames(catalog, { labels: ["person"], robots: ["c"] });
+  const withRobot = await searchFrames(catalog, { labels: ["person"], robots: ["c"] });
   assert.deepEqual(keysOf(withRobot.hits), [key("c", 4)]);
-  assert.throws(() => searchFrames(catalog, { labels: ["dor"] }), /unknown label "dor"/);
+  await assert.rejects(async () => await searchFrames(catalog, { labels: ["dor"] }), /unknown label "dor"/);
   // A frame stored later inside the clip matches the clip's labels.
   const late = frameRow("a", T0 + 11_500, 500);
-  catalog.upsert(late);
-  assert.ok(keysOf(searchFrames(catalog, { labels: ["hall"] }).hits).includes(late.key));
-  catalog.close();
+  await catalog.upsert(late);
+  assert.ok(keysOf((await searchFrames(catalog, { labels: ["hall"] })).hits).includes(late.key));
+  await catalog.close();
 });
 
-Deno.test("pages stay exact while frames arrive between them", () => {
+Deno.test("pages stay exact while frames arrive between them", async () => {
   for (const order of ["newest", "oldest"] as const) {
-    const catalog = new Catalog(":memory:");
+    const catalog = new SqliteCatalog(":memory:");
     const rnd = seeded(order === "newest" ? 7 : 8);
     // 300 frames of 3 robots, with many equal capture times (ties broken by seq, then key).
     const initial = Array.from(
       { length: 300 },
       (_, i) => frameRow(`r${i % 3}`, T0 + (rnd() % 50) * 1000, i % 4),
     );
-    catalog.upsertMany(initial);
-    const before = keysOf([...searchAll(catalog, { order, limit: 1000 })]);
+    await catalog.upsertMany(initial);
+    const before = keysOf(await Array.fromAsync(searchAll(catalog, { order, limit: 1000 })));
     const unique = new Set(initial.map((r) => r.key));
     assert.equal(before.length, unique.size);
     const seen: string[] = [];
     let cursor: string | null = null;
     let arrivals = 0;
     do {
-      const page = searchFrames(catalog, { order, limit: 17, cursor });
+      const page = await searchFrames(catalog, { order, limit: 17, cursor });
       seen.push(...keysOf(page.hits));
       cursor = page.nextCursor;
       // New frames arrive: newer than everything so far (the live case), some of robots not seen yet.
       for (let j = 0; j < 5; j++) {
-        catalog.upsert(frameRow(`r${j}`, T0 + 100_000 + arrivals * 10, 0));
+        await catalog.upsert(frameRow(`r${j}`, T0 + 100_000 + arrivals * 10, 0));
         arrivals++;
       }
     } while (cursor);
@@ -187,38 +197,44 @@ Deno.test("pages stay exact while frames arrive between them", () => {
       );
       assert.ok(seen.slice(before.length).every((k) => !unique.has(k)), "then only arrivals");
     }
-    catalog.close();
+    await catalog.close();
   }
 });
 
-Deno.test("a cursor only continues the search it came from", () => {
-  const { catalog } = fixture();
-  const first = searchFrames(catalog, { robots: ["a"], limit: 5 });
+Deno.test("a cursor only continues the search it came from", async () => {
+  const { catalog } = await fixture();
+  const first = await searchFrames(catalog, { robots: ["a"], limit: 5 });
   assert.ok(first.nextCursor);
-  const second = searchFrames(catalog, { robots: ["a"], limit: 5, cursor: first.nextCursor });
+  const second = await searchFrames(catalog, { robots: ["a"], limit: 5, cursor: first.nextCursor });
   assert.equal(second.hits[0].frame.timestampMs, T0 + 14_000);
   // The page size may change between pages; the filters and order may not.
-  assert.equal(searchFrames(catalog, { robots: ["a"], limit: 50, cursor: first.nextCursor }).hits.length, 15);
-  assert.throws(
-    () => searchFrames(catalog, { robots: ["b"], cursor: first.nextCursor }),
+  assert.equal(
+    (await searchFrames(catalog, { robots: ["a"], limit: 50, cursor: first.nextCursor })).hits.length,
+    15,
+  );
+  await assert.rejects(
+    async () => await searchFrames(catalog, { robots: ["b"], cursor: first.nextCursor }),
     /the cursor belongs to a different search/,
   );
-  assert.throws(
-    () => searchFrames(catalog, { robots: ["a"], order: "oldest", cursor: first.nextCursor }),
+  await assert.rejects(
+    async () => await searchFrames(catalog, { robots: ["a"], order: "oldest", cursor: first.nextCursor }),
     /different search/,
   );
-  assert.throws(() => searchFrames(catalog, { cursor: "garbage!" }), /is not a cursor of this search/);
-  catalog.close();
+  await assert.rejects(
+    async () => await searchFrames(catalog, { cursor: "garbage!" }),
+    /is not a cursor of this search/,
+  );
+  await catalog.close();
 });
 
 Deno.test("deno task search and deno task label on a catalog", async () => {
   const dir = await Deno.makeTempDir();
   const config = `${dir}/config.toml`;
   await Deno.writeTextFile(config, `[catalog]\ndata_dir = "${dir}/data"\n`);
-  const catalog = new Catalog(`${dir}/data/catalog.sqlite`);
+  const catalog = new SqliteCatalog(`${dir}/data/catalog.sqlite`);
   const rows = Array.from({ length: 4 }, (_, i) => frameRow("r1", T0 + i * 1000, i));
-  catalog.upsertMany(rows);
-  catalog.close();
+  await catalog.upsertMany(rows);
+  await catalog.close();
   const run = async (script: string, args: string[]) => {
     const child = spawnDeno(script, script, [...args, "--config", config]);
     const code = await child.exited;

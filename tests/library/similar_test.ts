@@ -1,10 +1,9 @@
 /** Similar frames: the index against brute force, incremental updates, the catalog paths, uploads. */
 import assert from "node:assert/strict";
-import { Catalog } from "../../src/catalog/sqlite.ts";
+import { SqliteCatalog } from "../../src/catalog/sqlite.ts";
 import { resolveConfig } from "../../src/config.ts";
 import { Pipeline } from "../../src/consume/pipeline.ts";
 import { encodeFrame } from "../../src/ingest/frame.ts";
-import { Labels } from "../../src/library/labels.ts";
 import { memoryLogger } from "../../src/log.ts";
 import { loadFilter } from "../../src/filter/loader.ts";
 import { createSceneFilter } from "../../src/filter/scene.ts";
@@ -59,7 +58,7 @@ function bruteForce(items: Item[], q: Uint8Array, o: NearestOptions, exclude?: n
     .slice(0, k);
 }
 
-Deno.test("index results equal a brute-force scan (256-bit and other hash sizes, all filters)", () => {
+Deno.test("index results equal a brute-force scan (256-bit and other hash sizes, all filters)", async () => {
   for (const bytes of [32, 8, 13]) {
     const items = clustered(3000, bytes, bytes);
     const index = new HashIndex(bytes, 16); // small capacity: grows while filling
@@ -98,7 +97,7 @@ Deno.test("index results equal a brute-force scan (256-bit and other hash sizes,
   }
 });
 
-Deno.test("index: replace, remove and add again; findable at once", () => {
+Deno.test("index: replace, remove and add again; findable at once", async () => {
   const items = clustered(500, 32, 5);
   const index = new HashIndex(32);
   for (const it of items) index.upsert(it.id, it.hash, it.ts, it.robot);
@@ -131,21 +130,21 @@ Deno.test("index: replace, remove and add again; findable at once", () => {
 Deno.test("SimilarFrames over the catalog: load, add, sync from another connection, deleted rows", async () => {
   const dir = await Deno.makeTempDir();
   const path = `${dir}/catalog.sqlite`;
-  const catalog = new Catalog(path);
+  const catalog = new SqliteCatalog(path);
   const items = clustered(400, 32, 11);
   const rows = items.map((it, i) => frameRow(it.robot, it.ts, i, { hash: it.hash, storedMs: T0 + i }));
-  catalog.upsertMany(rows);
-  catalog.upsert(frameRow("r0", T0, 9999)); // no hash: not indexed
-  catalog.upsert(frameRow("r0", T0, 9998, { hash: new Uint8Array(8) })); // another hash size: not indexed
-  const similar = SimilarFrames.load(catalog);
+  await catalog.upsertMany(rows);
+  await catalog.upsert(frameRow("r0", T0, 9999)); // no hash: not indexed
+  await catalog.upsert(frameRow("r0", T0, 9998, { hash: new Uint8Array(8) })); // another hash size: not indexed
+  const similar = await SimilarFrames.load(catalog);
   assert.equal(similar.size, 400);
   assert.equal(similar.skipped, 1);
 
   // By key: the frame itself is left out; the rest equals the cold path over the catalog and brute force.
   const target = rows[17];
-  const hits = similar.nearestToKey(target.key, { k: 10 });
+  const hits = await similar.nearestToKey(target.key, { k: 10 });
   assert.ok(!hits.some((h) => h.frame.key === target.key));
-  const cold = similarFromCatalog(catalog, target.hash!, { k: 10, excludeKey: target.key });
+  const cold = await similarFromCatalog(catalog, target.hash!, { k: 10, excludeKey: target.key });
   assert.deepEqual(hits.map((h) => [h.frame.key, h.distance]), cold.map((h) => [h.frame.key, h.distance]));
   const keyOf = new Map(items.map((it, i) => [it.id, rows[i].key]));
   const ref = bruteForce(items, target.hash!, { k: 10 }, items[17].id);
@@ -153,38 +152,41 @@ Deno.test("SimilarFrames over the catalog: load, add, sync from another connecti
   assert.deepEqual(hits.map((h) => [h.frame.key, h.distance]), ref.map((r) => [keyOf.get(r.id), r.distance]));
 
   // Filters pass through; results carry labels.
-  new Labels(catalog).addLabels({ keys: [hits[0].frame.key] }, ["twin"]);
-  const r1Only = similar.nearestToKey(target.key, { k: 5, robots: ["r1"] });
+  (await catalog.labels()).addLabels({ keys: [hits[0].frame.key] }, ["twin"]);
+  const r1Only = await similar.nearestToKey(target.key, { k: 5, robots: ["r1"] });
   assert.ok(r1Only.every((h) => h.frame.robotId === "r1"));
-  assert.deepEqual(similar.nearestToKey(target.key, { k: 1 })[0].labels, ["twin"]);
+  assert.deepEqual((await similar.nearestToKey(target.key, { k: 1 }))[0].labels, ["twin"]);
   assert.deepEqual(
-    similarFromCatalog(catalog, target.hash!, { k: 3, labels: ["twin"] }).map((h) => h.frame.key),
+    (await similarFromCatalog(catalog, target.hash!, { k: 3, labels: ["twin"] })).map((h) => h.frame.key),
     [hits[0].frame.key],
     "the cold path combines likeness with label filters",
   );
-  assert.throws(() => similar.nearestToKey("frames/none.jpg"), /no frame "frames\/none.jpg"/);
+  await assert.rejects(
+    async () => await similar.nearestToKey("frames/none.jpg"),
+    /no frame "frames\/none.jpg"/,
+  );
 
   // add(): the consumer's own row, findable at once.
   const mine = frameRow("r9", T0 + 1, 1, { hash: new Uint8Array(32).fill(0x3c), storedMs: T0 + 10_000 });
-  catalog.upsert(mine);
-  assert.equal(similar.add(mine), true);
-  assert.deepEqual(similar.nearest(mine.hash!, { k: 1 }).map((h) => [h.frame.key, h.distance]), [[
+  await catalog.upsert(mine);
+  assert.equal(await similar.add(mine), true);
+  assert.deepEqual((await similar.nearest(mine.hash!, { k: 1 })).map((h) => [h.frame.key, h.distance]), [[
     mine.key,
     0,
   ]]);
-  assert.equal(similar.add(frameRow("r9", T0 + 2, 2)), false, "no hash, not indexed");
+  assert.equal(await similar.add(frameRow("r9", T0 + 2, 2)), false, "no hash, not indexed");
 
   // sync(): a row written by another process (another connection to the file), with an older stored time
   // inside the overlap window, is picked up without a reload.
-  const other = new Catalog(path);
+  const other = new SqliteCatalog(path);
   const theirs = frameRow("r8", T0 + 5, 1, { hash: new Uint8Array(32).fill(0xc3), storedMs: T0 + 9_000 });
   other.upsert(theirs);
-  assert.deepEqual(similar.nearest(theirs.hash!, { k: 1, maxDistance: 0 }), []);
-  assert.ok(similar.sync() >= 1);
-  assert.deepEqual(similar.nearest(theirs.hash!, { k: 1 }).map((h) => h.frame.key), [theirs.key]);
+  assert.deepEqual(await similar.nearest(theirs.hash!, { k: 1, maxDistance: 0 }), []);
+  assert.ok(await similar.sync() >= 1);
+  assert.deepEqual((await similar.nearest(theirs.hash!, { k: 1 })).map((h) => h.frame.key), [theirs.key]);
   // A row deleted elsewhere disappears from results (and from the index).
   other.remove(theirs.key);
-  const after = similar.nearest(theirs.hash!, { k: 2 });
+  const after = await similar.nearest(theirs.hash!, { k: 2 });
   assert.ok(!after.some((h) => h.frame.key === theirs.key));
   assert.equal(after.length, 2);
   assert.equal(similar.size, 401);
@@ -193,13 +195,13 @@ Deno.test("SimilarFrames over the catalog: load, add, sync from another connecti
   const later = frameRow("r8", T0 + 6, 2, { hash: new Uint8Array(32).fill(0x0f), storedMs: T0 + 20_000 });
   other.upsert(later);
   const t0 = performance.now();
-  while (similar.nearest(later.hash!, { k: 1, maxDistance: 0 }).length === 0) {
+  while ((await similar.nearest(later.hash!, { k: 1, maxDistance: 0 })).length === 0) {
     assert.ok(performance.now() - t0 < 1000, "not findable within a second");
     await new Promise((r) => setTimeout(r, 20));
   }
   stop();
   other.close();
-  catalog.close();
+  await catalog.close();
   await Deno.remove(dir, { recursive: true });
 });
 
@@ -212,7 +214,7 @@ Deno.test("an uploaded JPEG is hashed by the consumer's own filter path: same bi
   ];
   // r2 has its own filter settings (an 8x8 hash), as [filter.robots."r2"] allows.
   const config = resolveConfig(`[filter.robots."r2"]\nphash_hash_size = 8\nphash_threshold = 5\n`);
-  const catalog = new Catalog(":memory:");
+  const catalog = new SqliteCatalog(":memory:");
   const pipeline = new Pipeline({
     config,
     log: memoryLogger(),
@@ -231,7 +233,7 @@ Deno.test("an uploaded JPEG is hashed by the consumer's own filter path: same bi
     }))
   );
   await pipeline.handleBatch(fakeBatch(messages));
-  const stored = catalog.all();
+  const stored = await catalog.all();
   assert.equal(stored.length, 6, "three different scenes per robot");
   const hasher = await JpegHasher.fromConfig(config);
   try {
@@ -240,19 +242,19 @@ Deno.test("an uploaded JPEG is hashed by the consumer's own filter path: same bi
       assert.deepEqual(await hasher.hash(jpeg, row.robotId), row.hash, `${row.key}: the consumer's bits`);
     }
     assert.equal((await hasher.hash(scenes[0], "r2")).length, 8);
-    const similar = SimilarFrames.load(catalog); // 256-bit hashes: r1's frames
+    const similar = await SimilarFrames.load(catalog); // 256-bit hashes: r1's frames
     assert.equal(similar.size, 3);
     const upload = await hasher.hash(scenes[1]);
-    const hits = similar.nearest(upload, { k: 3 });
+    const hits = await similar.nearest(upload, { k: 3 });
     assert.equal(hits[0].frame.key, stored.find((r) => r.robotId === "r1" && r.seq === 1)!.key);
     assert.equal(hits[0].distance, 0);
-    const small = SimilarFrames.load(catalog, { hashBytes: 8 });
-    const smallHits = small.nearest(await hasher.hash(scenes[2], "r2"), { k: 1 });
+    const small = await SimilarFrames.load(catalog, { hashBytes: 8 });
+    const smallHits = await small.nearest(await hasher.hash(scenes[2], "r2"), { k: 1 });
     assert.deepEqual(smallHits.map((h) => [h.frame.robotId, h.frame.seq, h.distance]), [["r2", 2, 0]]);
     await assert.rejects(() => hasher.hash(new Uint8Array([1, 2, 3])));
   } finally {
     await hasher.close();
-    catalog.close();
+    await catalog.close();
   }
   const histogram = await JpegHasher.fromConfig(resolveConfig(`[filter]\nprimary = "histogram"\n`));
   await assert.rejects(() => histogram.hash(scenes[0]), /keeps no hash bits/);

@@ -4,8 +4,9 @@
  * disk triggers, crash safety under SIGKILL at random points, an unreachable archive, and reading either tier.
  */
 import assert from "node:assert/strict";
-import { Labels } from "../../src/library/labels.ts";
-import { Catalog, type FrameRow } from "../../src/catalog/sqlite.ts";
+import { DatabaseSync } from "node:sqlite";
+import type { Catalog, FrameRow } from "../../src/catalog/catalog.ts";
+import { SqliteCatalog } from "../../src/catalog/sqlite.ts";
 import {
   afterFreeing,
   bytesAbove,
@@ -60,7 +61,7 @@ const disk = (usedBytes: number, availBytes: number): Usage => ({
 // -------------------------------------------------------------------------------------------------------------
 // Pure decisions
 
-Deno.test("decision: disk percent as df (used / (used + available)), threshold, target, hard limit", () => {
+Deno.test("decision: disk percent as df (used / (used + available)), threshold, target, hard limit", async () => {
   const s = settings({ watch_path: "/data" });
   // Reserved blocks are neither used nor available: 80 used + 15 avail (+5 reserved) is 84.2 %, as df says.
   assert.equal(diskPercent({ usedBytes: 80, availBytes: 15 }).toFixed(1), "84.2");
@@ -77,7 +78,7 @@ Deno.test("decision: disk percent as df (used / (used + available)), threshold, 
   assert.equal(planEviction(disk(99 * GB, 1 * GB), settings({ max_bytes: 1000 })).evict, false);
 });
 
-Deno.test("decision: max_bytes budget works as a virtual disk of that size (80 -> 70 %, hard at 95 %)", () => {
+Deno.test("decision: max_bytes budget works as a virtual disk of that size (80 -> 70 %, hard at 95 %)", async () => {
   const s = settings({ max_bytes: 1000 });
   const at = (localBytes: number) => planEviction({ disk: null, localBytes }, s);
   assert.equal(at(799).evict, false);
@@ -87,7 +88,7 @@ Deno.test("decision: max_bytes budget works as a virtual disk of that size (80 -
   assert.equal(at(0).percent, 0);
 });
 
-Deno.test("decision: hysteresis: freeing the planned bytes lands on the target, and nothing happens below the threshold", () => {
+Deno.test("decision: hysteresis: freeing the planned bytes lands on the target, and nothing happens below the threshold", async () => {
   const s = settings({ watch_path: "/data", max_bytes: 5000 });
   const usage: Usage = { disk: { usedBytes: 8600, availBytes: 1400 }, localBytes: 3000 };
   const plan = planEviction(usage, s);
@@ -106,7 +107,7 @@ Deno.test("decision: hysteresis: freeing the planned bytes lands on the target, 
   assert.equal(bytesAbove({ disk: { usedBytes: 9000, availBytes: 1000 }, localBytes: 0 }, s, 80), 1000);
 });
 
-Deno.test("decision: trigger problems, backoff, ETag kinds, watch_path resolution", () => {
+Deno.test("decision: trigger problems, backoff, ETag kinds, watch_path resolution", async () => {
   assert.match(triggerProblem(settings()) ?? "", /no trigger/);
   assert.equal(triggerProblem(settings({ max_bytes: 1 })), null);
   assert.equal(triggerProblem(settings({ watch_path: "/" })), null);
@@ -264,7 +265,7 @@ async function storeFrames(local: StoragePlugin, catalog: Catalog, frames: Frame
         tierChangedMs: now,
         storedMs: now,
       };
-      catalog.upsert(row);
+      await catalog.upsert(row);
     }
   }));
 }
@@ -306,7 +307,7 @@ async function checkTiers(
   for (const f of frames) {
     const l = inLocal.get(f.key) === f.body.length;
     const a = inArchive.get(f.key) === f.body.length;
-    const row = catalog.get(f.key);
+    const row = await catalog.get(f.key);
     const bad = (why: string) => out.violations.push(`${f.key}: ${why} (row ${row?.tier ?? "missing"})`);
     if (!row) bad("no catalog row");
     if (!l && !a) bad("in neither tier");
@@ -333,7 +334,7 @@ async function assertSettled(
   assert.deepEqual(check.violations, []);
   assert.equal(check.inBoth, 0, "frames left in both tiers");
   for (const f of frames) {
-    const tier = catalog.get(f.key)?.tier;
+    const tier = (await catalog.get(f.key))?.tier;
     assert.equal(tier, check.archived.has(f.key) ? "archive" : "local", f.key);
   }
   const archived = frames.filter((f) => check.archived.has(f.key));
@@ -409,9 +410,9 @@ class Switchable implements StoragePlugin {
   }
 }
 
-function catalogUsage(catalog: Catalog): () => Usage {
-  return () => {
-    const t = catalog.totals();
+function catalogUsage(catalog: Catalog): () => Promise<Usage> {
+  return async () => {
+    const t = await catalog.totals();
     return { disk: null, localBytes: t.local.bytes + t.archiving.bytes };
   };
 }
@@ -423,7 +424,7 @@ Deno.test("bytes budget: the globally oldest frames of all robots move to the ar
   await ensureS3();
   const local = await localStore();
   const archive = await archiveStore();
-  const catalog = new Catalog(":memory:");
+  const catalog = new SqliteCatalog(":memory:");
   try {
     const frames = makeFrames(["reachy-001", "bracketbot-001", "reachy-002"], 30, readSamples());
     await storeFrames(local, catalog, frames);
@@ -456,13 +457,13 @@ Deno.test("bytes budget: the globally oldest frames of all robots move to the ar
     assert.deepEqual(moved.map((f) => f.key), sorted.slice(0, r.archived).map((f) => f.key));
     const robotsMoved = new Set(moved.map((f) => f.robotId));
     assert.ok(robotsMoved.size >= 2, `frames of ${[...robotsMoved]} moved`);
-    const left = catalog.totals().local.bytes;
+    const left = (await catalog.totals()).local.bytes;
     assert.ok(left <= 0.7 * maxBytes, `local ${left} <= 70 % of ${maxBytes}`);
     assert.ok(left > 0.7 * maxBytes - 4 * 200_000, "no more than the in-flight frames beyond the target");
     // Archived copies keep the metadata.
     const head = await archive.head(ARCHIVE_PREFIX + moved[0].key);
     assert.deepEqual(head?.metadata, moved[0].metadata);
-    assert.deepEqual(catalog.totals().archive.frames, r.archived);
+    assert.deepEqual((await catalog.totals()).archive.frames, r.archived);
     const s = evictor.stats();
     assert.deepEqual([s.archived, s.lost, s.dropped, s.failures, s.paused], [r.archived, 0, 0, 0, false]);
     console.log(
@@ -477,7 +478,7 @@ Deno.test("bytes budget: the globally oldest frames of all robots move to the ar
     const again = await evictor.runOnce();
     assert.deepEqual([again.plan?.evict, again.archived], [false, 0]);
   } finally {
-    catalog.close();
+    await catalog.close();
     await emptyBuckets(local, archive);
   }
 });
@@ -486,8 +487,17 @@ Deno.test("disk trigger through the statfs seam: a real watch directory, usage f
   await ensureS3();
   const local = await localStore();
   const archive = await archiveStore();
-  const catalog = new Catalog(":memory:");
   const dir = await Deno.makeTempDir({ prefix: "evict-watch-" });
+  const catalog = new SqliteCatalog(`${dir}-catalog.sqlite`);
+  // statfs is synchronous: it reads the local bytes through a second connection to the same file.
+  const raw = new DatabaseSync(catalog.path);
+  const localBytes = () =>
+    Number(
+      (raw.prepare("SELECT COALESCE(SUM(size), 0) AS n FROM frames WHERE tier = 'local'").get() as {
+        n: number;
+      })
+        .n,
+    );
   try {
     const frames = makeFrames(["a", "b"], 25, smallJpegs());
     await storeFrames(local, catalog, frames);
@@ -497,7 +507,7 @@ Deno.test("disk trigger through the statfs seam: a real watch directory, usage f
     const seen: string[] = [];
     const statfs = (path: string) => {
       seen.push(path);
-      const usedBlocks = Math.ceil(catalog.totals().local.bytes / 4096);
+      const usedBlocks = Math.ceil(localBytes() / 4096);
       const free = blocks - usedBlocks;
       return { bsize: 4096, blocks, bfree: free, bavail: Math.max(0, free - Math.round(blocks * 0.05)) };
     };
@@ -520,7 +530,8 @@ Deno.test("disk trigger through the statfs seam: a real watch directory, usage f
     const sorted = [...frames].sort(byAge);
     assert.deepEqual([...check.archived].sort(), sorted.slice(0, r.archived).map((f) => f.key).sort());
   } finally {
-    catalog.close();
+    raw.close();
+    await catalog.close();
     await Deno.remove(dir, { recursive: true });
     await emptyBuckets(local, archive);
   }
@@ -562,7 +573,7 @@ Deno.test({
     };
     let local: StoragePlugin | null = null;
     const archive = await archiveStore();
-    const catalog = new Catalog(":memory:");
+    const catalog = new SqliteCatalog(":memory:");
     try {
       // The jars of the running stack (copied, not linked: the JVM writes its class-data archive next to them).
       const lib = mainStackLib();
@@ -612,7 +623,7 @@ Deno.test({
           `(${r.framesPerSecond.toFixed(1)} frames/s); df now ${after.toFixed(1)}%`,
       );
     } finally {
-      catalog.close();
+      await catalog.close();
       local?.close();
       await emptyBuckets(archive);
       const down = await run(Deno.execPath(), ["run", "-A", "--quiet", "tools/stack.ts", "down", "s3"], env);
@@ -644,7 +655,7 @@ Deno.test("crash safety: src/main/evict.ts --once SIGKILLed at random points nev
     logging: { level: "info" },
   });
   const local = await localStore(config.rustfs.bucket);
-  const catalog = new Catalog(`${dataDir}/catalog.sqlite`);
+  const catalog = new SqliteCatalog(`${dataDir}/catalog.sqlite`);
   const env = { AWS_ACCESS_KEY_ID: S3_ACCESS_KEY, AWS_SECRET_ACCESS_KEY: S3_SECRET_KEY, LOG_LEVEL: "info" };
   const frames = [...first];
   try {
@@ -680,7 +691,7 @@ Deno.test("crash safety: src/main/evict.ts --once SIGKILLed at random points nev
       violations.push(...check.violations.map((v) => `iteration ${iterations}: ${v}`));
       inBoth += check.inBoth;
       // Killed in the middle of a move: rows left in "archiving" for the next run to finish.
-      if (catalog.totals().archiving.frames > 0) midMove++;
+      if ((await catalog.totals()).archiving.frames > 0) midMove++;
     }
     // A clean run finishes everything.
     const child = spawnDeno("evict", "src/main/evict.ts", ["--once", "--config", path], { env });
@@ -694,7 +705,7 @@ Deno.test("crash safety: src/main/evict.ts --once SIGKILLed at random points nev
       sorted.slice(0, settled.archived.size).map((f) => f.key).sort(),
       "the archived frames are the oldest",
     );
-    const t = catalog.totals();
+    const t = await catalog.totals();
     assert.ok(t.local.bytes <= 0.8 * maxBytes, `local ${t.local.bytes} of ${maxBytes}`);
     console.log(
       `  crash safety: ${iterations} runs (${kills} SIGKILLed at random points, ${midMove} of them mid-move, ${finished} ` +
@@ -706,7 +717,7 @@ Deno.test("crash safety: src/main/evict.ts --once SIGKILLed at random points nev
     assert.deepEqual(violations, []);
     assert.ok(kills >= 30, `${kills} kills`);
   } finally {
-    catalog.close();
+    await catalog.close();
     await emptyBuckets(local, archive);
     await Deno.remove(dataDir, { recursive: true });
     await Deno.remove(path).catch(() => {});
@@ -726,7 +737,7 @@ Deno.test("archive down: nothing deleted locally, pause at the hard limit, resum
     timeoutMs: 1000,
   });
   const archive = new Switchable(down);
-  const catalog = new Catalog(":memory:");
+  const catalog = new SqliteCatalog(":memory:");
   try {
     const frames = makeFrames(["a", "b"], 15, smallJpegs());
     await storeFrames(local, catalog, frames);
@@ -752,7 +763,7 @@ Deno.test("archive down: nothing deleted locally, pause at the hard limit, resum
     assert.equal(evictor.stats().paused, true);
     // Nothing deleted, nothing left half-moved.
     assert.equal((await listSizes(local, LOCAL_PREFIX)).size, frames.length);
-    assert.equal(catalog.totals().local.frames, frames.length);
+    assert.equal((await catalog.totals()).local.frames, frames.length);
     // Within the backoff: no attempt; after it: one more, still one warning line for the streak.
     const r2 = await evictor.runOnce();
     assert.equal(r2.backedOff, true);
@@ -776,9 +787,9 @@ Deno.test("archive down: nothing deleted locally, pause at the hard limit, resum
     assert.ok(log.lines.some((l) => /works again after/.test(l)));
     assert.equal(evictor.stats().failing, false);
     await assertSettled(local, real, catalog, frames);
-    assert.ok(catalog.totals().local.bytes <= 0.7 * Math.round(total / 0.97));
+    assert.ok((await catalog.totals()).local.bytes <= 0.7 * Math.round(total / 0.97));
   } finally {
-    catalog.close();
+    await catalog.close();
     down.close();
     await emptyBuckets(local, real);
   }
@@ -795,7 +806,7 @@ Deno.test("archive down with on_archive_failure = drop_oldest: the oldest frames
     secretKey: S3_SECRET_KEY,
     timeoutMs: 1000,
   });
-  const catalog = new Catalog(":memory:");
+  const catalog = new SqliteCatalog(":memory:");
   try {
     const frames = makeFrames(["a", "b"], 40, smallJpegs());
     await storeFrames(local, catalog, frames);
@@ -826,14 +837,14 @@ Deno.test("archive down with on_archive_failure = drop_oldest: the oldest frames
     const stored = await listSizes(local, LOCAL_PREFIX);
     for (const [i, f] of sorted.entries()) {
       assert.equal(stored.has(f.key), i >= r.dropped, f.key);
-      assert.equal(catalog.get(f.key) !== null, i >= r.dropped, f.key);
+      assert.equal(await catalog.get(f.key) !== null, i >= r.dropped, f.key);
     }
     // Down to the threshold, not to the target: as few frames lost as keeps it under the hard limit for a while.
-    const left = catalog.totals().local.bytes;
+    const left = (await catalog.totals()).local.bytes;
     assert.ok(left <= 0.8 * maxBytes && left > 0.7 * maxBytes, `${left} of ${maxBytes}`);
     console.log(`  drop_oldest: ${r.dropped} frames dropped (${r.droppedBytes} bytes), lost ${r.lost}`);
   } finally {
-    catalog.close();
+    await catalog.close();
     archive.close();
     await emptyBuckets(local);
   }
@@ -850,12 +861,12 @@ Deno.test("drop_oldest never drops a labelled frame: pinned frames only leave th
     secretKey: S3_SECRET_KEY,
     timeoutMs: 1000,
   });
-  const catalog = new Catalog(":memory:");
+  const catalog = new SqliteCatalog(":memory:");
   try {
     const frames = makeFrames(["a", "b"], 40, smallJpegs());
     await storeFrames(local, catalog, frames);
     const oldest = [...frames].sort(byAge).slice(0, 10).map((f) => f.key);
-    new Labels(catalog).addLabels({ keys: oldest }, ["keep"], { author: "test" });
+    (await catalog.labels()).addLabels({ keys: oldest }, ["keep"], { author: "test" });
     const total = frames.reduce((n, f) => n + f.body.length, 0);
     const evictor = new Evictor({
       local,
@@ -870,10 +881,10 @@ Deno.test("drop_oldest never drops a labelled frame: pinned frames only leave th
     const stored = await listSizes(local, LOCAL_PREFIX);
     for (const key of oldest) {
       assert.ok(stored.has(key), `labelled ${key} was dropped`);
-      assert.equal(catalog.get(key)?.tier, "local");
+      assert.equal((await catalog.get(key))?.tier, "local");
     }
   } finally {
-    catalog.close();
+    await catalog.close();
     archive.close();
     await emptyBuckets(local);
   }
@@ -884,7 +895,7 @@ Deno.test("verification and recovery: read-back for non-MD5 ETags, a corrupt cop
   const local = await localStore();
   const real = await archiveStore();
   const archive = new Switchable(real);
-  const catalog = new Catalog(":memory:");
+  const catalog = new SqliteCatalog(":memory:");
   try {
     const frames = makeFrames(["a", "b"], 6, smallJpegs()).sort(byAge);
     await storeFrames(local, catalog, frames);
@@ -906,12 +917,12 @@ Deno.test("verification and recovery: read-back for non-MD5 ETags, a corrupt cop
     archive.tamper = (b) => b.map((x, i) => (i === 100 ? x ^ 1 : x));
     const refused = await make().runOnce();
     assert.match(refused.failure ?? "", /BadDigest/);
-    assert.equal(catalog.get(frames[0].key)?.tier, "local");
+    assert.equal((await catalog.get(frames[0].key))?.tier, "local");
     // An archive that ignores Content-MD5 and keeps the corrupt bytes: its ETag gives it away.
     archive.ignoreMd5 = true;
     const bad = await make().runOnce();
     assert.match(bad.failure ?? "", /ETag .* != MD5/);
-    assert.equal(catalog.get(frames[0].key)?.tier, "local");
+    assert.equal((await catalog.get(frames[0].key))?.tier, "local");
     assert.equal((await listSizes(local, LOCAL_PREFIX)).size, frames.length);
     archive.tamper = null;
     archive.ignoreMd5 = false;
@@ -921,10 +932,10 @@ Deno.test("verification and recovery: read-back for non-MD5 ETags, a corrupt cop
     for (const f of frames.slice(1, 4)) {
       await real.put(ARCHIVE_PREFIX + f.key, f.body, { contentType: "image/jpeg", metadata: f.metadata });
     }
-    catalog.setTier(frames[1].key, "archiving", 1);
-    catalog.setTier(frames[2].key, "archiving", 1);
+    await catalog.setTier(frames[1].key, "archiving", 1);
+    await catalog.setTier(frames[2].key, "archiving", 1);
     await local.delete(frames[2].key);
-    catalog.setTier(frames[3].key, "archive", 1);
+    await catalog.setTier(frames[3].key, "archive", 1);
     await local.delete(frames[4].key);
 
     // An archive whose ETags are not MD5s (SSE-KMS, multipart): the copy is read back instead.
@@ -934,7 +945,7 @@ Deno.test("verification and recovery: read-back for non-MD5 ETags, a corrupt cop
     assert.equal(r.failure, null, r.failure ?? "");
     assert.equal(r.lost, 1);
     assert.ok(log.lines.some((l) => l.includes(`${frames[4].key}: LOST`)));
-    assert.equal(catalog.get(frames[4].key), null);
+    assert.equal(await catalog.get(frames[4].key), null);
     assert.ok(archive.gets >= r.archived, `${archive.gets} read-backs for ${r.archived} frames`);
     assert.equal(r.recovered, 3); // [1] moved again, [2] marked, [3] local leftover deleted
     const rest = frames.filter((_, i) => i !== 4);
@@ -942,7 +953,7 @@ Deno.test("verification and recovery: read-back for non-MD5 ETags, a corrupt cop
     assert.equal(check.archived.size, rest.length);
     assert.equal(evictor.stats().lost, 1);
   } finally {
-    catalog.close();
+    await catalog.close();
     await emptyBuckets(local, real);
   }
 });
@@ -952,7 +963,7 @@ Deno.test("a local store without read() is moved with head and get", async () =>
   const real = await localStore();
   const local = new Switchable(real); // forwards put/get/head/delete/list, has no read()
   const archive = await archiveStore();
-  const catalog = new Catalog(":memory:");
+  const catalog = new SqliteCatalog(":memory:");
   try {
     const frames = makeFrames(["a"], 4, smallJpegs()).sort(byAge);
     await storeFrames(real, catalog, frames);
@@ -971,7 +982,7 @@ Deno.test("a local store without read() is moved with head and get", async () =>
     const settled = await assertSettled(real, archive, catalog, frames);
     assert.equal(settled.archived.size, frames.length);
   } finally {
-    catalog.close();
+    await catalog.close();
     await emptyBuckets(real, archive);
   }
 });
@@ -980,7 +991,7 @@ Deno.test("fetchFrame reads a frame from either tier", async () => {
   await ensureS3();
   const local = await localStore();
   const archive = await archiveStore();
-  const catalog = new Catalog(":memory:");
+  const catalog = new SqliteCatalog(":memory:");
   try {
     const frames = makeFrames(["a"], 4, smallJpegs()).sort(byAge);
     await storeFrames(local, catalog, frames);
@@ -998,19 +1009,19 @@ Deno.test("fetchFrame reads a frame from either tier", async () => {
     assert.ok(r.archived >= 1 && r.archived < frames.length);
     const stores = { catalog, local, archive, archivePrefix: ARCHIVE_PREFIX };
     for (const f of frames) {
-      const tier = catalog.get(f.key)?.tier;
+      const tier = (await catalog.get(f.key))?.tier;
       const got = await evictor.fetchFrame(f.key);
       assert.ok(got && md5Hex(got) === md5Hex(f.body), `${f.key} (${tier})`);
     }
-    assert.equal(catalog.get(frames[0].key)?.tier, "archive");
+    assert.equal((await catalog.get(frames[0].key))?.tier, "archive");
     assert.equal(await local.get(frames[0].key), null);
     assert.deepEqual(await fetchFrame(frames[0].key, stores), frames[0].body);
     // A row in "archiving" whose local object is already deleted is read from the archive too.
-    catalog.setTier(frames[0].key, "archiving", 1);
+    await catalog.setTier(frames[0].key, "archiving", 1);
     assert.deepEqual(await fetchFrame(frames[0].key, stores), frames[0].body);
     assert.equal(await fetchFrame("frames/a/none.jpg", stores), null);
   } finally {
-    catalog.close();
+    await catalog.close();
     await emptyBuckets(local, archive);
   }
 });
@@ -1019,7 +1030,7 @@ Deno.test("candidates hook: frames put last (pinned by a label) stay local while
   await ensureS3();
   const local = await localStore();
   const archive = await archiveStore();
-  const catalog = new Catalog(":memory:");
+  const catalog = new SqliteCatalog(":memory:");
   try {
     const frames = makeFrames(["a", "b"], 5, smallJpegs()).sort(byAge);
     await storeFrames(local, catalog, frames);
@@ -1033,23 +1044,23 @@ Deno.test("candidates hook: frames put last (pinned by a label) stay local while
       archivePrefix: ARCHIVE_PREFIX,
       log: quiet,
       concurrency: 1,
-      candidates: (limit) => {
-        const rows = catalog.oldestLocal(frames.length);
+      candidates: async (limit) => {
+        const rows = await catalog.oldestLocal(frames.length);
         return [...rows.filter((r) => !pinned.has(r.key)), ...rows.filter((r) => pinned.has(r.key))]
           .slice(0, limit);
       },
     });
     const r = await evictor.runOnce();
     assert.ok(r.archived >= 3 && r.archived < frames.length - 2, `${r.archived} archived`);
-    for (const key of pinned) assert.equal(catalog.get(key)?.tier, "local", key);
+    for (const key of pinned) assert.equal((await catalog.get(key))?.tier, "local", key);
     const unpinned = frames.filter((f) => !pinned.has(f.key));
     assert.deepEqual(
-      unpinned.slice(0, r.archived).map((f) => catalog.get(f.key)?.tier),
+      await Promise.all(unpinned.slice(0, r.archived).map(async (f) => (await catalog.get(f.key))?.tier)),
       Array(r.archived).fill("archive"),
     );
     await assertSettled(local, archive, catalog, frames);
   } finally {
-    catalog.close();
+    await catalog.close();
     await emptyBuckets(local, archive);
   }
 });
@@ -1073,7 +1084,7 @@ Deno.test("src/main/evict.ts first indexes frame objects the catalog lacks, so i
     catalog: { data_dir: dataDir },
   });
   const local = await localStore(config.rustfs.bucket);
-  const catalog = new Catalog(`${dataDir}/catalog.sqlite`);
+  const catalog = new SqliteCatalog(`${dataDir}/catalog.sqlite`);
   try {
     // Half the frames have rows; the other half were stored while the catalog was lost.
     await storeFrames(local, catalog, frames.slice(0, 20));
@@ -1087,11 +1098,11 @@ Deno.test("src/main/evict.ts first indexes frame objects the catalog lacks, so i
       child.lines.some((l) => /20 frame objects .* had no catalog row/.test(l)),
       child.lines.join("\n"),
     );
-    const t = catalog.totals();
+    const t = await catalog.totals();
     assert.equal(t.local.frames + t.archive.frames, 40, "every object has a row");
     assert.ok(t.archive.frames >= 10, `eviction moved frames: ${JSON.stringify(t)}`);
   } finally {
-    catalog.close();
+    await catalog.close();
     local.close();
     archive.close();
   }

@@ -4,7 +4,7 @@
  * oldest frames, the consumer resumes and catches up). Every accepted frame ends in exactly one tier.
  */
 import assert from "node:assert/strict";
-import { Catalog, catalogPath } from "../../src/catalog/sqlite.ts";
+import { catalogPath, SqliteCatalog } from "../../src/catalog/sqlite.ts";
 import { loadStorage } from "../../src/filter/loader.ts";
 import { audit, waitForDrain } from "../../dev/audit.ts";
 import { startCamera } from "../../tools/camera.ts";
@@ -59,9 +59,9 @@ Deno.test({
       endpoint: config.rustfs.endpoint,
       bucket: config.rustfs.bucket,
     });
-    const catalog = new Catalog(catalogPath(config));
+    const catalog = new SqliteCatalog(catalogPath(config));
     await sleep(3000);
-    const whilePaused = catalog.totals();
+    const whilePaused = await catalog.totals();
     assert.equal(whilePaused.archive.frames, 0, "nothing archived while the archive is down");
     let objects = 0;
     for await (const _ of local.list({ prefix: "frames/" })) objects++;
@@ -79,7 +79,7 @@ Deno.test({
     await sleep(2000); // a last eviction round
     await consumer.stop();
 
-    const totals = catalog.totals();
+    const totals = await catalog.totals();
     assert.ok(totals.archive.frames > 0, "eviction archived frames once the archive was back");
     assert.ok(totals.local.bytes <= 600_000, `local tier back within budget: ${totals.local.bytes}`);
     // Every accepted frame is in exactly one tier.
@@ -90,14 +90,14 @@ Deno.test({
     const both = [...result.stored].filter((k) => archived.has(k));
     assert.deepEqual(lost, [], "accepted frames in neither tier");
     assert.deepEqual(both, [], "frames in both tiers after eviction settled");
-    for (const row of catalog.all()) {
+    for (const row of await catalog.all()) {
       assert.equal(row.tier === "archive", archived.has(row.key), `${row.key} is where its row says`);
     }
     console.log(
       `retention: ${result.expected.size} accepted, ${archived.size} archived, ${result.stored.size} local, ` +
         `${lost.length} lost, pause and resume seen`,
     );
-    catalog.close();
+    await catalog.close();
     local.close();
   } finally {
     producer.kill("SIGKILL");

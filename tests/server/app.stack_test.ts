@@ -8,12 +8,12 @@
  */
 import assert from "node:assert/strict";
 import jpeg from "jpeg-js";
-import { Catalog, type FrameRow } from "../../src/catalog/sqlite.ts";
+import type { FrameRow } from "../../src/catalog/catalog.ts";
+import { SqliteCatalog } from "../../src/catalog/sqlite.ts";
 import { objectKey } from "../../src/key.ts";
 import { createLogger } from "../../src/log.ts";
 import { openApiDocument } from "../../src/server/openapi.ts";
 import { hostAllowed } from "../../src/server/http.ts";
-import { Labels } from "../../src/library/labels.ts";
 import { loadStorage } from "../../src/filter/loader.ts";
 import { type AppDeps, createApp, exposure } from "../../src/server/app.ts";
 import { ByteLru } from "../../src/library/thumbs.ts";
@@ -298,11 +298,11 @@ Deno.test("HTTP API: every route against a real server, S3 and catalog", async (
       assertSameBytes(archived.bytes, f.jpegs.get(f.archived.key));
       // A catalog row whose object no store has.
       const ghost: FrameRow = { ...local, key: objectKey("frames/", REAL, T0 - 1000, 999), etag: null };
-      f.catalog.upsert(ghost);
+      await f.catalog.upsert(ghost);
       const gone = await api("GET", `/api/frames/${enc(ghost.key)}/image`);
       assert.equal(gone.status, 404);
       assert.match(gone.body.error, /in the catalog \(tier local\) but no store holds it/);
-      f.catalog.remove(ghost.key);
+      await f.catalog.remove(ghost.key);
     });
 
     await t.step(
@@ -392,9 +392,9 @@ Deno.test("HTTP API: every route against a real server, S3 and catalog", async (
         const fresh = greyJpeg(320, 240, (x, y) => ((x >> 5) + (y >> 4)) % 3 * 110);
         const hash = await f.hasher.hash(fresh);
         const key = objectKey("frames/", SYNTH, T0 + 86_400_000, 7777);
-        const writer = new Catalog(f.catalog.path);
+        const writer = new SqliteCatalog(f.catalog.where);
         const storedMs = Date.now();
-        writer.upsert({
+        await writer.upsert({
           key,
           robotId: SYNTH,
           timestampMs: T0 + 86_400_000,
@@ -408,7 +408,7 @@ Deno.test("HTTP API: every route against a real server, S3 and catalog", async (
           tierChangedMs: storedMs,
           storedMs,
         });
-        writer.close();
+        await writer.close();
         let found = false;
         while (!found && Date.now() - storedMs < 1500) {
           const s = await api("POST", "/api/similar?k=1", {
@@ -419,7 +419,7 @@ Deno.test("HTTP API: every route against a real server, S3 and catalog", async (
           if (!found) await new Promise((resolve) => setTimeout(resolve, 50));
         }
         assert.ok(found, "a frame stored by another process was not findable within 1.5 s");
-        f.catalog.remove(key);
+        await f.catalog.remove(key);
       },
     );
 
@@ -994,7 +994,7 @@ async function exportEnded(base: string, id: string) {
 Deno.test("HTTP export during a store outage: 502 before the first byte, a cut stream later, MISSING.txt for gone objects", async () => {
   const f = await uiFixture();
   const reals = f.rows.filter((r) => r.robotId === REAL);
-  new Labels(f.catalog).addLabels({ keys: reals.map((r) => r.key) }, ["walk"]);
+  await f.catalog.labels().addLabels({ keys: reals.map((r) => r.key) }, ["walk"]);
   const s = await behindProxy(f);
   try {
     // The store is down before the export starts: an error, not a tar that looks complete.
@@ -1079,7 +1079,7 @@ Deno.test("HTTP export during a store outage: 502 before the first byte, a cut s
     await Deno.remove(tarFile);
 
     // None of the matching frames is in any store: an error before the first byte.
-    new Labels(f.catalog).addLabels({ keys: [reals[5].key, reals[9].key] }, ["gone"]);
+    await f.catalog.labels().addLabels({ keys: [reals[5].key, reals[9].key] }, ["gone"]);
     const none = await fetch(`${s.base}/api/export?label=gone`);
     assert.equal(none.status, 502);
     assert.match((await none.json()).error, /none of the 2 matching frames is in any store/);
@@ -1098,10 +1098,10 @@ Deno.test("HTTP search and export of the same filters give the same frames", asy
   try {
     const reals = f.rows.filter((r) => r.robotId === REAL);
     const synths = f.rows.filter((r) => r.robotId === SYNTH);
-    const labels = new Labels(f.catalog);
-    labels.addLabels({ keys: [...reals.slice(0, 21), ...synths.slice(0, 2)].map((r) => r.key) }, ["door"]);
-    labels.addLabels({ keys: reals.slice(30, 35).map((r) => r.key) }, ["person"]);
-    labels.addLabels({ keys: [f.archived.key] }, ["person"]);
+    const labels = f.catalog.labels();
+    await labels.addLabels({ keys: [...reals.slice(0, 21), ...synths.slice(0, 2)].map((r) => r.key) }, ["door"]);
+    await labels.addLabels({ keys: reals.slice(30, 35).map((r) => r.key) }, ["person"]);
+    await labels.addLabels({ keys: [f.archived.key] }, ["person"]);
     for (
       const query of [
         "label=door&label=person&all_labels=true", // search says 0: so must the export

@@ -12,7 +12,6 @@
  */
 import assert from "node:assert/strict";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
-import { Labels } from "../../src/library/labels.ts";
 import { createLogger } from "../../src/log.ts";
 import { loadStorage } from "../../src/filter/loader.ts";
 import { createApp } from "../../src/server/app.ts";
@@ -345,7 +344,7 @@ Deno.test("web UI: label, reload, similar, export, 100,000 frames, token", async
     // ---- an object gone from the store: the tar ends with MISSING.txt, and the page says the export is incomplete
     outage.proxy.down = false;
     const gone = reals[31];
-    new Labels(f.catalog).addLabels({ keys: [gone.key, reals[32].key] }, ["half-there"]);
+    await f.catalog.labels().addLabels({ keys: [gone.key, reals[32].key] }, ["half-there"]);
     await f.local.delete(gone.key);
     await outagePage.goto(`${outageBase}#/search?label=half-there`);
     await outagePage.locator(".view-head", { hasText: "2 frames match" }).waitFor();

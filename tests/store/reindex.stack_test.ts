@@ -1,6 +1,7 @@
 /** The catalog on the real S3 server: the consumer's rows, and a rebuild from the bucket that reproduces them. */
 import assert from "node:assert/strict";
-import { Catalog, type FrameRow } from "../../src/catalog/sqlite.ts";
+import type { FrameRow } from "../../src/catalog/catalog.ts";
+import { SqliteCatalog } from "../../src/catalog/sqlite.ts";
 import { Pipeline } from "../../src/consume/pipeline.ts";
 import { encodeFrame } from "../../src/ingest/frame.ts";
 import { memoryLogger } from "../../src/log.ts";
@@ -25,7 +26,7 @@ Deno.test("reindex from the bucket reproduces the consumer's catalog", async () 
   });
   await storage.open();
   const dir = await Deno.makeTempDir();
-  const catalog = new Catalog(`${dir}/catalog.sqlite`);
+  const catalog = new SqliteCatalog(`${dir}/catalog.sqlite`);
   try {
     const pipeline = new Pipeline({
       config,
@@ -52,7 +53,7 @@ Deno.test("reindex from the bucket reproduces the consumer's catalog", async () 
       })
     );
     await pipeline.handleBatch(fakeBatch(messages));
-    const written = catalog.all();
+    const written = await catalog.all();
     assert.ok(written.length >= 6, `rows ${written.length}`);
     for (const row of written) {
       const head = await storage.head(row.key);
@@ -60,7 +61,7 @@ Deno.test("reindex from the bucket reproduces the consumer's catalog", async () 
       assert.equal(head?.etag, row.etag, "the row's etag is the object's");
     }
 
-    const rebuilt = new Catalog(`${dir}/rebuilt.sqlite`);
+    const rebuilt = new SqliteCatalog(`${dir}/rebuilt.sqlite`);
     const counts = await reindex({
       local: storage,
       catalog: rebuilt,
@@ -68,10 +69,10 @@ Deno.test("reindex from the bucket reproduces the consumer's catalog", async () 
       archivePrefix: "archive/",
     });
     assert.equal(counts.local, written.length);
-    assert.deepEqual(rebuilt.all().map(facts), written.map(facts));
-    rebuilt.close();
+    assert.deepEqual((await rebuilt.all()).map(facts), written.map(facts));
+    await rebuilt.close();
   } finally {
-    catalog.close();
+    await catalog.close();
     storage.close();
     await Deno.remove(dir, { recursive: true });
     await Deno.remove(path);

@@ -1,5 +1,5 @@
 /** Catalog rows for tests that do not need the consumer to have stored anything. */
-import type { FrameRow, Tier } from "../../src/catalog/sqlite.ts";
+import type { FrameRow, Tier } from "../../src/catalog/catalog.ts";
 import { objectKey } from "../../src/key.ts";
 
 export const T0 = Date.UTC(2026, 1, 18, 9, 0, 0);

@@ -6,7 +6,8 @@
  * `deno run -A tests/support/ui_fixture.ts [--bulk N] [--port P]` serves it for a look at the web UI (the stack's
  * S3 server must be up: `deno task stack up s3`).
  */
-import { Catalog, type FrameRow } from "../../src/catalog/sqlite.ts";
+import type { Catalog, FrameRow } from "../../src/catalog/catalog.ts";
+import { SqliteCatalog } from "../../src/catalog/sqlite.ts";
 import { type Config, resolveConfig } from "../../src/config.ts";
 import { objectKey } from "../../src/key.ts";
 import type { StoragePlugin } from "../../src/plugin.ts";
@@ -63,7 +64,7 @@ export async function uiFixture(options: { bulk?: number } = {}): Promise<UiFixt
   await Promise.all([local.open(), archive.open()]);
   const dir = await Deno.makeTempDir({ prefix: "frame-bucket-ui-" });
   const config = resolveConfig("", { baseDir: Deno.cwd() });
-  const catalog = new Catalog(`${dir}/catalog.sqlite`);
+  const catalog = new SqliteCatalog(`${dir}/catalog.sqlite`);
   const hasher = await JpegHasher.fromConfig(config);
 
   // reachy-001: the ten real frames, each stored four times, 6 minutes apart over four hours.
@@ -113,7 +114,7 @@ export async function uiFixture(options: { bulk?: number } = {}): Promise<UiFixt
     };
     jpegs.set(key, input.jpeg);
   }));
-  catalog.upsertMany(rows);
+  await catalog.upsertMany(rows);
 
   if (options.bulk) {
     const random = seeded(7);
@@ -135,9 +136,9 @@ export async function uiFixture(options: { bulk?: number } = {}): Promise<UiFixt
         storedMs: ts,
       });
     }
-    catalog.upsertMany(bulk);
+    await catalog.upsertMany(bulk);
   }
-  const similar = SimilarFrames.load(catalog, { hashBytes: hashBytesOf(config.filter) });
+  const similar = await SimilarFrames.load(catalog, { hashBytes: hashBytesOf(config.filter) });
   return {
     dir,
     config,
@@ -151,7 +152,7 @@ export async function uiFixture(options: { bulk?: number } = {}): Promise<UiFixt
     archived: rows[archivedIndex],
     async close() {
       await hasher.close();
-      catalog.close();
+      await catalog.close();
       local.close();
       archive.close();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -167,7 +168,7 @@ if (import.meta.main) {
   const f = await uiFixture({ bulk: arg("--bulk", 0) });
   const app = createApp({ ...f, archivePrefix: ARCHIVE_PREFIX });
   const server = Deno.serve({ hostname: "127.0.0.1", port: arg("--port", 8080) }, app.handler);
-  console.log(`catalog ${f.catalog.path}; Ctrl-C to stop`);
+  console.log(`catalog ${f.catalog.where}; Ctrl-C to stop`);
   Deno.addSignalListener("SIGINT", async () => {
     await server.shutdown();
     await f.close();

@@ -1,0 +1,357 @@
+/**
+ * The catalog contract: what frame-bucket keeps about its frames, and the one interface every backend implements
+ * (SQLite on one box: src/catalog/sqlite.ts; PostgreSQL for a fleet, next). All SQL lives behind it, in
+ * src/catalog/; the rest of the project sees typed rows and these methods, never a connection.
+ *
+ * Every method is asynchronous, so a backend may talk to a server. Bad input (an unknown label, key or clip, a
+ * name that is not allowed, an empty time span) is a `BadInputError` or `NotFoundError` naming the value; trouble
+ * with the backend itself is a `ServiceError("catalog")` with `retriable` and the cause.
+ *
+ * What is kept:
+ * - frames: one row per stored frame (key, robot, capture time, sequence, size, entity tag, filter, distance, hash
+ *   bits, tier, Kafka partition and offset);
+ * - labels on frames, clips (a robot's time span with a name, a note and labels of its own that apply to every
+ *   frame of the robot inside the span, also frames stored later), and an append-only journal of every change;
+ * - what the catalog belongs to (topic, bucket, prefix, endpoint).
+ */
+
+/** Where a frame is: only in the local store, on its way to the archive, or only in the archive. */
+export type Tier = "local" | "archiving" | "archive";
+
+export const TIERS: readonly Tier[] = ["local", "archiving", "archive"];
+
+export interface FrameRow {
+  /** Object key in the local store (the archive key is aws_s3.prefix + this). */
+  key: string;
+  robotId: string;
+  timestampMs: number;
+  seq: number;
+  size: number;
+  /** Entity tag of the stored object as the server reported it (the MD5 of a single-part upload). */
+  etag: string | null;
+  filter: string;
+  /** Distance to the robot's previous stored frame; null for a robot's first frame. */
+  distance: number | null;
+  /** Perceptual hash bits, when the filter has them. */
+  hash: Uint8Array | null;
+  tier: Tier;
+  /** When the row last changed tier (ms since the epoch). */
+  tierChangedMs: number;
+  /** When the frame was stored. */
+  storedMs: number;
+  /**
+   * The Kafka partition and offset of the message the frame came from (null for rows from before they were kept
+   * or for objects stored without them). Replays after a restart are recognised by these, not by capture time.
+   */
+  partition?: number | null;
+  offset?: number | null;
+}
+
+export interface TierCounts {
+  frames: number;
+  bytes: number;
+}
+
+/** What a catalog belongs to: recorded by the first consumer that writes to it, checked by every later one. */
+export interface CatalogIdentity {
+  topic: string;
+  endpoint: string;
+  bucket: string;
+  prefix: string;
+}
+
+// ------------------------------------------------------------------------------------------------ search
+
+/** What to look for. Every field is optional: no filters lists all frames. */
+export interface SearchFilter {
+  /** Only these robots. */
+  robots?: string[];
+  /** Capture time at or after this (ms since the epoch). */
+  fromMs?: number;
+  /** Capture time at or before this. */
+  toMs?: number;
+  /** Label names; a frame matches a label it has itself or gets from a clip it lies in. */
+  labels?: string[];
+  /** With `labels`: true = the frame must match every label; false (default) = at least one. */
+  allLabels?: boolean;
+  /** Only frames in these tiers. */
+  tiers?: Tier[];
+}
+
+/** A position in the total order of frames (capture time, sequence, key): a page starts strictly after it. */
+export interface FramePosition {
+  timestampMs: number;
+  seq: number;
+  key: string;
+}
+
+export interface ClipRef {
+  id: number;
+  name: string;
+  labels: string[];
+}
+
+export interface SearchHit {
+  frame: FrameRow;
+  /** All labels of the frame, its own and its clips', sorted, each once. */
+  labels: string[];
+  /** The frame's own labels. */
+  directLabels: string[];
+  /** Clips the frame lies in (with or without labels). */
+  clips: ClipRef[];
+}
+
+/** A row with its hash, as the similar-frame index reads them. `id` is the backend's stable row number. */
+export interface HashRow {
+  id: number;
+  key: string;
+  robotId: string;
+  timestampMs: number;
+  storedMs: number;
+  hash: Uint8Array;
+}
+
+/** Per robot: how many frames and bytes, and the first and last capture time. */
+export interface RobotSummary {
+  robotId: string;
+  frames: number;
+  bytes: number;
+  firstMs: number;
+  lastMs: number;
+}
+
+/** Frames of a robot counted per time bucket (the timeline). */
+export interface TimelineBucket {
+  /** Start of the bucket (ms since the epoch, a multiple of the bucket width). */
+  startMs: number;
+  frames: number;
+}
+
+// ------------------------------------------------------------------------------------------------ labels
+
+/** Which frames a label operation applies to: explicit keys, or all stored frames of a robot in a time span. */
+export type FrameSelector =
+  | { keys: string[] }
+  | { robotId: string; fromMs: number; toMs: number };
+
+export interface LabelInfo {
+  id: number;
+  name: string;
+  /** Frames labelled directly. */
+  frames: number;
+  /** Clips carrying the label. */
+  clips: number;
+}
+
+export interface Clip {
+  id: number;
+  robotId: string;
+  /** First capture time in the clip (ms since the epoch, inclusive). */
+  fromMs: number;
+  /** Last capture time in the clip (inclusive). */
+  toMs: number;
+  name: string;
+  note: string;
+  labels: string[];
+  createdMs: number;
+  author: string | null;
+}
+
+export interface ClipInput {
+  robotId: string;
+  fromMs: number;
+  toMs: number;
+  name: string;
+  note?: string;
+  labels?: string[];
+}
+
+/** Fields of a clip to change; `labels` replaces the set, `addLabels`/`removeLabels` edit it. */
+export interface ClipUpdate {
+  robotId?: string;
+  fromMs?: number;
+  toMs?: number;
+  name?: string;
+  note?: string;
+  labels?: string[];
+  addLabels?: string[];
+  removeLabels?: string[];
+}
+
+export interface ClipFilter {
+  robotId?: string;
+  label?: string;
+  fromMs?: number;
+  toMs?: number;
+}
+
+export type ChangeAction =
+  | "label.add"
+  | "label.remove"
+  | "label.rename"
+  | "label.delete"
+  | "clip.create"
+  | "clip.update"
+  | "clip.delete";
+
+/** One journal row. */
+export interface Change {
+  id: number;
+  atMs: number;
+  author: string | null;
+  action: ChangeAction;
+  /**
+   * What changed: a frame key (one frame), `frames` (a list of keys, in the detail), `robot:ID` (a robot's time
+   * span), `label:NAME` (rename/delete, the name before the change) or `clip:ID`.
+   */
+  target: string;
+  detail: Record<string, unknown>;
+}
+
+/** Who makes a change. `author` is whatever the client calls itself (optional); `nowMs` defaults to the clock. */
+export interface ChangeBy {
+  author?: string | null;
+  nowMs?: number;
+}
+
+export interface ChangeFilter {
+  /** Entries after this id (polling). */
+  afterId?: number;
+  /** Only changes to this target (a frame key, `robot:ID`, `label:NAME`, `clip:ID`, `frames`). */
+  target?: string;
+  /** Only changes at or after this time. */
+  sinceMs?: number;
+  /** At most this many (default 100). */
+  limit?: number;
+  /** Newest first instead of oldest first. */
+  newest?: boolean;
+}
+
+/** How many labels a request may name, and how many distinct labels the catalog may hold (`[labels]`). */
+export interface LabelLimits {
+  /** Most labels in each list of one call (add, remove, a clip's labels). */
+  maxPerRequest: number;
+  /** Most distinct labels in the catalog; a change that would create more is refused. */
+  maxDistinct: number;
+}
+
+/**
+ * Labels, clips and the change journal. Every change and its journal row are one transaction; names are
+ * validated here (the one place), so callers do not re-check them.
+ */
+export interface LabelStore {
+  readonly limits: Readonly<LabelLimits>;
+  /** Puts labels on frames (created when new); returns how many (frame, label) pairs were new. */
+  addLabels(target: FrameSelector, labels: string[], by?: ChangeBy): Promise<number>;
+  /** Takes labels off frames; returns how many (frame, label) pairs were removed. */
+  removeLabels(target: FrameSelector, labels: string[], by?: ChangeBy): Promise<number>;
+  /** Adds some labels and removes others in one transaction (both or neither). */
+  changeLabels(
+    target: FrameSelector,
+    change: { add?: string[]; remove?: string[] },
+    by?: ChangeBy,
+  ): Promise<{ added: number; removed: number }>;
+  /** Renames a label everywhere; `merge` moves everything onto an existing `newName`. */
+  renameLabel(oldName: string, newName: string, by?: ChangeBy & { merge?: boolean }): Promise<void>;
+  /** Deletes a label from every frame and clip. */
+  deleteLabel(name: string, by?: ChangeBy): Promise<{ frames: number; clips: number }>;
+  /** Every label with its use counts, by name. */
+  list(): Promise<LabelInfo[]>;
+  /** True when a label of that name exists. */
+  exists(name: string): Promise<boolean>;
+  /** A frame's own labels, sorted. */
+  labelsOf(key: string): Promise<string[]>;
+  createClip(input: ClipInput, by?: ChangeBy): Promise<Clip>;
+  updateClip(id: number, update: ClipUpdate, by?: ChangeBy): Promise<Clip>;
+  deleteClip(id: number, by?: ChangeBy): Promise<void>;
+  getClip(id: number): Promise<Clip | null>;
+  listClips(filter?: ClipFilter): Promise<Clip[]>;
+  /** Journal rows, oldest first (newest first with `newest`). */
+  changes(filter?: ChangeFilter): Promise<Change[]>;
+}
+
+// ------------------------------------------------------------------------------------------------ the catalog
+
+export interface Catalog {
+  /** Where the catalog is, for messages: a file path or a server URL without its password. */
+  readonly where: string;
+
+  // Frames.
+  /** Records a stored frame (idempotent); a frame stored again locally after it was archived is local again. */
+  upsert(row: FrameRow): Promise<void>;
+  /** Records many rows in one transaction (reindex, reconciliation). */
+  upsertMany(rows: FrameRow[]): Promise<void>;
+  get(key: string): Promise<FrameRow | null>;
+  /** A robot's newest frame in any tier (by capture time, then sequence). */
+  newest(robotId: string): Promise<FrameRow | null>;
+  /** The robot's frame from the highest Kafka offset on `partition`: the last one stored from it. */
+  lastStoredFrom(robotId: string, partition: number): Promise<FrameRow | null>;
+  /** Keys of rows with `from <= key <= to`, in key order. */
+  keysBetween(from: string, to: string): Promise<string[]>;
+  /** Rows in all tiers. */
+  frameCount(): Promise<number>;
+  /** Every row in key order (tests and small tools). */
+  all(): Promise<FrameRow[]>;
+
+  // Tiers (eviction).
+  /** The globally oldest frames still only in the local tier. */
+  oldestLocal(limit: number): Promise<FrameRow[]>;
+  /** The oldest local frames that are not pinned (labelled, or in a labelled clip). */
+  oldestLocalUnpinned(limit: number): Promise<FrameRow[]>;
+  /** Unpinned oldest first, then pinned oldest first. */
+  oldestLocalPinnedLast(limit: number): Promise<FrameRow[]>;
+  /** Frames in a tier, oldest first. */
+  inTier(tier: Tier, limit: number): Promise<FrameRow[]>;
+  setTier(key: string, tier: Tier, nowMs: number): Promise<void>;
+  remove(key: string): Promise<void>;
+  /** True when the frame is labelled or inside a labelled clip of its robot. */
+  isPinned(key: string): Promise<boolean>;
+  /** Frames and bytes per tier. */
+  totals(): Promise<Record<Tier, TierCounts>>;
+
+  // Search.
+  /** Frames matching `filter` in capture order ("newest" or "oldest" first), strictly after `after`. */
+  findFrames(
+    filter: SearchFilter,
+    page: { order: "newest" | "oldest"; limit: number; after?: FramePosition | null },
+  ): Promise<FrameRow[]>;
+  /** How many frames match. */
+  countFrames(filter: SearchFilter): Promise<number>;
+  /** Each frame with its labels (own and via clips) and its clips. */
+  withLabels(frames: FrameRow[]): Promise<SearchHit[]>;
+  /** Rows with a hash, optionally only those stored at or after `sinceStoredMs` (the similar-frame index). */
+  hashRows(options?: { sinceStoredMs?: number; filter?: SearchFilter }): AsyncIterable<HashRow>;
+  /** The stable row number of a frame (the similar-frame index refers to rows by it). */
+  idOf(key: string): Promise<number | null>;
+  /** Rows by their row numbers. */
+  rowsById(ids: number[]): Promise<Map<number, FrameRow>>;
+  /** Frames, bytes and capture span per robot, by robot id. */
+  robotSummaries(): Promise<RobotSummary[]>;
+  /** One robot's summary; null when it has no frames. */
+  robotSummary(robotId: string): Promise<RobotSummary | null>;
+  /** A robot's frames counted per `bucketMs` between `fromMs` and `toMs` (inclusive), empty buckets left out. */
+  timeline(robotId: string, fromMs: number, toMs: number, bucketMs: number): Promise<TimelineBucket[]>;
+  /** The keys of the robot's frames right before and after `at` in capture order. */
+  adjacentKeys(robotId: string, at: FramePosition): Promise<{ previous: string | null; next: string | null }>;
+
+  // Labels, clips, journal.
+  /** The label store over this catalog, with the given limits and clock. */
+  labels(options?: { now?: () => number; limits?: Partial<LabelLimits> }): LabelStore;
+
+  // Identity and health.
+  /** What the catalog belongs to; null when nothing is recorded yet. */
+  identity(): Promise<CatalogIdentity | null>;
+  /** Records the identity when none is; returns the fields that differ from one already recorded. */
+  bind(identity: CatalogIdentity): Promise<(keyof CatalogIdentity)[]>;
+  /** Throws a ServiceError("catalog") when the catalog cannot be read. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  /**
+   * Optional care of a file-based catalog (SQLite): whether the file at its path is still the one it opened, and
+   * putting its rows back when it was deleted or replaced; a checkpoint after a failed write on a full disk.
+   */
+  fileState?(): "same" | "deleted" | "replaced";
+  recoverFile?(): Promise<{ state: "deleted" | "replaced"; copied: number; rows: number } | null>;
+  checkpoint?(): Promise<string | null>;
+}

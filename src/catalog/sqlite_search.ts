@@ -1,0 +1,273 @@
+/**
+ * The SQLite backend's reads for search, the similar-frame index and the robot views: the WHERE clause of a
+ * search filter, pages of frames in capture order, labels and clips of a page, and the per-robot summaries.
+ */
+import type { DatabaseSync, SQLInputValue } from "node:sqlite";
+import { NotFoundError } from "../errors.ts";
+import type {
+  ClipRef,
+  FramePosition,
+  FrameRow,
+  HashRow,
+  RobotSummary,
+  SearchFilter,
+  SearchHit,
+  TimelineBucket,
+} from "./catalog.ts";
+import { frameColumns, rowFromSql } from "./sqlite.ts";
+
+/** Resolves label names to ids; an unknown label is an error (a typo should not look like "no frames"). */
+function labelIds(db: DatabaseSync, names: string[]): number[] {
+  const ids: number[] = [];
+  const find = db.prepare("SELECT id FROM labels WHERE name = ?");
+  for (const name of new Set(names)) {
+    const r = find.get(name) as { id: number } | undefined;
+    if (!r) throw new NotFoundError(`unknown label ${JSON.stringify(name)}`);
+    ids.push(Number(r.id));
+  }
+  return ids;
+}
+
+/** The WHERE condition (on `frames f`) and its parameters for a filter. */
+export function filterSql(
+  db: DatabaseSync,
+  filter: SearchFilter,
+): { where: string; params: SQLInputValue[] } {
+  const where: string[] = [];
+  const params: SQLInputValue[] = [];
+  if (filter.robots?.length) {
+    where.push(`f.robot_id IN (${filter.robots.map(() => "?").join(", ")})`);
+    params.push(...filter.robots);
+  }
+  if (filter.fromMs !== undefined) {
+    where.push("f.ts_ms >= ?");
+    params.push(filter.fromMs);
+  }
+  if (filter.toMs !== undefined) {
+    where.push("f.ts_ms <= ?");
+    params.push(filter.toMs);
+  }
+  if (filter.tiers?.length) {
+    where.push(`f.tier IN (${filter.tiers.map(() => "?").join(", ")})`);
+    params.push(...filter.tiers);
+  }
+  if (filter.labels?.length) {
+    const ids = labelIds(db, filter.labels);
+    const list = ids.map(() => "?").join(", ");
+    // The set of (frame, label) matches is built from the label side (direct rows, then clips expanded to the
+    // frames of their span), which stays small when labels are sparse, as hand-made labels are.
+    const matches =
+      `SELECT fl.key AS key, fl.label_id AS lid FROM frame_labels fl WHERE fl.label_id IN (${list})
+      UNION SELECT f2.key, cl.label_id FROM clip_labels cl JOIN clips c ON c.id = cl.clip_id
+        JOIN frames f2 ON f2.robot_id = c.robot_id AND f2.ts_ms >= c.from_ms AND f2.ts_ms <= c.to_ms
+        WHERE cl.label_id IN (${list})`;
+    if (filter.allLabels && ids.length > 1) {
+      where.push(`f.key IN (SELECT key FROM (${matches}) GROUP BY key HAVING COUNT(DISTINCT lid) = ?)`);
+      params.push(...ids, ...ids, ids.length);
+    } else {
+      where.push(`f.key IN (SELECT key FROM (${matches}))`);
+      params.push(...ids, ...ids);
+    }
+  }
+  return { where: where.length ? where.join(" AND ") : "1", params };
+}
+
+/** Frames matching `filter` in capture order, strictly after `after` in that order. */
+export function findFrames(
+  db: DatabaseSync,
+  filter: SearchFilter,
+  page: { order: "newest" | "oldest"; limit: number; after?: FramePosition | null },
+): FrameRow[] {
+  const { where, params } = filterSql(db, filter);
+  const conditions = [where];
+  const op = page.order === "newest" ? "<" : ">";
+  if (page.after) {
+    // The redundant bound on ts_ms alone lets SQLite range-scan the time index.
+    conditions.push(`f.ts_ms ${op}= ? AND (f.ts_ms, f.seq, f.key) ${op} (?, ?, ?)`);
+    params.push(page.after.timestampMs, page.after.timestampMs, page.after.seq, page.after.key);
+  }
+  const dir = page.order === "newest" ? "DESC" : "ASC";
+  const sql = `SELECT ${frameColumns("f")} FROM frames f WHERE ${conditions.join(" AND ")}
+    ORDER BY f.ts_ms ${dir}, f.seq ${dir}, f.key ${dir} LIMIT ?`;
+  return (db.prepare(sql).all(...params, page.limit) as Record<string, unknown>[]).map(rowFromSql);
+}
+
+/** How many frames match a filter. */
+export function countFrames(db: DatabaseSync, filter: SearchFilter): number {
+  const { where, params } = filterSql(db, filter);
+  const r = db.prepare(`SELECT COUNT(*) AS n FROM frames f WHERE ${where}`).get(...params) as { n: number };
+  return Number(r.n);
+}
+
+/** Adds each frame's labels (own and via clips) and clips. */
+export function withLabels(db: DatabaseSync, frames: FrameRow[]): SearchHit[] {
+  if (frames.length === 0) return [];
+  const direct = new Map<string, string[]>();
+  for (let i = 0; i < frames.length; i += 500) {
+    const part = frames.slice(i, i + 500).map((f) => f.key);
+    const rows = db.prepare(
+      `SELECT fl.key, l.name FROM frame_labels fl JOIN labels l ON l.id = fl.label_id
+       WHERE fl.key IN (${part.map(() => "?").join(", ")}) ORDER BY l.name`,
+    ).all(...part) as { key: string; name: string }[];
+    for (const r of rows) {
+      const list = direct.get(r.key);
+      if (list) list.push(r.name);
+      else direct.set(r.key, [r.name]);
+    }
+  }
+  // Clips overlapping each robot's span on this page, matched to frames here.
+  const spans = new Map<string, { from: number; to: number }>();
+  for (const f of frames) {
+    const s = spans.get(f.robotId);
+    if (!s) spans.set(f.robotId, { from: f.timestampMs, to: f.timestampMs });
+    else {
+      s.from = Math.min(s.from, f.timestampMs);
+      s.to = Math.max(s.to, f.timestampMs);
+    }
+  }
+  const clipsOf = new Map<string, { ref: ClipRef; from: number; to: number }[]>();
+  const clipQuery = db.prepare(
+    `SELECT c.id, c.name, c.from_ms, c.to_ms,
+       (SELECT json_group_array(name) FROM (SELECT l.name FROM clip_labels cl JOIN labels l ON l.id = cl.label_id
+         WHERE cl.clip_id = c.id ORDER BY l.name)) AS labels
+     FROM clips c WHERE c.robot_id = ? AND c.from_ms <= ? AND c.to_ms >= ? ORDER BY c.from_ms, c.id`,
+  );
+  for (const [robot, span] of spans) {
+    const rows = clipQuery.all(robot, span.to, span.from) as {
+      id: number;
+      name: string;
+      from_ms: number;
+      to_ms: number;
+      labels: string;
+    }[];
+    if (rows.length) {
+      clipsOf.set(
+        robot,
+        rows.map((r) => ({
+          ref: { id: Number(r.id), name: r.name, labels: JSON.parse(r.labels) as string[] },
+          from: Number(r.from_ms),
+          to: Number(r.to_ms),
+        })),
+      );
+    }
+  }
+  return frames.map((frame) => {
+    const own = direct.get(frame.key) ?? [];
+    const clips = (clipsOf.get(frame.robotId) ?? []).filter((c) =>
+      c.from <= frame.timestampMs && c.to >= frame.timestampMs
+    ).map((c) => c.ref);
+    const all = new Set(own);
+    for (const c of clips) for (const l of c.labels) all.add(l);
+    return { frame, labels: [...all].sort(), directLabels: own, clips };
+  });
+}
+
+/** Rows with a hash (the similar-frame index's feed), in pages so no statement stays open across awaits. */
+export function hashRowsPage(
+  db: DatabaseSync,
+  options: { sinceStoredMs?: number; filter?: SearchFilter; afterId: number; limit: number },
+): HashRow[] {
+  const { where, params } = options.filter ? filterSql(db, options.filter) : { where: "1", params: [] };
+  const since = options.sinceStoredMs === undefined ? "" : " AND f.stored_ms >= ?";
+  if (options.sinceStoredMs !== undefined) params.push(options.sinceStoredMs);
+  const rows = db.prepare(
+    `SELECT f.rowid AS id, f.key, f.robot_id, f.ts_ms, f.stored_ms, f.hash FROM frames f
+     WHERE ${where} AND f.hash IS NOT NULL${since} AND f.rowid > ? ORDER BY f.rowid LIMIT ?`,
+  ).all(...params, options.afterId, options.limit) as {
+    id: number;
+    key: string;
+    robot_id: string;
+    ts_ms: number;
+    stored_ms: number;
+    hash: Uint8Array;
+  }[];
+  return rows.map((r) => ({
+    id: Number(r.id),
+    key: r.key,
+    robotId: r.robot_id,
+    timestampMs: Number(r.ts_ms),
+    storedMs: Number(r.stored_ms),
+    hash: new Uint8Array(r.hash),
+  }));
+}
+
+export function idOf(db: DatabaseSync, key: string): number | null {
+  const r = db.prepare("SELECT rowid AS id FROM frames WHERE key = ?").get(key) as { id: number } | undefined;
+  return r ? Number(r.id) : null;
+}
+
+export function rowsById(db: DatabaseSync, ids: number[]): Map<number, FrameRow> {
+  const out = new Map<number, FrameRow>();
+  for (let i = 0; i < ids.length; i += 500) {
+    const part = ids.slice(i, i + 500);
+    const rows = db.prepare(
+      `SELECT f.rowid AS id, ${frameColumns("f")} FROM frames f WHERE f.rowid IN (${
+        part.map(() => "?").join(",")
+      })`,
+    ).all(...part) as Record<string, unknown>[];
+    for (const r of rows) out.set(Number(r.id), rowFromSql(r));
+  }
+  return out;
+}
+
+interface SummaryRaw {
+  robot_id: string;
+  frames: number;
+  bytes: number;
+  first_ms: number;
+  last_ms: number;
+}
+
+const toSummary = (r: SummaryRaw): RobotSummary => ({
+  robotId: r.robot_id,
+  frames: Number(r.frames),
+  bytes: Number(r.bytes),
+  firstMs: Number(r.first_ms),
+  lastMs: Number(r.last_ms),
+});
+
+const SUMMARY = `SELECT robot_id, COUNT(*) AS frames, COALESCE(SUM(size), 0) AS bytes, MIN(ts_ms) AS first_ms,
+  MAX(ts_ms) AS last_ms FROM frames`;
+
+export function robotSummaries(db: DatabaseSync): RobotSummary[] {
+  return (db.prepare(`${SUMMARY} GROUP BY robot_id ORDER BY robot_id`).all() as unknown as SummaryRaw[]).map(
+    toSummary,
+  );
+}
+
+export function robotSummary(db: DatabaseSync, robotId: string): RobotSummary | null {
+  const r = db.prepare(`${SUMMARY} WHERE robot_id = ? GROUP BY robot_id`).get(robotId) as
+    | SummaryRaw
+    | undefined;
+  return r ? toSummary(r) : null;
+}
+
+export function timeline(
+  db: DatabaseSync,
+  robotId: string,
+  fromMs: number,
+  toMs: number,
+  bucketMs: number,
+): TimelineBucket[] {
+  const rows = db.prepare(
+    `SELECT ts_ms / CAST(? AS INTEGER) AS b, COUNT(*) AS n FROM frames WHERE robot_id = ? AND ts_ms >= ? AND ts_ms <= ?
+     GROUP BY b ORDER BY b`,
+  ).all(bucketMs, robotId, fromMs, toMs) as { b: number; n: number }[];
+  return rows.map((r) => ({ startMs: Number(r.b) * bucketMs, frames: Number(r.n) }));
+}
+
+export function adjacentKeys(
+  db: DatabaseSync,
+  robotId: string,
+  at: FramePosition,
+): { previous: string | null; next: string | null } {
+  const near = (op: "<" | ">") => {
+    const dir = op === "<" ? "DESC" : "ASC";
+    const r = db.prepare(
+      `SELECT key FROM frames WHERE robot_id = ? AND ts_ms ${op}= ? AND (ts_ms, seq, key) ${op} (?, ?, ?)
+       ORDER BY ts_ms ${dir}, seq ${dir}, key ${dir} LIMIT 1`,
+    ).get(robotId, at.timestampMs, at.timestampMs, at.seq, at.key) as { key: string } | undefined;
+    return r?.key ?? null;
+  };
+  return { previous: near("<"), next: near(">") };
+}
