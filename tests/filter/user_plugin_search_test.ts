@@ -4,7 +4,7 @@
  * similar-frame search finds them (before the seam: 0 of 3 indexed, since the index assumed 32-byte hashes).
  */
 import assert from "node:assert/strict";
-import { Catalog as SqliteCatalog } from "../../src/catalog/sqlite.ts";
+import { SqliteCatalog } from "../../src/catalog/sqlite.ts";
 import { resolveConfig } from "../../src/config.ts";
 import { Pipeline } from "../../src/consume/pipeline.ts";
 import { encodeFrame } from "../../src/ingest/frame.ts";
