@@ -1,0 +1,187 @@
+/**
+ * The catalog contract as tests: every backend runs this suite with a factory of fresh, empty catalogs
+ * (`catalogSuite("sqlite", () => new SqliteCatalog(":memory:"))`). Nothing here knows a backend.
+ */
+import assert from "node:assert/strict";
+import type { Catalog, FrameRow } from "../../src/catalog/catalog.ts";
+import { NotFoundError } from "../../src/errors.ts";
+import { frameRow, T0 } from "../support/rows.ts";
+
+/** Frames of robot r1 one second apart (seq = index) and of r2, with hashes of two lengths. */
+function rows(): FrameRow[] {
+  const r1 = Array.from({ length: 10 }, (_, i) => ({
+    ...frameRow("r1", T0 + i * 1000, i),
+    partition: 0,
+    offset: 100 + i,
+    hash: new Uint8Array(32).fill(i),
+  }));
+  const r2 = Array.from({ length: 4 }, (_, i) => ({
+    ...frameRow("r2", T0 + i * 1000, i),
+    partition: 1,
+    offset: 7 + i,
+    hash: new Uint8Array(8).fill(i),
+  }));
+  return [...r1, ...r2];
+}
+
+export function catalogSuite(backend: string, open: () => Catalog | Promise<Catalog>): void {
+  const test = (name: string, fn: (catalog: Catalog, all: FrameRow[]) => Promise<void>) =>
+    Deno.test(`catalog contract (${backend}): ${name}`, async () => {
+      const catalog = await open();
+      const all = rows();
+      await catalog.upsertMany(all);
+      try {
+        await fn(catalog, all);
+      } finally {
+        await catalog.close();
+      }
+    });
+
+  test("rows come back as written; an upsert of the same key replaces the row", async (catalog, all) => {
+    assert.equal(await catalog.frameCount(), all.length);
+    assert.deepEqual(await catalog.get(all[3].key), all[3]);
+    assert.equal(await catalog.get("frames/none/x.jpg"), null);
+    await catalog.upsert({ ...all[3], size: 999 });
+    assert.equal((await catalog.get(all[3].key))?.size, 999);
+    assert.equal(await catalog.frameCount(), all.length);
+    assert.deepEqual((await catalog.all()).map((r) => r.key), all.map((r) => r.key).sort());
+  });
+
+  test(
+    "newest is by capture time; lastStoredFrom is by Kafka offset on the partition",
+    async (catalog, all) => {
+      assert.equal((await catalog.newest("r1"))?.key, all[9].key);
+      // A frame from a later offset with an older capture time (a clock that went back).
+      const late = { ...frameRow("r1", T0 - 60_000, 0), partition: 0, offset: 500 };
+      await catalog.upsert(late);
+      assert.equal((await catalog.newest("r1"))?.key, all[9].key);
+      assert.equal((await catalog.lastStoredFrom("r1", 0))?.key, late.key);
+      assert.equal(await catalog.lastStoredFrom("r1", 1), null);
+      assert.equal((await catalog.lastStoredFrom("r2", 1))?.offset, 10);
+    },
+  );
+
+  test("keys between two keys come in key order", async (catalog, all) => {
+    const sorted = all.map((r) => r.key).sort();
+    assert.deepEqual(await catalog.keysBetween(sorted[2], sorted[5]), sorted.slice(2, 6));
+  });
+
+  test("tiers: oldest local first, pinned frames last, totals per tier", async (catalog, all) => {
+    const r1 = all.slice(0, 10);
+    await catalog.labels().addLabels({ keys: [r1[0].key] }, ["keep"]);
+    assert.equal(await catalog.isPinned(r1[0].key), true);
+    assert.equal(await catalog.isPinned(r1[1].key), false);
+    const unpinned = await catalog.oldestLocalUnpinned(3);
+    assert.ok(!unpinned.some((r) => r.key === r1[0].key));
+    const pinnedLast = await catalog.oldestLocalPinnedLast(all.length);
+    assert.equal(pinnedLast.at(-1)?.key, r1[0].key);
+    await catalog.setTier(r1[1].key, "archive", T0);
+    await catalog.setTier(r1[2].key, "archiving", T0);
+    assert.deepEqual((await catalog.inTier("archive", 10)).map((r) => r.key), [r1[1].key]);
+    const t = await catalog.totals();
+    assert.equal(t.archive.frames, 1);
+    assert.equal(t.archiving.frames, 1);
+    assert.equal(t.local.frames, all.length - 2);
+    assert.equal(t.local.bytes, all.filter((_, i) => i !== 1 && i !== 2).reduce((n, r) => n + r.size, 0));
+    await catalog.remove(r1[1].key);
+    assert.equal(await catalog.get(r1[1].key), null);
+  });
+
+  test("search pages in capture order, counts, and labels own and from clips", async (catalog, all) => {
+    const labels = catalog.labels();
+    await labels.addLabels({ keys: [all[2].key, all[3].key] }, ["door"]);
+    await labels.createClip({
+      robotId: "r1",
+      fromMs: T0 + 5000,
+      toMs: T0 + 6000,
+      name: "hall",
+      labels: ["person"],
+    });
+    assert.equal(await catalog.countFrames({ labels: ["door", "person"] }), 4);
+    assert.equal(await catalog.countFrames({ labels: ["door", "person"], allLabels: true }), 0);
+    assert.equal(await catalog.countFrames({ robots: ["r2"] }), 4);
+    const first = await catalog.findFrames({ robots: ["r1"] }, { order: "oldest", limit: 3 });
+    assert.deepEqual(first.map((r) => r.seq), [0, 1, 2]);
+    const next = await catalog.findFrames({ robots: ["r1"] }, { order: "oldest", limit: 3, after: first[2] });
+    assert.deepEqual(next.map((r) => r.seq), [3, 4, 5]);
+    const newest = await catalog.findFrames({}, { order: "newest", limit: 1 });
+    assert.equal(newest[0].timestampMs, T0 + 9000);
+    const hits = await catalog.withLabels([all[2], all[5]]);
+    assert.deepEqual(hits.map((h) => h.labels), [["door"], ["person"]]);
+    assert.deepEqual(hits[1].clips.map((c) => c.name), ["hall"]);
+    await assert.rejects(() => catalog.countFrames({ labels: ["nope"] }), NotFoundError);
+  });
+
+  test("the label store: change, rename with merge, delete, clips, and the journal", async (catalog, all) => {
+    const labels = catalog.labels({ now: () => T0 });
+    const keys = { keys: [all[0].key, all[1].key] };
+    assert.deepEqual(await labels.changeLabels(keys, { add: ["a", "b"] }, { author: "ana" }), {
+      added: 4,
+      removed: 0,
+    });
+    assert.deepEqual(await labels.changeLabels(keys, { add: ["c"], remove: ["a"] }), {
+      added: 2,
+      removed: 2,
+    });
+    assert.equal(await labels.exists("a"), true);
+    assert.deepEqual(await labels.labelsOf(all[0].key), ["b", "c"]);
+    await labels.renameLabel("c", "b", { merge: true });
+    assert.deepEqual(await labels.labelsOf(all[0].key), ["b"]);
+    assert.deepEqual(await labels.deleteLabel("b"), { frames: 2, clips: 0 });
+    const clip = await labels.createClip({ robotId: "r2", fromMs: T0, toMs: T0 + 1000, name: "dock" });
+    assert.equal((await labels.updateClip(clip.id, { addLabels: ["x"] })).labels[0], "x");
+    assert.deepEqual((await labels.listClips({ robotId: "r2" })).map((c) => c.id), [clip.id]);
+    await labels.deleteClip(clip.id);
+    assert.equal(await labels.getClip(clip.id), null);
+    await assert.rejects(() => labels.deleteClip(clip.id), NotFoundError);
+    await assert.rejects(() => labels.addLabels({ keys: ["frames/none/x.jpg"] }, ["a"]), NotFoundError);
+    const journal = await labels.changes();
+    assert.deepEqual(journal.map((c) => c.action), [
+      "label.add",
+      "label.add",
+      "label.remove",
+      "label.rename",
+      "label.delete",
+      "clip.create",
+      "clip.update",
+      "clip.delete",
+    ]);
+    assert.equal(journal[0].author, "ana");
+  });
+
+  test("the similar-frame feed: hash rows by store time, ids and rows by id", async (catalog, all) => {
+    const feed = await Array.fromAsync(catalog.hashRows());
+    assert.equal(feed.length, all.length);
+    assert.deepEqual(new Set(feed.map((r) => r.hash.length)), new Set([32, 8]));
+    const r2only = await Array.fromAsync(catalog.hashRows({ filter: { robots: ["r2"] } }));
+    assert.equal(r2only.length, 4);
+    const id = await catalog.idOf(all[4].key);
+    assert.ok(id !== null);
+    assert.equal((await catalog.rowsById([id])).get(id)?.key, all[4].key);
+    assert.equal(await catalog.idOf("frames/none/x.jpg"), null);
+    const later = await Array.fromAsync(catalog.hashRows({ sinceStoredMs: Number.MAX_SAFE_INTEGER }));
+    assert.equal(later.length, 0);
+  });
+
+  test("robot summaries, timelines and neighbouring frames", async (catalog, all) => {
+    const summaries = await catalog.robotSummaries();
+    assert.deepEqual(summaries.map((s) => [s.robotId, s.frames, s.firstMs, s.lastMs]), [
+      ["r1", 10, T0, T0 + 9000],
+      ["r2", 4, T0, T0 + 3000],
+    ]);
+    assert.equal(await catalog.robotSummary("r9"), null);
+    const buckets = await catalog.timeline("r1", T0, T0 + 9000, 5000);
+    assert.equal(buckets.reduce((n, b) => n + b.frames, 0), 10);
+    assert.deepEqual(await catalog.adjacentKeys("r1", all[4]), { previous: all[3].key, next: all[5].key });
+    assert.deepEqual(await catalog.adjacentKeys("r1", all[0]), { previous: null, next: all[1].key });
+  });
+
+  test("identity: recorded once, differences named", async (catalog) => {
+    assert.equal(await catalog.identity(), null);
+    const mine = { topic: "t", endpoint: "http://s3", bucket: "b", prefix: "frames/" };
+    assert.deepEqual(await catalog.bind(mine), []);
+    assert.deepEqual(await catalog.identity(), mine);
+    assert.deepEqual(await catalog.bind({ ...mine, bucket: "other" }), ["bucket"]);
+    await catalog.ping();
+  });
+}
