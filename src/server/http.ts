@@ -1,14 +1,13 @@
 /**
- * The little the HTTP API needs beyond `Deno.serve`: a router of `METHOD /path/{param}` patterns, an error type
- * that carries its status, and JSON helpers.
+ * The little the HTTP API needs beyond `Deno.serve`: a router of `/path/{param}` patterns, an error type for the
+ * statuses only HTTP has (a missing token, a wrong content type, a body too large, ...), JSON helpers, and the
+ * Host and token checks.
  *
  * Path parameters are single path segments, matched on the raw (still percent-encoded) path and decoded
  * afterwards, so a parameter may hold an encoded '/' (`%2F`): object keys are passed that way.
  */
 
-export type Method = "GET" | "POST" | "PATCH" | "DELETE";
-
-/** A failure to report as `{"error": message}` with this status. */
+/** A failure only HTTP has, reported as `{"error": message}` with this status (see boundary.ts for the others). */
 export class HttpError extends Error {
   constructor(readonly status: number, message: string, readonly headers: Record<string, string> = {}) {
     super(message);
@@ -16,69 +15,55 @@ export class HttpError extends Error {
   }
 }
 
-export interface RouteContext {
-  request: Request;
-  url: URL;
-  params: Record<string, string>;
+/** What the router needs of a route: its method (lower case) and its `/path/{param}` pattern. */
+export interface Routable {
+  readonly method: string;
+  readonly path: string;
 }
 
-export type Handler = (ctx: RouteContext) => Response | Promise<Response>;
+export class Router<R extends Routable> {
+  readonly #routes: { route: R; segments: string[] }[];
 
-export interface Route {
-  method: Method;
-  /** e.g. `/api/frames/{key}/image`. */
-  pattern: string;
-  /** Needs the write token (when one is configured). */
-  write: boolean;
-  handler: Handler;
-}
-
-interface Compiled extends Route {
-  segments: string[];
-}
-
-export class Router {
-  readonly #routes: Compiled[] = [];
-
-  add(method: Method, pattern: string, handler: Handler, options: { write?: boolean } = {}): this {
-    this.#routes.push({
-      method,
-      pattern,
-      handler,
-      write: options.write ?? method !== "GET",
-      segments: pattern.split("/").slice(1),
-    });
-    return this;
+  constructor(routes: readonly R[]) {
+    this.#routes = routes.map((route) => ({ route, segments: route.path.split("/").slice(1) }));
+    const seen = new Set<string>();
+    for (const r of routes) {
+      const id = `${r.method} ${r.path}`;
+      if (seen.has(id)) throw new TypeError(`route ${id} is declared twice`);
+      seen.add(id);
+    }
   }
 
-  get routes(): readonly Route[] {
-    return this.#routes;
+  get routes(): readonly R[] {
+    return this.#routes.map((r) => r.route);
   }
 
   /**
-   * The route for a request: `{route, params}`, or `{allowed}` listing the methods the path has (empty when the
-   * path matches no route at all). Throws HttpError 400 for a segment that is not valid percent-encoding.
+   * The route for a request (`method` in any case): `{route, params}`, or `{allowed}` listing the methods the path
+   * has, in upper case (empty when the path matches no route at all). Throws HttpError 400 for a segment that is
+   * not valid percent-encoding.
    */
   match(
     method: string,
     rawPath: string,
-  ): { route: Route; params: Record<string, string> } | { allowed: string[] } {
+  ): { route: R; params: Record<string, string> } | { allowed: string[] } {
+    const wanted = method.toLowerCase();
     const parts = rawPath.split("/").slice(1);
     const allowed: string[] = [];
-    for (const r of this.#routes) {
-      if (r.segments.length !== parts.length) continue;
+    for (const { route, segments } of this.#routes) {
+      if (segments.length !== parts.length) continue;
       const params: Record<string, string> = {};
       let ok = true;
       for (let i = 0; i < parts.length && ok; i++) {
-        const s = r.segments[i];
+        const s = segments[i];
         if (s.startsWith("{")) {
           if (parts[i] === "") ok = false;
           else params[s.slice(1, -1)] = decodeSegment(parts[i]);
         } else if (s !== parts[i]) ok = false;
       }
       if (!ok) continue;
-      if (r.method === method) return { route: r, params };
-      allowed.push(r.method);
+      if (route.method === wanted) return { route, params };
+      allowed.push(route.method.toUpperCase());
     }
     return { allowed };
   }

@@ -1,0 +1,153 @@
+/** Export: the frames of a search with labels as a streamed .tar dataset, and how each export ended. */
+import { BadInputError, messageOf, NotFoundError, ServiceError } from "../../errors.ts";
+import { labelFolder, planExport } from "../../library/export.ts";
+import { EXPORT_ID, openExportStream } from "../../library/export_stream.ts";
+import { errorReply, library } from "../boundary.ts";
+import type { ServerContext } from "../context.ts";
+import { file, ok, type Route, route } from "../route.ts";
+import { array, integer, list, literal, matching, nullable, object, segment, string } from "../schema.ts";
+import { iso } from "../shapes.ts";
+import { SEARCH_FILTER, searchFilter } from "./frames.ts";
+
+/**
+ * `Content-Disposition` for a download: an ASCII `filename` for old clients and the real name as RFC 5987
+ * `filename*` (UTF-8, percent-encoded), both made of the labels' safe folder names.
+ */
+export function attachment(name: string): string {
+  const ascii = name.replace(/[^A-Za-z0-9._+-]/g, "_");
+  const encoded = encodeURIComponent(name).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`;
+}
+
+const EXPORT_STATUS = object({
+  id: string(),
+  state: literal(["running", "complete", "incomplete", "failed"] as const),
+  labels: array(string()),
+  total: integer("Frames matching when it started."),
+  frames: integer("Frames handled so far."),
+  files: integer(),
+  bytes: integer(),
+  missing: integer("Frames no store holds (left out)."),
+  missing_keys: array(string(), { description: "The first 20 missing frames' keys." }),
+  error: nullable(string()),
+  started: string(),
+  ended: nullable(string()),
+});
+
+export function exportRoutes(ctx: ServerContext): Route[] {
+  const { catalog, exports, log } = ctx;
+  return [
+    route({
+      method: "get",
+      path: "/api/export",
+      summary: "A .tar of the frames of a search with labels (<label folder>/<robot>_<time>_<seq>.jpg + " +
+        "metadata.jsonl, and MISSING.txt listing frames no store holds), streamed as it is built. The " +
+        "filters are those of GET /api/frames, so both give the same frames.",
+      description: "A store that fails before the first byte is a 502 with nothing sent. A store that " +
+        "fails later cuts the stream short (a transfer error; the tar has no end marker). Frames whose " +
+        "object no store holds are left out and listed in MISSING.txt, the last entry. GET " +
+        "/api/exports/{id} tells how the export ended. Folder names are the labels with characters that " +
+        "Windows refuses (and %) as %XX escapes; long or non-ASCII paths use PAX extended headers.",
+      query: {
+        ...SEARCH_FILTER,
+        label: list("A label to export (repeatable; at least one)."),
+        export_id: matching(
+          EXPORT_ID,
+          "An id for this export (8-64 of A-Z a-z 0-9 - _), to ask GET /api/exports/{id} how it ended; " +
+            "default: a new UUID (in X-Export-Id).",
+          "must be 8 to 64 letters, digits, '-' or '_'",
+        ),
+      },
+      ok: file("application/x-tar", "The archive.", {
+        "X-Frame-Count": "Frames matching.",
+        "X-Export-Id": "The export's id.",
+        "Content-Disposition": "attachment, named after the labels and the time.",
+      }),
+      errors: [502],
+      handler: async ({ query }) => {
+        if (query.label.length === 0) {
+          throw new BadInputError("name at least one label to export (label=NAME, repeatable)");
+        }
+        // The same filter as GET /api/frames, so a search and the export of it give the same frames.
+        const filter = searchFilter(query);
+        const id = query.export_id ?? crypto.randomUUID();
+        // Refuses unknown labels, and labels whose folders would clash, before anything is sent.
+        const plan = await library(() => planExport(catalog, { ...filter, labels: filter.labels ?? [] }), {
+          filter: true,
+        });
+        const status = exports.start(id, plan.labels, plan.total);
+        const started = performance.now();
+        const what = `export ${id} (${plan.labels.join(", ")}; ${plan.total} frames)`;
+        let sent = false;
+        let stream: ReadableStream<Uint8Array>;
+        try {
+          stream = await openExportStream(catalog, plan, {
+            fetch: (key) => ctx.fetchFrame(key),
+            retryDelaysMs: ctx.exportRetryDelaysMs,
+            onProgress: (counts) => exports.update(status, counts),
+            onEnd: (end) => {
+              exports.end(status, end, end.error);
+              const line = `${what}: ${end.files} files from ${end.frames - end.missing} frames, ` +
+                `${end.missing} missing, ${((performance.now() - started) / 1000).toFixed(1)} s`;
+              if (end.error !== undefined) {
+                log.error(
+                  `${line}; FAILED, ${
+                    sent ? "the download was cut short" : "answered 502 before anything was sent"
+                  }: ${messageOf(end.error)}`,
+                );
+              } else if (end.missing) {
+                log.warn(`${line}; INCOMPLETE, the missing frames are listed in MISSING.txt`);
+              } else log.info(line);
+            },
+          });
+        } catch (error) {
+          // Nothing has been sent: the client gets an error instead of a tar that looks complete.
+          const failed = new ServiceError(
+            "store",
+            `the export failed before anything was sent: ${messageOf(error)}`,
+            { retriable: error instanceof ServiceError && error.retriable, cause: error },
+          );
+          return errorReply(failed, (m) => log.error(m), { "x-export-id": id });
+        }
+        sent = true;
+        const stamp = iso(Date.now()).replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+        const folders = plan.labels.map((l) => plan.folders.get(l) ?? labelFolder(l)).join("+");
+        // Cut by code points, not UTF-16 units: half a surrogate pair cannot be percent-encoded.
+        const name = `frame-bucket-${Array.from(folders).slice(0, 120).join("")}-${stamp}.tar`;
+        return new Response(stream, {
+          headers: {
+            "content-type": "application/x-tar",
+            "content-disposition": attachment(name),
+            "cache-control": "no-store",
+            "x-frame-count": String(plan.total),
+            "x-export-id": id,
+          },
+        });
+      },
+    }),
+
+    route({
+      method: "get",
+      path: "/api/exports/{id}",
+      summary: "How an export went: running, complete, incomplete (frames missing, listed in " +
+        "MISSING.txt) or failed (the download was cut short). The last 200 exports are kept.",
+      params: { id: segment("The export's id (export_id, or X-Export-Id of the download).") },
+      ok: ok("The export's status.", EXPORT_STATUS),
+      errors: [404],
+      handler: ({ params }) => {
+        const status = exports.get(params.id);
+        if (!status) {
+          throw new NotFoundError(
+            `no export ${
+              JSON.stringify(params.id.slice(0, 80))
+            } (this server keeps the last 200 since it started)`,
+          );
+        }
+        return status;
+      },
+    }),
+  ];
+}
