@@ -1,8 +1,8 @@
 /**
  * The HTTP API against a real server on a free port: a temp catalog, and frames in real S3 buckets of the local
  * stack (one of them only in the archive bucket). Every route: status codes, JSON shapes, the messages of bad
- * input, 404s, the token, ETag/304, the streamed tar export, that /openapi.json lists exactly the router's routes,
- * and that path tricks never reach a store or a file. Then the edges: exports while the store is unreachable
+ * input, 404s, the token, ETag/304, the streamed tar export, that /openapi.json is generated from the routes the
+ * router runs, and that path tricks never reach a store or a file. Then the edges: exports while the store is unreachable
  * (through a TCP proxy of the test that stops forwarding), search and export agreeing, the Host check against DNS
  * rebinding, reads behind the token, and label names and caps.
  */
@@ -704,7 +704,7 @@ Deno.test("HTTP API: every route against a real server, S3 and catalog", async (
       assert.match(badId.body.error, /export_id "a\/b" must be 8 to 64 letters, digits/);
     });
 
-    await t.step("GET /openapi.json describes exactly the router's routes", async () => {
+    await t.step("GET /openapi.json is generated from the route declarations the router runs", async () => {
       route("GET", "/openapi.json");
       const r = await api("GET", "/openapi.json");
       assert.equal(r.status, 200);
@@ -713,9 +713,9 @@ Deno.test("HTTP API: every route against a real server, S3 and catalog", async (
       for (const [path, item] of Object.entries(r.body.paths as Record<string, Record<string, unknown>>)) {
         for (const method of Object.keys(item)) documented.add(`${method.toUpperCase()} ${path}`);
       }
-      const routed = new Set(app.router.routes.map((x) => `${x.method} ${x.pattern}`));
+      const routed = new Set(app.router.routes.map((x) => `${x.method.toUpperCase()} ${x.path}`));
       assert.deepEqual([...documented].sort(), [...routed].sort());
-      assert.deepEqual(r.body, JSON.parse(JSON.stringify(openApiDocument())));
+      assert.deepEqual(r.body, JSON.parse(JSON.stringify(openApiDocument(app.router.routes))));
       // Every $ref points at something.
       const refs = JSON.stringify(r.body).match(/"#\/components\/[^"]+"/g) ?? [];
       for (const ref of refs) {
@@ -1099,7 +1099,9 @@ Deno.test("HTTP search and export of the same filters give the same frames", asy
     const reals = f.rows.filter((r) => r.robotId === REAL);
     const synths = f.rows.filter((r) => r.robotId === SYNTH);
     const labels = f.catalog.labels();
-    await labels.addLabels({ keys: [...reals.slice(0, 21), ...synths.slice(0, 2)].map((r) => r.key) }, ["door"]);
+    await labels.addLabels({ keys: [...reals.slice(0, 21), ...synths.slice(0, 2)].map((r) => r.key) }, [
+      "door",
+    ]);
     await labels.addLabels({ keys: reals.slice(30, 35).map((r) => r.key) }, ["person"]);
     await labels.addLabels({ keys: [f.archived.key] }, ["person"]);
     for (
