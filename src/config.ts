@@ -464,6 +464,9 @@ function resolveRobotFilters(
       }
       merged[key] = checkValue(`filter.robots."${robotId}".${key}`, SCHEMA.filter[key], value);
     }
+    // `options` belong to a plugin: a robot that switches to another filter does not inherit the base filter's
+    // (they would be refused as unknown options of its plugin); it names its own or gets its plugin's defaults.
+    if ("primary" in table && table.primary !== base.primary && !("options" in table)) merged.options = {};
     out[robotId] = merged as unknown as FilterSettings;
   }
   return out;

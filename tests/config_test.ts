@@ -162,3 +162,17 @@ max_distinct = 50000
   ]);
   assert.deepEqual(resolveConfig('[server]\nallowed_hosts = ["*"]').server.allowed_hosts, ["*"]);
 });
+
+Deno.test("a robot that switches to another filter does not inherit the base filter's plugin options", () => {
+  const c = resolveConfig(`
+[filter]
+primary = "./my_filter.ts"
+options = { window = 3 }
+[filter.robots."bb-1"]
+primary = "histogram"
+[filter.robots."bb-2"]
+phash_threshold = 10
+`);
+  assert.deepEqual(c.filter.robots["bb-1"].options, {});
+  assert.deepEqual({ ...c.filter.robots["bb-2"].options }, { window: 3 });
+});

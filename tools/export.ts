@@ -14,7 +14,7 @@ import { loadConfig } from "../src/config.ts";
 import { messageOf, ServiceError } from "../src/errors.ts";
 import { exportFrames, MISSING_FILE, tierFetcher } from "../src/library/export.ts";
 import { checkRobotId } from "../src/key.ts";
-import { archiveStore, localStore } from "../src/filter/loader.ts";
+import { openTiers } from "../src/store/tiers.ts";
 import { countFrames, parseTimeRange, TIERS } from "../src/library/search.ts";
 
 export const USAGE =
@@ -66,17 +66,17 @@ export async function exportMain(args: string[]): Promise<number> {
   } catch {
     throw new Deno.errors.NotFound(`no catalog at ${path}: run the consumer or deno task reindex first`);
   }
-  const catalog = openCatalog(config);
   const filter = { labels: values.label, allLabels: values["all-labels"] ?? false, robots, ...span, tiers };
-  const local = await localStore(config);
   // The archive client is made only when archived frames are part of the export (it may need AWS credentials).
+  const counting = openCatalog(config);
   const archived = (tiers.length === 0 || tiers.includes("archive")) &&
-    (await countFrames(catalog, { ...filter, tiers: ["archive"] })) > 0;
-  const archive = archived ? await archiveStore(config) : null;
+    (await countFrames(counting, { ...filter, tiers: ["archive"] }).finally(() => counting.close())) > 0;
+  const stores = await openTiers(config, { archive: archived });
+  const catalog = stores.catalog;
   try {
     const summary = await exportFrames(catalog, values.out, {
       ...filter,
-      fetch: tierFetcher({ local, archive, archivePrefix: config.aws_s3.prefix }),
+      fetch: tierFetcher(stores),
       progress: (p) =>
         console.error(
           `  ${p.frames}/${p.total} frames, ${p.files} files, ${mb(p.bytes)} MB, ${p.missing} missing ` +
@@ -106,9 +106,7 @@ export async function exportMain(args: string[]): Promise<number> {
       { retriable: error.retriable, cause: error },
     );
   } finally {
-    await catalog.close();
-    local.close();
-    archive?.close();
+    await stores.close();
   }
 }
 

@@ -2,10 +2,9 @@
  * `deno task reindex [--no-archive] [--config PATH]`: rebuilds the catalog from the local bucket and the
  * archive bucket, with progress.
  */
-import { openCatalog } from "../src/catalog/open.ts";
 import { parseCli, runMain } from "../src/main/cli.ts";
 import { loadConfig } from "../src/config.ts";
-import { archiveStore, localStore } from "../src/filter/loader.ts";
+import { openTiers } from "../src/store/tiers.ts";
 import { reindex } from "../src/store/reindex.ts";
 
 const USAGE = `usage: deno task reindex [--no-archive] [--config PATH]
@@ -20,9 +19,9 @@ runMain(async () => {
     "no-archive": { type: "boolean" },
   });
   const config = await loadConfig(values.config);
-  const local = await localStore(config);
-  const archive = values["no-archive"] ? undefined : await archiveStore(config);
-  const catalog = openCatalog(config);
+  const stores = await openTiers(config, { archive: !values["no-archive"] });
+  const { local, catalog } = stores;
+  const archive = stores.archive ?? undefined;
   const path = catalog.where;
   console.error(
     `reindexing ${config.rustfs.bucket}/${config.rustfs.prefix}` +
@@ -48,8 +47,6 @@ runMain(async () => {
         `${totals.local.frames + totals.archiving.frames + totals.archive.frames} frames`,
     );
   } finally {
-    await catalog.close();
-    local.close();
-    archive?.close();
+    await stores.close();
   }
 });

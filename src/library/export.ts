@@ -41,6 +41,7 @@
 import type { Catalog, FrameRow, Tier } from "../catalog/catalog.ts";
 import { messageOf, ServiceError } from "../errors.ts";
 import type { StoragePlugin } from "../plugin.ts";
+import { readFrame } from "../store/tiers.ts";
 import { countFrames, type SearchFilter, searchFrames, type SearchHit, type SearchPage } from "./search.ts";
 
 export type FetchFrame = (key: string, row: FrameRow) => Promise<Uint8Array | null>;
@@ -316,25 +317,14 @@ export function missingHeader(missing: number, total: number): string {
     `metadata.jsonl lists only the files that are here.\n\n`;
 }
 
-/**
- * Tries each store of a frame's tier order; resolves null only when every store answered "no such object"
- * (a store that fails throws).
- */
+/** The usual `fetch`: the frame from whichever tier holds it (`readFrame`), in the order its row's tier says. */
 export function tierFetcher(stores: {
   local: StoragePlugin;
   archive?: StoragePlugin | null;
   archivePrefix: string;
 }): FetchFrame {
-  return async (key, row) => {
-    const fromLocal = () => stores.local.get(key);
-    const fromArchive = () => stores.archive ? stores.archive.get(stores.archivePrefix + key) : null;
-    const order = row.tier === "archive" ? [fromArchive, fromLocal] : [fromLocal, fromArchive];
-    for (const get of order) {
-      const bytes = await get();
-      if (bytes) return bytes;
-    }
-    return null;
-  };
+  const tiers = { local: stores.local, archive: stores.archive ?? null, archivePrefix: stores.archivePrefix };
+  return (key, row) => readFrame(tiers, key, row.tier);
 }
 
 // ------------------------------------------------------------------------------------------------ tar format

@@ -15,7 +15,8 @@ import { createSceneFilter } from "../filter/scene.ts";
 import { type ConsumerMetrics, consumerMetrics, evictionLines, startMetricsServer } from "../metrics.ts";
 import { reconcile } from "../store/reconcile.ts";
 import { reindex } from "../store/reindex.ts";
-import { evictionSettings, Evictor, triggerProblem } from "../retention/eviction.ts";
+import { Evictor } from "../retention/evictor.ts";
+import { evictionSettings, triggerProblem } from "../retention/plan.ts";
 import type { FilterPlugin, StoragePlugin } from "../plugin.ts";
 
 const USAGE = `usage: deno task consume [--config PATH]

@@ -1,7 +1,7 @@
 /**
  * `deno task evict [--once] [--config PATH]`: the evictor as its own process. Moves the globally oldest frames
  * from the local store to the archive when the local tier is over `eviction.threshold_percent`, down to
- * `eviction.target_percent` (see src/retention/eviction.ts). Safe to kill at any moment: the next run finishes or redoes the
+ * `eviction.target_percent` (see src/retention/evictor.ts). Safe to kill at any moment: the next run finishes or redoes the
  * interrupted move.
  */
 import { openCatalog } from "../catalog/open.ts";
@@ -9,7 +9,8 @@ import { reconcile } from "../store/reconcile.ts";
 import { parseCli, runMain } from "./cli.ts";
 import { loadConfig } from "../config.ts";
 import { messageOf, ServiceError } from "../errors.ts";
-import { evictionSettings, Evictor, fmtBytes, statfsUsage, triggerProblem } from "../retention/eviction.ts";
+import { Evictor } from "../retention/evictor.ts";
+import { evictionSettings, fmtBytes, statfsUsage, triggerProblem } from "../retention/plan.ts";
 import { createLogger } from "../log.ts";
 import { archiveStore, localStore } from "../filter/loader.ts";
 

@@ -1,0 +1,627 @@
+/**
+ * Eviction's round loop: the local store as a circular buffer. When the local tier is too full (src/retention/
+ * plan.ts decides), the globally oldest frames (across robots) are moved to the archive one by one
+ * (src/retention/move.ts: copy, verify, then delete locally) until usage is back at the target. Frames stay
+ * findable through the catalog in either tier.
+ *
+ * Each round first finishes moves a crash left in "archiving". A row that says "archive" while the local object
+ * still exists (possible only when a frame was stored again concurrently, or by hand) is found by a sweep of the
+ * local store that runs once per Evictor (after the first round's eviction), and the local object is deleted
+ * after the archive copy is checked.
+ *
+ * When the archive is unreachable nothing local is deleted; attempts back off exponentially (capped) with one
+ * log line per failure streak. Whenever usage is at the hard limit `onPause(true)` asks the consumer to stop
+ * fetching (Kafka keeps the frames), and `onPause(false)` follows once usage (estimated from the frames deleted)
+ * is below it; with a working archive that is just the length of one round. With
+ * `on_archive_failure = "drop_oldest"` and the archive unreachable at the hard limit, the oldest local frames are
+ * deleted without a copy instead, down to threshold_percent (fewer losses than going down to the target), each
+ * one logged and counted (`dropped`), and its catalog row removed (the frame no longer exists anywhere).
+ */
+import type { Catalog, FrameRow } from "../catalog/catalog.ts";
+import { messageOf } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { StoragePlugin } from "../plugin.ts";
+import { readFrame } from "../store/tiers.ts";
+import { FrameMover, isMd5Etag, type Outcome, StoreFailure } from "./move.ts";
+import {
+  afterFreeing,
+  bytesAbove,
+  type EvictionPlan,
+  type EvictionSettings,
+  fmtBytes,
+  nextBackoff,
+  planEviction,
+  statfsUsage,
+  type Usage,
+} from "./plan.ts";
+
+export interface EvictorOptions {
+  /** The local tier (plugin rustfs). */
+  local: StoragePlugin;
+  /** The archive tier (plugin s3_archive). */
+  archive: StoragePlugin;
+  catalog: Catalog;
+  /** `[eviction]`, with watch_path absolute (see evictionSettings). */
+  settings: EvictionSettings;
+  /** aws_s3.prefix. */
+  archivePrefix: string;
+  /** rustfs.prefix: what the once-per-Evictor sweep of the local store lists. */
+  localPrefix?: string;
+  log: Logger;
+  /** Measures usage; default: statfs of watch_path (through `statfs`) and the catalog's local bytes. */
+  usage?: () => Usage | Promise<Usage>;
+  /** statfs seam for the default usage(). */
+  statfs?: (path: string) => { bsize: number; blocks: number; bfree: number; bavail: number };
+  /** Called with true to ask the consumer to stop fetching, with false to resume. */
+  onPause?: (paused: boolean) => void | Promise<void>;
+  now?: () => number;
+  /** Waits `ms` or until the signal aborts (resolves either way). */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** Frames moved at once. Default 4. */
+  concurrency?: number;
+  /** First retry delay after a store failure. Default 1000 ms. */
+  backoffInitialMs?: number;
+  /** Longest retry delay. Default 60000 ms. */
+  backoffMaxMs?: number;
+  /** Progress line period during long rounds. Default 10000 ms. */
+  progressIntervalMs?: number;
+  /** Sweep the local store for rows in "archive" whose local object still exists, on the first round. Default true. */
+  sweep?: boolean;
+  /**
+   * The next frames to evict (or drop), in order. Default: the globally oldest local frames, labelled (pinned)
+   * ones last when archiving (`oldestLocalPinnedLast`) and never when dropping (`oldestLocalUnpinned`).
+   */
+  candidates?: (limit: number) => FrameRow[] | Promise<FrameRow[]>;
+}
+
+export interface EvictorStats {
+  rounds: number;
+  /** Frames that left the local tier: archived + dropped. */
+  evicted: number;
+  /** Frames copied, verified and deleted locally. */
+  archived: number;
+  archivedBytes: number;
+  /** Frames deleted without an archive copy (drop_oldest while the archive was unreachable). */
+  dropped: number;
+  droppedBytes: number;
+  /** Frames whose local object was gone without an archive copy when eviction reached them. */
+  lost: number;
+  /** Interrupted moves finished (rows left in "archiving", local leftovers of archived frames). */
+  recovered: number;
+  /** Failed attempts to reach a store. */
+  failures: number;
+  /** Whether the consumer is asked to pause now. */
+  paused: boolean;
+  /** How often the consumer was paused. */
+  pauses: number;
+  /** Whether the archive (or local store) is failing now. */
+  failing: boolean;
+  /** Usage after the last check in percent (the highest trigger; estimated from frame sizes when it deleted). */
+  lastPercent: number | null;
+}
+
+export interface RoundResult {
+  plan: EvictionPlan | null;
+  archived: number;
+  archivedBytes: number;
+  dropped: number;
+  droppedBytes: number;
+  lost: number;
+  recovered: number;
+  /** The failure that stopped the round, if any. */
+  failure: string | null;
+  /** True when the round skipped archive work because of the backoff. */
+  backedOff: boolean;
+  paused: boolean;
+  seconds: number;
+  /** Archived frames per second of the round. */
+  framesPerSecond: number;
+}
+
+const defaultSleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done);
+  });
+
+export class Evictor {
+  readonly #o:
+    & Required<Omit<EvictorOptions, "usage" | "statfs" | "onPause" | "candidates">>
+    & Pick<EvictorOptions, "onPause">;
+  readonly #usage: () => Usage | Promise<Usage>;
+  readonly #candidates: (limit: number) => FrameRow[] | Promise<FrameRow[]>;
+  readonly #dropCandidates: (limit: number) => FrameRow[] | Promise<FrameRow[]>;
+  readonly #mover: FrameMover;
+  readonly #stats: EvictorStats = {
+    rounds: 0,
+    evicted: 0,
+    archived: 0,
+    archivedBytes: 0,
+    dropped: 0,
+    droppedBytes: 0,
+    lost: 0,
+    recovered: 0,
+    failures: 0,
+    paused: false,
+    pauses: 0,
+    failing: false,
+    lastPercent: null,
+  };
+  #round: Promise<RoundResult> | null = null;
+  #loop: Promise<void> | null = null;
+  #stopping = false;
+  #abort = new AbortController();
+  #swept = false;
+  /** The current pause was reported at error level. */
+  #pauseLoud = false;
+  /** Current failure streak. */
+  #streak: { since: number; attempts: number; store: string } | null = null;
+  #backoffMs = 0;
+  #nextAttemptMs = 0;
+
+  constructor(options: EvictorOptions) {
+    const statfs = options.statfs;
+    this.#o = {
+      localPrefix: "",
+      now: Date.now,
+      sleep: defaultSleep,
+      concurrency: 4,
+      backoffInitialMs: 1000,
+      backoffMaxMs: 60_000,
+      progressIntervalMs: 10_000,
+      sweep: true,
+      ...options,
+      log: options.log.child("evict"),
+    };
+    this.#mover = new FrameMover(this.#o);
+    const catalog = options.catalog;
+    this.#candidates = options.candidates ?? ((limit) => catalog.oldestLocalPinnedLast(limit));
+    // Dropping deletes without a copy: labelled (pinned) frames are never dropped, only archived.
+    this.#dropCandidates = options.candidates ?? ((limit) => catalog.oldestLocalUnpinned(limit));
+    this.#usage = options.usage ?? (async () => {
+      const s = this.#o.settings;
+      const t = await this.#o.catalog.totals();
+      return {
+        disk: s.watch_path ? statfsUsage(s.watch_path, statfs) : null,
+        localBytes: t.local.bytes + t.archiving.bytes,
+      };
+    });
+  }
+
+  /** A copy of the counters. */
+  stats(): EvictorStats {
+    return { ...this.#stats };
+  }
+
+  /** `archived 120 (11.8 MiB) dropped 0 lost 0 recovered 0 failures 0 usage 69.8% paused no`. */
+  statsLine(): string {
+    const s = this.#stats;
+    return `archived ${s.archived} (${fmtBytes(s.archivedBytes)}) dropped ${s.dropped}` +
+      (s.dropped ? ` (${fmtBytes(s.droppedBytes)})` : "") +
+      ` lost ${s.lost} recovered ${s.recovered} failures ${s.failures}` +
+      ` usage ${s.lastPercent === null ? "-" : `${s.lastPercent.toFixed(1)}%`}` +
+      ` paused ${s.paused ? "YES" : "no"}${s.failing ? " archive FAILING" : ""}`;
+  }
+
+  /** Reads a frame from whichever tier holds it. */
+  async fetchFrame(key: string): Promise<Uint8Array | null> {
+    const { catalog, local, archive, archivePrefix } = this.#o;
+    return readFrame({ local, archive, archivePrefix }, key, (await catalog.get(key))?.tier);
+  }
+
+  /** Checks every `check_interval_secs` (sooner while retrying a failing store) until stop(). */
+  start(): void {
+    if (this.#loop) return;
+    this.#stopping = false;
+    this.#abort = new AbortController();
+    this.#loop = (async () => {
+      while (!this.#stopping) {
+        try {
+          await this.runOnce();
+        } catch (error) {
+          this.#o.log.error(`eviction round failed: ${messageOf(error)}`);
+        }
+        if (this.#stopping) break;
+        await this.#o.sleep(this.#nextDelayMs(), this.#abort.signal);
+      }
+    })();
+  }
+
+  /** Stops the loop; the frames in flight finish their move first. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#abort.abort();
+    await this.#loop;
+    await this.#round?.catch(() => {});
+    this.#loop = null;
+  }
+
+  #nextDelayMs(): number {
+    const interval = this.#o.settings.check_interval_secs * 1000;
+    const untilAttempt = this.#nextAttemptMs - this.#o.now();
+    // While a store fails, the next attempt may come sooner than the next check (never a busy loop).
+    return this.#streak && untilAttempt > 0 ? Math.min(interval, untilAttempt) : interval;
+  }
+
+  /**
+   * One check: finish interrupted moves, measure, and evict when a trigger fires. Concurrent calls share the
+   * round in progress.
+   */
+  runOnce(): Promise<RoundResult> {
+    this.#round ??= this.#doRound().finally(() => (this.#round = null));
+    return this.#round;
+  }
+
+  async #doRound(): Promise<RoundResult> {
+    const { log, settings } = this.#o;
+    const started = this.#o.now();
+    const r: RoundResult = {
+      plan: null,
+      archived: 0,
+      archivedBytes: 0,
+      dropped: 0,
+      droppedBytes: 0,
+      lost: 0,
+      recovered: 0,
+      failure: null,
+      backedOff: false,
+      paused: this.#stats.paused,
+      seconds: 0,
+      framesPerSecond: 0,
+    };
+    this.#stats.rounds++;
+    const mayTry = started >= this.#nextAttemptMs;
+    r.backedOff = !mayTry;
+    let failure: StoreFailure | null = null;
+    let contacted = false;
+
+    if (mayTry && !this.#stopping) {
+      try {
+        contacted = (await this.#recover(r)) || contacted;
+      } catch (error) {
+        if (!(error instanceof StoreFailure)) throw error;
+        failure = error;
+      }
+    }
+
+    let usage: Usage;
+    try {
+      usage = await this.#usage();
+    } catch (error) {
+      log.error(`cannot measure usage: ${messageOf(error)}; no eviction this round`);
+      return this.#finish(r, started);
+    }
+    const plan = planEviction(usage, settings);
+    r.plan = plan;
+
+    let freed = 0;
+    if (plan.evict && mayTry && !failure && !this.#stopping) {
+      if (plan.hardLimit) {
+        await this.#setPaused(true, `usage ${plan.percent.toFixed(1)}% is at the hard limit`);
+      }
+      log.info(
+        `${plan.reasons.join("; ")}: archiving the oldest frames to free ${fmtBytes(plan.bytesToFree)} ` +
+          `(target ${settings.target_percent}%)`,
+      );
+      const progress = { freed: 0 };
+      try {
+        await this.#evict(plan.bytesToFree, r, progress);
+        contacted = true;
+      } catch (error) {
+        if (!(error instanceof StoreFailure)) throw error;
+        failure = error;
+      }
+      freed = progress.freed;
+      const seconds = Math.max(0.001, (this.#o.now() - started) / 1000);
+      log.info(
+        `archived ${r.archived} frames (${fmtBytes(r.archivedBytes)}) in ${seconds.toFixed(1)} s ` +
+          `(${(r.archived / seconds).toFixed(1)} frames/s)` +
+          (r.lost ? `, ${r.lost} lost before eviction` : "") +
+          `; usage now ~${planEviction(afterFreeing(usage, freed), settings).percent.toFixed(1)}%` +
+          (plan.disk ? " (estimated from frame sizes; df may lag)" : ""),
+      );
+    }
+
+    // Once per Evictor, after the urgent work: local leftovers of archived frames (a long listing on a big store).
+    if (!failure && mayTry && this.#o.sweep && !this.#swept && !this.#stopping) {
+      try {
+        freed += await this.#sweep(r);
+        this.#swept = true;
+        contacted = true;
+      } catch (error) {
+        if (!(error instanceof StoreFailure)) throw error;
+        failure = error;
+      }
+    }
+
+    if (failure) this.#noteFailure(failure);
+    else if (contacted) this.#noteSuccess();
+
+    let after = planEviction(afterFreeing(usage, freed), settings);
+    if (after.hardLimit && this.#streak && !this.#stopping) {
+      if (settings.on_archive_failure === "drop_oldest") {
+        try {
+          freed += await this.#drop(after, afterFreeing(usage, freed), r);
+        } catch (error) {
+          if (!(error instanceof StoreFailure)) throw error;
+          this.#noteFailure(error);
+        }
+        after = planEviction(afterFreeing(usage, freed), settings);
+      }
+    }
+    this.#stats.lastPercent = after.percent;
+    if (!plan.evict) log.debug(`usage ${plan.percent.toFixed(1)}%: below the threshold, nothing to do`);
+    if (after.hardLimit && !this.#stopping) {
+      const level = `usage ${after.percent.toFixed(1)}% >= hard limit ${settings.hard_limit_percent}%`;
+      const why = this.#streak
+        ? `${level} and the ${this.#streak.store} is unreachable`
+        : `${level} and nothing more could be archived this round`;
+      await this.#setPaused(true, why, true);
+    } else if (this.#stats.paused && !after.hardLimit) {
+      await this.#setPaused(false, `usage ~${after.percent.toFixed(1)}% is below the hard limit again`);
+    }
+    if (failure) r.failure = failure.message;
+    return this.#finish(r, started);
+  }
+
+  #finish(r: RoundResult, started: number): RoundResult {
+    r.seconds = (this.#o.now() - started) / 1000;
+    r.framesPerSecond = r.archived / Math.max(0.001, r.seconds);
+    r.paused = this.#stats.paused;
+    return r;
+  }
+
+  /** Asks the consumer to pause or resume; `loud` (error level) when a store failure is the cause. */
+  async #setPaused(paused: boolean, why: string, loud = false): Promise<void> {
+    const { log, settings, onPause } = this.#o;
+    const what = onPause
+      ? "PAUSING the consumer (it stops fetching; Kafka keeps the frames)"
+      : "the local store is nearly full (no consumer in this process to pause)";
+    if (this.#stats.paused === paused) {
+      if (paused && loud && !this.#pauseLoud) {
+        this.#pauseLoud = true;
+        log.error(`${why}: still ${what} until usage is below ${settings.hard_limit_percent}%`);
+      }
+      return;
+    }
+    this.#stats.paused = paused;
+    if (paused) {
+      this.#stats.pauses++;
+      this.#pauseLoud = loud;
+      const line = `${why}: ${what} until usage is below ${settings.hard_limit_percent}%`;
+      if (loud) log.error(line);
+      else log.warn(line);
+    } else {
+      log.warn(`${why}: ${onPause ? "resuming the consumer" : "below the hard limit"}`);
+    }
+    try {
+      await this.#o.onPause?.(paused);
+    } catch (error) {
+      this.#o.log.error(`onPause(${paused}) failed: ${messageOf(error)}`);
+    }
+  }
+
+  #noteFailure(f: StoreFailure): void {
+    const { log, now } = this.#o;
+    this.#stats.failures++;
+    this.#stats.failing = true;
+    this.#backoffMs = nextBackoff(this.#backoffMs, this.#o.backoffInitialMs, this.#o.backoffMaxMs);
+    this.#nextAttemptMs = now() + this.#backoffMs;
+    const storeName = f.store === "archive"
+      ? `archive ${this.#o.archive.name} (bucket ${this.#o.archive.bucket})`
+      : `local store ${this.#o.local.name} (bucket ${this.#o.local.bucket})`;
+    if (!this.#streak) {
+      this.#streak = { since: now(), attempts: 1, store: f.store === "archive" ? "archive" : "local store" };
+      log.warn(
+        `${storeName} failing: ${f.message}; nothing is deleted locally until it works again; retrying with ` +
+          `backoff (${this.#backoffMs} ms doubling up to ${this.#o.backoffMaxMs} ms)`,
+      );
+    } else {
+      this.#streak.attempts++;
+      log.debug(`${storeName} still failing (attempt ${this.#streak.attempts}): ${f.message}`);
+    }
+  }
+
+  #noteSuccess(): void {
+    if (this.#streak) {
+      const seconds = ((this.#o.now() - this.#streak.since) / 1000).toFixed(1);
+      this.#o.log.info(
+        `${this.#streak.store} works again after ${seconds} s (${this.#streak.attempts} failed attempts)`,
+      );
+    }
+    this.#streak = null;
+    this.#stats.failing = false;
+    this.#backoffMs = 0;
+    this.#nextAttemptMs = 0;
+  }
+
+  /** Runs `work` over rows with the configured concurrency; the first failure stops taking new rows. */
+  async #pool(rows: FrameRow[], work: (row: FrameRow) => Promise<boolean>): Promise<void> {
+    let next = 0;
+    let failure: unknown = null;
+    let more = true;
+    await Promise.all(
+      Array.from({ length: Math.min(this.#o.concurrency, rows.length) }, async () => {
+        while (more && failure === null && !this.#stopping && next < rows.length) {
+          const row = rows[next++];
+          try {
+            more = await work(row);
+          } catch (error) {
+            failure ??= error;
+          }
+        }
+      }),
+    );
+    if (failure !== null) throw failure;
+  }
+
+  /** Finishes moves left in "archiving" by a crash or a failure; true when a store was contacted. */
+  async #recover(r: RoundResult): Promise<boolean> {
+    const { catalog, settings, log } = this.#o;
+    let contacted = false;
+    const seen = new Set<string>();
+    for (;;) {
+      const rows = (await catalog.inTier("archiving", settings.batch_size + seen.size)).filter((row) =>
+        !seen.has(row.key)
+      );
+      if (rows.length === 0 || this.#stopping) break;
+      if (seen.size === 0) log.info(`finishing ${rows.length}+ interrupted move(s) left in "archiving"`);
+      contacted = true;
+      await this.#pool(rows, async (row) => {
+        seen.add(row.key);
+        const outcome = await this.#mover.move(row);
+        this.#count(outcome, r, true);
+        return true;
+      });
+    }
+    return contacted;
+  }
+
+  /**
+   * Deletes local leftovers of frames the catalog says are archived, after checking the archive copy; returns the
+   * bytes deleted.
+   */
+  async #sweep(r: RoundResult): Promise<number> {
+    const { catalog, local, archive, archivePrefix, log, now } = this.#o;
+    let listed = 0;
+    let freed = 0;
+    let lastProgress = now();
+    try {
+      for await (const item of local.list({ prefix: this.#o.localPrefix })) {
+        listed++;
+        if (this.#stopping) return freed;
+        if (now() - lastProgress >= this.#o.progressIntervalMs) {
+          lastProgress = now();
+          log.info(`sweep of the local store for leftovers of archived frames: ${listed} objects checked`);
+        }
+        const row = await catalog.get(item.key);
+        if (row?.tier !== "archive") continue;
+        const copy = await this.#mover.archiveCall(
+          "checking the archive copy",
+          () => archive.head(archivePrefix + item.key),
+        );
+        const same = copy !== null && copy.size === item.size &&
+          (isMd5Etag(copy.etag) && isMd5Etag(item.etag)
+            ? copy.etag === item.etag
+            : await this.#mover.sameContent(item.key));
+        if (same) {
+          await this.#mover.localCall(`deleting ${item.key}`, () => local.delete(item.key));
+          freed += item.size;
+          r.recovered++;
+          this.#stats.recovered++;
+          log.info(`${item.key}: archived, its local object was left behind; deleted it locally`);
+        } else {
+          await catalog.setTier(item.key, "local", now());
+          log.warn(
+            `${item.key}: the catalog said "archive" but the archive has no matching copy; it is "local" again`,
+          );
+        }
+      }
+    } catch (error) {
+      if (error instanceof StoreFailure) throw error;
+      throw new StoreFailure("local", "listing the local store", error);
+    }
+    log.debug(`sweep of the local store: ${listed} objects checked`);
+    return freed;
+  }
+
+  #count(outcome: Outcome, r: RoundResult, recovery: boolean): void {
+    if (outcome.kind === "archived") {
+      r.archived++;
+      r.archivedBytes += outcome.bytes;
+      this.#stats.archived++;
+      this.#stats.evicted++;
+      this.#stats.archivedBytes += outcome.bytes;
+      if (recovery) {
+        r.recovered++;
+        this.#stats.recovered++;
+      }
+    } else if (outcome.kind === "marked") {
+      r.recovered++;
+      this.#stats.recovered++;
+    } else if (outcome.kind === "lost") {
+      r.lost++;
+      this.#stats.lost++;
+    }
+  }
+
+  /** Archives the oldest local frames until `bytesToFree` bytes are deleted locally (counted in `progress`). */
+  async #evict(bytesToFree: number, r: RoundResult, progress: { freed: number }): Promise<void> {
+    const { settings, log, now } = this.#o;
+    const started = now();
+    let lastProgress = started;
+    while (progress.freed < bytesToFree && !this.#stopping) {
+      const rows = await this.#candidates(settings.batch_size);
+      if (rows.length === 0) {
+        log.warn(
+          `nothing left in the local tier to archive, ${
+            fmtBytes(bytesToFree - progress.freed)
+          } short of the ` +
+            `target: the rest is used by other data`,
+        );
+        break;
+      }
+      let moved = 0;
+      await this.#pool(rows, async (row) => {
+        const outcome = await this.#mover.move(row);
+        this.#count(outcome, r, false);
+        moved++;
+        if (outcome.kind === "archived") progress.freed += outcome.bytes;
+        if (now() - lastProgress >= this.#o.progressIntervalMs) {
+          lastProgress = now();
+          const seconds = (lastProgress - started) / 1000;
+          log.info(
+            `progress: ${r.archived} frames archived, ${fmtBytes(progress.freed)} of ${
+              fmtBytes(bytesToFree)
+            } freed, ${(r.archived / seconds).toFixed(1)} frames/s`,
+          );
+        }
+        return progress.freed < bytesToFree;
+      });
+      if (moved === 0) break; // stopping, or candidates that cannot move: never spin
+    }
+  }
+
+  /** drop_oldest: deletes the oldest local frames without a copy until usage is under threshold_percent. */
+  async #drop(after: EvictionPlan, estimated: Usage, r: RoundResult): Promise<number> {
+    const { catalog, local, settings, log } = this.#o;
+    // Down to the threshold: enough that the next check does not drop again at once, and fewer frames lost than
+    // going down to the target (the archive may be back soon).
+    const needed = bytesAbove(estimated, settings, settings.threshold_percent);
+    log.error(
+      `usage ${after.percent.toFixed(1)}% >= hard limit ${settings.hard_limit_percent}% and the archive is ` +
+        `unreachable: on_archive_failure = "drop_oldest", DELETING the oldest frames without a copy to free ` +
+        `${fmtBytes(needed)}`,
+    );
+    let freed = 0;
+    let planned = 0;
+    while (freed < needed && !this.#stopping) {
+      const rows = await this.#dropCandidates(settings.batch_size);
+      if (rows.length === 0) break;
+      await this.#pool(rows, async (row) => {
+        // Reserved before the delete, so parallel deletes never drop more than needed.
+        if (planned >= needed) return false;
+        planned += row.size;
+        await this.#mover.localCall(`deleting ${row.key}`, () => local.delete(row.key));
+        await catalog.remove(row.key);
+        freed += row.size;
+        r.dropped++;
+        r.droppedBytes += row.size;
+        this.#stats.dropped++;
+        this.#stats.evicted++;
+        this.#stats.droppedBytes += row.size;
+        log.warn(
+          `DROPPED ${row.key} (${row.size} bytes, robot ${row.robotId}): deleted without an archive copy`,
+        );
+        return freed < needed;
+      });
+    }
+    return freed;
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * One frame's move from the local store to the archive, and its verification. Each step is safe to be
+ * interrupted (SIGKILL, power loss) and redone by the next round:
+ *   row -> "archiving"; read the local object (and its metadata); put it to the archive at archive prefix + key
+ *   with Content-MD5, so the archive refuses bytes that differ; verify the copy (the put's ETag against the MD5,
+ *   else a HEAD for size and ETag, and a read-back when the ETag is not an MD5); delete the local object;
+ *   row -> "archive". With a store that reads bytes and metadata in one request, a move is GET, PUT, DELETE.
+ * The local object is deleted only after the copy is verified, so a frame is always in at least one tier. The
+ * row goes to "archive" after the local delete, so a crash anywhere leaves the row in "archiving", which the next
+ * round finds and finishes (a local object that is gone with a verified archive copy is simply marked
+ * "archive"). A frame whose local object is gone without a verified archive copy was lost before eviction
+ * touched it: `lost`, and its row is removed.
+ */
+import { createHash } from "node:crypto";
+import type { Catalog, FrameRow } from "../catalog/catalog.ts";
+import { messageOf } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { ObjectInfo, StoragePlugin } from "../plugin.ts";
+
+/** A store failure: which store and what happened. */
+export class StoreFailure extends Error {
+  constructor(readonly store: "local" | "archive", readonly doing: string, cause: unknown) {
+    super(`${doing}: ${messageOf(cause)}`, { cause });
+  }
+}
+
+/** What became of one frame. */
+export type Outcome =
+  | { kind: "archived"; bytes: number }
+  | { kind: "marked"; bytes: number }
+  | { kind: "lost" };
+
+function contentTypeOf(info: ObjectInfo, key: string): string {
+  const given = (info as ObjectInfo & { contentType?: string }).contentType;
+  if (given) return given;
+  return /\.jpe?g$/i.test(key) ? "image/jpeg" : "application/octet-stream";
+}
+
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+export function isMd5Etag(etag: string | undefined | null): etag is string {
+  return typeof etag === "string" && /^[0-9a-f]{32}$/i.test(etag);
+}
+
+export function md5Hex(body: Uint8Array): string {
+  return createHash("md5").update(body).digest("hex");
+}
+
+export interface MoverDeps {
+  catalog: Catalog;
+  local: StoragePlugin;
+  archive: StoragePlugin;
+  archivePrefix: string;
+  log: Logger;
+  now: () => number;
+}
+
+/** Moves and verifies single frames; store failures come out as `StoreFailure` naming the store. */
+export class FrameMover {
+  readonly #d: MoverDeps;
+
+  constructor(deps: MoverDeps) {
+    this.#d = deps;
+  }
+
+  async sameContent(key: string): Promise<boolean> {
+    const a = await this.localCall(`reading ${key}`, () => this.#d.local.get(key));
+    const b = await this.archiveCall(
+      `reading back ${key}`,
+      () => this.#d.archive.get(this.#d.archivePrefix + key),
+    );
+    return a !== null && b !== null && equalBytes(a, b);
+  }
+
+  async localCall<T>(doing: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      throw new StoreFailure("local", doing, error);
+    }
+  }
+
+  async archiveCall<T>(doing: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      throw new StoreFailure("archive", doing, error);
+    }
+  }
+
+  /**
+   * Moves one frame to the archive (see the module comment for the steps). Row in "local" or "archiving".
+   * Throws StoreFailure when a store fails; the row then goes back to "local" unless the verified copy only
+   * awaits the local delete, in which case it stays "archiving" for the next round.
+   */
+  async move(row: FrameRow): Promise<Outcome> {
+    const { catalog, local, archive, archivePrefix, log, now } = this.#d;
+    const key = row.key;
+    const archiveKey = archivePrefix + key;
+    if (row.tier === "local") await catalog.setTier(key, "archiving", now());
+    let verified = false;
+    try {
+      const found = await this.#readLocal(key);
+      if (!found) return await this.#localGone(row);
+      const { info, body } = found;
+      if (body.length !== info.size) {
+        throw new StoreFailure(
+          "local",
+          `reading ${key}`,
+          new Error(`got ${body.length} of ${info.size} bytes`),
+        );
+      }
+      const md5 = createHash("md5").update(body).digest();
+      const put = await this.archiveCall(`storing ${archiveKey}`, () =>
+        archive.put(archiveKey, body, {
+          contentType: contentTypeOf(info, key),
+          metadata: info.metadata,
+          contentMd5: md5.toString("base64"),
+        }));
+      await this.#verify(archiveKey, body, put.etag, md5.toString("hex"));
+      verified = true;
+      await this.localCall(`deleting ${key}`, () => local.delete(key));
+      const current = await catalog.get(key);
+      if (current?.tier === "archiving") await catalog.setTier(key, "archive", now());
+      else {log.debug(
+          `${key}: row changed to ${current?.tier ?? "none"} meanwhile (stored again); left as it is`,
+        );}
+      log.debug(`${key}: archived (${body.length} bytes)`);
+      return { kind: "archived", bytes: body.length };
+    } catch (error) {
+      if (!verified && (await catalog.get(key))?.tier === "archiving") {
+        await catalog.setTier(key, "local", now());
+      }
+      throw error;
+    }
+  }
+
+  /** A local object's bytes and info: one GET when the store offers read() (a move is then GET, PUT, DELETE). */
+  async #readLocal(key: string): Promise<{ body: Uint8Array; info: ObjectInfo } | null> {
+    const { local } = this.#d;
+    if (local.read) return await this.localCall(`reading ${key}`, () => local.read!(key));
+    const info = await this.localCall(`reading the metadata of ${key}`, () => local.head(key));
+    const body = info ? await this.localCall(`reading ${key}`, () => local.get(key)) : null;
+    return info && body ? { info, body } : null;
+  }
+
+  /**
+   * The copy at `archiveKey` has the bytes `body`. The put carried Content-MD5, so a server that acknowledged it
+   * checked the bytes it received; when its answer's entity tag is that MD5 too, the copy is verified without
+   * another request. Otherwise (no tag, or not an MD5: encrypted or multipart objects) a HEAD checks the size and
+   * tag, and a read-back compares the bytes when the tag is not an MD5.
+   */
+  async #verify(
+    archiveKey: string,
+    body: Uint8Array,
+    putEtag: string | undefined,
+    md5: string,
+  ): Promise<void> {
+    if (isMd5Etag(putEtag)) {
+      if (putEtag.toLowerCase() !== md5) {
+        throw new StoreFailure(
+          "archive",
+          `verifying ${archiveKey}`,
+          new Error(`ETag ${putEtag} != MD5 ${md5}`),
+        );
+      }
+      return;
+    }
+    const head = await this.archiveCall(`checking ${archiveKey}`, () => this.#d.archive.head(archiveKey));
+    if (!head || head.size !== body.length) {
+      throw new StoreFailure(
+        "archive",
+        `verifying ${archiveKey}`,
+        new Error(`the copy has ${head ? `${head.size} bytes` : "vanished"}, expected ${body.length}`),
+      );
+    }
+    const etag = head.etag ?? putEtag;
+    if (isMd5Etag(etag)) {
+      if (etag.toLowerCase() !== md5) {
+        throw new StoreFailure("archive", `verifying ${archiveKey}`, new Error(`ETag ${etag} != MD5 ${md5}`));
+      }
+      return;
+    }
+    const back = await this.archiveCall(`reading back ${archiveKey}`, () => this.#d.archive.get(archiveKey));
+    if (!back || !equalBytes(back, body)) {
+      throw new StoreFailure("archive", `verifying ${archiveKey}`, new Error("the copy read back differs"));
+    }
+  }
+
+  /** The local object is gone: mark "archive" when the archive has a verified copy, else count it lost. */
+  async #localGone(row: FrameRow): Promise<Outcome> {
+    const { catalog, archive, archivePrefix, log, now } = this.#d;
+    const copy = await this.archiveCall(
+      `checking the archive copy of ${row.key}`,
+      () => archive.head(archivePrefix + row.key),
+    );
+    const good = copy !== null && copy.size === row.size &&
+      (!isMd5Etag(row.etag) || !isMd5Etag(copy.etag) || row.etag.toLowerCase() === copy.etag.toLowerCase());
+    if (good) {
+      await catalog.setTier(row.key, "archive", now());
+      log.debug(`${row.key}: local object already deleted, archive copy verified; marked archived`);
+      return { kind: "marked", bytes: row.size };
+    }
+    await catalog.remove(row.key);
+    log.error(
+      `${row.key}: LOST before eviction reached it: the local object is gone and the archive has ` +
+        `${copy ? `a copy of ${copy.size} bytes, not ${row.size}` : "no copy"}; its catalog row is removed`,
+    );
+    return { kind: "lost" };
+  }
+}
