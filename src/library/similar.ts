@@ -26,6 +26,7 @@
  */
 import type { Catalog, FrameRow } from "../catalog/catalog.ts";
 import { NotFoundError } from "../errors.ts";
+import { hamming } from "../filter/hamming.ts";
 import type { Config } from "../config.ts";
 import type { FilterPlugin } from "../plugin.ts";
 import { loadFilter } from "../filter/loader.ts";
@@ -143,21 +144,8 @@ export function packHash(
   return into;
 }
 
-/** Hamming distance of two equally long hashes (reference implementation for tests and the cold path). */
-export function hashDistance(a: Uint8Array, b: Uint8Array): number {
-  if (a.length !== b.length) {
-    throw new RangeError(`hashes of ${a.length * 8} and ${b.length * 8} bits cannot be compared`);
-  }
-  let d = 0;
-  for (let i = 0; i < a.length; i++) {
-    let x = a[i] ^ b[i];
-    while (x) {
-      x &= x - 1;
-      d++;
-    }
-  }
-  return d;
-}
+/** Bits that differ between two equally long hashes (the project's one `hamming`). */
+export { hamming as hashDistance } from "../filter/hamming.ts";
 
 /**
  * In-memory index of fixed-size hashes by numeric id. Not thread-safe, and needs none: every call is synchronous.
@@ -564,7 +552,7 @@ export class SimilarFrames {
       let stale = false;
       for (const n of found) {
         const row = rows.get(n.id);
-        if (row?.hash?.length === hash.length && hashDistance(row.hash, hash) === n.distance) continue;
+        if (row?.hash?.length === hash.length && hamming(row.hash, hash) === n.distance) continue;
         stale = true;
         index.remove(n.id);
         rows.delete(n.id);
