@@ -86,7 +86,7 @@ export interface Config {
     /** Address `deno task serve` binds to. */
     hostname: string;
     port: number;
-    /** When set, writes (POST/PATCH/DELETE) need `Authorization: Bearer <token>`. */
+    /** When set, writes (post, patch and delete requests) need `Authorization: Bearer <token>`. */
     token: string;
     /**
      * Host names (besides IP addresses and `localhost`) the server answers to: a request whose `Host` header names

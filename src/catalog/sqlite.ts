@@ -1,10 +1,8 @@
 /**
- * The catalog: one row per stored frame, in SQLite (node:sqlite, WAL mode), one file under the data directory.
- *
- * The consumer writes a frame's row after its object is stored and before its offset is committed; eviction
- * moves rows through the tiers; search reads it. Every statement on `frames` rows is here, so the rest of the
- * project sees typed rows, not SQL; labels, clips and the change journal (schema v2) are kept by src/library/labels.ts and
- * read by src/library/search.ts through `Catalog.db`.
+ * The SQLite backend of the catalog contract (src/catalog/catalog.ts): one file under the data directory, WAL
+ * mode, through Deno's node:sqlite. This module keeps the frames, the schema and its migrations, the file's care
+ * (noticing it deleted or replaced, a bounded WAL); src/catalog/sqlite_labels.ts keeps labels, clips and the
+ * journal, src/catalog/sqlite_search.ts the reads for search, the similar-frame index and the robot views.
  *
  * Tiers: "local" (only in the local store), "archiving" (a move to the archive is under way: the archive copy is
  * being made or verified, and once it is verified the local object is deleted), "archive" (only in the archive).
@@ -32,7 +30,7 @@ import { SqliteLabels } from "./sqlite_labels.ts";
 import * as reads from "./sqlite_search.ts";
 
 /**
- * 1: frames. 2: labels, frame_labels, clips, clip_labels and the append-only `changes` journal (src/library/labels.ts),
+ * 1: frames. 2: labels, frame_labels, clips, clip_labels and the append-only `changes` journal (src/catalog/sqlite_labels.ts),
  * plus indexes for time-ordered search (frames_time) and "stored since" polling (frames_stored). 3: the Kafka
  * partition and offset of each frame (replay detection) and a `meta` table naming what the catalog belongs to.
  */

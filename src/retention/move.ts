@@ -4,7 +4,7 @@
  *   row -> "archiving"; read the local object (and its metadata); put it to the archive at archive prefix + key
  *   with Content-MD5, so the archive refuses bytes that differ; verify the copy (the put's ETag against the MD5,
  *   else a HEAD for size and ETag, and a read-back when the ETag is not an MD5); delete the local object;
- *   row -> "archive". With a store that reads bytes and metadata in one request, a move is GET, PUT, DELETE.
+ *   row -> "archive". With a store that reads bytes and metadata in one request, a move is one get, one put and one delete.
  * The local object is deleted only after the copy is verified, so a frame is always in at least one tier. The
  * row goes to "archive" after the local delete, so a crash anywhere leaves the row in "archiving", which the next
  * round finds and finishes (a local object that is gone with a verified archive copy is simply marked
@@ -139,7 +139,7 @@ export class FrameMover {
     }
   }
 
-  /** A local object's bytes and info: one GET when the store offers read() (a move is then GET, PUT, DELETE). */
+  /** A local object's bytes and info: one GET when the store offers read() (a move is then one get, one put and one delete). */
   async #readLocal(key: string): Promise<{ body: Uint8Array; info: ObjectInfo } | null> {
     const { local } = this.#d;
     if (local.read) return await this.localCall(`reading ${key}`, () => local.read!(key));

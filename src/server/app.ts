@@ -24,7 +24,7 @@ import { openCatalog } from "../catalog/open.ts";
 import { DEFAULT_LABEL_LIMITS } from "../catalog/rules.ts";
 import type { Config } from "../config.ts";
 import { messageOf, ServiceError } from "../errors.ts";
-import { fetchFrame } from "../retention/eviction.ts";
+import { fetchFrame } from "../store/tiers.ts";
 import { ExportTracker } from "../library/export_stream.ts";
 import { errorResponse, hostAllowed, isLoopback, Router, sameSecret } from "./http.ts";
 import { createLogger, type Logger } from "../log.ts";

@@ -1,5 +1,5 @@
 /**
- * Eviction (src/retention/eviction.ts, src/main/evict.ts): the pure decisions, and the evictor against the real S3 server of
+ * Eviction (src/retention/evictor.ts, move.ts, src/main/evict.ts) against the real S3 server of
  * the local stack (the local bucket and the archive bucket are two buckets of the same server): bytes-budget and
  * disk triggers, crash safety under SIGKILL at random points, an unreachable archive, and reading either tier.
  */
