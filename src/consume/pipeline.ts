@@ -164,7 +164,7 @@ export class Pipeline {
         work = Promise.resolve(prepared);
       } else {
         // Backpressure: wait for a free store slot before reading on. Stores of one robot run in order (see
-        // reference.ts for why); different robots store concurrently.
+        // resume.ts for why); different robots store concurrently.
         await this.#slots.take();
         const before = this.#tails.get(prepared.robotId) ?? Promise.resolve<Outcome>("stored");
         work = before.then((previous) =>
@@ -256,7 +256,7 @@ export class Pipeline {
     for (let attempt = 1;; attempt++) {
       try {
         // The catalog answers at once: the robot's frame from the highest offset of this partition is the last
-        // one stored from it (stores of a robot complete in order, see reference.ts). Rows from before offsets
+        // one stored from it (stores of a robot complete in order, see resume.ts). Rows from before offsets
         // were kept, or of another partition, give the newest by capture time. The object store is the fallback
         // when the catalog has no row for the robot (a new or lost catalog file).
         const row = catalog

@@ -1,7 +1,7 @@
 /**
  * Finds a robot's newest stored frame, the reference its filter resumes from after a restart or a rebalance.
  *
- * Stores of one robot complete in order (see consumer.ts), so the stored frames of a robot are always a prefix of
+ * Stores of one robot complete in order (see pipeline.ts), so the stored frames of a robot are always a prefix of
  * the frames its filter accepted. Resuming from the newest stored frame, and skipping replayed frames that are not
  * newer, makes the filter take exactly the decisions it took before the interruption: a frame accepted but not
  * yet stored when the process died is accepted again, and the last scene is not stored twice.

@@ -1,5 +1,5 @@
 /**
- * A worker that computes filter signatures off the consumer's event loop (see filter_pool.ts). It builds the same
+ * A worker that computes filter signatures off the consumer's event loop (see pool.ts). It builds the same
  * plugin from the same module and options as the main thread, then answers one message per frame.
  */
 /// <reference lib="deno.worker" />
