@@ -53,7 +53,7 @@ export interface LibraryCall {
 
 /**
  * What library and catalog code throws, as the server means it. BadInputError, NotFoundError, ConflictError and
- * ServiceError pass as they are (see `call` for the exceptions). A plain RangeError or SyntaxError is how
+ * ServiceError pass as they are (but see LibraryCall). A plain RangeError or SyntaxError is how
  * src/library/* still names bad input in places (similar.ts, export.ts): out of a library call it is the client's
  * bad input (400).
  */
