@@ -9,7 +9,8 @@
  */
 import { parseArgs } from "node:util";
 import { compressionCodec } from "../src/kafka/client.ts";
-import { realFrames, sceneFrames } from "./e2e.ts";
+import { readSamples } from "../dev/samples.ts";
+import { sceneFrames } from "./e2e.ts";
 
 export const USAGE = `usage: deno task bench compression [--rounds N]
 
@@ -23,7 +24,10 @@ export async function benchCompression(args: string[]): Promise<void> {
   const rounds = Number(values.rounds);
   if (!Number.isInteger(rounds) || rounds < 1) throw new RangeError(`--rounds ${values.rounds} must be >= 1`);
   for (
-    const [set, frames] of [["reachy-001 (real)", realFrames()], ["generated scenes", sceneFrames()]] as const
+    const [set, frames] of [["reachy-001 (real)", readSamples()], [
+      "generated scenes",
+      sceneFrames(),
+    ]] as const
   ) {
     await weigh(set, frames, rounds);
   }

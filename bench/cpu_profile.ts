@@ -8,6 +8,7 @@
  * here; their time is in the consumer's filter histogram. The inspector itself costs the process some time (Deno
  * reports each HTTP request to it); that shows up as the area "profiling overhead".
  */
+import { sleep } from "../src/ingest/camera.ts";
 
 interface CallFrame {
   functionName: string;
@@ -202,7 +203,7 @@ export async function takeProfile(port: number, ms: number, intervalUs = 1000): 
     await call("Profiler.enable");
     await call("Profiler.setSamplingInterval", { interval: intervalUs });
     await call("Profiler.start");
-    await new Promise((r) => setTimeout(r, ms));
+    await sleep(ms);
     const { profile } = await call("Profiler.stop") as { profile: Profile };
     await call("Profiler.disable");
     return profile;

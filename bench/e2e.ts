@@ -17,9 +17,12 @@ import { DatabaseSync } from "node:sqlite";
 import { catalogPath } from "../src/catalog/sqlite.ts";
 import { openAdmin } from "../src/kafka/client.ts";
 import { createLogger } from "../src/log.ts";
+import { sleep } from "../src/ingest/camera.ts";
 import { consumerLag } from "../dev/audit.ts";
 import { type Camera, startCamera } from "../tools/camera.ts";
 import { type Child, freePort, spawnDeno } from "../dev/processes.ts";
+import { Rng } from "../dev/random.ts";
+import { readSamples } from "../dev/samples.ts";
 import { isolatedConfig } from "../dev/scratch.ts";
 import { ensureServers, stackEndpoints, stackPids } from "../tools/stack.ts";
 import { loadStorage } from "../src/filter/loader.ts";
@@ -43,14 +46,6 @@ Runs N simulated 1080p cameras, a producer per robot and one consumer against th
                     window and print where their time goes, as two more JSON lines`;
 
 const quiet = createLogger({ level: "error", format: "text" });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const SAMPLES = new URL("../../shared/samples/reachy-001/", import.meta.url).pathname;
-
-/** The ten real 1080p frames of reachy-001 (a still scene), in name order. */
-export function realFrames(): Uint8Array[] {
-  return [...Deno.readDirSync(SAMPLES)].map((e) => e.name).filter((n) => n.endsWith(".jpg")).sort()
-    .map((n) => Deno.readFileSync(SAMPLES + n));
-}
 
 /**
  * Six generated 1080p scenes: big blocks of contrasting brightness, a different layout per scene, with ±5 levels of
@@ -60,11 +55,7 @@ export function realFrames(): Uint8Array[] {
 export function sceneFrames(): Uint8Array[] {
   const width = 1920, height = 1080;
   const scenes: Uint8Array[] = [];
-  let seed = 12345;
-  const noise = () => {
-    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-    return ((seed >>> 16) % 11) - 5;
-  };
+  const rng = new Rng(12345);
   for (let s = 0; s < 6; s++) {
     const data = new Uint8Array(width * height * 4);
     // Far apart in aHash terms, so each is a new scene to the filter.
@@ -72,7 +63,7 @@ export function sceneFrames(): Uint8Array[] {
       for (let x = 0; x < width; x++) {
         const i = (y * width + x) * 4;
         const v = ((Math.floor(x / (240 + 40 * s)) + Math.floor(y / (180 + 30 * s)) + s) & 1) ? 210 : 40;
-        const n = noise();
+        const n = rng.int(11) - 5;
         data[i] = v + n;
         data[i + 1] = (((v + 60 * s) & 255) >> 1) + 40 + n;
         data[i + 2] = 255 - v + n;
@@ -84,8 +75,11 @@ export function sceneFrames(): Uint8Array[] {
   return scenes;
 }
 
-/** The frame pool: runs of three frames, alternating real reachy frames and generated scenes (~1/3 new). */
-export function framePool(real = realFrames(), scenes = sceneFrames()): Uint8Array[] {
+/**
+ * The frame pool: runs of three frames, alternating the ten real 1080p frames of reachy-001 (a still scene) and
+ * generated scenes (~1/3 new).
+ */
+export function framePool(real = readSamples(), scenes = sceneFrames()): Uint8Array[] {
   const pool: Uint8Array[] = [];
   for (let i = 0; i < 12; i++) {
     const run = i % 2 === 0

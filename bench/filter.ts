@@ -40,6 +40,7 @@ import type { ResizeMode } from "../src/filter/downscale.ts";
 import { decodeGreyEighth, readJpegInfo } from "../src/filter/jpeg_dc.ts";
 import type { FilterPlugin, Signature } from "../src/plugin.ts";
 import { loadFilter } from "../src/filter/loader.ts";
+import { sampleFiles, SAMPLES_DIR } from "../dev/samples.ts";
 
 export const USAGE =
   `usage: deno task bench filter [--iterations N] [--samples DIR] [--no-native] [--no-install]
@@ -54,7 +55,6 @@ then the still-scene distances of samples 2..10 to sample 1.
 
 const ROUNDS = 3;
 const WARMUP = 50;
-const DEFAULT_SAMPLES = new URL("../../shared/samples/reachy-001/", import.meta.url).pathname;
 const JPEG_FLOOR_C = new URL("../../shared/bench/jpeg_floor.c", import.meta.url).pathname;
 
 interface Options {
@@ -95,7 +95,7 @@ function parseOptions(args: string[]): Options {
       args,
       options: {
         iterations: { type: "string", default: "200" },
-        samples: { type: "string", default: DEFAULT_SAMPLES },
+        samples: { type: "string", default: SAMPLES_DIR },
         "no-native": { type: "boolean", default: false },
         "no-install": { type: "boolean", default: false },
       },
@@ -358,17 +358,18 @@ async function timeSignature(
 const round = (x: number, places: number) => Math.round(x * 10 ** places) / 10 ** places;
 
 /** The same-size frames of `dir`, sorted by name. */
-function readSamples(dir: string): { files: string[]; bufs: Uint8Array[]; width: number; height: number } {
-  let names: string[];
+function readSameSizeSamples(
+  dir: string,
+): { files: string[]; bufs: Uint8Array[]; width: number; height: number } {
+  let files: string[];
   try {
-    names = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => /\.jpe?g$/i.test(n)).sort();
+    files = sampleFiles(dir);
   } catch (error) {
     throw new Deno.errors.NotFound(`cannot read samples folder ${dir}: ${(error as Error).message}`);
   }
-  if (names.length < 2) {
-    throw new RangeError(`need at least two .jpg samples in ${dir}, found ${names.length}`);
+  if (files.length < 2) {
+    throw new RangeError(`need at least two .jpg samples in ${dir}, found ${files.length}`);
   }
-  const files = names.map((n) => `${dir}/${n}`);
   const bufs = files.map((f) => Deno.readFileSync(f));
   const { width, height } = readJpegInfo(bufs[0]);
   for (let i = 1; i < bufs.length; i++) {
@@ -396,7 +397,7 @@ export async function benchFilter(
   emit: (line: string) => void = (line) => console.log(line),
 ): Promise<(FilterBenchLine | StillFramesLine)[]> {
   const opts = parseOptions(args);
-  const samples = readSamples(opts.samples);
+  const samples = readSameSizeSamples(opts.samples);
   const lines: (FilterBenchLine | StillFramesLine)[] = [];
   const out = (line: FilterBenchLine | StillFramesLine) => {
     lines.push(line);

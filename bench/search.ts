@@ -18,6 +18,7 @@
  */
 import { parseArgs } from "node:util";
 import { hashDistance, HashIndex } from "../src/library/similar.ts";
+import { mulberry32 } from "../dev/random.ts";
 
 export const USAGE =
   `usage: deno task bench search [--frames N] [--queries N] [--k N] [--seed N] [--robots N] [--max-distance D]
@@ -30,18 +31,6 @@ one JSON line per case (near, random, robot_day) with p50/p99 query time, build 
   --seed N          generator seed (default 1)
   --robots N        robots the frames belong to (default 20)
   --max-distance D  only results at most D bits away (default: none)`;
-
-/** A small seeded generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
 
 function intArg(value: string | undefined, name: string, fallback: number, min: number): number {
   if (value === undefined) return fallback;
@@ -80,7 +69,7 @@ export function benchSearch(args: string[]): Promise<void> {
   const maxDistance = values["max-distance"] === undefined
     ? undefined
     : intArg(values["max-distance"], "max-distance", 256, 0);
-  const next = rng(seed);
+  const next = mulberry32(seed);
   const HASH = 32;
 
   // Scenes: about 50 stored frames each on average, each scene seen by one robot.

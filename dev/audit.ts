@@ -13,6 +13,7 @@ import { objectKey, parseMessageKey } from "../src/key.ts";
 import type { Logger } from "../src/log.ts";
 import { loadFilter, localStore } from "../src/filter/loader.ts";
 import { createSceneFilter } from "../src/filter/scene.ts";
+import { sleep } from "../src/ingest/camera.ts";
 
 export interface Audit {
   /** Messages in the topic. */
@@ -73,7 +74,7 @@ export async function waitForDrain(
           (options.describe ? `; ${options.describe()}` : ""),
       );
     }
-    await new Promise((r) => setTimeout(r, options.pollMs ?? 500));
+    await sleep(options.pollMs ?? 500);
   }
 }
 
@@ -122,7 +123,7 @@ export async function readTopic(config: Config, log: Logger, stallMs = 120_000):
       seen = out.length;
       progressAt = Date.now();
     }
-    await Promise.race([all, new Promise((r) => setTimeout(r, 250))]);
+    await Promise.race([all, sleep(250)]);
   }
   await reader.stop();
   if (out.length < total) {

@@ -24,6 +24,7 @@ import {
   stackStatus,
   stackUp,
 } from "../tools/stack.ts";
+import { sleep } from "../src/ingest/camera.ts";
 
 export interface FaultResult {
   fault: string;
@@ -57,7 +58,6 @@ export interface FaultOptions {
 const ROBOTS = ["reachy-001", "bracketbot-001"];
 const PARTITIONS = 3;
 const quiet = createLogger({ level: "error", format: "text" });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * How long a recovery or drain may go without any progress before the run counts as stuck. The longest quiet

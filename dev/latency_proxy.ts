@@ -3,6 +3,7 @@
  * everything the server sends (a camera that stalls), and can cut every connection at once. All can be changed
  * while it runs.
  */
+import { sleep } from "../src/ingest/camera.ts";
 
 export interface LatencyProxy {
   /** Port the proxy listens on (127.0.0.1). */
@@ -46,8 +47,8 @@ export function startLatencyProxy(target: { hostname: string; port: number }, de
       while (true) {
         const n = await from.read(buf);
         if (n === null) break;
-        if (delayed && proxy.delayMs > 0) await new Promise((r) => setTimeout(r, proxy.delayMs));
-        while (!delayed && proxy.stalled) await new Promise((r) => setTimeout(r, 50));
+        if (delayed && proxy.delayMs > 0) await sleep(proxy.delayMs);
+        while (!delayed && proxy.stalled) await sleep(50);
         let written = 0;
         while (written < n) written += await to.write(buf.subarray(written, n));
       }

@@ -8,6 +8,7 @@
  * time without any progress, or after a much longer limit in all as a safety net. A slow machine is slow, not red;
  * a stuck pipeline still fails, with what it was waiting for and the figures when it stopped moving.
  */
+import { sleep } from "../src/ingest/camera.ts";
 
 export interface ProgressWaitOptions<T> {
   /** What is waited for: its value once reached, undefined before. A look that throws counts as not reached. */
@@ -40,7 +41,7 @@ export interface ProgressWaitResult<T> {
 
 const realClock = {
   now: () => Date.now(),
-  sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)),
+  sleep,
 };
 
 /** Looks every `intervalMs` until `reached` gives a value, the progress stalls for `stallMs`, or `limitMs` passes. */

@@ -5,6 +5,7 @@ import { Registry, serveMetrics } from "../src/metrics.ts";
 import { freePort, spawnDeno } from "../dev/processes.ts";
 import { readSamples } from "./support/images.ts";
 import { createTopic, ensureStack, isolatedConfig, quietLog } from "./support/stack.ts";
+import { sleep } from "../src/ingest/camera.ts";
 
 Deno.test("metrics render in the Prometheus text format", () => {
   const r = new Registry();
@@ -59,7 +60,7 @@ Deno.test("/healthz fails naming the check that failed", async () => {
     assert.equal(ok.status, 200);
     assert.deepEqual(await ok.json(), { kafka: "ok", s3: "ok" });
     s3Up = false;
-    await new Promise((r) => setTimeout(r, 5100)); // answers are cached for 5 s
+    await sleep(5100); // answers are cached for 5 s
     const bad = await fetch(`http://127.0.0.1:${server.port}/healthz`);
     assert.equal(bad.status, 503);
     assert.deepEqual(await bad.json(), { kafka: "ok", s3: "connection refused" });
@@ -83,7 +84,7 @@ Deno.test("/healthz: a check that hangs fails after the deadline, and concurrent
         name: "kafka",
         check: () => {
           runs++;
-          return new Promise<void>((resolve) => setTimeout(resolve, 1000)); // a broker client stuck retrying
+          return sleep(1000); // a broker client stuck retrying
         },
       },
     ],
@@ -95,7 +96,7 @@ Deno.test("/healthz: a check that hangs fails after the deadline, and concurrent
       assert.deepEqual(await a.json(), { kafka: "no answer within 0.2 s" });
     }
     assert.equal(runs, 1);
-    await new Promise((r) => setTimeout(r, 900)); // let the stuck check end before the sanitizers look
+    await sleep(900); // let the stuck check end before the sanitizers look
   } finally {
     await server.close();
   }

@@ -12,6 +12,7 @@
 
 import { parseArgs } from "node:util";
 import { encode } from "jpeg-js";
+import { uniform } from "../dev/random.ts";
 
 export interface CameraOptions {
   /** 0 (the default) picks a free port. */
@@ -55,21 +56,9 @@ const encoder = new TextEncoder();
 /** Bytes backed by a plain ArrayBuffer, which is what a Response body accepts. */
 type Bytes = Uint8Array<ArrayBuffer>;
 
-/** A small fast PRNG (mulberry32): the same seed always gives the same scene. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** RGBA pixels of scene `index`: a two-colour gradient and a few rectangles and discs. */
 function renderScene(width: number, height: number, seed: number, index: number): Uint8Array {
-  const rnd = random(Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b));
+  const rnd = uniform(Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b));
   const colour = () => [rnd() * 255, rnd() * 255, rnd() * 255];
   const pixels = new Uint8Array(width * height * 4);
   // Alternate dark-to-light directions so that consecutive scenes differ in their coarse brightness layout,
@@ -121,7 +110,7 @@ function encodeVariant(
   quality: number,
   seed: number,
 ): Bytes {
-  const rnd = random(seed);
+  const rnd = uniform(seed);
   const noisy = new Uint8Array(base.length);
   for (let i = 0; i < base.length; i++) {
     // Alpha stays 255; the encoder ignores it anyway.

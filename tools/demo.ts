@@ -14,14 +14,13 @@ import { localStore } from "../src/filter/loader.ts";
 import { startCamera } from "./camera.ts";
 import { type Child, spawnDeno } from "../dev/processes.ts";
 import { stackUp } from "./stack.ts";
+import { sleep } from "../src/ingest/camera.ts";
 
 const USAGE = `usage: deno task demo [--seconds N] [--config PATH]
 
 Runs two simulated robots through Kafka, the filter and S3 storage, then prints what was stored.
   --seconds N     how long the cameras run (default 60)
   --config PATH   config file (default ./config.toml; the local stack is started when nothing answers)`;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function answers(hostPort: string): Promise<boolean> {
   const [hostname, port] = [

@@ -5,7 +5,7 @@
  * Compares two frames with the consumer's own filter (the same plugin, settings and code path), in the original
  * phash_compare.py's format, and says which side of the threshold the pair falls on.
  */
-import { mjpegFrames, withQuery } from "../src/ingest/camera.ts";
+import { mjpegFrames, sleep, withQuery } from "../src/ingest/camera.ts";
 import { parseCli, runMain } from "../src/main/cli.ts";
 import { type FilterSettings, loadConfig } from "../src/config.ts";
 import { createLogger } from "../src/log.ts";
@@ -57,7 +57,7 @@ runMain(async () => {
     });
     console.log(`Grabbing two frames ${delay} s apart from ${url}`);
     a = await grab(url);
-    await new Promise((r) => setTimeout(r, delay * 1000));
+    await sleep(delay * 1000);
     b = await grab(url);
     names = ["first frame", "second frame"];
   } else {

@@ -17,6 +17,7 @@
 import { parseArgs } from "node:util";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { sleep } from "../src/ingest/camera.ts";
 
 export type Service = "kafka" | "s3";
 export const SERVICES: readonly Service[] = ["kafka", "s3"];
@@ -134,7 +135,6 @@ const portFlag = (port: number) => `-Dframe-bucket.port=${port}`;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Progress goes to stderr so stdout holds only the one result line per service. */
 function note(line: string): void {

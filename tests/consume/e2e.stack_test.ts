@@ -9,8 +9,7 @@ import { audit, waitForDrain } from "../../dev/audit.ts";
 import { startCamera } from "../../tools/camera.ts";
 import { freePort, spawnDeno } from "../../dev/processes.ts";
 import { createTopic, ensureStack, isolatedConfig, quietLog } from "../support/stack.ts";
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { sleep } from "../../src/ingest/camera.ts";
 
 /**
  * A live MJPEG stream over HTTP from ffmpeg (one client). Conway's game of life changes every frame, so the filter

@@ -28,7 +28,9 @@ import { isJpeg, type MjpegErrorReason, type MjpegEvent, MjpegParser } from "../
 import { loadFilter } from "../../src/filter/loader.ts";
 import { createSceneFilter } from "../../src/filter/scene.ts";
 import { fakeBatch, MemoryStore } from "../support/fakes.ts";
-import { readSamples } from "../support/images.ts";
+import { Rng } from "../../dev/random.ts";
+import { concat, sameBytes } from "../support/bytes.ts";
+import { fakeJpeg, jpegFixture, readSamples } from "../support/images.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Settings, seeded randomness and the mutation engine
@@ -53,44 +55,6 @@ console.log(
       ? `${BUDGET_MS} ms per target)`
       : `${FIXED_ITERATIONS} iterations per target)`),
 );
-
-/** mulberry32: small, fast and good enough to drive mutations. */
-class Rng {
-  #a: number;
-  constructor(seed: number) {
-    this.#a = seed >>> 0;
-  }
-  next(): number {
-    this.#a = (this.#a + 0x6d2b79f5) >>> 0;
-    let t = this.#a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  /** An integer in [0, n). */
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  /** An integer in [lo, hi]. */
-  range(lo: number, hi: number): number {
-    return lo + this.int(hi - lo + 1);
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)];
-  }
-  /** Log-uniform in [1, max]: small sizes as often as large ones. */
-  size(max: number): number {
-    return Math.max(1, Math.min(max, Math.floor(Math.exp(this.next() * Math.log(max + 1)))));
-  }
-  bytes(n: number): Uint8Array {
-    const out = new Uint8Array(n);
-    for (let i = 0; i < n; i++) out[i] = this.int(256);
-    return out;
-  }
-}
 
 /** The seed of one iteration of one target: independent of every other iteration, so each replays alone. */
 function caseSeed(target: number, iteration: number): number {
@@ -146,20 +110,6 @@ async function fuzz(
 
 const encoder = new TextEncoder();
 const latin1 = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0) & 0xff);
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
-}
 
 /** Inputs never grow past this, so a run of repeat mutations cannot make one iteration slow. */
 const MAX_INPUT = 1_500_000;
@@ -232,10 +182,6 @@ function mutate(
   return buf;
 }
 
-function fixture(name: string): Uint8Array {
-  return Deno.readFileSync(new URL(`../fixtures/jpeg/${name}`, import.meta.url));
-}
-
 const SAMPLES = readSamples();
 const FIXTURES = [
   "baseline_420.jpg",
@@ -247,15 +193,7 @@ const FIXTURES = [
   "odd_1x1.jpg",
   "trailing_garbage.jpg",
   "arithmetic.jpg",
-].map(fixture);
-
-/** A JPEG-shaped blob (SOI, noise, EOI) of exactly `size` bytes; the noise may hold markers and boundaries. */
-function fakeJpeg(rng: Rng, size: number): Uint8Array {
-  const out = rng.bytes(Math.max(4, size));
-  out.set([0xff, 0xd8], 0);
-  out.set([0xff, 0xd9], out.length - 2);
-  return out;
-}
+].map(jpegFixture);
 
 /** A real sample (big), a fixture (small) or a fake JPEG. */
 function someJpeg(rng: Rng, maxFake = 50_000): Uint8Array {

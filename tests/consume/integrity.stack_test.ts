@@ -11,20 +11,18 @@ import { messageKey } from "../../src/key.ts";
 import { localStore } from "../../src/filter/loader.ts";
 import { audit, waitForDrain } from "../../dev/audit.ts";
 import { type Child, freePort, spawnDeno } from "../../dev/processes.ts";
+import { mulberry32 } from "../../dev/random.ts";
 import { greyJpeg } from "../support/images.ts";
 import { createTopic, ensureStack, isolatedConfig, quietLog } from "../support/stack.ts";
+import { sleep } from "../../src/ingest/camera.ts";
 
 /** Outer bound for a process to print an expected line; generous, a busy CI machine is slow. */
 const LINE_MS = 120_000;
 
 /** A deterministic scene per number: 8x8 random blocks, so any two differ in about half their aHash bits. */
 function scene(n: number): Uint8Array {
-  let state = (n + 1) * 2654435761 >>> 0;
-  const cells: number[] = [];
-  for (let i = 0; i < 64; i++) {
-    state = (state * 1664525 + 1013904223) >>> 0;
-    cells.push(state >>> 24);
-  }
+  const next = mulberry32(n + 1);
+  const cells = Array.from({ length: 64 }, () => next() >>> 24);
   return greyJpeg(320, 240, (x, y) => cells[Math.floor(y / 30) * 8 + Math.floor(x / 40)], 85);
 }
 
@@ -301,7 +299,7 @@ Deno.test({
         const r = await fetch(`http://127.0.0.1:${port}/healthz`);
         body = await r.text();
         if (r.status === 503 && body.includes("catalog")) break;
-        await new Promise((r) => setTimeout(r, 1000));
+        await sleep(1000);
       }
       assert.match(body, /"catalog":"catalog .*free space/);
       console.log(`healthz while full: ${body.slice(0, 200)}`);
@@ -316,7 +314,7 @@ Deno.test({
     // Checks are cached for up to 5 s.
     let health = await r.text();
     for (let i = 0; i < 30 && !health.includes('"catalog":"ok"'); i++) {
-      await new Promise((r) => setTimeout(r, 1000));
+      await sleep(1000);
       health = await (await fetch(`http://127.0.0.1:${port}/healthz`)).text();
     }
     assert.match(health, /"catalog":"ok"/);

@@ -10,6 +10,7 @@ import { loadFilter } from "../../src/filter/loader.ts";
 import { createSceneFilter } from "../../src/filter/scene.ts";
 import { fakeBatch, MemoryStore } from "../support/fakes.ts";
 import { greyJpeg, readSamples } from "../support/images.ts";
+import { sleep } from "../../src/ingest/camera.ts";
 
 const T0 = Date.UTC(2026, 1, 18, 9, 39, 32, 518);
 const samples = readSamples();
@@ -203,7 +204,7 @@ Deno.test("a failing store is retried and the offset waits for it", async () => 
 Deno.test("a store abandoned at shutdown leaves its offset unresolved", async () => {
   const store = new MemoryStore();
   store.failPuts = 1000;
-  const { pipeline } = await setup("", store, () => new Promise((r) => setTimeout(r, 2)));
+  const { pipeline } = await setup("", store, () => sleep(2));
   const batch = fakeBatch([message(0, "r", T0, 0, samples[0]), message(1, "r", T0 + 1, 1, dark)]);
   const running = pipeline.handleBatch(batch);
   setTimeout(() => batch.deactivate(), 20);

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import jpeg from "jpeg-js";
 import { decodeGreyEighth, type GreyImage, readJpegInfo } from "../../src/filter/jpeg_dc.ts";
-
-const SAMPLES_DIR = new URL("../../../shared/samples/reachy-001/", import.meta.url);
-const FIXTURES = new URL("../fixtures/jpeg/", import.meta.url);
+import { Rng } from "../../dev/random.ts";
+import { concat } from "../support/bytes.ts";
+import { jpegFixture, readSamples } from "../support/images.ts";
 
 /**
  * The documented accuracy of decodeGreyEighth against an exact full decode (jpeg-js, luma channel, mean of the
@@ -16,22 +16,8 @@ const MAX_CELL_DIFF = 2;
 const MAX_EDGE_CELL_DIFF = 2.5;
 const MAX_MEAN_DIFF = 0.5;
 
-function fixture(name: string): Uint8Array {
-  return Deno.readFileSync(new URL(name, FIXTURES));
-}
-
-let samplesCache: Uint8Array[] | null = null;
-
-/** The real Reachy frames, read from the shared folder at test time (never copied into the repo). */
-function samples(): Uint8Array[] {
-  if (samplesCache === null) {
-    const names = [...Deno.readDirSync(SAMPLES_DIR)].map((e) => e.name).filter((n) => n.endsWith(".jpg"))
-      .sort();
-    assert.ok(names.length >= 3, `expected the sample frames in ${SAMPLES_DIR.pathname}`);
-    samplesCache = names.map((n) => Deno.readFileSync(new URL(n, SAMPLES_DIR)));
-  }
-  return samplesCache;
-}
+/** The real Reachy frames, read from the shared folder (never copied into the repo). */
+const SAMPLES = readSamples();
 
 interface Agreement {
   max: number;
@@ -99,16 +85,6 @@ function segments(d: Uint8Array): { marker: number; at: number; end: number }[] 
     }
     out.push({ marker: m, at: p, end });
     p = end;
-  }
-  return out;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
   }
   return out;
 }
@@ -196,7 +172,7 @@ const FIXTURE_CASES: FixtureCase[] = [
 
 Deno.test("decodeGreyEighth agrees with a full decode", async (t) => {
   await t.step("on the real 1080p camera frames", () => {
-    for (const [i, buf] of samples().entries()) {
+    for (const [i, buf] of SAMPLES.entries()) {
       const got = decodeGreyEighth(buf);
       assert.equal(got.width, 240);
       assert.equal(got.height, 135);
@@ -206,7 +182,7 @@ Deno.test("decodeGreyEighth agrees with a full decode", async (t) => {
 
   for (const c of FIXTURE_CASES) {
     await t.step(`on ${c.file} (${c.subsampling}${c.progressive ? ", progressive" : ""})`, () => {
-      const buf = fixture(c.file);
+      const buf = jpegFixture(c.file);
       const info = readJpegInfo(buf);
       assert.deepEqual(info, {
         width: c.width,
@@ -220,7 +196,9 @@ Deno.test("decodeGreyEighth agrees with a full decode", async (t) => {
   }
 
   await t.step("byte for byte with libjpeg-turbo's 1/8-scale grey output (djpeg -scale 1/8)", () => {
-    const expected = JSON.parse(Deno.readTextFileSync(new URL("libjpeg_eighth.json", FIXTURES))) as Record<
+    const expected = JSON.parse(
+      Deno.readTextFileSync(new URL("../fixtures/jpeg/libjpeg_eighth.json", import.meta.url)),
+    ) as Record<
       string,
       { width: number; height: number; hex: string }
     >;
@@ -228,7 +206,7 @@ Deno.test("decodeGreyEighth agrees with a full decode", async (t) => {
     assert.ok(names.length >= 20, `only ${names.length} expected outputs`);
     for (const name of names) {
       const e = expected[name];
-      const got = decodeGreyEighth(fixture(name));
+      const got = decodeGreyEighth(jpegFixture(name));
       const hex = [...got.data].map((b) => b.toString(16).padStart(2, "0")).join("");
       assert.deepEqual([got.width, got.height], [e.width, e.height], name);
       assert.equal(hex, e.hex, name);
@@ -237,7 +215,7 @@ Deno.test("decodeGreyEighth agrees with a full decode", async (t) => {
 
   await t.step("the same luma coded differently gives the same image", () => {
     // cjpeg codes identical luma whatever the chroma sampling, scan layout or Huffman tables.
-    const ref = decodeGreyEighth(fixture("baseline_420.jpg"));
+    const ref = decodeGreyEighth(jpegFixture("baseline_420.jpg"));
     for (
       const f of [
         "baseline_422.jpg",
@@ -251,23 +229,23 @@ Deno.test("decodeGreyEighth agrees with a full decode", async (t) => {
         "trailing_garbage.jpg",
       ]
     ) {
-      sameImage(decodeGreyEighth(fixture(f)), ref);
+      sameImage(decodeGreyEighth(jpegFixture(f)), ref);
     }
   });
 });
 
 Deno.test("decodeGreyEighth reads the variants cameras and encoders produce", async (t) => {
-  const base = fixture("baseline_420.jpg");
+  const base = jpegFixture("baseline_420.jpg");
   const ref = decodeGreyEighth(base);
 
   await t.step("Motion-JPEG without DHT uses the Annex K standard tables", () => {
-    const noDht = fixture("no_dht_420.jpg");
+    const noDht = jpegFixture("no_dht_420.jpg");
     assert.equal(segments(noDht).filter((s) => s.marker === 0xc4).length, 0);
     sameImage(decodeGreyEighth(noDht), ref);
     // Stripping the tables in memory from the original gives the same bytes as the fixture.
     assert.deepEqual(without(base, [0xc4]), noDht);
     // The real camera frames are coded with the Annex K tables too: without their DHT they decode the same.
-    for (const real of samples().slice(0, 2)) {
+    for (const real of SAMPLES.slice(0, 2)) {
       sameImage(decodeGreyEighth(without(real, [0xc4])), decodeGreyEighth(real));
     }
   });
@@ -307,7 +285,7 @@ Deno.test("decodeGreyEighth reads the variants cameras and encoders produce", as
   });
 
   await t.step("fill bytes 0xFF before markers, restart markers included", () => {
-    const rst = fixture("restart_rows.jpg");
+    const rst = jpegFixture("restart_rows.jpg");
     const fill = new Uint8Array([0xff, 0xff, 0xff]);
     const parts: Uint8Array[] = [rst.subarray(0, 2)];
     for (const s of segments(rst)) {
@@ -332,7 +310,7 @@ Deno.test("decodeGreyEighth reads the variants cameras and encoders produce", as
   });
 
   await t.step("garbage after EOI is ignored", () => {
-    const trailing = fixture("trailing_garbage.jpg");
+    const trailing = jpegFixture("trailing_garbage.jpg");
     assert.ok(trailing.length > base.length);
     sameImage(decodeGreyEighth(trailing), ref);
   });
@@ -341,17 +319,17 @@ Deno.test("decodeGreyEighth reads the variants cameras and encoders produce", as
     for (
       const [f, w, h] of [["odd_1x1.jpg", 1, 1], ["odd_7x9.jpg", 1, 2], ["odd_17x33.jpg", 3, 5]] as const
     ) {
-      const g = decodeGreyEighth(fixture(f));
+      const g = decodeGreyEighth(jpegFixture(f));
       assert.equal(g.width, w, f);
       assert.equal(g.height, h, f);
     }
-    const big = decodeGreyEighth(fixture("odd_641x479.jpg"));
+    const big = decodeGreyEighth(jpegFixture("odd_641x479.jpg"));
     assert.equal(big.width, 81);
     assert.equal(big.height, 60);
   });
 
   await t.step("readJpegInfo reads the real frames without decoding", () => {
-    assert.deepEqual(readJpegInfo(samples()[0]), {
+    assert.deepEqual(readJpegInfo(SAMPLES[0]), {
       width: 1920,
       height: 1080,
       components: 3,
@@ -362,7 +340,7 @@ Deno.test("decodeGreyEighth reads the variants cameras and encoders produce", as
 });
 
 Deno.test("decodeGreyEighth refuses what it cannot read", async (t) => {
-  const base = fixture("baseline_420.jpg");
+  const base = jpegFixture("baseline_420.jpg");
   const sof = firstSegment(base, 0xc0);
 
   await t.step("empty input and other formats", () => {
@@ -386,13 +364,13 @@ Deno.test("decodeGreyEighth refuses what it cannot read", async (t) => {
       ["sequential_noninterleaved.jpg", 31],
     ];
     for (const [f, step] of cases) {
-      const d = fixture(f);
+      const d = jpegFixture(f);
       for (let len = 2; len < d.length; len += step) {
         throwsSyntax(d.subarray(0, len), /^truncated JPEG: /);
       }
       throwsSyntax(d.subarray(0, d.length - 2), /^truncated JPEG: /);
     }
-    const real = samples()[0];
+    const real = SAMPLES[0];
     throwsSyntax(
       real.subarray(0, 100_000),
       /^truncated JPEG: entropy data of scan 1 ends in MCU \d+ of 8160$/,
@@ -412,7 +390,7 @@ Deno.test("decodeGreyEighth refuses what it cannot read", async (t) => {
   });
 
   await t.step("unsupported processes and precisions", () => {
-    throwsSyntax(fixture("arithmetic.jpg"), /^unsupported JPEG: arithmetic coding \(SOF9\)$/);
+    throwsSyntax(jpegFixture("arithmetic.jpg"), /^unsupported JPEG: arithmetic coding \(SOF9\)$/);
     const lossless = base.slice();
     lossless[sof.at + 1] = 0xc3;
     throwsSyntax(lossless, /^unsupported JPEG: lossless \(SOF3\)$/);
@@ -459,7 +437,7 @@ Deno.test("decodeGreyEighth refuses what it cannot read", async (t) => {
     unknown[sos.at + 5] = 9; // the scan names a component the frame does not have
     throwsSyntax(unknown, /names unknown or repeated component 9/);
     // One scan per component: drop the luma scan, keep the chroma ones.
-    const seq = fixture("sequential_noninterleaved.jpg");
+    const seq = jpegFixture("sequential_noninterleaved.jpg");
     const chromaOnly = concat([
       seq.subarray(0, 2),
       ...segments(seq).filter((x) => !(x.marker === 0xda && seq[x.at + 5] === 1)).map((x) =>
@@ -475,7 +453,7 @@ Deno.test("decodeGreyEighth refuses what it cannot read", async (t) => {
     const overfull = base.slice();
     overfull.set([3, 0, 3], dht.at + 5); // three 1-bit codes (same total count as before)
     throwsSyntax(overfull, /^bad Huffman table in DHT at byte \d+: too many codes of length 1$/);
-    const rst = fixture("restart_rows.jpg").slice();
+    const rst = jpegFixture("restart_rows.jpg").slice();
     const rstAt = rst.findIndex((b, i) => b === 0xff && rst[i + 1] === 0xd1);
     rst[rstAt + 1] = 0xd5;
     throwsSyntax(
@@ -494,17 +472,11 @@ Deno.test("decodeGreyEighth refuses what it cannot read", async (t) => {
 Deno.test("decodeGreyEighth throws only SyntaxError or RangeError on arbitrary bytes", () => {
   // A bounded fuzz: random buffers, then real frames and fixtures with bytes changed, inserted, deleted or cut.
   // Whatever the input, the decoder must return or throw a SyntaxError/RangeError, never hang or crash.
-  let seed = 0x9e3779b9;
-  const rand = (n: number): number => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return (seed >>> 0) % n;
-  };
+  const rng = new Rng(0x9e3779b9);
   const sources = [
-    samples()[0],
+    SAMPLES[0],
     ...["baseline_420.jpg", "progressive_420.jpg", "restart_5b_422.jpg", "grey.jpg", "no_dht_420.jpg"].map(
-      fixture,
+      jpegFixture,
     ),
   ];
   const check = (buf: Uint8Array): void => {
@@ -522,36 +494,36 @@ Deno.test("decodeGreyEighth throws only SyntaxError or RangeError on arbitrary b
   while (performance.now() < deadline) {
     runs++;
     if (runs % 8 === 0) {
-      const buf = new Uint8Array(rand(2000));
-      for (let i = 0; i < buf.length; i++) buf[i] = rand(256);
-      if (buf.length > 2 && rand(2) === 0) buf.set([0xff, 0xd8]);
+      const buf = new Uint8Array(rng.int(2000));
+      for (let i = 0; i < buf.length; i++) buf[i] = rng.int(256);
+      if (buf.length > 2 && rng.int(2) === 0) buf.set([0xff, 0xd8]);
       check(buf);
       continue;
     }
-    const src = sources[rand(sources.length)];
+    const src = sources[rng.int(sources.length)];
     let buf: Uint8Array = src.slice();
-    const edits = 1 + rand(8);
+    const edits = 1 + rng.int(8);
     for (let e = 0; e < edits; e++) {
-      const at = rand(buf.length);
-      switch (rand(5)) {
+      const at = rng.int(buf.length);
+      switch (rng.int(5)) {
         case 0:
-          buf[at] = rand(256);
+          buf[at] = rng.int(256);
           break;
         case 1:
-          buf[at] ^= 1 << rand(8);
+          buf[at] ^= 1 << rng.int(8);
           break;
         case 2:
-          buf = concat([buf.subarray(0, at), new Uint8Array([0xff, rand(256)]), buf.subarray(at)]);
+          buf = concat([buf.subarray(0, at), new Uint8Array([0xff, rng.int(256)]), buf.subarray(at)]);
           break;
         case 3:
-          buf = concat([buf.subarray(0, at), buf.subarray(Math.min(buf.length, at + 1 + rand(16)))]);
+          buf = concat([buf.subarray(0, at), buf.subarray(Math.min(buf.length, at + 1 + rng.int(16)))]);
           break;
         default:
           // Header bytes are where the sizes and tables live: hit them more often.
-          buf[rand(Math.min(buf.length, 700))] = rand(256);
+          buf[rng.int(Math.min(buf.length, 700))] = rng.int(256);
       }
     }
-    if (rand(4) === 0) buf = buf.subarray(0, rand(buf.length + 1));
+    if (rng.int(4) === 0) buf = buf.subarray(0, rng.int(buf.length + 1));
     check(buf);
   }
   assert.ok(runs > 100, `only ${runs} fuzz runs in 3 s`);

@@ -5,32 +5,22 @@ import {
   frameUrlFromStreamUrl,
   mjpegFrames,
   polledFrames,
+  sleep,
   withQuery,
 } from "../../src/ingest/camera.ts";
 import { ServiceError } from "../../src/errors.ts";
 import { memoryLogger } from "../../src/log.ts";
 import { isJpeg } from "../../src/ingest/mjpeg.ts";
 import { startCamera } from "../../tools/camera.ts";
+import { Rng } from "../../dev/random.ts";
+import { concat, sameBytes } from "../support/bytes.ts";
+import { readSamples, sampleFiles, SAMPLES_DIR } from "../support/images.ts";
 
-const SAMPLES_DIR = new URL("../../../shared/samples/reachy-001/", import.meta.url);
 const encoder = new TextEncoder();
 const MAX_PART = 1024 * 1024;
 
-function samples(): Uint8Array<ArrayBuffer>[] {
-  const names = [...Deno.readDirSync(SAMPLES_DIR)].map((e) => e.name).filter((n) => n.endsWith(".jpg"))
-    .sort();
-  return names.slice(0, 4).map((n) => Deno.readFileSync(new URL(n, SAMPLES_DIR)));
-}
-
-function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+/** The first four real frames, freshly read. */
+const samples = () => readSamples().slice(0, 4);
 
 /** One multipart part; `contentLength: false` leaves the header out. */
 function part(boundary: string, type: string, body: Uint8Array, contentLength = true): Uint8Array {
@@ -68,28 +58,14 @@ async function rejection(promise: Promise<unknown>): Promise<ServiceError> {
   assert.fail("expected an error");
 }
 
-/** Deterministic noise (xorshift32), e.g. a camera sending garbage. */
-function noise(size: number, seed: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(size);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
-}
+/** Deterministic noise, e.g. a camera sending garbage. */
+const noise = (size: number, seed: number) => new Rng(seed).bytes(size);
 
 async function until(condition: () => boolean, ms: number): Promise<void> {
   const end = performance.now() + ms;
   while (!condition()) {
     if (performance.now() > end) assert.fail(`condition not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 10));
+    await sleep(10);
   }
 }
 
@@ -198,9 +174,9 @@ Deno.test("mjpegFrames yields the JPEGs a camera streams", async (t) => {
   });
 
   await t.step("the simulated camera serves sample files in order", async () => {
-    const camera = await startCamera({ samplesDir: SAMPLES_DIR.pathname, fps: 100 });
+    const camera = await startCamera({ samplesDir: SAMPLES_DIR, fps: 100 });
     try {
-      const all = [...Deno.readDirSync(SAMPLES_DIR)].filter((e) => e.name.endsWith(".jpg")).length;
+      const all = sampleFiles().length;
       const out = await collect(
         mjpegFrames(camera.url, { maxPartBytes: MAX_PART, readTimeoutMs: 2000, log: memoryLogger() }),
         all + 1,
@@ -220,7 +196,7 @@ Deno.test("mjpegFrames yields the JPEGs a camera streams", async (t) => {
       const body = new ReadableStream<Uint8Array>({
         pull(controller) {
           controller.enqueue(part("frame", "image/jpeg", frames[0]));
-          return new Promise((r) => setTimeout(r, 20));
+          return sleep(20);
         },
         cancel() {
           cancelled = true;
@@ -671,7 +647,7 @@ Deno.test({
         pull(controller) {
           controller.enqueue(first ? encoder.encode("--frame\r\nContent-Type: image/jpeg\r\n") : junk);
           first = false;
-          return new Promise((r) => setTimeout(r, 1)); // ~1 MB/s of header lines, forever
+          return sleep(1); // ~1 MB/s of header lines, forever
         },
       });
       return new Response(body, { headers: { "content-type": "multipart/x-mixed-replace; boundary=frame" } });

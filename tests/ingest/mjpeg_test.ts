@@ -6,33 +6,15 @@ import {
   MjpegEvent,
   MjpegParser,
 } from "../../src/ingest/mjpeg.ts";
+import { Rng } from "../../dev/random.ts";
+import { concat, sameBytes } from "../support/bytes.ts";
+import { fakeJpeg, readSamples, withComment } from "../support/images.ts";
 
-const SAMPLES_DIR = new URL("../../../shared/samples/reachy-001/", import.meta.url);
 const encoder = new TextEncoder();
 const MAX_PART = 1024 * 1024;
 
-let samplesCache: Uint8Array[] | null = null;
-
-/** The real Reachy frames, read from the shared folder at test time (never copied into the repo). */
-function samples(): Uint8Array[] {
-  if (samplesCache === null) {
-    const names = [...Deno.readDirSync(SAMPLES_DIR)].map((e) => e.name).filter((n) => n.endsWith(".jpg"))
-      .sort();
-    assert.ok(names.length >= 3, `expected the sample frames in ${SAMPLES_DIR.pathname}`);
-    samplesCache = names.map((n) => Deno.readFileSync(new URL(n, SAMPLES_DIR)));
-  }
-  return samplesCache;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+/** The real Reachy frames, read from the shared folder (never copied into the repo). */
+const SAMPLES = readSamples();
 
 interface Style {
   boundary?: string;
@@ -121,12 +103,6 @@ function bodies(events: MjpegEvent[]): Uint8Array[] {
   return partsOf(events).map((p) => p.body);
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 /** Asserts the parts are exactly the expected frames, naming the first difference. */
 function assertFrames(actual: Uint8Array[], expected: Uint8Array[], label: string): void {
   assert.equal(
@@ -144,30 +120,6 @@ function assertFrames(actual: Uint8Array[], expected: Uint8Array[], label: strin
 
 function parse(bytes: Uint8Array, boundary: string | null = "frame", maxPartBytes = MAX_PART): MjpegEvent[] {
   return feed(new MjpegParser({ boundary, maxPartBytes }), [bytes]);
-}
-
-/** A small fake JPEG (SOI, noise, EOI), deterministic by seed; enough for framing tests. */
-function fakeJpeg(size: number, seed: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let x = seed * 2654435761 >>> 0 || 1;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  out.set([0xff, 0xd8], 0);
-  out.set([0xff, 0xd9], size - 2);
-  return out;
-}
-
-/** The frame with a COM segment right after SOI: a legal JPEG whose bytes contain `text`. */
-function withComment(jpeg: Uint8Array, text: string): Uint8Array {
-  const payload = encoder.encode(text);
-  const segment = new Uint8Array(4 + payload.length);
-  segment.set([0xff, 0xfe, (payload.length + 2) >> 8, (payload.length + 2) & 0xff]);
-  segment.set(payload, 4);
-  return concat([jpeg.subarray(0, 2), segment, jpeg.subarray(2)]);
 }
 
 Deno.test("boundaryFromContentType reads the boundary parameter in every style cameras use", async (t) => {
@@ -197,24 +149,24 @@ Deno.test("boundaryFromContentType reads the boundary parameter in every style c
 
 Deno.test("isJpeg accepts whole JPEGs with a little padding and rejects everything else", async (t) => {
   await t.step("the real sample frames are JPEGs", () => {
-    for (const frame of samples()) assert.ok(isJpeg(frame));
+    for (const frame of SAMPLES) assert.ok(isJpeg(frame));
   });
   await t.step("the smallest SOI+EOI is a JPEG", () => {
     assert.ok(isJpeg(new Uint8Array([0xff, 0xd8, 0xff, 0xd9])));
   });
   await t.step("CR, LF, NUL, space and tab padding after EOI is accepted", () => {
-    const frame = samples()[0];
+    const frame = SAMPLES[0];
     for (const pad of [[0x0d, 0x0a], [0x0a], [0, 0, 0, 0], [0x20, 0x09]]) {
       assert.ok(isJpeg(concat([frame, new Uint8Array(pad)])), `padding ${pad}`);
     }
   });
   await t.step(`padding is limited to ${JPEG_MAX_PADDING} bytes`, () => {
-    const frame = samples()[0];
+    const frame = SAMPLES[0];
     assert.ok(isJpeg(concat([frame, new Uint8Array(JPEG_MAX_PADDING)])));
     assert.ok(!isJpeg(concat([frame, new Uint8Array(JPEG_MAX_PADDING + 1)])));
   });
   await t.step("a frame cut short, an HTML page, a bare SOI and nothing are not JPEGs", () => {
-    const frame = samples()[0];
+    const frame = SAMPLES[0];
     assert.ok(!isJpeg(frame.subarray(0, frame.length - 1000)));
     assert.ok(!isJpeg(frame.subarray(0, frame.length - 1)));
     assert.ok(!isJpeg(frame.subarray(1)));
@@ -224,12 +176,12 @@ Deno.test("isJpeg accepts whole JPEGs with a little padding and rejects everythi
     assert.ok(!isJpeg(new Uint8Array()));
   });
   await t.step("other bytes after EOI are not padding", () => {
-    assert.ok(!isJpeg(concat([samples()[0], encoder.encode("--frame")])));
+    assert.ok(!isJpeg(concat([SAMPLES[0], encoder.encode("--frame")])));
   });
 });
 
 Deno.test("MjpegParser splits real frames for every boundary style", async (t) => {
-  const frames = samples();
+  const frames = SAMPLES;
   const names = [
     "frame",
     "boundarydonotcross",
@@ -285,7 +237,7 @@ Deno.test("MjpegParser splits real frames for every boundary style", async (t) =
 });
 
 Deno.test("MjpegParser handles each camera's part framing", async (t) => {
-  const frames = samples().slice(0, 4);
+  const frames = SAMPLES.slice(0, 4);
   const variants: [string, Style][] = [
     ["with Content-Length", {}],
     ["without Content-Length", { contentLength: false }],
@@ -352,7 +304,7 @@ Deno.test("MjpegParser handles each camera's part framing", async (t) => {
   });
 
   await t.step("tiny frames and an empty part", () => {
-    const tiny = [new Uint8Array([0xff, 0xd8, 0xff, 0xd9]), fakeJpeg(10, 1), new Uint8Array()];
+    const tiny = [new Uint8Array([0xff, 0xd8, 0xff, 0xd9]), fakeJpeg(new Rng(1), 10), new Uint8Array()];
     for (const contentLength of [true, false]) {
       assertFrames(bodies(parse(buildStream(tiny, { contentLength }).bytes)), tiny, `tiny ${contentLength}`);
     }
@@ -369,7 +321,7 @@ Deno.test("MjpegParser handles each camera's part framing", async (t) => {
 });
 
 Deno.test("MjpegParser gives the same frames however the stream is chunked", async (t) => {
-  const frames = samples().slice(0, 3);
+  const frames = SAMPLES.slice(0, 3);
 
   await t.step("the whole stream in one chunk", () => {
     assertFrames(bodies(parse(buildStream(frames).bytes)), frames, "one chunk");
@@ -377,9 +329,9 @@ Deno.test("MjpegParser gives the same frames however the stream is chunked", asy
 
   await t.step("a small synthetic stream byte by byte, in every style", () => {
     const small = [
-      fakeJpeg(300, 1),
-      fakeJpeg(5, 2),
-      withComment(fakeJpeg(200, 3), "\r\n--frame\r\nnot a header\r\n"),
+      fakeJpeg(new Rng(1), 300),
+      fakeJpeg(new Rng(2), 5),
+      withComment(fakeJpeg(new Rng(3), 200), "\r\n--frame\r\nnot a header\r\n"),
     ];
     const styles: Style[] = [
       {},
@@ -448,15 +400,14 @@ Deno.test("MjpegParser gives the same frames however the stream is chunked", asy
         boundary: "BoundaryString",
       },
     ];
-    let seed = 12345;
-    const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296;
+    const rng = new Rng(12345);
     for (const [s, style] of styles.entries()) {
       const { bytes } = buildStream(frames, style);
       for (let round = 0; round < 6; round++) {
         const chunks: Uint8Array[] = [];
         for (let i = 0; i < bytes.length;) {
           // Mostly small chunks with the odd big one, like a socket under load.
-          const size = next() < 0.1 ? 1 + Math.floor(next() * 100_000) : 1 + Math.floor(next() * 3000);
+          const size = rng.chance(0.1) ? 1 + rng.int(100_000) : 1 + rng.int(3000);
           chunks.push(bytes.subarray(i, i + size));
           i += size;
         }
@@ -484,7 +435,7 @@ Deno.test("MjpegParser gives the same frames however the stream is chunked", asy
 });
 
 Deno.test("MjpegParser keeps a JPEG whole when its bytes contain the boundary", async (t) => {
-  const frames = samples().slice(0, 3);
+  const frames = SAMPLES.slice(0, 3);
   const tricky = withComment(
     frames[0],
     "camera says:\r\n--frame\r\nnot a header line\r\n--frame--\r\n--frame",
@@ -554,7 +505,7 @@ Deno.test("MjpegParser keeps a JPEG whole when its bytes contain the boundary", 
 });
 
 Deno.test("MjpegParser bounds memory and reports oversized or endless input once", async (t) => {
-  const frames = samples().slice(0, 3);
+  const frames = SAMPLES.slice(0, 3);
   const SLACK = 2 * 64 * 1024 + 16 * 1024;
 
   for (const contentLength of [true, false]) {

@@ -7,6 +7,7 @@ import { captureTime, FrameSender } from "../../src/ingest/producer.ts";
 import { freePort, spawnDeno } from "../../dev/processes.ts";
 import { greyJpeg } from "../support/images.ts";
 import { createTopic, ensureStack, isolatedConfig } from "../support/stack.ts";
+import { sleep } from "../../src/ingest/camera.ts";
 
 const JPEG = new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 0xff, 0xd9]);
 const T0 = Date.UTC(2026, 1, 18, 9, 39, 32);
@@ -34,7 +35,7 @@ function sender(toml = "", kafka = fakeKafka()) {
     robotId: "reachy-001",
     log,
     kafka: kafka.kafka,
-    sleep: () => new Promise((r) => setTimeout(r, 1)),
+    sleep: () => sleep(1),
   });
   return { s, log, state: kafka.state };
 }
@@ -202,7 +203,7 @@ Deno.test({
         const exited = producer.exited.then(() => "exited");
         let sent = 0;
         for (let waited = 0; sent < 3; waited += 200) {
-          if (await Promise.race([exited, new Promise((r) => setTimeout(r, 200))]) === "exited") {
+          if (await Promise.race([exited, sleep(200)]) === "exited") {
             assert.fail(`the producer exited; last lines:\n${producer.lines.slice(-15).join("\n")}`);
           }
           assert.ok(

@@ -12,6 +12,7 @@ import {
 import { resolveConfig } from "../../src/config.ts";
 import { memoryLogger } from "../../src/log.ts";
 import { ensureStack, isolatedConfig } from "../support/stack.ts";
+import { sleep } from "../../src/ingest/camera.ts";
 
 Deno.test("snappy: raw blocks and the Java client's xerial framing both decode", async (t) => {
   const data = new TextEncoder().encode("frame ".repeat(5000));
@@ -63,16 +64,16 @@ Deno.test("kafkajs request queue: the check timer runs only while requests wait"
     scheduleCheckPendingRequests.call(q);
     assert.notEqual(q.throttleCheckTimeoutId, null);
     scheduleCheckPendingRequests.call(q); // already armed: no second timer
-    await new Promise((r) => setTimeout(r, 30));
+    await sleep(30);
     assert.equal(q.checks, 1);
     assert.equal(q.throttleCheckTimeoutId, null);
   });
   await t.step("a throttled queue is checked when the broker's throttle ends", async () => {
     const q = queue([{}], Date.now() + 60);
     scheduleCheckPendingRequests.call(q);
-    await new Promise((r) => setTimeout(r, 30));
+    await sleep(30);
     assert.equal(q.checks, 0);
-    await new Promise((r) => setTimeout(r, 60));
+    await sleep(60);
     assert.equal(q.checks, 1);
   });
 });

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import byteAtATime from "kafkajs/src/protocol/recordBatch/crc32C/crc32C.js";
 import { crc32c } from "../../src/kafka/crc32c.ts";
 import { FAST_CRC32C } from "../../src/kafka/client.ts";
-
-const SAMPLES = new URL("../../../shared/samples/reachy-001/", import.meta.url).pathname;
+import { Rng } from "../../dev/random.ts";
+import { readSamples } from "../support/images.ts";
 
 Deno.test("crc32c: Kafka's record-batch checksum", async (t) => {
   await t.step("the standard check value: CRC-32C of '123456789' is e3069283", () => {
@@ -11,8 +11,7 @@ Deno.test("crc32c: Kafka's record-batch checksum", async (t) => {
     assert.equal(crc32c(new Uint8Array(0)), 0);
   });
   await t.step("same result as kafkajs' byte-at-a-time code for every length 0..300 and offset", () => {
-    let seed = 7;
-    const bytes = new Uint8Array(310).map(() => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24);
+    const bytes = new Rng(7).bytes(310);
     for (let offset = 0; offset < 8; offset++) {
       for (let n = 0; n <= 300; n++) {
         const slice = bytes.subarray(offset, offset + n);
@@ -21,10 +20,7 @@ Deno.test("crc32c: Kafka's record-batch checksum", async (t) => {
     }
   });
   await t.step("same result on a real 1080p frame", () => {
-    const name = [...Deno.readDirSync(SAMPLES)].map((e) =>
-      e.name
-    ).filter((n) => n.endsWith(".jpg")).sort()[0];
-    const frame = Deno.readFileSync(SAMPLES + name);
+    const frame = readSamples()[0];
     assert.equal(crc32c(frame), byteAtATime(frame));
   });
   await t.step("continues across pieces", () => {

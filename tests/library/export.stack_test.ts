@@ -23,20 +23,10 @@ import type { StoragePlugin } from "../../src/plugin.ts";
 import { searchAll } from "../../src/library/search.ts";
 import { startLatencyProxy } from "../../dev/latency_proxy.ts";
 import { freePort, spawnDeno } from "../../dev/processes.ts";
-import { stackEndpoints, stackUp } from "../../tools/stack.ts";
 import { greyJpeg } from "../support/images.ts";
 import { frameRow, T0 } from "../support/rows.ts";
-
-/** Only S3 is needed here: start the stack's S3 server when nothing answers on its port. */
-async function ensureS3(): Promise<string> {
-  const endpoint = stackEndpoints().s3Endpoint;
-  try {
-    (await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(endpoint).port) })).close();
-  } catch {
-    await stackUp(["s3"]);
-  }
-  return endpoint;
-}
+import { ensureS3 } from "../support/stack.ts";
+import { sleep } from "../../src/ingest/camera.ts";
 
 async function tar(args: string[], cwd?: string): Promise<string> {
   const out = await new Deno.Command("tar", { args, cwd, stdout: "piped", stderr: "piped" }).output();
@@ -239,7 +229,7 @@ async function emptyBucket(store: StoragePlugin): Promise<void> {
   for await (const o of store.list()) await store.delete(o.key);
 }
 
-Deno.test("tar headers: ustar fields, checksum, long paths split into prefix and name", async () => {
+Deno.test("tar headers: ustar fields, checksum, long paths split into prefix and name", () => {
   const h = tarHeader("door/x.jpg", 1234, 1_700_000_000_000);
   const text = (from: number, len: number) =>
     new TextDecoder().decode(h.subarray(from, from + len)).replace(/\0+$/, "");
@@ -650,7 +640,7 @@ Deno.test("deno task export: exit 1 with the reason when the store is down, cut 
     const cut = run(`${b.dir}/proxy.toml`, `${b.dir}/cut.tar`);
     for (let i = 0; !(await exists(`${b.dir}/cut.tar.partial`)); i++) {
       assert.ok(i < 6000, `the export did not start a tar within 60 s: ${cut.lines.join("\n")}`);
-      await new Promise((r) => setTimeout(r, 10));
+      await sleep(10);
     }
     proxy.down = true;
     proxy.dropConnections();

@@ -3,9 +3,10 @@ import assert from "node:assert/strict";
 import { SqliteCatalog } from "../../src/catalog/sqlite.ts";
 import { countFrames, parseTime, parseTimeRange, searchAll, searchFrames } from "../../src/library/search.ts";
 import { spawnDeno } from "../../dev/processes.ts";
-import { frameRow, seeded, T0 } from "../support/rows.ts";
+import { mulberry32 } from "../../dev/random.ts";
+import { frameRow, T0 } from "../support/rows.ts";
 
-Deno.test("parseTime: ISO 8601, compact and epoch ms, in UTC; end of a coarse unit", async () => {
+Deno.test("parseTime: ISO 8601, compact and epoch ms, in UTC; end of a coarse unit", () => {
   assert.equal(parseTime("1771407376735"), 1771407376735);
   assert.equal(parseTime("2026-02-18"), Date.UTC(2026, 1, 18));
   assert.equal(parseTime("2026-02-18T09:36"), Date.UTC(2026, 1, 18, 9, 36));
@@ -25,7 +26,7 @@ Deno.test("parseTime: ISO 8601, compact and epoch ms, in UTC; end of a coarse un
   assert.equal(parseTime("5", "--to", { end: true }), 5, "ms are exact");
 });
 
-Deno.test("parseTime: errors name the flag and the bad value", async () => {
+Deno.test("parseTime: errors name the flag and the bad value", () => {
   const cases: [string, RegExp][] = [
     [
       "yesterday",
@@ -163,7 +164,7 @@ Deno.test("labels: any or all, own or from a clip; hits carry their labels and c
 Deno.test("pages stay exact while frames arrive between them", async () => {
   for (const order of ["newest", "oldest"] as const) {
     const catalog = new SqliteCatalog(":memory:");
-    const rnd = seeded(order === "newest" ? 7 : 8);
+    const rnd = mulberry32(order === "newest" ? 7 : 8);
     // 300 frames of 3 robots, with many equal capture times (ties broken by seq, then key).
     const initial = Array.from(
       { length: 300 },

@@ -17,8 +17,10 @@ import {
 } from "../../src/library/similar.ts";
 import { fakeBatch, MemoryStore } from "../support/fakes.ts";
 import { greyJpeg, readSamples } from "../support/images.ts";
-import { frameRow, seeded, T0 } from "../support/rows.ts";
+import { mulberry32 } from "../../dev/random.ts";
+import { frameRow, T0 } from "../support/rows.ts";
 import { benchSearch } from "../../bench/search.ts";
+import { sleep } from "../../src/ingest/camera.ts";
 
 interface Item {
   id: number;
@@ -29,7 +31,7 @@ interface Item {
 
 /** Clustered random hashes: `n` items around `n / 20` centres, 0..30 bits flipped, 4 robots. */
 function clustered(n: number, bytes: number, seed: number): Item[] {
-  const next = seeded(seed);
+  const next = mulberry32(seed);
   const centres = Array.from(
     { length: Math.max(1, n / 20) },
     () => new Uint8Array(bytes).map(() => next() & 255),
@@ -58,13 +60,13 @@ function bruteForce(items: Item[], q: Uint8Array, o: NearestOptions, exclude?: n
     .slice(0, k);
 }
 
-Deno.test("index results equal a brute-force scan (256-bit and other hash sizes, all filters)", async () => {
+Deno.test("index results equal a brute-force scan (256-bit and other hash sizes, all filters)", () => {
   for (const bytes of [32, 8, 13]) {
     const items = clustered(3000, bytes, bytes);
     const index = new HashIndex(bytes, 16); // small capacity: grows while filling
     for (const it of items) index.upsert(it.id, it.hash, it.ts, it.robot);
     assert.equal(index.size, items.length);
-    const next = seeded(99 + bytes);
+    const next = mulberry32(99 + bytes);
     const optionSets: NearestOptions[] = [
       {},
       { k: 1 },
@@ -97,7 +99,7 @@ Deno.test("index results equal a brute-force scan (256-bit and other hash sizes,
   }
 });
 
-Deno.test("index: replace, remove and add again; findable at once", async () => {
+Deno.test("index: replace, remove and add again; findable at once", () => {
   const items = clustered(500, 32, 5);
   const index = new HashIndex(32);
   for (const it of items) index.upsert(it.id, it.hash, it.ts, it.robot);
@@ -197,7 +199,7 @@ Deno.test("SimilarFrames over the catalog: load, add, sync from another connecti
   const t0 = performance.now();
   while ((await similar.nearest(later.hash!, { k: 1, maxDistance: 0 })).length === 0) {
     assert.ok(performance.now() - t0 < 1000, "not findable within a second");
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
   stop();
   other.close();

@@ -17,9 +17,11 @@ import { createLogger, memoryLogger } from "../../src/log.ts";
 import type { ObjectInfo, PutOptions, StoragePlugin } from "../../src/plugin.ts";
 import { loadStorage } from "../../src/filter/loader.ts";
 import { freePort, spawnDeno } from "../../dev/processes.ts";
-import { S3_ACCESS_KEY, S3_SECRET_KEY, stackEndpoints, stackUp } from "../../tools/stack.ts";
+import { S3_ACCESS_KEY, S3_SECRET_KEY, stackEndpoints } from "../../tools/stack.ts";
 import { isolatedConfig } from "../../dev/scratch.ts";
-import { greyJpeg, readSamples } from "../support/images.ts";
+import { greyJpeg, readSamples, withComment } from "../support/images.ts";
+import { bucketName, ensureS3 } from "../support/stack.ts";
+import { sleep } from "../../src/ingest/camera.ts";
 
 const PROJECT = new URL("../../", import.meta.url).pathname;
 const ARCHIVE_PREFIX = "archive/";
@@ -46,22 +48,6 @@ Deno.test("decision: statfs of a real directory matches df's Use%", async () => 
 // -------------------------------------------------------------------------------------------------------------
 // Real S3 helpers
 
-let s3Ready: Promise<void> | null = null;
-/** The stack's S3 server (only S3: eviction needs no Kafka), started when it does not answer. */
-function ensureS3(): Promise<void> {
-  s3Ready ??= (async () => {
-    const port = Number(new URL(stackEndpoints().s3Endpoint).port);
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-    } catch {
-      await stackUp(["s3"]);
-    }
-  })();
-  return s3Ready;
-}
-
-const bucketName = (name: string) => `${name}-${crypto.randomUUID().slice(0, 8)}`;
-
 async function localStore(bucket = bucketName("evict-local"), endpoint = stackEndpoints().s3Endpoint) {
   const store = await loadStorage("rustfs", {
     endpoint,
@@ -85,16 +71,6 @@ async function archiveStore(bucket = bucketName("evict-archive"), endpoint = sta
   });
   await store.open();
   return store;
-}
-
-/** A JPEG with a comment segment right after SOI, so every frame's bytes differ. */
-function withComment(jpeg: Uint8Array, text: string): Uint8Array {
-  const t = new TextEncoder().encode(text);
-  const out = new Uint8Array(jpeg.length + 4 + t.length);
-  out.set([0xff, 0xd8, 0xff, 0xfe, (t.length + 2) >> 8, (t.length + 2) & 0xff]);
-  out.set(t, 6);
-  out.set(jpeg.subarray(2), 6 + t.length);
-  return out;
 }
 
 let smallBase: Uint8Array[] | null = null;
@@ -457,20 +433,33 @@ async function run(cmd: string, args: string[], env: Record<string, string> = {}
   };
 }
 
+/**
+ * Whether this process may mount a tmpfs (root, with the right to mount): the tmpfs test is ignored otherwise,
+ * rather than passing without having checked anything.
+ */
+async function canMountTmpfs(): Promise<boolean> {
+  if (Deno.uid() !== 0) return false;
+  const dir = await Deno.makeTempDir({ prefix: "evict-tmpfs-probe-" });
+  try {
+    const mounted = await run("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", dir]);
+    if (mounted.ok) await run("umount", [dir]);
+    return mounted.ok;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 Deno.test({
-  name: "disk trigger on a real 16 MiB tmpfs holding a second S3Proxy's data (root only)",
-  ignore: Deno.uid() !== 0,
+  name: "disk trigger on a real 16 MiB tmpfs holding a second S3Proxy's data (root with mount rights only)",
+  ignore: !await canMountTmpfs(),
   async fn() {
     await ensureS3();
     const root = await Deno.makeTempDir({ prefix: "evict-tmpfs-" });
     const data = `${root}/s3/data`;
     await Deno.mkdir(data, { recursive: true });
     const mounted = await run("mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", data]);
-    if (!mounted.ok) {
-      console.log(`  skipped: cannot mount a tmpfs (${mounted.text.trim()})`);
-      await Deno.remove(root, { recursive: true });
-      return;
-    }
+    if (!mounted.ok) await Deno.remove(root, { recursive: true });
+    assert.ok(mounted.ok, `mount a 16 MiB tmpfs: ${mounted.text.trim()}`);
     const port = freePort();
     const env = {
       FRAME_BUCKET_STACK_DIR: root,
@@ -588,7 +577,7 @@ Deno.test("crash safety: src/main/evict.ts --once SIGKILLed at random points nev
         child.kill("SIGKILL");
         throw error;
       }
-      await new Promise((r) => setTimeout(r, Math.random() * windowMs));
+      await sleep(Math.random() * windowMs);
       child.kill("SIGKILL");
       const code = await child.exited;
       // The window adapts to how long a run takes on this machine, so that most runs die somewhere mid-way.

@@ -12,8 +12,7 @@ import { startLatencyProxy } from "../../dev/latency_proxy.ts";
 import { spawnDeno } from "../../dev/processes.ts";
 import { stackEndpoints } from "../../tools/stack.ts";
 import { createTopic, ensureStack, isolatedConfig, quietLog } from "../support/stack.ts";
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { sleep } from "../../src/ingest/camera.ts";
 
 Deno.test({
   name:

@@ -5,11 +5,10 @@ import { ServiceError } from "../../src/errors.ts";
 import { loadStorage } from "../../src/filter/loader.ts";
 import { objectKey } from "../../src/key.ts";
 import { newestStored } from "../../src/consume/resume.ts";
-import { ensureStack } from "../support/stack.ts";
+import { bucketName, ensureStack } from "../support/stack.ts";
 import { S3_ACCESS_KEY, S3_SECRET_KEY, stackEndpoints } from "../../tools/stack.ts";
 
 const ENDPOINT = stackEndpoints().s3Endpoint;
-const bucketName = (name: string) => `${name}-${crypto.randomUUID().slice(0, 8)}`;
 
 for (const plugin of ["rustfs", "s3_archive"] as const) {
   Deno.test(`${plugin} plugin: open, put, head, get, list, delete on a real S3 server`, async () => {

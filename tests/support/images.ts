@@ -1,17 +1,9 @@
-/** Generated test images and the real samples, shared by the tests. */
+/** Generated test images, and the real samples (dev/samples.ts: the benchmarks read them too), for the tests. */
 import jpeg from "jpeg-js";
+import type { Rng } from "../../dev/random.ts";
+import { concat } from "./bytes.ts";
 
-export const SAMPLES_DIR = new URL("../../../shared/samples/reachy-001/", import.meta.url).pathname;
-
-/** The ten real reachy frames, in capture order. */
-export function sampleFiles(): string[] {
-  return [...Deno.readDirSync(SAMPLES_DIR)].map((e) => e.name).filter((n) => n.endsWith(".jpg")).sort()
-    .map((n) => SAMPLES_DIR + n);
-}
-
-export function readSamples(): Uint8Array[] {
-  return sampleFiles().map((f) => Deno.readFileSync(f));
-}
+export { readSamples, sampleFiles, SAMPLES_DIR } from "../../dev/samples.ts";
 
 /** Encodes a grey image given by a function of (x, y) as a baseline JPEG. */
 export function greyJpeg(
@@ -30,4 +22,26 @@ export function greyJpeg(
     }
   }
   return new Uint8Array(jpeg.encode({ data, width, height }, quality).data);
+}
+
+/** A JPEG of tests/fixtures/jpeg/. */
+export function jpegFixture(name: string): Uint8Array {
+  return Deno.readFileSync(new URL(`../fixtures/jpeg/${name}`, import.meta.url));
+}
+
+/** A JPEG-shaped blob (SOI, noise, EOI) of exactly `size` bytes (at least 4); the noise may hold markers. */
+export function fakeJpeg(rng: Rng, size: number): Uint8Array {
+  const out = rng.bytes(Math.max(4, size));
+  out.set([0xff, 0xd8], 0);
+  out.set([0xff, 0xd9], out.length - 2);
+  return out;
+}
+
+/** The frame with a COM segment right after SOI: a legal JPEG whose bytes contain `text` (so frames differ). */
+export function withComment(jpeg: Uint8Array, text: string): Uint8Array {
+  const payload = new TextEncoder().encode(text);
+  const segment = new Uint8Array(4 + payload.length);
+  segment.set([0xff, 0xfe, (payload.length + 2) >> 8, (payload.length + 2) & 0xff]);
+  segment.set(payload, 4);
+  return concat([jpeg.subarray(0, 2), segment, jpeg.subarray(2)]);
 }

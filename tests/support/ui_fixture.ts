@@ -14,9 +14,10 @@ import type { StoragePlugin } from "../../src/plugin.ts";
 import { loadStorage } from "../../src/filter/loader.ts";
 import { createApp } from "../../src/server/app.ts";
 import { hashBytesOf, JpegHasher, SimilarFrames } from "../../src/library/similar.ts";
-import { stackEndpoints, stackUp } from "../../tools/stack.ts";
 import { greyJpeg, readSamples } from "./images.ts";
-import { seeded, T0 } from "./rows.ts";
+import { ensureS3 } from "./stack.ts";
+import { mulberry32 } from "../../dev/random.ts";
+import { T0 } from "./rows.ts";
 
 export const REAL = "reachy-001";
 export const SYNTH = "bracket-002";
@@ -37,17 +38,6 @@ export interface UiFixture {
   /** The archived frame's row. */
   archived: FrameRow;
   close(): Promise<void>;
-}
-
-/** Starts the stack's S3 server when nothing answers on its port; returns its endpoint. */
-export async function ensureS3(): Promise<string> {
-  const endpoint = stackEndpoints().s3Endpoint;
-  try {
-    (await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(endpoint).port) })).close();
-  } catch {
-    await stackUp(["s3"]);
-  }
-  return endpoint;
 }
 
 export async function uiFixture(options: { bulk?: number } = {}): Promise<UiFixture> {
@@ -117,7 +107,7 @@ export async function uiFixture(options: { bulk?: number } = {}): Promise<UiFixt
   await catalog.upsertMany(rows);
 
   if (options.bulk) {
-    const random = seeded(7);
+    const random = mulberry32(7);
     const bulk: FrameRow[] = [];
     for (let i = 0; i < options.bulk; i++) {
       const ts = T0 - 30 * 86_400_000 + i * 20_000 + (random() % 5000);
