@@ -13,7 +13,7 @@
  * work is synchronous inside node:sqlite, so nothing else runs in between).
  */
 import type { DatabaseSync, SQLInputValue } from "node:sqlite";
-import { BadInputError, NotFoundError } from "../errors.ts";
+import { BadInputError, ConflictError, NotFoundError } from "../errors.ts";
 import { checkRobotId } from "../key.ts";
 import type {
   Change,
@@ -288,7 +288,7 @@ export class SqliteLabels implements LabelStore {
       if (oldName === newName) return;
       const other = this.#labelId(newName);
       if (other !== null && !by.merge) {
-        throw new BadInputError(
+        throw new ConflictError(
           `label ${JSON.stringify(newName)} already exists: merge ${
             JSON.stringify(oldName)
           } into it explicitly (merge)`,

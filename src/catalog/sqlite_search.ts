@@ -3,7 +3,7 @@
  * search filter, pages of frames in capture order, labels and clips of a page, and the per-robot summaries.
  */
 import type { DatabaseSync, SQLInputValue } from "node:sqlite";
-import { NotFoundError } from "../errors.ts";
+import { BadInputError } from "../errors.ts";
 import type {
   ClipRef,
   FramePosition,
@@ -22,7 +22,9 @@ function labelIds(db: DatabaseSync, names: string[]): number[] {
   const find = db.prepare("SELECT id FROM labels WHERE name = ?");
   for (const name of new Set(names)) {
     const r = find.get(name) as { id: number } | undefined;
-    if (!r) throw new NotFoundError(`unknown label ${JSON.stringify(name)}`);
+    if (!r) {
+      throw new BadInputError(`unknown label ${JSON.stringify(name)}: no frame or clip has it (a typo?)`);
+    }
     ids.push(Number(r.id));
   }
   return ids;

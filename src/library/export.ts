@@ -39,7 +39,7 @@
  * fetch resolves null for "no store holds it" and throws for "a store failed".
  */
 import type { Catalog, FrameRow, Tier } from "../catalog/catalog.ts";
-import { messageOf, ServiceError } from "../errors.ts";
+import { BadInputError, messageOf, ServiceError } from "../errors.ts";
 import type { StoragePlugin } from "../plugin.ts";
 import { readFrame } from "../store/tiers.ts";
 import { countFrames, type SearchFilter, searchFrames, type SearchHit, type SearchPage } from "./search.ts";
@@ -176,7 +176,7 @@ export function labelFolder(label: string): string {
  */
 export async function planExport(catalog: Catalog, filter: ExportFilter): Promise<ExportPlan> {
   const labels = [...new Set(filter.labels)];
-  if (labels.length === 0) throw new RangeError("name at least one label to export");
+  if (labels.length === 0) throw new BadInputError("name at least one label to export");
   const search: SearchFilter = {
     labels,
     allLabels: filter.allLabels ?? false,
@@ -192,7 +192,7 @@ export async function planExport(catalog: Catalog, filter: ExportFilter): Promis
     const folder = labelFolder(label);
     const bytes = encoder.encode(folder).length;
     if (bytes > 255) {
-      throw new RangeError(
+      throw new BadInputError(
         `label ${
           JSON.stringify(label)
         } makes a folder name of ${bytes} bytes once escaped (file systems take ` +
@@ -202,7 +202,7 @@ export async function planExport(catalog: Catalog, filter: ExportFilter): Promis
     const folded = folder.toUpperCase();
     const other = byFolded.get(folded);
     if (other !== undefined) {
-      throw new RangeError(
+      throw new BadInputError(
         `labels ${JSON.stringify(other)} and ${
           JSON.stringify(label)
         } differ only in case, so their folders ` +
@@ -520,7 +520,7 @@ interface Sink {
 async function checkEmptyDir(dir: string): Promise<boolean> {
   try {
     for await (const _ of Deno.readDir(dir)) {
-      throw new RangeError(`output directory ${dir} is not empty: choose a new or empty directory`);
+      throw new BadInputError(`output directory ${dir} is not empty: choose a new or empty directory`);
     }
     return true;
   } catch (error) {

@@ -25,7 +25,7 @@
  * Ties in distance are broken by id (the catalog rowid: roughly storage order), so results are deterministic.
  */
 import type { Catalog, FrameRow } from "../catalog/catalog.ts";
-import { NotFoundError } from "../errors.ts";
+import { BadInputError, NotFoundError } from "../errors.ts";
 import { hamming } from "../filter/hamming.ts";
 import type { Config } from "../config.ts";
 import type { FilterPlugin } from "../plugin.ts";
@@ -58,10 +58,12 @@ const MAX_K = 10_000;
 
 function checkOptions(o: NearestOptions, bits: number): { k: number; maxDistance: number } {
   const k = o.k ?? 20;
-  if (!Number.isInteger(k) || k < 1 || k > MAX_K) throw new RangeError(`k ${k} must be from 1 to ${MAX_K}`);
+  if (!Number.isInteger(k) || k < 1 || k > MAX_K) {
+    throw new BadInputError(`k ${k} must be from 1 to ${MAX_K}`);
+  }
   const maxDistance = o.maxDistance ?? bits;
   if (!Number.isFinite(maxDistance) || maxDistance < 0) {
-    throw new RangeError(`maxDistance ${o.maxDistance} must be a number of bits >= 0`);
+    throw new BadInputError(`maxDistance ${o.maxDistance} must be a number of bits >= 0`);
   }
   return { k, maxDistance: Math.min(Math.floor(maxDistance), bits) };
 }
@@ -539,7 +541,7 @@ export class SimilarFrames {
    */
   async nearest(hash: Uint8Array, options: NearestOptions = {}, excludeKey?: string): Promise<SimilarHit[]> {
     const index = this.#indexOf(hash.length);
-    if (!index) throw new RangeError(`a hash of ${hash.length * 8} bits is longer than an index takes`);
+    if (!index) throw new BadInputError(`a hash of ${hash.length * 8} bits is longer than an index takes`);
     let exclude: number | undefined;
     if (excludeKey !== undefined) {
       exclude = (await this.#catalog.idOf(excludeKey)) ?? undefined;
@@ -570,7 +572,7 @@ export class SimilarFrames {
   async nearestToKey(key: string, options: NearestOptions = {}): Promise<SimilarHit[]> {
     const row = await this.#catalog.get(key);
     if (!row) throw new NotFoundError(`no frame ${JSON.stringify(key)} in the catalog`);
-    if (!row.hash) throw new RangeError(`frame ${key} has no perceptual hash (filter ${row.filter})`);
+    if (!row.hash) throw new BadInputError(`frame ${key} has no perceptual hash (filter ${row.filter})`);
     return this.nearest(row.hash, options, key);
   }
 }
@@ -643,7 +645,7 @@ export class JpegHasher {
     const filter = this.filterOf(robotId);
     const signature = await filter.signature(jpeg);
     if (!signature.bits) {
-      throw new RangeError(
+      throw new BadInputError(
         `filter ${filter.name} keeps no hash bits: similarity search needs a hashing filter (phash/ahash)`,
       );
     }
