@@ -812,6 +812,25 @@ Deno.test({
   },
 });
 
+/**
+ * What a parser with the limits above makes of `stream` pushed whole, then in chunks of 1000 bytes: each event as
+ * its error reason or `part of N bytes`.
+ */
+function wholeAndChunked(stream: Uint8Array): { size: number; outcome: string[] }[] {
+  return [stream.length, 1000].map((size) => {
+    const parser = new MjpegParser({ boundary: "frame", maxPartBytes: MAX_PART, maxHeaderBytes: MAX_HEADER });
+    const events: MjpegEvent[] = [];
+    for (let at = 0; at < stream.length; at += size) {
+      events.push(...parser.push(stream.subarray(at, at + size)));
+    }
+    events.push(...parser.end());
+    return {
+      size,
+      outcome: events.map((e) => e.kind === "error" ? e.reason : `part of ${e.body.length} bytes`),
+    };
+  });
+}
+
 Deno.test({
   name: "MjpegParser: a header block over maxHeaderBytes is refused however the stream is chunked",
   fn() {
@@ -820,23 +839,9 @@ Deno.test({
       concat([encoder.encode(`--frame\r\nContent-Type: image/jpeg\r\n${headers}\r\n`), jpeg, latin1("\r\n")]);
     // 10 KB of header lines (over the 4 KiB limit) with their blank line, then a good part.
     const stream = concat([part(`X-Junk: ${"a".repeat(100)}\r\n`.repeat(100)), part("")]);
-    for (const size of [stream.length, 1000]) {
-      const parser = new MjpegParser({
-        boundary: "frame",
-        maxPartBytes: MAX_PART,
-        maxHeaderBytes: MAX_HEADER,
-      });
-      const events: MjpegEvent[] = [];
-      for (let at = 0; at < stream.length; at += size) {
-        events.push(...parser.push(stream.subarray(at, at + size)));
-      }
-      events.push(...parser.end());
+    for (const { size, outcome } of wholeAndChunked(stream)) {
       // Today in one push: no error, and two parts, the first with a 10 KB x-junk header.
-      assert.deepEqual(
-        events.map((e) => e.kind === "error" ? e.reason : `part of ${e.body.length} bytes`),
-        ["headers-too-large", `part of ${jpeg.length} bytes`],
-        `chunks of ${size}`,
-      );
+      assert.deepEqual(outcome, ["headers-too-large", `part of ${jpeg.length} bytes`], `chunks of ${size}`);
     }
   },
 });
@@ -856,24 +861,10 @@ Deno.test({
       good,
       latin1("\r\n--frame--\r\n"),
     ]);
-    for (const size of [stream.length, 1000]) {
-      const parser = new MjpegParser({
-        boundary: "frame",
-        maxPartBytes: MAX_PART,
-        maxHeaderBytes: MAX_HEADER,
-      });
-      const events: MjpegEvent[] = [];
-      for (let at = 0; at < stream.length; at += size) {
-        events.push(...parser.push(stream.subarray(at, at + size)));
-      }
-      events.push(...parser.end());
+    for (const { size, outcome } of wholeAndChunked(stream)) {
       // Today in chunks of 1000: the search restarts at ~301 KB and takes the fake delimiter, so a bogus 19980-byte
       // "frame" (from the fake SOI to the big JPEG's EOI: it passes isJpeg) comes out before the good one.
-      assert.deepEqual(
-        events.map((e) => e.kind === "error" ? e.reason : `part of ${e.body.length} bytes`),
-        ["part-too-large", `part of ${good.length} bytes`],
-        `chunks of ${size}`,
-      );
+      assert.deepEqual(outcome, ["part-too-large", `part of ${good.length} bytes`], `chunks of ${size}`);
     }
   },
 });

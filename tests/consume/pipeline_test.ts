@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type { Catalog } from "../../src/catalog/catalog.ts";
 import { SqliteCatalog } from "../../src/catalog/sqlite.ts";
 import { resolveConfig } from "../../src/config.ts";
 import { Pipeline } from "../../src/consume/pipeline.ts";
@@ -25,11 +26,24 @@ function message(offset: number, robot: string, ts: number, seq: number, jpeg: U
   };
 }
 
-async function setup(toml = "", store = new MemoryStore(), sleep = () => Promise.resolve()) {
+async function setup(
+  toml = "",
+  store = new MemoryStore(),
+  sleep = () => Promise.resolve(),
+  catalog?: Catalog,
+) {
   const config = resolveConfig(toml);
   const log = memoryLogger();
   const filter = await createSceneFilter(config, (s) => loadFilter(s, "."));
-  const pipeline = new Pipeline({ config, log, storage: store, filter, sleep, now: () => T0 + 60_000 });
+  const pipeline = new Pipeline({
+    config,
+    log,
+    storage: store,
+    filter,
+    catalog,
+    sleep,
+    now: () => T0 + 60_000,
+  });
   return { config, log, store, filter, pipeline };
 }
 
@@ -262,17 +276,7 @@ Deno.test("a partition that moved away and back resumes from storage, not from s
 Deno.test("stored frames get a catalog row, and a restart resumes from the catalog", async () => {
   const store = new MemoryStore();
   const catalog = new SqliteCatalog(":memory:");
-  const config = resolveConfig("");
-  const make = async () =>
-    new Pipeline({
-      config,
-      log: memoryLogger(),
-      storage: store,
-      filter: await createSceneFilter(config, (s) => loadFilter(s, ".")),
-      catalog,
-      sleep: () => Promise.resolve(),
-      now: () => T0 + 60_000,
-    });
+  const make = async () => (await setup("", store, undefined, catalog)).pipeline;
   await (await make()).handleBatch(
     fakeBatch([message(0, "r", T0, 0, samples[0]), message(1, "r", T0 + 9, 1, dark)]),
   );
@@ -311,18 +315,8 @@ Deno.test("a key that holds other bytes is never overwritten: the frame goes to 
 
 Deno.test("replays are recognised by Kafka offset: an older capture time at a new offset is judged, not skipped", async () => {
   const catalog = new SqliteCatalog(":memory:");
-  const config = resolveConfig("");
   const store = new MemoryStore();
-  const make = async () =>
-    new Pipeline({
-      config,
-      log: memoryLogger(),
-      storage: store,
-      filter: await createSceneFilter(config, (s) => loadFilter(s, ".")),
-      catalog,
-      sleep: () => Promise.resolve(),
-      now: () => T0 + 60_000,
-    });
+  const make = async () => (await setup("", store, undefined, catalog)).pipeline;
   const first = await make();
   await first.handleBatch(
     fakeBatch([message(0, "r", T0 + 5000, 0, samples[0]), message(1, "r", T0 + 6000, 1, dark)]),
