@@ -21,6 +21,7 @@ import { S3_ACCESS_KEY, S3_SECRET_KEY, stackEndpoints } from "../../tools/stack.
 import { isolatedConfig } from "../../dev/scratch.ts";
 import { greyJpeg, readSamples, withComment } from "../support/images.ts";
 import { bucketName, ensureS3 } from "../support/stack.ts";
+import { canMountTmpfs, mountTmpfs, unmountTmpfs } from "../support/tmpfs.ts";
 import { sleep } from "../../src/ingest/camera.ts";
 
 const PROJECT = new URL("../../", import.meta.url).pathname;
@@ -433,22 +434,6 @@ async function run(cmd: string, args: string[], env: Record<string, string> = {}
   };
 }
 
-/**
- * Whether this process may mount a tmpfs (root, with the right to mount): the tmpfs test is ignored otherwise,
- * rather than passing without having checked anything.
- */
-async function canMountTmpfs(): Promise<boolean> {
-  if (Deno.uid() !== 0) return false;
-  const dir = await Deno.makeTempDir({ prefix: "evict-tmpfs-probe-" });
-  try {
-    const mounted = await run("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", dir]);
-    if (mounted.ok) await run("umount", [dir]);
-    return mounted.ok;
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 Deno.test({
   name: "disk trigger on a real 16 MiB tmpfs holding a second S3Proxy's data (root with mount rights only)",
   ignore: !await canMountTmpfs(),
@@ -457,9 +442,9 @@ Deno.test({
     const root = await Deno.makeTempDir({ prefix: "evict-tmpfs-" });
     const data = `${root}/s3/data`;
     await Deno.mkdir(data, { recursive: true });
-    const mounted = await run("mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", data]);
+    const mounted = await mountTmpfs(data, "16m");
     if (!mounted.ok) await Deno.remove(root, { recursive: true });
-    assert.ok(mounted.ok, `mount a 16 MiB tmpfs: ${mounted.text.trim()}`);
+    assert.ok(mounted.ok, `mount a 16 MiB tmpfs: ${mounted.text}`);
     const port = freePort();
     const env = {
       FRAME_BUCKET_STACK_DIR: root,
@@ -524,7 +509,7 @@ Deno.test({
       await emptyBuckets(archive);
       const down = await run(Deno.execPath(), ["run", "-A", "--quiet", "tools/stack.ts", "down", "s3"], env);
       if (!down.ok) console.log(down.text);
-      await run("umount", [data]);
+      await unmountTmpfs(data);
       await Deno.remove(root, { recursive: true });
     }
   },
