@@ -19,7 +19,7 @@ const disk = (usedBytes: number, availBytes: number): Usage => ({
   localBytes: 0,
 });
 
-Deno.test("decision: disk percent as df (used / (used + available)), threshold, target, hard limit", async () => {
+Deno.test("decision: disk percent as df (used / (used + available)), threshold, target, hard limit", () => {
   const s = settings({ watch_path: "/data" });
   // Reserved blocks are neither used nor available: 80 used + 15 avail (+5 reserved) is 84.2 %, as df says.
   assert.equal(diskPercent({ usedBytes: 80, availBytes: 15 }).toFixed(1), "84.2");
@@ -36,7 +36,7 @@ Deno.test("decision: disk percent as df (used / (used + available)), threshold, 
   assert.equal(planEviction(disk(99 * GB, 1 * GB), settings({ max_bytes: 1000 })).evict, false);
 });
 
-Deno.test("decision: max_bytes budget works as a virtual disk of that size (80 -> 70 %, hard at 95 %)", async () => {
+Deno.test("decision: max_bytes budget works as a virtual disk of that size (80 -> 70 %, hard at 95 %)", () => {
   const s = settings({ max_bytes: 1000 });
   const at = (localBytes: number) => planEviction({ disk: null, localBytes }, s);
   assert.equal(at(799).evict, false);
@@ -46,7 +46,7 @@ Deno.test("decision: max_bytes budget works as a virtual disk of that size (80 -
   assert.equal(at(0).percent, 0);
 });
 
-Deno.test("decision: hysteresis: freeing the planned bytes lands on the target, and nothing happens below the threshold", async () => {
+Deno.test("decision: hysteresis: freeing the planned bytes lands on the target, and nothing happens below the threshold", () => {
   const s = settings({ watch_path: "/data", max_bytes: 5000 });
   const usage: Usage = { disk: { usedBytes: 8600, availBytes: 1400 }, localBytes: 3000 };
   const plan = planEviction(usage, s);
@@ -65,7 +65,7 @@ Deno.test("decision: hysteresis: freeing the planned bytes lands on the target, 
   assert.equal(bytesAbove({ disk: { usedBytes: 9000, availBytes: 1000 }, localBytes: 0 }, s, 80), 1000);
 });
 
-Deno.test("decision: trigger problems, backoff, ETag kinds, watch_path resolution", async () => {
+Deno.test("decision: trigger problems, backoff, ETag kinds, watch_path resolution", () => {
   assert.match(triggerProblem(settings()) ?? "", /no trigger/);
   assert.equal(triggerProblem(settings({ max_bytes: 1 })), null);
   assert.equal(triggerProblem(settings({ watch_path: "/" })), null);
