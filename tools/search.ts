@@ -12,7 +12,6 @@ import { parseCli, runMain } from "../src/main/cli.ts";
 import { loadConfig } from "../src/config.ts";
 import { checkRobotId } from "../src/key.ts";
 import {
-  hitJson,
   parseTimeRange,
   type SearchFilter,
   searchFrames,
@@ -20,6 +19,7 @@ import {
   TIERS,
 } from "../src/library/search.ts";
 import { JpegHasher, similarFromCatalog } from "../src/library/similar.ts";
+import { frameJson } from "../src/server/shapes.ts";
 
 export const USAGE = `usage: deno task search [--robot R]... [--from T] [--to T] [--label L]... [--all-labels]
                         [--tier local|archiving|archive] [--oldest] [--limit N] [--cursor C]
@@ -171,7 +171,7 @@ export async function searchMain(args: string[]): Promise<number> {
       next = page.nextCursor;
     }
     if (values.json) {
-      for (const h of hits) console.log(JSON.stringify(hitJson(h)));
+      for (const h of hits) console.log(JSON.stringify(frameJson(h)));
       if (next) console.log(JSON.stringify({ next_cursor: next }));
     } else {
       if (hits.length) console.log(table(hits, similar));

@@ -281,21 +281,3 @@ export async function* searchAll(catalog: Catalog, query: SearchQuery = {}): Asy
 export function attachLabels(catalog: Catalog, frames: FrameRow[]): Promise<SearchHit[]> {
   return catalog.withLabels(frames);
 }
-
-/** A hit as one JSON object (stable field names; the HTTP layer may reuse it). */
-export function hitJson(hit: SearchHit & { distance?: number }): Record<string, unknown> {
-  const f = hit.frame;
-  return {
-    key: f.key,
-    robot_id: f.robotId,
-    capture_time: new Date(f.timestampMs).toISOString(),
-    timestamp_ms: f.timestampMs,
-    seq: f.seq,
-    size: f.size,
-    tier: f.tier,
-    labels: hit.labels,
-    direct_labels: hit.directLabels,
-    clips: hit.clips.map((c) => ({ id: c.id, name: c.name, labels: c.labels })),
-    ...(hit.distance === undefined ? {} : { distance: hit.distance }),
-  };
-}
