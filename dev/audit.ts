@@ -5,7 +5,6 @@
  * `_p{partition}-o{offset}`) has its bytes (the listing's ETag is the MD5 of a single-part upload). Used by the
  * end-to-end and fault tests and by `deno task bench faults`.
  */
-import { createHash } from "node:crypto";
 import type { Config } from "../src/config.ts";
 import { decodeFrame } from "../src/ingest/frame.ts";
 import { openAdmin, openConsumer } from "../src/kafka/client.ts";
@@ -14,6 +13,7 @@ import type { Logger } from "../src/log.ts";
 import { loadFilter, localStore } from "../src/filter/loader.ts";
 import { createSceneFilter } from "../src/filter/scene.ts";
 import { sleep } from "../src/ingest/camera.ts";
+import { md5Hex } from "../src/store/content.ts";
 
 export interface Audit {
   /** Messages in the topic. */
@@ -163,7 +163,7 @@ export async function audit(config: Config, log: Logger): Promise<Audit> {
             }),
           );
         }
-        accepted.push({ keys, md5: createHash("md5").update(frame.jpeg).digest("hex") });
+        accepted.push({ keys, md5: md5Hex(frame.jpeg) });
       }
     } catch {
       // unreadable JPEG: refused by the consumer too

@@ -11,7 +11,6 @@
  * producer restarted with its sequence at 0) makes the frame go to the same key with `_p{partition}-o{offset}`
  * added. Which frames are replays is known from Kafka offsets kept with each catalog row, not from capture times.
  */
-import { createHash } from "node:crypto";
 import type { Catalog, FrameRow } from "../catalog/catalog.ts";
 import type { Config } from "../config.ts";
 import type { ConsumerMetrics } from "../metrics.ts";
@@ -25,6 +24,7 @@ import type { Signature, StoragePlugin } from "../plugin.ts";
 import { isAfter, newestStored, type StoredRef, withKafkaPosition } from "./resume.ts";
 import type { SceneFilter } from "../filter/scene.ts";
 import { Counters } from "./counters.ts";
+import { equalBytes, isMd5Etag, md5Hex } from "../store/content.ts";
 
 export interface PipelineDeps {
   config: Config;
@@ -95,11 +95,6 @@ interface StoreJob {
 
 /** How many suffixed keys are tried after the plain one before the store gives up on a frame (and retries). */
 const MAX_KEY_TRIES = 8;
-
-/** Lowercase hex MD5: what S3 reports as the ETag of a single-part upload without KMS encryption. */
-function md5Hex(body: Uint8Array): string {
-  return createHash("md5").update(body).digest("hex");
-}
 
 function catalogRow(job: StoreJob, key: string, size: number, etag: string | null, nowMs: number): FrameRow {
   return {
@@ -616,14 +611,12 @@ export class Pipeline {
     const { storage } = this.deps;
     const info = await storage.head(key);
     if (!info) return "gone";
-    if (info.etag && /^[0-9a-f]{32}$/i.test(info.etag)) {
+    if (isMd5Etag(info.etag)) {
       return info.etag.toLowerCase() === md5Hex(body) ? { etag: info.etag } : false;
     }
     const back = await storage.get(key);
     if (!back) return "gone";
-    if (back.length !== body.length) return false;
-    for (let i = 0; i < body.length; i++) if (back[i] !== body[i]) return false;
-    return { etag: info.etag ?? null };
+    return equalBytes(back, body) ? { etag: info.etag ?? null } : false;
   }
 
   #collided(job: StoreJob, key: string, why: string): void {

@@ -22,7 +22,8 @@ import { messageOf } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { StoragePlugin } from "../plugin.ts";
 import { readFrame } from "../store/tiers.ts";
-import { FrameMover, isMd5Etag, type Outcome, StoreFailure } from "./move.ts";
+import { isMd5Etag } from "../store/content.ts";
+import { FrameMover, type Outcome, StoreFailure } from "./move.ts";
 import {
   afterFreeing,
   bytesAbove,

@@ -16,6 +16,7 @@ import type { Catalog, FrameRow } from "../catalog/catalog.ts";
 import { messageOf } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { ObjectInfo, StoragePlugin } from "../plugin.ts";
+import { equalBytes, isMd5Etag } from "../store/content.ts";
 
 /** A store failure: which store and what happened. */
 export class StoreFailure extends Error {
@@ -34,20 +35,6 @@ function contentTypeOf(info: ObjectInfo, key: string): string {
   const given = (info as ObjectInfo & { contentType?: string }).contentType;
   if (given) return given;
   return /\.jpe?g$/i.test(key) ? "image/jpeg" : "application/octet-stream";
-}
-
-export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-export function isMd5Etag(etag: string | undefined | null): etag is string {
-  return typeof etag === "string" && /^[0-9a-f]{32}$/i.test(etag);
-}
-
-export function md5Hex(body: Uint8Array): string {
-  return createHash("md5").update(body).digest("hex");
 }
 
 export interface MoverDeps {

@@ -8,7 +8,7 @@ import { DatabaseSync } from "node:sqlite";
 import type { Catalog, FrameRow } from "../../src/catalog/catalog.ts";
 import { SqliteCatalog } from "../../src/catalog/sqlite.ts";
 import { Evictor } from "../../src/retention/evictor.ts";
-import { md5Hex } from "../../src/retention/move.ts";
+import { md5Hex } from "../../src/store/content.ts";
 import { diskPercent, statfsUsage, type Usage } from "../../src/retention/plan.ts";
 import { fetchFrame } from "../../src/store/tiers.ts";
 import { settings } from "../support/eviction_settings.ts";

@@ -1,6 +1,6 @@
 /** Eviction's decisions (src/retention/plan.ts) and the ETag checks of a move (src/retention/move.ts): pure. */
 import assert from "node:assert/strict";
-import { isMd5Etag, md5Hex } from "../../src/retention/move.ts";
+import { isMd5Etag, md5Hex } from "../../src/store/content.ts";
 import {
   afterFreeing,
   bytesAbove,
