@@ -2,7 +2,8 @@
  * Checks a finished run against the ground truth: reads every message of the topic back, replays the consumer's
  * filter over them without interruption, and compares what that accepts with what the bucket holds, by content:
  * an accepted frame counts as stored only when an object at its key (or at one of its collision keys,
- * `_p{partition}-o{offset}`) has its bytes (the listing's ETag is the MD5 of a single-part upload). Used by the
+ * `_p{partition}-o{offset}`) has its bytes (the listing's ETag is the MD5 of a single-part upload); with
+ * `archive`, objects moved to the archive count as stored too. Used by the
  * end-to-end and fault tests and by `deno task bench faults`.
  */
 import type { Config } from "../src/config.ts";
@@ -10,7 +11,7 @@ import { decodeFrame } from "../src/ingest/frame.ts";
 import { openAdmin, openConsumer } from "../src/kafka/client.ts";
 import { objectKey, parseMessageKey } from "../src/key.ts";
 import type { Logger } from "../src/log.ts";
-import { loadFilter, localStore } from "../src/filter/loader.ts";
+import { archiveStore, loadFilter, localStore } from "../src/filter/loader.ts";
 import { createSceneFilter } from "../src/filter/scene.ts";
 import { sleep } from "../src/ingest/camera.ts";
 import { md5Hex } from "../src/store/content.ts";
@@ -136,7 +137,11 @@ export async function readTopic(config: Config, log: Logger, stallMs = 120_000):
   return out.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
 }
 
-export async function audit(config: Config, log: Logger): Promise<Audit> {
+export async function audit(
+  config: Config,
+  log: Logger,
+  options: { archive?: boolean } = {},
+): Promise<Audit> {
   const messages = await readTopic(config, log);
   const filter = await createSceneFilter(config, (s) => loadFilter(s, config.baseDir));
   const accepted: { keys: string[]; md5: string }[] = [];
@@ -177,6 +182,18 @@ export async function audit(config: Config, log: Logger): Promise<Audit> {
     }
   } finally {
     storage.close();
+  }
+  if (options.archive) {
+    // With eviction on, a stored frame may be in the archive instead (under aws_s3.prefix + its key).
+    const archive = await archiveStore(config);
+    const prefix = config.aws_s3.prefix;
+    try {
+      for await (const o of archive.list({ prefix: prefix + config.rustfs.prefix })) {
+        etags.set(o.key.slice(prefix.length), (o.etag ?? "").toLowerCase());
+      }
+    } finally {
+      archive.close();
+    }
   }
   const expected = new Set<string>();
   const lost: string[] = [];

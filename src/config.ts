@@ -69,8 +69,20 @@ export interface Config {
     max_bytes: number;
     hard_limit_percent: number;
     on_archive_failure: "pause" | "drop_oldest";
+    /**
+     * How long the evictor lease lasts without renewal: with several consumers on one catalog, one of them evicts
+     * and another takes over within about this long after it dies.
+     */
+    lease_secs: number;
   };
   catalog: {
+    /**
+     * Where the catalog is: empty or `sqlite:PATH` (a file on this box; empty = data_dir/catalog.sqlite), or
+     * `postgres://USER:PASSWORD@HOST:PORT/DATABASE[?schema=NAME]` (one catalog shared by every host).
+     */
+    url: string;
+    /** Connections each process keeps to a PostgreSQL catalog. */
+    pool_size: number;
     data_dir: string;
     /** Rebuild an empty catalog from the bucket at consumer start-up instead of only warning. */
     auto_reindex: boolean;
@@ -154,7 +166,11 @@ export const SCHEMA: Record<string, Record<string, KeySpec>> = {
     group_id: { kind: "string", default: "frame-filter-group" },
     client_id: { kind: "string", default: "frame-bucket" },
     compression: { kind: "string", default: "none", oneOf: ["none", "gzip", "snappy"] },
-    partitions: { kind: "integer", default: 3, min: 1, max: 10000 },
+    // 12: a partition goes to one consumer of the group at a time, so the count caps the consumers that can
+    // share the work; 12 splits evenly over 1, 2, 3, 4, 6 or 12 consumers and covers the ten consumer hosts of a
+    // 200-robot fleet (README "Scaling out"), at no measurable cost to a small one. Adding partitions later moves
+    // robots to other partitions (see README), so the count is best chosen once, up front.
+    partitions: { kind: "integer", default: 12, min: 1, max: 10000 },
     max_message_bytes: { kind: "integer", default: 8 * MiB, min: 1024, max: 64 * MiB },
     connect_timeout_ms: { kind: "integer", default: 5000, min: 100 },
     session_timeout_ms: { kind: "integer", default: 10000, min: 6000, max: 300000 },
@@ -197,8 +213,11 @@ export const SCHEMA: Record<string, Record<string, KeySpec>> = {
     max_bytes: { kind: "integer", default: 0, min: 0 },
     hard_limit_percent: { kind: "number", default: 95.0, min: 1, max: 100 },
     on_archive_failure: { kind: "string", default: "pause", oneOf: ["pause", "drop_oldest"] },
+    lease_secs: { kind: "number", default: 15, min: 1, max: 3600 },
   },
   catalog: {
+    url: { kind: "string", default: "", env: "FRAME_BUCKET_CATALOG_URL" },
+    pool_size: { kind: "integer", default: 8, min: 1, max: 100 },
     data_dir: { kind: "string", default: ".data", env: "FRAME_BUCKET_DATA_DIR" },
     auto_reindex: { kind: "boolean", default: false },
     reconcile_interval_secs: { kind: "number", default: 600, min: 0 },
@@ -410,6 +429,8 @@ export function resolveConfig(text: string, options: ResolveOptions = {}): Confi
         `(${config.eviction.threshold_percent})`,
     );
   }
+  const catalogProblem = catalogUrlProblem(config.catalog.url);
+  if (catalogProblem) throw new RangeError(`catalog.url: ${catalogProblem}`);
   for (const host of config.server.allowed_hosts) {
     const problem = allowedHostProblem(host);
     if (problem) throw new RangeError(`server.allowed_hosts: ${problem}`);
@@ -426,6 +447,28 @@ export function resolveConfig(text: string, options: ResolveOptions = {}): Confi
  * `*.` before it for every subdomain, or `*` alone. Ports, schemes and paths are refused, since the check compares
  * host names only.
  */
+/** Why a `catalog.url` cannot be used, or null (the password is never repeated in the message). */
+export function catalogUrlProblem(url: string): string | null {
+  if (url === "" || url.startsWith("sqlite:")) {
+    return url === "sqlite:" ? 'sqlite: needs a file path ("sqlite:.data/catalog.sqlite")' : null;
+  }
+  if (/^postgres(ql)?:\/\//.test(url)) {
+    try {
+      const u = new URL(url);
+      if (!u.hostname) return "a postgres:// URL needs a host (postgres://USER:PASSWORD@HOST:PORT/DATABASE)";
+      const schema = u.searchParams.get("schema");
+      if (schema !== null && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+        return `schema ${JSON.stringify(schema)} is not a plain name: use lower-case letters, digits and _`;
+      }
+      return null;
+    } catch {
+      return "not a valid URL: write postgres://USER:PASSWORD@HOST:PORT/DATABASE";
+    }
+  }
+  return `${JSON.stringify(url.replace(/\/\/([^:/@]*):[^@]*@/, "//$1:***@"))} is neither sqlite:PATH nor ` +
+    "postgres://USER:PASSWORD@HOST:PORT/DATABASE (leave it empty for the file under catalog.data_dir)";
+}
+
 export function allowedHostProblem(entry: string): string | null {
   if (entry === "*") return null;
   const name = entry.startsWith("*.") ? entry.slice(2) : entry;

@@ -8,7 +8,7 @@
  * store kept failing: nothing is left behind); 2 bad input.
  */
 import type { Tier } from "../src/catalog/catalog.ts";
-import { catalogPath, openCatalog } from "../src/catalog/open.ts";
+import { openExistingCatalog } from "../src/catalog/open.ts";
 import { parseCli, runMain } from "../src/main/cli.ts";
 import { loadConfig } from "../src/config.ts";
 import { messageOf, ServiceError } from "../src/errors.ts";
@@ -60,15 +60,10 @@ export async function exportMain(args: string[]): Promise<number> {
   }
   const span = parseTimeRange(values.from, values.to);
   const config = await loadConfig(values.config);
-  const path = catalogPath(config);
-  try {
-    await Deno.stat(path);
-  } catch {
-    throw new Deno.errors.NotFound(`no catalog at ${path}: run the consumer or deno task reindex first`);
-  }
+  const fix = "run the consumer or deno task reindex first";
   const filter = { labels: values.label, allLabels: values["all-labels"] ?? false, robots, ...span, tiers };
   // The archive client is made only when archived frames are part of the export (it may need AWS credentials).
-  const counting = openCatalog(config);
+  const counting = await openExistingCatalog(config, fix);
   const archived = (tiers.length === 0 || tiers.includes("archive")) &&
     (await countFrames(counting, { ...filter, tiers: ["archive"] }).finally(() => counting.close())) > 0;
   const stores = await openTiers(config, { archive: archived });

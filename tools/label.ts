@@ -108,7 +108,7 @@ export async function labelMain(args: string[]): Promise<number> {
   const author = values.author ?? Deno.env.get("USER") ?? null;
   const by = { author: author || null };
   const config = await loadConfig(values.config);
-  const catalog = openCatalog(config);
+  const catalog = await openCatalog(config);
   const labels = catalog.labels({
     limits: { maxPerRequest: config.labels.max_per_request, maxDistinct: config.labels.max_distinct },
   });

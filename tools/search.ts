@@ -7,7 +7,7 @@
  * to a stored frame, and prints the top --k.
  */
 import type { Tier } from "../src/catalog/catalog.ts";
-import { catalogPath, openCatalog } from "../src/catalog/open.ts";
+import { openExistingCatalog } from "../src/catalog/open.ts";
 import { parseCli, runMain } from "../src/main/cli.ts";
 import { loadConfig } from "../src/config.ts";
 import { checkRobotId } from "../src/key.ts";
@@ -123,15 +123,10 @@ export async function searchMain(args: string[]): Promise<number> {
   }
 
   const config = await loadConfig(values.config);
-  const path = catalogPath(config);
-  try {
-    await Deno.stat(path);
-  } catch {
-    throw new Deno.errors.NotFound(
-      `no catalog at ${path}: the consumer creates it (deno task consume), or rebuild it with deno task reindex`,
-    );
-  }
-  const catalog = openCatalog(config);
+  const catalog = await openExistingCatalog(
+    config,
+    "the consumer creates it (deno task consume), or rebuild it with deno task reindex",
+  );
   try {
     let hits: (SearchHit & { distance?: number })[];
     let next: string | null = null;

@@ -10,7 +10,10 @@ import { createLogger } from "../src/log.ts";
 const USAGE = `usage: deno task topic [--partitions N] [--config PATH]
 
 Creates the Kafka topic (kafka.topic) when it is missing; says so when it exists.
-  --partitions N  partition count (default kafka.partitions, 3); one per robot gives the most parallelism`;
+  --partitions N  partition count (default kafka.partitions, 12). A partition is read by one consumer of the
+                  group at a time, so this caps how many consumers can share the work: give it at least
+                  the number of consumer hosts the fleet will need. Adding partitions later moves robots to
+                  other partitions (their order across the change is not kept): choose it once.`;
 
 runMain(async () => {
   const { values } = parseCli(USAGE, {

@@ -270,6 +270,55 @@ export interface LabelStore {
   changes(filter?: ChangeFilter): Promise<Change[]>;
 }
 
+// ------------------------------------------------------------------------------------------------ leases
+
+/**
+ * Leadership of one job among all processes sharing the catalog (the evictor: one at a time across hosts). A
+ * lease is held until it expires unless its holder renews it; each new holder gets a larger `token` (a fencing
+ * token), and tier changes made under a lease (`setTier` with a `Fence`) only apply while that token holds it.
+ */
+export interface Lease {
+  name: string;
+  /** Who holds it (host, pid and a random part). */
+  holder: string;
+  token: number;
+  /** When it runs out unless renewed (ms since the epoch, by the catalog's clock). */
+  expiresMs: number;
+}
+
+/** A lease a change is made under: the change is refused once another holder has taken the lease. */
+export interface Fence {
+  lease: string;
+  token: number;
+}
+
+/** Thrown by a fenced change when the lease has passed to another holder (or ran out). */
+export class LeaseLostError extends Error {
+  constructor(readonly lease: string, readonly token: number) {
+    super(`the ${lease} lease (token ${token}) has passed to another holder or ran out: stop and let it work`);
+    this.name = "LeaseLostError";
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ copying
+
+/**
+ * The label-side tables a copy carries besides frames, with their columns and the order they are read in. Raw
+ * rows keep their ids (clips and journal entries are referred to by id); `changes.detail` is a JSON string.
+ */
+export const COPY_TABLES = {
+  labels: { columns: ["id", "name"], order: "id" },
+  frame_labels: { columns: ["key", "label_id", "created_ms", "author"], order: "key, label_id" },
+  clips: {
+    columns: ["id", "robot_id", "from_ms", "to_ms", "name", "note", "created_ms", "author"],
+    order: "id",
+  },
+  clip_labels: { columns: ["clip_id", "label_id"], order: "clip_id, label_id" },
+  changes: { columns: ["id", "at_ms", "author", "action", "target", "detail"], order: "id" },
+} as const;
+
+export type CopyTable = keyof typeof COPY_TABLES;
+
 // ------------------------------------------------------------------------------------------------ the catalog
 
 export interface Catalog {
@@ -302,7 +351,11 @@ export interface Catalog {
   oldestLocalPinnedLast(limit: number): Promise<FrameRow[]>;
   /** Frames in a tier, oldest first. */
   inTier(tier: Tier, limit: number): Promise<FrameRow[]>;
-  setTier(key: string, tier: Tier, nowMs: number): Promise<void>;
+  /**
+   * Moves a frame to another tier. With `fence`, only while that lease token holds the lease: otherwise nothing
+   * changes and a LeaseLostError is thrown.
+   */
+  setTier(key: string, tier: Tier, nowMs: number, fence?: Fence): Promise<void>;
   remove(key: string): Promise<void>;
   /** True when the frame is labelled or inside a labelled clip of its robot. */
   isPinned(key: string): Promise<boolean>;
@@ -337,6 +390,29 @@ export interface Catalog {
   // Labels, clips, journal.
   /** The label store over this catalog, with the given limits and clock. */
   labels(options?: { now?: () => number; limits?: Partial<LabelLimits> }): LabelStore;
+
+  // Leases (one evictor at a time).
+  /**
+   * Takes the lease `name` for `ttlMs` when it is free or ran out (with a new, larger token), or renews it when
+   * `holder` holds it (same token). Null when another holder's lease is live.
+   */
+  claimLease(name: string, holder: string, ttlMs: number): Promise<Lease | null>;
+  /** Gives the lease up when `holder` holds it (another process may take it at once). */
+  releaseLease(name: string, holder: string): Promise<void>;
+  /** The lease as it is now (live or run out), null when never taken. */
+  lease(name: string): Promise<Lease | null>;
+
+  // Copying to another catalog (`deno task catalog migrate`).
+  /** Frames in key order strictly after `afterKey` ("" for the first page). */
+  framesAfter(afterKey: string, limit: number): Promise<FrameRow[]>;
+  /** The largest key ("" when there are no frames): where a copy in key order resumes. */
+  lastKey(): Promise<string>;
+  /** Raw rows of a label-side table in a stable order (see COPY_TABLES), `offset` rows in. */
+  copyRows(table: CopyTable, offset: number, limit: number): Promise<Record<string, unknown>[]>;
+  /** Writes raw rows of a table as they are (ids kept); rows already there are left as they are. */
+  pasteRows(table: CopyTable, rows: Record<string, unknown>[]): Promise<void>;
+  /** Rows in a table (verifying a copy). */
+  countRows(table: CopyTable): Promise<number>;
 
   // Identity and health.
   /** What the catalog belongs to; null when nothing is recorded yet. */

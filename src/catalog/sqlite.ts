@@ -11,20 +11,25 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { mkdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { messageOf, ServiceError } from "../errors.ts";
-import type {
-  Catalog,
-  CatalogIdentity,
-  FramePosition,
-  FrameRow,
-  HashRow,
-  LabelLimits,
-  LabelStore,
-  RobotSummary,
-  SearchFilter,
-  SearchHit,
-  Tier,
-  TierCounts,
-  TimelineBucket,
+import {
+  type Catalog,
+  type CatalogIdentity,
+  COPY_TABLES,
+  type CopyTable,
+  type Fence,
+  type FramePosition,
+  type FrameRow,
+  type HashRow,
+  type LabelLimits,
+  type Lease,
+  LeaseLostError,
+  type LabelStore,
+  type RobotSummary,
+  type SearchFilter,
+  type SearchHit,
+  type Tier,
+  type TierCounts,
+  type TimelineBucket,
 } from "./catalog.ts";
 import { SqliteLabels } from "./sqlite_labels.ts";
 import * as reads from "./sqlite_search.ts";
@@ -32,9 +37,10 @@ import * as reads from "./sqlite_search.ts";
 /**
  * 1: frames. 2: labels, frame_labels, clips, clip_labels and the append-only `changes` journal (src/catalog/sqlite_labels.ts),
  * plus indexes for time-ordered search (frames_time) and "stored since" polling (frames_stored). 3: the Kafka
- * partition and offset of each frame (replay detection) and a `meta` table naming what the catalog belongs to.
+ * partition and offset of each frame (replay detection) and a `meta` table naming what the catalog belongs to. 4: `leases`
+ * (one evictor at a time, with fencing tokens).
  */
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 
 /** The WAL is checkpointed every this many pages (4 KiB each) and truncated to `WAL_LIMIT_BYTES` after. */
 const WAL_CHECKPOINT_PAGES = 256;
@@ -304,6 +310,19 @@ export class SqliteCatalog implements Catalog {
     }
     if (version < 2) this.#migrateTo2();
     if (version < 3) this.#migrateTo3();
+    if (version < 4) {
+      this.#transaction(() => {
+        this.#db.exec(`
+          CREATE TABLE IF NOT EXISTS leases (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            token INTEGER NOT NULL,
+            expires_ms INTEGER NOT NULL
+          ) WITHOUT ROWID;
+          PRAGMA user_version = 4;
+        `);
+      });
+    }
   }
 
   /** Version 3: Kafka partition and offset per frame, and the `meta` table (see CatalogIdentity). */
@@ -619,8 +638,41 @@ export class SqliteCatalog implements Catalog {
     return (this.#inTier.all(tier, limit) as unknown as RawRow[]).map(toRow);
   }
 
-  #setTierSync(key: string, tier: Tier, nowMs: number): void {
-    this.#setTier.run(tier, nowMs, key);
+  #setTierSync(key: string, tier: Tier, nowMs: number, fence?: Fence): void {
+    if (!fence) {
+      this.#setTier.run(tier, nowMs, key);
+      return;
+    }
+    const changed = this.#db.prepare(
+      `UPDATE frames SET tier = ?, tier_changed_ms = ? WHERE key = ? AND EXISTS
+         (SELECT 1 FROM leases WHERE name = ? AND token = ? AND expires_ms > ?)`,
+    ).run(tier, nowMs, key, fence.lease, fence.token, Date.now()).changes;
+    if (Number(changed) === 0 && this.#getSync(key)) throw new LeaseLostError(fence.lease, fence.token);
+  }
+
+  /** See Catalog.claimLease; the clock is this machine's (a SQLite catalog is on one box). */
+  #claimLeaseSync(name: string, holder: string, ttlMs: number): Lease | null {
+    return this.#transaction(() => {
+      const now = Date.now();
+      const current = this.#leaseSync(name);
+      let token: number;
+      if (!current) token = 1;
+      else if (current.expiresMs > now && current.holder !== holder) return null;
+      else token = current.expiresMs > now ? current.token : current.token + 1;
+      this.#db.prepare(
+        `INSERT INTO leases (name, holder, token, expires_ms) VALUES (?, ?, ?, ?)
+         ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, token = excluded.token,
+           expires_ms = excluded.expires_ms`,
+      ).run(name, holder, token, now + ttlMs);
+      return { name, holder, token, expiresMs: now + ttlMs };
+    });
+  }
+
+  #leaseSync(name: string): Lease | null {
+    const r = this.#db.prepare("SELECT holder, token, expires_ms FROM leases WHERE name = ?").get(name) as
+      | { holder: string; token: number; expires_ms: number }
+      | undefined;
+    return r ? { name, holder: r.holder, token: Number(r.token), expiresMs: Number(r.expires_ms) } : null;
   }
 
   #removeSync(key: string): void {
@@ -694,8 +746,51 @@ export class SqliteCatalog implements Catalog {
   inTier(tier: Tier, limit: number): Promise<FrameRow[]> {
     return this.#run("reading a tier", () => this.#inTierSync(tier, limit));
   }
-  setTier(key: string, tier: Tier, nowMs: number): Promise<void> {
-    return this.#run("moving a frame to another tier", () => this.#setTierSync(key, tier, nowMs));
+  setTier(key: string, tier: Tier, nowMs: number, fence?: Fence): Promise<void> {
+    return this.#run("moving a frame to another tier", () => this.#setTierSync(key, tier, nowMs, fence));
+  }
+  framesAfter(afterKey: string, limit: number): Promise<FrameRow[]> {
+    return this.#run("reading frames", () =>
+      (this.#db.prepare(`SELECT ${COLUMNS} FROM frames WHERE key > ? ORDER BY key LIMIT ?`)
+        .all(afterKey, limit) as unknown as RawRow[]).map(toRow));
+  }
+  lastKey(): Promise<string> {
+    return this.#run("reading keys", () =>
+      ((this.#db.prepare("SELECT MAX(key) AS k FROM frames").get() as { k: string | null }).k) ?? "");
+  }
+  copyRows(table: CopyTable, offset: number, limit: number): Promise<Record<string, unknown>[]> {
+    const { columns, order } = COPY_TABLES[table];
+    return this.#run(`reading ${table}`, () =>
+      (this.#db.prepare(`SELECT ${columns.join(", ")} FROM ${table} ORDER BY ${order} LIMIT ? OFFSET ?`)
+        .all(limit, offset) as Record<string, unknown>[]).map((r) => ({ ...r })));
+  }
+  pasteRows(table: CopyTable, rows: Record<string, unknown>[]): Promise<void> {
+    const { columns } = COPY_TABLES[table];
+    return this.#run(`writing ${table}`, () => {
+      const insert = this.#db.prepare(
+        `INSERT OR IGNORE INTO ${table} (${columns.join(", ")}) VALUES (${columns.map(() => "?").join(", ")})`,
+      );
+      this.#transaction(() => {
+        for (const row of rows) {
+          insert.run(...columns.map((c) => (row[c] ?? null) as string | number | null));
+        }
+      });
+    });
+  }
+  countRows(table: CopyTable): Promise<number> {
+    return this.#run(`counting ${table}`, () =>
+      Number((this.#db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n));
+  }
+  claimLease(name: string, holder: string, ttlMs: number): Promise<Lease | null> {
+    return this.#run("taking a lease", () => this.#claimLeaseSync(name, holder, ttlMs));
+  }
+  releaseLease(name: string, holder: string): Promise<void> {
+    return this.#run("giving up a lease", () => {
+      this.#db.prepare("UPDATE leases SET expires_ms = 0 WHERE name = ? AND holder = ?").run(name, holder);
+    });
+  }
+  lease(name: string): Promise<Lease | null> {
+    return this.#run("reading a lease", () => this.#leaseSync(name));
   }
   remove(key: string): Promise<void> {
     return this.#run("removing a frame", () => this.#removeSync(key));

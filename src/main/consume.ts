@@ -16,6 +16,7 @@ import { type ConsumerMetrics, consumerMetrics, evictionLines, startMetricsServe
 import { reconcile } from "../store/reconcile.ts";
 import { reindex } from "../store/reindex.ts";
 import { Evictor } from "../retention/evictor.ts";
+import { Leadership } from "../retention/leader.ts";
 import { evictionSettings, triggerProblem } from "../retention/plan.ts";
 import type { FilterPlugin, StoragePlugin } from "../plugin.ts";
 
@@ -80,6 +81,8 @@ async function startEviction(
     localPrefix: config.rustfs.prefix,
     log,
     onPause: (paused) => paused ? consumer.pause() : consumer.resume(),
+    // Every consumer is a candidate; the catalog's lease makes one of them the evictor (src/retention/leader.ts).
+    leadership: new Leadership({ catalog, log: log.child("evict"), ttlMs: config.eviction.lease_secs * 1000 }),
   });
   evictor.start();
   return evictor;
@@ -238,7 +241,7 @@ runMain(async () => {
         `HEAD before each put so that no stored frame is replaced (one request more per frame)`,
     );
   }
-  const catalog = openCatalog(config);
+  const catalog = await openCatalog(config);
   await checkCatalog(config, log, catalog, storage);
   const metrics = consumerMetrics();
   const pipeline = new Pipeline({ config, log, storage, filter, catalog, metrics });

@@ -9,6 +9,7 @@ import { reconcile } from "../store/reconcile.ts";
 import { parseCli, runMain } from "./cli.ts";
 import { loadConfig } from "../config.ts";
 import { messageOf, ServiceError } from "../errors.ts";
+import { Leadership } from "../retention/leader.ts";
 import { Evictor } from "../retention/evictor.ts";
 import { evictionSettings, fmtBytes, statfsUsage, triggerProblem } from "../retention/plan.ts";
 import { createLogger } from "../log.ts";
@@ -80,7 +81,7 @@ runMain(async () => {
     );
   }
 
-  const catalog = openCatalog(config);
+  const catalog = await openCatalog(config);
   const path = catalog.where;
   // The budget counts what the catalog knows: index frame objects it lacks first (a lost or replaced catalog).
   const found = await reconcile({ local, catalog, prefix: config.rustfs.prefix });
@@ -98,6 +99,8 @@ runMain(async () => {
     archivePrefix: config.aws_s3.prefix,
     localPrefix: config.rustfs.prefix,
     log,
+    // Consumers of the same catalog are candidates too: the catalog's lease lets one evict at a time.
+    leadership: new Leadership({ catalog, log: log.child("evict"), ttlMs: config.eviction.lease_secs * 1000 }),
   });
   const t = await catalog.totals();
   log.info(
@@ -134,6 +137,10 @@ runMain(async () => {
   try {
     if (values.once) {
       const r = await evictor.runOnce();
+      await evictor.stop(); // gives the lease back at once
+      if (evictor.stats().leading === false) {
+        console.log("another host holds the evictor lease (a running consumer evicts): nothing archived here");
+      }
       console.log(
         `evicted ${r.archived + r.dropped} frames: archived ${r.archived} (${
           fmtBytes(r.archivedBytes)

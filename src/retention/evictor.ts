@@ -17,7 +17,8 @@
  * deleted without a copy instead, down to threshold_percent (fewer losses than going down to the target), each
  * one logged and counted (`dropped`), and its catalog row removed (the frame no longer exists anywhere).
  */
-import type { Catalog, FrameRow } from "../catalog/catalog.ts";
+import { type Catalog, type FrameRow, LeaseLostError } from "../catalog/catalog.ts";
+import type { Leadership } from "./leader.ts";
 import { messageOf } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { StoragePlugin } from "../plugin.ts";
@@ -73,6 +74,11 @@ export interface EvictorOptions {
    * ones last when archiving (`oldestLocalPinnedLast`) and never when dropping (`oldestLocalUnpinned`).
    */
   candidates?: (limit: number) => FrameRow[] | Promise<FrameRow[]>;
+  /**
+   * The evictor lease when several hosts share the catalog: rounds archive only while this process holds it
+   * (src/retention/leader.ts), and every tier change is fenced by it. Without it this evictor acts alone.
+   */
+  leadership?: Leadership;
 }
 
 export interface EvictorStats {
@@ -99,6 +105,10 @@ export interface EvictorStats {
   failing: boolean;
   /** Usage after the last check in percent (the highest trigger; estimated from frame sizes when it deleted). */
   lastPercent: number | null;
+  /** With a lease: whether this process was the evictor at the last round (null: no lease, always). */
+  leading: boolean | null;
+  /** Rounds this process became the evictor in (with a lease). */
+  takeovers: number;
 }
 
 export interface RoundResult {
@@ -133,8 +143,8 @@ const defaultSleep = (ms: number, signal: AbortSignal) =>
 
 export class Evictor {
   readonly #o:
-    & Required<Omit<EvictorOptions, "usage" | "statfs" | "onPause" | "candidates">>
-    & Pick<EvictorOptions, "onPause">;
+    & Required<Omit<EvictorOptions, "usage" | "statfs" | "onPause" | "candidates" | "leadership">>
+    & Pick<EvictorOptions, "onPause" | "leadership">;
   readonly #usage: () => Usage | Promise<Usage>;
   readonly #candidates: (limit: number) => FrameRow[] | Promise<FrameRow[]>;
   readonly #dropCandidates: (limit: number) => FrameRow[] | Promise<FrameRow[]>;
@@ -153,6 +163,8 @@ export class Evictor {
     pauses: 0,
     failing: false,
     lastPercent: null,
+    leading: null,
+    takeovers: 0,
   };
   #round: Promise<RoundResult> | null = null;
   #loop: Promise<void> | null = null;
@@ -180,7 +192,7 @@ export class Evictor {
       ...options,
       log: options.log.child("evict"),
     };
-    this.#mover = new FrameMover(this.#o);
+    this.#mover = new FrameMover({ ...this.#o, fence: () => this.#o.leadership?.fence() });
     const catalog = options.catalog;
     this.#candidates = options.candidates ?? ((limit) => catalog.oldestLocalPinnedLast(limit));
     // Dropping deletes without a copy: labelled (pinned) frames are never dropped, only archived.
@@ -207,7 +219,8 @@ export class Evictor {
       (s.dropped ? ` (${fmtBytes(s.droppedBytes)})` : "") +
       ` lost ${s.lost} recovered ${s.recovered} failures ${s.failures}` +
       ` usage ${s.lastPercent === null ? "-" : `${s.lastPercent.toFixed(1)}%`}` +
-      ` paused ${s.paused ? "YES" : "no"}${s.failing ? " archive FAILING" : ""}`;
+      ` paused ${s.paused ? "YES" : "no"}${s.failing ? " archive FAILING" : ""}` +
+      (s.leading === null ? "" : s.leading ? " (the evictor)" : " (standby: another host evicts)");
   }
 
   /** Reads a frame from whichever tier holds it. */
@@ -219,6 +232,7 @@ export class Evictor {
   /** Checks every `check_interval_secs` (sooner while retrying a failing store) until stop(). */
   start(): void {
     if (this.#loop) return;
+    this.#o.leadership?.start();
     this.#stopping = false;
     this.#abort = new AbortController();
     this.#loop = (async () => {
@@ -226,7 +240,8 @@ export class Evictor {
         try {
           await this.runOnce();
         } catch (error) {
-          this.#o.log.error(`eviction round failed: ${messageOf(error)}`);
+          if (error instanceof LeaseLostError) this.#o.log.warn(`round stopped: ${error.message}`);
+          else this.#o.log.error(`eviction round failed: ${messageOf(error)}`);
         }
         if (this.#stopping) break;
         await this.#o.sleep(this.#nextDelayMs(), this.#abort.signal);
@@ -241,6 +256,7 @@ export class Evictor {
     await this.#loop;
     await this.#round?.catch(() => {});
     this.#loop = null;
+    await this.#o.leadership?.stop();
   }
 
   #nextDelayMs(): number {
@@ -277,8 +293,16 @@ export class Evictor {
       framesPerSecond: 0,
     };
     this.#stats.rounds++;
-    const mayTry = started >= this.#nextAttemptMs;
-    r.backedOff = !mayTry;
+    // With several candidate hosts only the lease holder archives; the others still measure and pause their
+    // consumer at the hard limit.
+    const lead = this.#o.leadership;
+    const leading = lead ? (await lead.hold()) !== null : true;
+    if (lead) {
+      if (leading && this.#stats.leading !== true) this.#stats.takeovers++;
+      this.#stats.leading = leading;
+    }
+    const mayTry = started >= this.#nextAttemptMs && leading;
+    r.backedOff = leading && !mayTry;
     let failure: StoreFailure | null = null;
     let contacted = false;
 
@@ -518,7 +542,7 @@ export class Evictor {
           this.#stats.recovered++;
           log.info(`${item.key}: archived, its local object was left behind; deleted it locally`);
         } else {
-          await catalog.setTier(item.key, "local", now());
+          await catalog.setTier(item.key, "local", now(), this.#o.leadership?.fence());
           log.warn(
             `${item.key}: the catalog said "archive" but the archive has no matching copy; it is "local" again`,
           );

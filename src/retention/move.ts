@@ -12,7 +12,7 @@
  * touched it: `lost`, and its row is removed.
  */
 import { createHash } from "node:crypto";
-import type { Catalog, FrameRow } from "../catalog/catalog.ts";
+import type { Catalog, Fence, FrameRow } from "../catalog/catalog.ts";
 import { messageOf } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { ObjectInfo, StoragePlugin } from "../plugin.ts";
@@ -44,6 +44,8 @@ export interface MoverDeps {
   archivePrefix: string;
   log: Logger;
   now: () => number;
+  /** The evictor lease the moves are made under (several candidate hosts): tier changes are fenced by it. */
+  fence?: () => Fence | undefined;
 }
 
 /** Moves and verifies single frames; store failures come out as `StoreFailure` naming the store. */
@@ -88,7 +90,8 @@ export class FrameMover {
     const { catalog, local, archive, archivePrefix, log, now } = this.#d;
     const key = row.key;
     const archiveKey = archivePrefix + key;
-    if (row.tier === "local") await catalog.setTier(key, "archiving", now());
+    const fence = this.#d.fence?.();
+    if (row.tier === "local") await catalog.setTier(key, "archiving", now(), fence);
     let verified = false;
     try {
       const found = await this.#readLocal(key);
@@ -110,9 +113,11 @@ export class FrameMover {
         }));
       await this.#verify(archiveKey, body, put.etag, md5.toString("hex"));
       verified = true;
+      // Still the evictor? (Fenced: throws LeaseLostError when another host has taken over meanwhile.)
+      if (fence) await catalog.setTier(key, "archiving", now(), fence);
       await this.localCall(`deleting ${key}`, () => local.delete(key));
       const current = await catalog.get(key);
-      if (current?.tier === "archiving") await catalog.setTier(key, "archive", now());
+      if (current?.tier === "archiving") await catalog.setTier(key, "archive", now(), fence);
       else {log.debug(
           `${key}: row changed to ${current?.tier ?? "none"} meanwhile (stored again); left as it is`,
         );}
@@ -120,7 +125,7 @@ export class FrameMover {
       return { kind: "archived", bytes: body.length };
     } catch (error) {
       if (!verified && (await catalog.get(key))?.tier === "archiving") {
-        await catalog.setTier(key, "local", now());
+        await catalog.setTier(key, "local", now(), fence);
       }
       throw error;
     }
@@ -188,7 +193,7 @@ export class FrameMover {
     const good = copy !== null && copy.size === row.size &&
       (!isMd5Etag(row.etag) || !isMd5Etag(copy.etag) || row.etag.toLowerCase() === copy.etag.toLowerCase());
     if (good) {
-      await catalog.setTier(row.key, "archive", now());
+      await catalog.setTier(row.key, "archive", now(), this.#d.fence?.());
       log.debug(`${row.key}: local object already deleted, archive copy verified; marked archived`);
       return { kind: "marked", bytes: row.size };
     }

@@ -194,7 +194,7 @@ export function createApp(deps: AppDeps): App {
     ...clipRoutes(ctx),
     ...changeRoutes(ctx),
     ...exportRoutes(ctx),
-    ...systemRoutes(() => document ??= openApiDocument(routes, { readsNeedToken })),
+    ...systemRoutes(() => document ??= openApiDocument(routes, { readsNeedToken }), ctx.catalog),
   ];
   const router = new Router(routes);
 
@@ -365,7 +365,7 @@ export async function startServer(config: Config, options: ServeOptions = {}): P
   if (!/^[\d.]+$|:/.test(hostname) && hostname.toLowerCase() !== "localhost") {
     allowedHosts.push(hostname.toLowerCase());
   }
-  const catalog = openCatalog(config);
+  const catalog = await openCatalog(config);
   const cleanup: (() => unknown)[] = [() => catalog.close()];
   try {
     const local = await localStore(config);

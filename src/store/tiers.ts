@@ -56,7 +56,7 @@ export interface OpenTiers extends TierStores {
 export async function openTiers(config: Config, options: { archive?: boolean } = {}): Promise<OpenTiers> {
   const local = await localStore(config);
   const archive = options.archive === false ? null : await archiveStore(config);
-  const catalog = openCatalog(config);
+  const catalog = await openCatalog(config);
   return {
     catalog,
     local,

@@ -3,7 +3,7 @@
  * (`catalogSuite("sqlite", () => new SqliteCatalog(":memory:"))`). Nothing here knows a backend.
  */
 import assert from "node:assert/strict";
-import type { Catalog, FrameRow } from "../../src/catalog/catalog.ts";
+import { type Catalog, type FrameRow, LeaseLostError } from "../../src/catalog/catalog.ts";
 import { BadInputError, NotFoundError } from "../../src/errors.ts";
 import { frameRow, T0 } from "../support/rows.ts";
 
@@ -183,5 +183,44 @@ export function catalogSuite(backend: string, open: () => Catalog | Promise<Cata
     assert.deepEqual(await catalog.identity(), mine);
     assert.deepEqual(await catalog.bind({ ...mine, bucket: "other" }), ["bucket"]);
     await catalog.ping();
+  });
+
+  test("a lease has one holder; a new holder gets a larger token that fences the old one", async (catalog, all) => {
+    const a = await catalog.claimLease("evictor", "host-a", 60_000);
+    assert.ok(a);
+    assert.equal(await catalog.claimLease("evictor", "host-b", 60_000), null);
+    const renewed = await catalog.claimLease("evictor", "host-a", 60_000);
+    assert.equal(renewed?.token, a.token);
+    const fenceA = { lease: "evictor", token: a.token };
+    await catalog.setTier(all[0].key, "archiving", 1, fenceA);
+    assert.equal((await catalog.get(all[0].key))?.tier, "archiving");
+    // Released: another holder takes it at once, with a larger token; the old token changes nothing.
+    await catalog.releaseLease("evictor", "host-a");
+    const b = await catalog.claimLease("evictor", "host-b", 60_000);
+    assert.ok(b && b.token > a.token);
+    assert.equal((await catalog.lease("evictor"))?.holder, "host-b");
+    await assert.rejects(catalog.setTier(all[0].key, "archive", 2, fenceA), LeaseLostError);
+    assert.equal((await catalog.get(all[0].key))?.tier, "archiving");
+    await catalog.setTier(all[0].key, "archive", 3, { lease: "evictor", token: b.token });
+    assert.equal((await catalog.get(all[0].key))?.tier, "archive");
+    // A fenced change of a frame that is not there is no change, as without a fence.
+    await catalog.setTier("frames/none/x.jpg", "archive", 4, { lease: "evictor", token: b.token });
+  });
+
+  test("a lease that runs out can be taken by another holder", async (catalog) => {
+    const a = await catalog.claimLease("evictor", "host-a", 1000);
+    assert.ok(a);
+    assert.equal(await catalog.claimLease("evictor", "host-b", 1000), null);
+    await new Promise((r) => setTimeout(r, 1300));
+    const b = await catalog.claimLease("evictor", "host-b", 1000);
+    assert.ok(b && b.token === a.token + 1);
+    assert.equal(await catalog.lease("other"), null);
+  });
+
+  test("concurrent claims of a free lease give it to exactly one holder", async (catalog) => {
+    const claims = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => catalog.claimLease("evictor", `host-${i}`, 60_000)),
+    );
+    assert.equal(claims.filter((c) => c !== null).length, 1);
   });
 }

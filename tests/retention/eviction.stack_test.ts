@@ -16,7 +16,9 @@ import { objectKey } from "../../src/key.ts";
 import { createLogger, memoryLogger } from "../../src/log.ts";
 import type { ObjectInfo, PutOptions, StoragePlugin } from "../../src/plugin.ts";
 import { loadStorage } from "../../src/filter/loader.ts";
-import { freePort, spawnDeno } from "../../dev/processes.ts";
+import { type Child, freePort, spawnDeno } from "../../dev/processes.ts";
+import { PostgresCatalog } from "../../src/catalog/postgres.ts";
+import { scratchPostgresUrl } from "../support/postgres.ts";
 import { S3_ACCESS_KEY, S3_SECRET_KEY, stackEndpoints } from "../../tools/stack.ts";
 import { isolatedConfig } from "../../dev/scratch.ts";
 import { greyJpeg, readSamples, withComment } from "../support/images.ts";
@@ -988,3 +990,97 @@ Deno.test("src/main/evict.ts first indexes frame objects the catalog lacks, so i
     archive.close();
   }
 });
+
+Deno.test("one evictor across hosts: two candidates on a PostgreSQL catalog, the leader SIGKILLed again and again, another takes over and no frame is lost", async () => {
+  await ensureS3();
+  const url = await scratchPostgresUrl("evict_race");
+  const archiveBucket = bucketName("evict-race-archive");
+  const archive = await archiveStore(archiveBucket);
+  const first = makeFrames(["r1", "r2", "r3"], 60, smallJpegs());
+  const perFrame = first.reduce((n, f) => n + f.body.length, 0) / first.length;
+  const maxBytes = Math.round((60 * perFrame) / 0.7);
+  const { path, config } = await isolatedConfig("evict-race", {
+    aws_s3: { bucket: archiveBucket, endpoint: stackEndpoints().s3Endpoint, prefix: ARCHIVE_PREFIX, region: "us-east-1" },
+    // Small batches, frequent checks and a short lease: many moves in flight when the leader dies.
+    eviction: { max_bytes: maxBytes, batch_size: 4, hard_limit_percent: 100, check_interval_secs: 0.3, lease_secs: 2 },
+    catalog: { url },
+    logging: { level: "info" },
+  });
+  const local = await localStore(config.rustfs.bucket);
+  const catalog = await PostgresCatalog.open(url);
+  const env = { AWS_ACCESS_KEY_ID: S3_ACCESS_KEY, AWS_SECRET_ACCESS_KEY: S3_SECRET_KEY, LOG_LEVEL: "info" };
+  const frames = [...first];
+  const candidates: Child[] = [];
+  const candidate = () => {
+    const c = spawnDeno(`evict ${candidates.length + 1}`, "src/main/evict.ts", ["--config", path], { env });
+    candidates.push(c);
+    return c;
+  };
+  const failovers: number[] = [];
+  const violations: string[] = [];
+  try {
+    await storeFrames(local, catalog, first);
+    const started = Date.now();
+    const alive = [candidate(), candidate()];
+    let nextStart = Date.UTC(2026, 1, 18, 12);
+    for (let kill = 1; kill <= 5; kill++) {
+      // The consumers keep storing newer frames meanwhile, so there is always something to move.
+      const more = makeFrames(["r1", "r2", "r3"], 6, smallJpegs(), nextStart).map((f) => ({
+        ...f,
+        body: withComment(f.body, `kill ${kill}`),
+      }));
+      nextStart += 30_000;
+      await storeFrames(local, catalog, more);
+      frames.push(...more);
+      // Wait (on progress, generously) for a leader that is one of ours and alive.
+      const holder = await waitFor(async () => {
+        const lease = await catalog.lease("evictor");
+        const pid = Number(lease?.holder.split(":")[1]);
+        return lease && lease.expiresMs > Date.now() && alive.some((c) => c.pid === pid) ? lease : undefined;
+      }, 120_000);
+      await sleep(100 + Math.random() * 400); // somewhere in the middle of its moves
+      const leader = alive.find((c) => c.pid === Number(holder.holder.split(":")[1]))!;
+      leader.kill("SIGKILL");
+      const killedAt = Date.now();
+      await leader.exited;
+      alive.splice(alive.indexOf(leader), 1);
+      const next = await waitFor(async () => {
+        const lease = await catalog.lease("evictor");
+        return lease && lease.token > holder.token && lease.expiresMs > Date.now() ? lease : undefined;
+      }, 120_000);
+      failovers.push(Date.now() - killedAt);
+      assert.notEqual(next.holder, holder.holder);
+      const check = await checkTiers(local, archive, catalog, frames);
+      violations.push(...check.violations.map((v) => `kill ${kill}: ${v}`));
+      alive.push(candidate()); // a restarted host joins as a candidate again
+    }
+    for (const c of alive) await c.stop();
+    // A last clean round finishes what the kills interrupted.
+    const final = spawnDeno("evict", "src/main/evict.ts", ["--once", "--config", path], { env });
+    assert.equal(await final.exited, 0, final.lines.slice(-10).join("\n"));
+    const settled = await assertSettled(local, archive, catalog, frames);
+    assert.deepEqual(violations, []);
+    assert.ok(settled.archived.size > 0, "something was archived");
+    console.log(
+      `  evictor failover after SIGKILL of the leader (lease_secs 2): ${failovers.map((ms) => `${ms} ms`).join(", ")}; ` +
+        `${settled.archived.size} archived, ${settled.local.size} local, 0 lost of ${frames.length}; ` +
+        `${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
+  } finally {
+    for (const c of candidates) c.kill("SIGKILL");
+    await catalog.close();
+    await emptyBuckets(local, archive);
+    await Deno.remove(path).catch(() => {});
+  }
+});
+
+/** Polls `probe` every 100 ms until it returns a value; throws after `limitMs` (a generous outer bound). */
+async function waitFor<T>(probe: () => Promise<T | undefined | null | false>, limitMs: number): Promise<T> {
+  const until = Date.now() + limitMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > until) throw new Error(`gave up after ${limitMs} ms`);
+    await sleep(100);
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * One evictor at a time across every host that shares a catalog: each consumer (and `deno task evict`) is a
+ * candidate; the one holding the catalog's `evictor` lease runs eviction rounds, the others wait. The lease is
+ * renewed every third of its time to live while its holder runs; a holder that dies (killed, host lost) stops
+ * renewing, and another candidate takes over once the lease has run out: within `ttlMs` plus one attempt period.
+ * Every tier change of a move carries the lease's fencing token, so a holder that stalled past its lease (a long
+ * GC pause, a frozen VM) cannot change rows once another has taken over: its change is refused and it stops.
+ */
+import type { Catalog, Fence, Lease } from "../catalog/catalog.ts";
+import { messageOf } from "../errors.ts";
+import type { Logger } from "../log.ts";
+
+export const EVICTOR_LEASE = "evictor";
+
+export interface LeadershipOptions {
+  catalog: Pick<Catalog, "claimLease" | "releaseLease">;
+  log: Logger;
+  /** The lease's name. Default "evictor". */
+  name?: string;
+  /** How long a lease lasts without renewal. Default 15 s: a dead holder is replaced within ~20 s. */
+  ttlMs?: number;
+  /** Who this candidate is, for the lease row and log lines. Default host:pid:random. */
+  holder?: string;
+  now?: () => number;
+}
+
+/** This process's view of the lease: whether it holds it, renewed by `hold()`. */
+export class Leadership {
+  readonly name: string;
+  readonly holder: string;
+  readonly ttlMs: number;
+  readonly #o: LeadershipOptions;
+  readonly #now: () => number;
+  #lease: Lease | null = null;
+  /** When the lease was last confirmed, by this process's clock (the catalog's clock may differ). */
+  #confirmedMs = 0;
+  #timer: ReturnType<typeof setInterval> | null = null;
+  #otherLogged: string | null = null;
+
+  constructor(options: LeadershipOptions) {
+    this.#o = options;
+    this.name = options.name ?? EVICTOR_LEASE;
+    this.ttlMs = options.ttlMs ?? 15_000;
+    if (!(this.ttlMs >= 1000)) {
+      throw new RangeError(`lease time to live ${this.ttlMs} ms is too short: use at least 1000 ms`);
+    }
+    this.holder = options.holder ??
+      `${Deno.hostname()}:${Deno.pid}:${crypto.randomUUID().slice(0, 8)}`;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /**
+   * Takes or renews the lease; the fence to make changes under when this process holds it, else null. A catalog
+   * failure counts as not holding it (never two evictors because one could not ask).
+   */
+  async hold(): Promise<Fence | null> {
+    const asked = this.#now();
+    let lease: Lease | null;
+    try {
+      lease = await this.#o.catalog.claimLease(this.name, this.holder, this.ttlMs);
+    } catch (error) {
+      if (this.#lease) this.#o.log.warn(`cannot renew the ${this.name} lease (${messageOf(error)}); pausing`);
+      this.#lease = null;
+      return null;
+    }
+    if (!lease) {
+      if (this.#lease) this.#o.log.warn(`the ${this.name} lease passed to another host; this one waits`);
+      else if (this.#otherLogged === null) {
+        this.#otherLogged = "logged";
+        this.#o.log.info(`another host runs ${this.name}; this one takes over if it stops`);
+      }
+      this.#lease = null;
+      return null;
+    }
+    if (!this.#lease || this.#lease.token !== lease.token) {
+      this.#o.log.info(`this host now runs ${this.name} (lease token ${lease.token}, ${this.holder})`);
+      this.#otherLogged = null;
+    }
+    this.#lease = lease;
+    this.#confirmedMs = asked;
+    return this.fence() ?? null;
+  }
+
+  /**
+   * The fence while the lease is held by this process's own reckoning (confirmed less than a time to live ago,
+   * counted from when it asked, with a second's margin), else undefined.
+   */
+  fence(): Fence | undefined {
+    if (!this.#lease) return undefined;
+    if (this.#now() - this.#confirmedMs > this.ttlMs - 1000) return undefined;
+    return { lease: this.name, token: this.#lease.token };
+  }
+
+  /** Whether this process holds the lease now. */
+  get leading(): boolean {
+    return this.fence() !== undefined;
+  }
+
+  /** Renews the lease every third of its time to live until `stop`. */
+  start(): void {
+    if (this.#timer !== null) return;
+    this.#timer = setInterval(() => {
+      if (this.#lease) this.hold().catch(() => {});
+    }, Math.max(250, Math.floor(this.ttlMs / 3)));
+    Deno.unrefTimer(this.#timer as unknown as number);
+  }
+
+  /** Stops renewing and gives the lease up, so another candidate takes over at once. */
+  async stop(): Promise<void> {
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+    if (!this.#lease) return;
+    this.#lease = null;
+    await this.#o.catalog.releaseLease(this.name, this.holder).catch(() => {});
+  }
+}
