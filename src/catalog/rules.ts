@@ -1,10 +1,12 @@
 /**
  * The rules for what the catalog accepts as label names, authors, clip names, notes and time spans: pure checks,
  * one place, used by every backend's label store (callers do not re-check names). Each throws a BadInputError
- * naming the value.
+ * naming the value. Below them, the label stores' other pure parts: request checks, refusal messages and the
+ * journal's detail objects.
  */
-import { BadInputError } from "../errors.ts";
-import type { LabelLimits } from "./catalog.ts";
+import { BadInputError, ConflictError, NotFoundError } from "../errors.ts";
+import { checkRobotId } from "../key.ts";
+import type { ChangeBy, Clip, ClipInput, ClipUpdate, FrameSelector, LabelLimits } from "./catalog.ts";
 
 export const MAX_LABEL = 64;
 const MAX_AUTHOR = 200;
@@ -112,4 +114,175 @@ export function checkNote(note: string): string {
     throw new BadInputError(`note is ${note.length} characters long (at most ${MAX_NOTE})`);
   }
   return note;
+}
+
+// ------------------------------------------------------------------------------------------------ label store
+// The pure parts of the label stores (src/catalog/sqlite_labels.ts, postgres_labels.ts): request checks, the
+// messages of refusals, and the journal's detail objects. One copy, so every backend refuses and records alike.
+
+/**
+ * Refuses a list naming more labels than one request may (`labels.max_per_request`), before anything is looked up
+ * or changed. `what` says which list ("to add", "to remove", "on the clip").
+ */
+export function checkLabelCount(names: string[], what: string, limits: Readonly<LabelLimits>): string[] {
+  const max = limits.maxPerRequest;
+  if (names.length > max) {
+    throw new BadInputError(
+      `${names.length} labels ${what} in one request; at most ${max} are allowed (labels.max_per_request): ` +
+        `send them in several requests, or raise labels.max_per_request`,
+    );
+  }
+  return names;
+}
+
+/** The labels of an add request: valid names, each once, within the per-request limit, at least one. */
+export function labelsToAdd(labels: string[], limits: Readonly<LabelLimits>): string[] {
+  const names = checkLabelCount(uniqueLabels(labels), "to add", limits);
+  if (names.length === 0) throw new BadInputError("no labels given");
+  return names;
+}
+
+/** The labels of a remove request: names to look up (see `existingNames`), within the limit, at least one. */
+export function labelsToRemove(labels: string[], limits: Readonly<LabelLimits>): string[] {
+  const names = checkLabelCount(existingNames(labels), "to remove", limits);
+  if (names.length === 0) throw new BadInputError("no labels given");
+  return names;
+}
+
+/**
+ * Refuses a change that would create the labels `fresh` (those that do not exist yet) when the catalog holds
+ * `have` labels, beyond `labels.max_distinct`; labels that exist already never count. Backends call it inside the
+ * write transaction, with the count read there.
+ */
+export function checkRoom(fresh: string[], have: number, limits: Readonly<LabelLimits>): void {
+  if (fresh.length === 0) return;
+  const max = limits.maxDistinct;
+  if (have + fresh.length > max) {
+    throw new BadInputError(
+      `${fresh.length} new label(s) (${fresh.slice(0, 3).map((n) => JSON.stringify(n)).join(", ")}${
+        fresh.length > 3 ? ", ..." : ""
+      }) would make ${have + fresh.length} distinct labels, over ` +
+        `labels.max_distinct (${max}): use existing labels, delete unused ones, or raise labels.max_distinct`,
+    );
+  }
+}
+
+/** The frame keys of a request, each once; refuses an empty list. */
+export function uniqueKeys(keys: string[]): string[] {
+  const unique = [...new Set(keys)];
+  if (unique.length === 0) throw new BadInputError("no frame keys given");
+  return unique;
+}
+
+/** Refuses `keys` unless every one is in `found` (the keys the catalog has), naming the first few missing. */
+export function checkKeysFound(keys: string[], found: ReadonlySet<string>): void {
+  const missing = keys.filter((k) => !found.has(k));
+  if (missing.length) {
+    throw new NotFoundError(
+      `${missing.length} frame key(s) not in the catalog: ${
+        missing.slice(0, 3).map((k) => JSON.stringify(k)).join(", ")
+      }${missing.length > 3 ? ", ..." : ""}`,
+    );
+  }
+}
+
+/** A robot's time span as a selector: the robot id and the span checked. */
+export function checkSpanSelector(target: { robotId: string; fromMs: number; toMs: number }): FrameSelector {
+  checkRobotId(target.robotId);
+  checkSpan(target.fromMs, target.toMs);
+  return { robotId: target.robotId, fromMs: target.fromMs, toMs: target.toMs };
+}
+
+/** The refusal of a label name that does not exist. */
+export function unknownLabel(name: string): NotFoundError {
+  return new NotFoundError(`unknown label ${JSON.stringify(name)}`);
+}
+
+/** The refusal of a clip id that does not exist. */
+export function unknownClip(id: number): NotFoundError {
+  return new NotFoundError(`no clip ${id}`);
+}
+
+/** The refusal of a rename onto an existing label without `merge`. */
+export function mergeNeeded(oldName: string, newName: string): ConflictError {
+  return new ConflictError(
+    `label ${JSON.stringify(newName)} already exists: merge ${
+      JSON.stringify(oldName)
+    } into it explicitly (merge)`,
+  );
+}
+
+/**
+ * The journal's target and detail for a (normalised) selector: the key of one frame, `frames` with the keys, or
+ * `robot:ID` with the robot and the span as ISO times.
+ */
+export function describeTarget(target: FrameSelector): { target: string; detail: Record<string, unknown> } {
+  if ("keys" in target) {
+    return target.keys.length === 1
+      ? { target: target.keys[0], detail: {} }
+      : { target: "frames", detail: { keys: target.keys } };
+  }
+  return {
+    target: `robot:${target.robotId}`,
+    detail: {
+      robot: target.robotId,
+      from: new Date(target.fromMs).toISOString(),
+      to: new Date(target.toMs).toISOString(),
+    },
+  };
+}
+
+/** A clip as the journal records it (span as ISO times). */
+export function clipDetail(c: Clip): Record<string, unknown> {
+  return {
+    robot: c.robotId,
+    from: new Date(c.fromMs).toISOString(),
+    to: new Date(c.toMs).toISOString(),
+    name: c.name,
+    note: c.note,
+    labels: c.labels,
+  };
+}
+
+/** A new clip's fields checked: robot id, span, name, note and labels (within the per-request limit), author. */
+export function checkClipInput(
+  input: ClipInput,
+  by: ChangeBy,
+  limits: Readonly<LabelLimits>,
+): { name: string; note: string; labels: string[]; author: string | null } {
+  checkRobotId(input.robotId);
+  checkSpan(input.fromMs, input.toMs);
+  const name = checkClipName(input.name);
+  const note = checkNote(input.note ?? "");
+  const labels = checkLabelCount(uniqueLabels(input.labels ?? []), "on the clip", limits);
+  const author = checkAuthor(by.author);
+  return { name, note, labels, author };
+}
+
+/**
+ * A clip's fields after `update` (checked): unchanged fields from `before`; `labels` replaces the set, then
+ * `addLabels` adds and `removeLabels` takes off (each list within the per-request limit).
+ */
+export function clipAfterUpdate(
+  before: Clip,
+  update: ClipUpdate,
+  limits: Readonly<LabelLimits>,
+): { robotId: string; fromMs: number; toMs: number; name: string; note: string; labels: string[] } {
+  const robotId = update.robotId === undefined ? before.robotId : checkRobotId(update.robotId);
+  const fromMs = update.fromMs ?? before.fromMs, toMs = update.toMs ?? before.toMs;
+  checkSpan(fromMs, toMs);
+  const name = update.name === undefined ? before.name : checkClipName(update.name);
+  const note = update.note === undefined ? before.note : checkNote(update.note);
+  let labels = update.labels === undefined
+    ? before.labels
+    : checkLabelCount(uniqueLabels(update.labels), "on the clip", limits);
+  if (update.addLabels) {
+    const more = checkLabelCount(uniqueLabels(update.addLabels), "to add", limits);
+    labels = [...new Set([...labels, ...more])];
+  }
+  if (update.removeLabels) {
+    const gone = new Set(checkLabelCount(existingNames(update.removeLabels), "to remove", limits));
+    labels = labels.filter((l) => !gone.has(l));
+  }
+  return { robotId, fromMs, toMs, name, note, labels };
 }

@@ -13,8 +13,6 @@
  * work is synchronous inside node:sqlite, so nothing else runs in between).
  */
 import type { DatabaseSync, SQLInputValue } from "node:sqlite";
-import { BadInputError, ConflictError, NotFoundError } from "../errors.ts";
-import { checkRobotId } from "../key.ts";
 import type {
   Change,
   ChangeAction,
@@ -31,13 +29,21 @@ import type {
 } from "./catalog.ts";
 import {
   checkAuthor,
-  checkClipName,
+  checkClipInput,
+  checkKeysFound,
   checkLabel,
-  checkNote,
-  checkSpan,
+  checkRoom,
+  checkSpanSelector,
+  clipAfterUpdate,
+  clipDetail,
   DEFAULT_LABEL_LIMITS,
-  existingNames,
-  uniqueLabels,
+  describeTarget,
+  labelsToAdd,
+  labelsToRemove,
+  mergeNeeded,
+  uniqueKeys,
+  unknownClip,
+  unknownLabel,
 } from "./rules.ts";
 
 interface ClipRaw {
@@ -90,18 +96,6 @@ export class SqliteLabels implements LabelStore {
     return this.#limits;
   }
 
-  /** Refuses a list naming more labels than one request may (before anything is looked up or changed). */
-  #checkCount(names: string[], what: string): string[] {
-    const max = this.#limits.maxPerRequest;
-    if (names.length > max) {
-      throw new BadInputError(
-        `${names.length} labels ${what} in one request; at most ${max} are allowed (labels.max_per_request): ` +
-          `send them in several requests, or raise labels.max_per_request`,
-      );
-    }
-    return names;
-  }
-
   /**
    * Refuses, inside the write transaction, a change that would create labels beyond labels.max_distinct; labels
    * that exist already never count.
@@ -112,15 +106,7 @@ export class SqliteLabels implements LabelStore {
     const have = Number(
       (this.#db.prepare("SELECT COUNT(*) AS n FROM labels").get() as { n: number }).n,
     );
-    const max = this.#limits.maxDistinct;
-    if (have + fresh.length > max) {
-      throw new BadInputError(
-        `${fresh.length} new label(s) (${fresh.slice(0, 3).map((n) => JSON.stringify(n)).join(", ")}${
-          fresh.length > 3 ? ", ..." : ""
-        }) would make ${have + fresh.length} distinct labels, over ` +
-          `labels.max_distinct (${max}): use existing labels, delete unused ones, or raise labels.max_distinct`,
-      );
-    }
+    checkRoom(fresh, have, this.#limits);
   }
 
   /** Runs `fn` in one write transaction (or inside the caller's, when one is open). */
@@ -151,7 +137,7 @@ export class SqliteLabels implements LabelStore {
 
   #existingLabelId(name: string): number {
     const id = this.#labelId(name);
-    if (id === null) throw new NotFoundError(`unknown label ${JSON.stringify(name)}`);
+    if (id === null) throw unknownLabel(name);
     return id;
   }
 
@@ -162,41 +148,17 @@ export class SqliteLabels implements LabelStore {
 
   /** Refuses keys that are not in the catalog, naming the first few. */
   #checkKeys(keys: string[]): string[] {
-    const unique = [...new Set(keys)];
-    if (unique.length === 0) throw new BadInputError("no frame keys given");
-    const missing: string[] = [];
+    const unique = uniqueKeys(keys);
+    const found = new Set<string>();
     for (let i = 0; i < unique.length; i += CHUNK) {
       const part = unique.slice(i, i + CHUNK);
-      const found = new Set(
-        (this.#db.prepare(`SELECT key FROM frames WHERE key IN (${part.map(() => "?").join(",")})`)
-          .all(...part) as { key: string }[]).map((r) => r.key),
-      );
-      for (const k of part) if (!found.has(k)) missing.push(k);
+      for (
+        const r of this.#db.prepare(`SELECT key FROM frames WHERE key IN (${part.map(() => "?").join(",")})`)
+          .all(...part) as { key: string }[]
+      ) found.add(r.key);
     }
-    if (missing.length) {
-      throw new NotFoundError(
-        `${missing.length} frame key(s) not in the catalog: ${
-          missing.slice(0, 3).map((k) => JSON.stringify(k)).join(", ")
-        }${missing.length > 3 ? ", ..." : ""}`,
-      );
-    }
+    checkKeysFound(unique, found);
     return unique;
-  }
-
-  #describe(target: FrameSelector): { target: string; detail: Record<string, unknown> } {
-    if ("keys" in target) {
-      return target.keys.length === 1
-        ? { target: target.keys[0], detail: {} }
-        : { target: "frames", detail: { keys: target.keys } };
-    }
-    return {
-      target: `robot:${target.robotId}`,
-      detail: {
-        robot: target.robotId,
-        from: new Date(target.fromMs).toISOString(),
-        to: new Date(target.toMs).toISOString(),
-      },
-    };
   }
 
   /**
@@ -205,8 +167,7 @@ export class SqliteLabels implements LabelStore {
    * also covers frames stored later). Unknown keys are refused before anything changes.
    */
   #addLabels(target: FrameSelector, labels: string[], by: ChangeBy = {}): number {
-    const names = this.#checkCount(uniqueLabels(labels), "to add");
-    if (names.length === 0) throw new BadInputError("no labels given");
+    const names = labelsToAdd(labels, this.#limits);
     const author = checkAuthor(by.author);
     return this.#tx(() => {
       const now = by.nowMs ?? this.#now();
@@ -229,7 +190,7 @@ export class SqliteLabels implements LabelStore {
           );
         }
       }
-      const { target: t, detail } = this.#describe(selector);
+      const { target: t, detail } = describeTarget(selector);
       this.#journal({ author, nowMs: now }, "label.add", t, { labels: names, ...detail, added });
       return added;
     });
@@ -240,8 +201,7 @@ export class SqliteLabels implements LabelStore {
    * Returns how many (frame, label) pairs were removed. Unknown labels are refused.
    */
   #removeLabels(target: FrameSelector, labels: string[], by: ChangeBy = {}): number {
-    const names = this.#checkCount(existingNames(labels), "to remove");
-    if (names.length === 0) throw new BadInputError("no labels given");
+    const names = labelsToRemove(labels, this.#limits);
     return this.#tx(() => {
       const now = by.nowMs ?? this.#now();
       const selector = this.#normalize(target);
@@ -260,7 +220,7 @@ export class SqliteLabels implements LabelStore {
           );
         }
       }
-      const { target: t, detail } = this.#describe(selector);
+      const { target: t, detail } = describeTarget(selector);
       this.#journal({ author: by.author, nowMs: now }, "label.remove", t, {
         labels: names,
         ...detail,
@@ -272,9 +232,7 @@ export class SqliteLabels implements LabelStore {
 
   #normalize(target: FrameSelector): FrameSelector {
     if ("keys" in target) return { keys: this.#checkKeys(target.keys) };
-    checkRobotId(target.robotId);
-    checkSpan(target.fromMs, target.toMs);
-    return { robotId: target.robotId, fromMs: target.fromMs, toMs: target.toMs };
+    return checkSpanSelector(target);
   }
 
   /**
@@ -288,11 +246,7 @@ export class SqliteLabels implements LabelStore {
       if (oldName === newName) return;
       const other = this.#labelId(newName);
       if (other !== null && !by.merge) {
-        throw new ConflictError(
-          `label ${JSON.stringify(newName)} already exists: merge ${
-            JSON.stringify(oldName)
-          } into it explicitly (merge)`,
-        );
+        throw mergeNeeded(oldName, newName);
       }
       if (other === null) {
         this.#db.prepare("UPDATE labels SET name = ? WHERE id = ?").run(newName, id);
@@ -362,12 +316,7 @@ export class SqliteLabels implements LabelStore {
 
   /** Creates a clip; its labels are created when new. */
   #createClip(input: ClipInput, by: ChangeBy = {}): Clip {
-    checkRobotId(input.robotId);
-    checkSpan(input.fromMs, input.toMs);
-    const name = checkClipName(input.name);
-    const note = checkNote(input.note ?? "");
-    const labels = this.#checkCount(uniqueLabels(input.labels ?? []), "on the clip");
-    const author = checkAuthor(by.author);
+    const { name, note, labels, author } = checkClipInput(input, by, this.#limits);
     return this.#tx(() => {
       const now = by.nowMs ?? this.#now();
       this.#checkRoomFor(labels);
@@ -392,23 +341,8 @@ export class SqliteLabels implements LabelStore {
   #updateClip(id: number, update: ClipUpdate, by: ChangeBy = {}): Clip {
     return this.#tx(() => {
       const before = this.#getClip(id);
-      if (!before) throw new NotFoundError(`no clip ${id}`);
-      const robotId = update.robotId === undefined ? before.robotId : checkRobotId(update.robotId);
-      const fromMs = update.fromMs ?? before.fromMs, toMs = update.toMs ?? before.toMs;
-      checkSpan(fromMs, toMs);
-      const name = update.name === undefined ? before.name : checkClipName(update.name);
-      const note = update.note === undefined ? before.note : checkNote(update.note);
-      let labels = update.labels === undefined
-        ? before.labels
-        : this.#checkCount(uniqueLabels(update.labels), "on the clip");
-      if (update.addLabels) {
-        const more = this.#checkCount(uniqueLabels(update.addLabels), "to add");
-        labels = [...new Set([...labels, ...more])];
-      }
-      if (update.removeLabels) {
-        const gone = new Set(this.#checkCount(existingNames(update.removeLabels), "to remove"));
-        labels = labels.filter((l) => !gone.has(l));
-      }
+      if (!before) throw unknownClip(id);
+      const { robotId, fromMs, toMs, name, note, labels } = clipAfterUpdate(before, update, this.#limits);
       this.#checkRoomFor(labels);
       this.#db.prepare(
         "UPDATE clips SET robot_id = ?, from_ms = ?, to_ms = ?, name = ?, note = ? WHERE id = ?",
@@ -429,7 +363,7 @@ export class SqliteLabels implements LabelStore {
   #deleteClip(id: number, by: ChangeBy = {}): void {
     this.#tx(() => {
       const clip = this.#getClip(id);
-      if (!clip) throw new NotFoundError(`no clip ${id}`);
+      if (!clip) throw unknownClip(id);
       this.#db.prepare("DELETE FROM clip_labels WHERE clip_id = ?").run(id);
       this.#db.prepare("DELETE FROM clips WHERE id = ?").run(id);
       this.#journal(by, "clip.delete", `clip:${id}`, { clip: clipDetail(clip) });
@@ -573,15 +507,4 @@ function run<T>(work: () => T): Promise<T> {
   } catch (error) {
     return Promise.reject(error);
   }
-}
-
-function clipDetail(c: Clip): Record<string, unknown> {
-  return {
-    robot: c.robotId,
-    from: new Date(c.fromMs).toISOString(),
-    to: new Date(c.toMs).toISOString(),
-    name: c.name,
-    note: c.note,
-    labels: c.labels,
-  };
 }
