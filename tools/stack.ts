@@ -1,36 +1,69 @@
 /**
- * `deno task stack up|down|status|clean [kafka|s3 ...]`: a real Kafka broker and a real S3-compatible server on
- * loopback, for development, tests, benchmarks and CI.
+ * `deno task stack up|down|status|clean [kafka|s3|postgres ...]`: a real Kafka broker, a real S3-compatible server
+ * and a real PostgreSQL server on loopback, for development, tests, benchmarks and CI.
  *
- * The machines have no Docker and reach no download site but the package registries, so both servers come from
- * Maven Central as jars (stack/kafka/pom.xml, stack/s3/pom.xml) and run on the machine's Java 17:
+ * The machines have no Docker and reach no download site but the package registries, so the two JVM servers come
+ * from Maven Central as jars (stack/kafka/pom.xml, stack/s3/pom.xml) and run on the machine's Java 17, and
+ * PostgreSQL comes from Debian's `postgresql` package (its initdb, pg_ctl and postgres; no cluster of the package's
+ * own is used or started):
  * - Kafka 4.x in KRaft combined mode (one process is both broker and controller), 127.0.0.1:9092;
- * - S3Proxy with its filesystem backend, http://127.0.0.1:9000, access key and secret `rustfsadmin`.
+ * - S3Proxy with its filesystem backend, http://127.0.0.1:9000, access key and secret `rustfsadmin`;
+ * - PostgreSQL, postgres://frame_bucket:frame_bucket@127.0.0.1:15432/frame_bucket (role `frame_bucket` with
+ *   CREATEDB owns database `frame_bucket`; superuser `postgres`, password `frame_bucket`; scram-sha-256 auth).
+ *   Port 15432, not 5432: installing the Debian package may start a system cluster of its own on 5432. PostgreSQL
+ *   refuses to run as root, so under root its programs run as PG_RUN_AS (`nobody`) and its folder belongs to that
+ *   user.
  *
  * Everything lives under `.stack/` (or FRAME_BUCKET_STACK_DIR): `lib/` holds the jars (fetched by the first `up`,
- * kept by `down --wipe`), `<svc>/` holds the config, the data, the log and the pid file. The servers run detached
- * so they outlive this script; `down` stops them, and `down --wipe` (or `clean`) also deletes their data.
+ * kept by `down --wipe`), `<svc>/` holds the config, the data, the log and the pid file (for PostgreSQL also its
+ * unix socket). The servers run detached so they outlive this script; `down` stops them, and `down --wipe` (or
+ * `clean`) also deletes their data.
  *
  * Env: FRAME_BUCKET_STACK_DIR, KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (KAFKA_PORT + 1), S3_PORT (9000),
- * JAVA_HOME (else `java` on PATH).
+ * PG_PORT (15432), JAVA_HOME (else `java` on PATH), PG_BIN (the folder of initdb, pg_ctl and postgres; else the
+ * newest /usr/lib/postgresql/<version>/bin, else PATH), PG_RUN_AS (the user PostgreSQL runs as when this runs as
+ * root; `nobody`).
  */
 import { parseArgs } from "node:util";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { sleep } from "../src/ingest/camera.ts";
 
-export type Service = "kafka" | "s3";
-export const SERVICES: readonly Service[] = ["kafka", "s3"];
+export type Service = "kafka" | "s3" | "postgres";
+export const SERVICES: readonly Service[] = ["kafka", "s3", "postgres"];
 
 /** The S3 credentials the server accepts: RustFS's default pair, so settings written for a RustFS server fit. */
 export const S3_ACCESS_KEY = "rustfsadmin";
 export const S3_SECRET_KEY = "rustfsadmin";
 
+/**
+ * The PostgreSQL login and database clients use (the catalog's `catalog.url`): the role owns the database, and
+ * CREATEDB lets tests make databases of their own.
+ */
+export const PG_USER = "frame_bucket";
+export const PG_PASSWORD = "frame_bucket";
+export const PG_DATABASE = "frame_bucket";
+/** The superuser initdb makes; only this script logs in as it, to create the role and the database. */
+const PG_SUPERUSER = "postgres";
+const PG_SUPERUSER_PASSWORD = "frame_bucket";
+/**
+ * Not 5432: `apt-get install postgresql` creates and starts a system cluster of its own there, which this stack
+ * must neither meet nor touch. Another stack folder side by side sets PG_PORT like KAFKA_PORT and S3_PORT.
+ */
+const PG_DEFAULT_PORT = 15432;
+/** The user PostgreSQL's programs run as when this script runs as root (initdb, pg_ctl and postgres refuse root). */
+const PG_DEFAULT_RUN_AS = "nobody";
+
 const HOST = "127.0.0.1";
 /** Kafka in KRaft mode with a fresh log dir: first start-up also creates the metadata log, and CI can be slow. */
 const KAFKA_START_TIMEOUT_MS = 90_000;
 const S3_START_TIMEOUT_MS = 60_000;
-/** How long `down` lets a server shut down cleanly (Kafka flushes and closes its logs) before SIGKILL. */
+/** Crash recovery after a kill replays the WAL since the last checkpoint before PostgreSQL accepts connections. */
+const PG_START_TIMEOUT_MS = 60_000;
+/**
+ * How long `down` lets a server shut down cleanly (Kafka flushes and closes its logs, PostgreSQL writes a shutdown
+ * checkpoint) before SIGKILL.
+ */
 const STOP_GRACE_MS = 30_000;
 /** A log past this size is moved to `<name>.1` at the next start, so restarts in a loop cannot fill the disk. */
 const LOG_ROTATE_BYTES = 20 * 1024 * 1024;
@@ -44,6 +77,7 @@ interface Layout {
   kafkaPort: number;
   controllerPort: number;
   s3Port: number;
+  pgPort: number;
 }
 
 /** The folder holding deno.json, searched upward from this file so the tool works from any working directory. */
@@ -89,13 +123,20 @@ function layout(): Layout {
     kafkaPort < 65535 ? kafkaPort + 1 : kafkaPort - 1,
   );
   const s3Port = portFromEnv("S3_PORT", 9000);
-  if (controllerPort === kafkaPort || controllerPort === s3Port || kafkaPort === s3Port) {
+  const pgPort = portFromEnv("PG_PORT", PG_DEFAULT_PORT);
+  const ports = [kafkaPort, controllerPort, s3Port, pgPort];
+  if (new Set(ports).size !== ports.length) {
     throw new RangeError(
-      `ports clash: KAFKA_PORT=${kafkaPort}, KAFKA_CONTROLLER_PORT=${controllerPort}, S3_PORT=${s3Port}; ` +
-        "give each its own port",
+      `ports clash: KAFKA_PORT=${kafkaPort}, KAFKA_CONTROLLER_PORT=${controllerPort}, S3_PORT=${s3Port}, ` +
+        `PG_PORT=${pgPort}; give each its own port`,
     );
   }
-  return { root, stackDir, kafkaPort, controllerPort, s3Port };
+  return { root, stackDir, kafkaPort, controllerPort, s3Port, pgPort };
+}
+
+/** The URL a PostgreSQL client (the catalog's `catalog.url`) connects with. */
+function postgresUrl(port: number, user = PG_USER, password = PG_PASSWORD, database = PG_DATABASE): string {
+  return `postgres://${user}:${password}@${HOST}:${port}/${database}`;
 }
 
 /** Where a client should connect, for tests and tools that talk to this stack. */
@@ -104,6 +145,8 @@ export function stackEndpoints(): {
   s3Endpoint: string;
   accessKey: string;
   secretKey: string;
+  /** postgres://frame_bucket:frame_bucket@127.0.0.1:PG_PORT/frame_bucket */
+  postgresUrl: string;
 } {
   const l = layout();
   return {
@@ -111,6 +154,7 @@ export function stackEndpoints(): {
     s3Endpoint: `http://${HOST}:${l.s3Port}`,
     accessKey: S3_ACCESS_KEY,
     secretKey: S3_SECRET_KEY,
+    postgresUrl: postgresUrl(l.pgPort),
   };
 }
 
@@ -119,16 +163,30 @@ const libDir = (l: Layout, svc: Service) => join(l.stackDir, "lib", svc);
 const pidFile = (l: Layout, svc: Service) => join(svcDir(l, svc), "pid");
 const logFile = (l: Layout, svc: Service) => join(svcDir(l, svc), `${svc}.log`);
 const pomFile = (l: Layout, svc: Service) => join(l.root, "stack", svc, "pom.xml");
-const mainPort = (l: Layout, svc: Service) => (svc === "kafka" ? l.kafkaPort : l.s3Port);
+const pgDataDir = (l: Layout) => join(svcDir(l, "postgres"), "data");
+const mainPort = (l: Layout, svc: Service) =>
+  svc === "kafka" ? l.kafkaPort : svc === "s3" ? l.s3Port : l.pgPort;
+const PORT_ENV: Record<Service, string> = { kafka: "KAFKA_PORT", s3: "S3_PORT", postgres: "PG_PORT" };
+/** Where clients connect; for PostgreSQL the URL without its password (stackEndpoints has the whole URL). */
 const address = (l: Layout, svc: Service) =>
-  svc === "kafka" ? `${HOST}:${l.kafkaPort}` : `http://${HOST}:${l.s3Port}`;
+  svc === "kafka"
+    ? `${HOST}:${l.kafkaPort}`
+    : svc === "s3"
+    ? `http://${HOST}:${l.s3Port}`
+    : `postgres://${PG_USER}@${HOST}:${l.pgPort}/${PG_DATABASE}`;
 /**
- * Put on the java command line so a process can be told to be ours (and for which stack folder) even after its pid
- * file is lost or its pid reused by something else.
+ * Put on the server's command line so a process can be told to be ours (and for which stack folder) even after its
+ * pid file is lost or its pid reused by something else: a java system property, or for PostgreSQL a custom setting
+ * (`-c frame_bucket.stack=...`; the postmaster keeps its command line, only its children retitle themselves).
  */
-const marker = (l: Layout, svc: Service) => `-Dframe-bucket.stack=${svc}@${l.stackDir}`;
+const marker = (l: Layout, svc: Service) =>
+  svc === "postgres"
+    ? `frame_bucket.stack=${svc}@${l.stackDir}`
+    : `-Dframe-bucket.stack=${svc}@${l.stackDir}`;
 /** Also on the command line: the port a running server was started with, which may differ from today's env. */
 const portFlag = (port: number) => `-Dframe-bucket.port=${port}`;
+/** Reads the port back from either form: the JVMs' portFlag, or PostgreSQL's own `-c port=N`. */
+const PORT_ON_COMMAND_LINE = /(?:-Dframe-bucket\.port=| -c port=)(\d+) /;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Small helpers
@@ -162,15 +220,31 @@ async function tailOf(path: string, lines = 25): Promise<string> {
   }
 }
 
+/** Runs a command to its end; `input` goes to its stdin, `env` is added to this script's environment. */
 async function run(
   cmd: string,
   args: string[],
   what: string,
   missingHint: string,
+  opts: { input?: string; env?: Record<string, string>; cwd?: string } = {},
 ): Promise<{ code: number; out: string }> {
   let output: Deno.CommandOutput;
   try {
-    output = await new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped" }).output();
+    const child = new Deno.Command(cmd, {
+      args,
+      env: opts.env,
+      cwd: opts.cwd,
+      stdin: opts.input === undefined ? "null" : "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    if (opts.input !== undefined) {
+      const writer = child.stdin.getWriter();
+      // A program that exits without reading all of its input closes the pipe: its exit code tells what happened.
+      await writer.write(encoder.encode(opts.input)).catch(() => {});
+      await writer.close().catch(() => {});
+    }
+    output = await child.output();
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new Error(`${cmd} not found (needed to ${what}): ${missingHint}`);
@@ -215,7 +289,10 @@ async function ensureJava(): Promise<string> {
   return checkedJava.id;
 }
 
-const LABEL: Record<Service, { name: string; versionProperty: string }> = {
+/** The services that are a JVM running jars from Maven Central. */
+type JvmService = Exclude<Service, "postgres">;
+
+const LABEL: Record<JvmService, { name: string; versionProperty: string }> = {
   kafka: { name: "Kafka", versionProperty: "kafka.version" },
   s3: { name: "S3Proxy", versionProperty: "s3proxy.version" },
 };
@@ -231,7 +308,7 @@ async function sha256(text: string): Promise<string> {
  * A stamp holding the pom's hash is written last, so a fetch cut off half-way is redone, and editing the pom (a new
  * version) fetches again. Maven keeps its own cache in ~/.m2, so a refetch after `rm -rf .stack` is fast.
  */
-async function ensureJars(l: Layout, svc: Service): Promise<void> {
+async function ensureJars(l: Layout, svc: JvmService): Promise<void> {
   const pom = pomFile(l, svc);
   let pomText: string;
   try {
@@ -340,7 +417,7 @@ async function processCommandLine(pid: number): Promise<string | undefined> {
 
 interface Running {
   pid: number;
-  /** The port it listens on (its -Dframe-bucket.port). */
+  /** The port it listens on (its -Dframe-bucket.port, or PostgreSQL's -c port). */
   port: number;
 }
 
@@ -348,7 +425,7 @@ interface Running {
 async function ours(l: Layout, svc: Service, pid: number): Promise<Running | undefined> {
   const cmdline = await processCommandLine(pid);
   if (cmdline === undefined || !cmdline.includes(`${marker(l, svc)} `)) return undefined;
-  const port = Number(cmdline.match(/-Dframe-bucket\.port=(\d+)/)?.[1] ?? mainPort(l, svc));
+  const port = Number(cmdline.match(PORT_ON_COMMAND_LINE)?.[1] ?? mainPort(l, svc));
   return { pid, port };
 }
 
@@ -391,20 +468,21 @@ async function portOpen(port: number): Promise<boolean> {
 }
 
 /**
- * Starts `java args...` in its own session with stdio on the log file, so it outlives this script and a Ctrl-C
- * here. Deno can only pipe or inherit stdio, hence the `sh -c 'exec ...'` to open the file; exec keeps the pid.
+ * Starts `command...` (java and its args; for PostgreSQL the postgres server, maybe behind setpriv) in its own
+ * session with stdio on the log file, so it outlives this script and a Ctrl-C here. Deno can only pipe or inherit
+ * stdio, hence the `sh -c 'exec ...'` to open the file; exec (and setpriv, which execs too) keeps the pid.
  */
-async function spawnDetached(l: Layout, svc: Service, args: string[]): Promise<number> {
+async function spawnDetached(l: Layout, svc: Service, command: string[]): Promise<number> {
   const log = logFile(l, svc);
   try {
     if ((await Deno.stat(log)).size > LOG_ROTATE_BYTES) await Deno.rename(log, `${log}.1`);
   } catch {
     // No log yet.
   }
-  const header = `==== ${new Date().toISOString()} starting ${svc}: java ${args.join(" ")}\n`;
+  const header = `==== ${new Date().toISOString()} starting ${svc}: ${command.join(" ")}\n`;
   await Deno.writeTextFile(log, header, { append: true });
   const child = new Deno.Command("/bin/sh", {
-    args: ["-c", 'exec "$@" >>"$FRAME_BUCKET_LOG" 2>&1 </dev/null', "sh", javaBin(), ...args],
+    args: ["-c", 'exec "$@" >>"$FRAME_BUCKET_LOG" 2>&1 </dev/null', "sh", ...command],
     env: { FRAME_BUCKET_LOG: log },
     cwd: svcDir(l, svc),
     stdin: "null",
@@ -468,7 +546,7 @@ async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array> {
   let got = 0;
   while (got < n) {
     const r = await conn.read(buf.subarray(got));
-    if (r === null) throw new Error("connection closed by the broker");
+    if (r === null) throw new Error("connection closed by the server");
     got += r;
   }
   return buf;
@@ -573,7 +651,8 @@ async function s3Answers(port: number): Promise<boolean> {
   }
 }
 
-const answers = (svc: Service, port: number) => (svc === "kafka" ? kafkaAnswers(port) : s3Answers(port));
+const answers = (svc: Service, port: number) =>
+  svc === "kafka" ? kafkaAnswers(port) : svc === "s3" ? s3Answers(port) : postgresAnswers(port);
 
 /** A cluster id in Kafka's form: 16 random bytes, base64url without padding, never starting with "-". */
 function newClusterId(): string {
@@ -653,6 +732,7 @@ async function startKafka(l: Layout): Promise<number> {
     }
   }
   return spawnDetached(l, "kafka", [
+    javaBin(),
     marker(l, "kafka"),
     portFlag(l.kafkaPort),
     // Small heap: the same machine runs the benchmark workloads. Kafka keeps message data in the page cache.
@@ -700,6 +780,7 @@ async function startS3(l: Layout): Promise<number> {
   const props = join(dir, "s3proxy.properties");
   await Deno.writeTextFile(props, s3Properties(l));
   return spawnDetached(l, "s3", [
+    javaBin(),
     marker(l, "s3"),
     portFlag(l.s3Port),
     "-Xms64m",
@@ -719,13 +800,467 @@ async function startS3(l: Layout): Promise<number> {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// PostgreSQL: Debian's server programs on a cluster of this stack's own (`<stack>/postgres/data`).
+
+/**
+ * Whether a PostgreSQL server accepts connections on the port, judged as pg_isready does, with no client program:
+ * a startup message for frame_bucket, then its first answer. An authentication request means it accepts
+ * connections (the connection is dropped there, which the server takes silently, as it does pg_isready's); so does
+ * any error but 57P03 (the database system is starting up, or shutting down): a wrong user or a missing database
+ * still is a running server.
+ */
+async function postgresAnswers(port: number, timeoutMs = 3000): Promise<boolean> {
+  let conn: Deno.Conn;
+  try {
+    conn = await Deno.connect({ hostname: HOST, port });
+  } catch {
+    return false;
+  }
+  // Closing the connection fails any pending read, which is how a silent peer is given up on.
+  const timer = setTimeout(() => conn.close(), timeoutMs);
+  try {
+    const params = encoder.encode(
+      `user\0${PG_USER}\0database\0${PG_DATABASE}\0application_name\0frame-bucket-stack\0\0`,
+    );
+    const startup = new Uint8Array(8 + params.length);
+    const view = new DataView(startup.buffer);
+    view.setInt32(0, startup.length);
+    view.setInt32(4, 3 << 16); // protocol 3.0
+    startup.set(params, 8);
+    let written = 0;
+    while (written < startup.length) written += await conn.write(startup.subarray(written));
+    const head = await readExactly(conn, 5);
+    const type = String.fromCharCode(head[0]);
+    const len = new DataView(head.buffer).getInt32(1);
+    if (type === "R") return true;
+    if (type !== "E" || len < 4 || len > 1 << 16) return false;
+    // An ErrorResponse: fields of a type byte and a NUL-terminated text each; C is the SQLSTATE.
+    const fields = decoder.decode(await readExactly(conn, len - 4)).split("\0");
+    return fields.find((f) => f.startsWith("C"))?.slice(1) !== "57P03";
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch {
+      // Already closed by the timer.
+    }
+  }
+}
+
+const PG_INSTALL_HINT =
+  "apt-get install postgresql (the stack runs a server of its own, no system cluster), " +
+  "or set PG_BIN to the folder holding initdb, pg_ctl and postgres";
+
+async function hasServerPrograms(dir: string): Promise<boolean> {
+  for (const prog of ["initdb", "pg_ctl", "postgres"]) {
+    if (!(await exists(join(dir, prog)))) return false;
+  }
+  return true;
+}
+
+async function findOnPath(name: string): Promise<string | undefined> {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    if (dir === "") continue;
+    try {
+      if ((await Deno.stat(join(dir, name))).isFile) return join(dir, name);
+    } catch {
+      // Not in this folder.
+    }
+  }
+  return undefined;
+}
+
+/** "17" > "15" > "9.6". */
+function compareVersions(a: string, b: string): number {
+  const pa = a.split(".").map(Number);
+  const pb = b.split(".").map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/**
+ * The folder of PostgreSQL's server programs: PG_BIN, else the newest Debian `/usr/lib/postgresql/<version>/bin`
+ * (the package puts only the client programs on PATH), else the folder of `initdb` on PATH.
+ */
+async function pgBinDir(): Promise<string> {
+  const fromEnv = Deno.env.get("PG_BIN");
+  if (fromEnv) {
+    if (await hasServerPrograms(fromEnv)) return fromEnv;
+    throw new Error(
+      `PG_BIN=${fromEnv} does not hold initdb, pg_ctl and postgres: point PG_BIN at their folder ` +
+        "(Debian: /usr/lib/postgresql/<version>/bin), or unset it",
+    );
+  }
+  const base = "/usr/lib/postgresql";
+  const versions: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(base)) {
+      if (/^\d+(\.\d+)*$/.test(entry.name) && await hasServerPrograms(join(base, entry.name, "bin"))) {
+        versions.push(entry.name);
+      }
+    }
+  } catch {
+    // No Debian packages of PostgreSQL.
+  }
+  if (versions.length > 0) return join(base, versions.sort(compareVersions).at(-1)!, "bin");
+  const initdb = await findOnPath("initdb");
+  if (initdb !== undefined && await hasServerPrograms(dirname(initdb))) return dirname(initdb);
+  throw new Error(
+    `PostgreSQL's server programs (initdb, pg_ctl, postgres) are not in ${base}/*/bin nor on PATH: ` +
+      PG_INSTALL_HINT,
+  );
+}
+
+/** psql: the server's own (same version), else PATH's (Debian's /usr/bin/psql); undefined when there is none. */
+async function pgPsql(): Promise<string | undefined> {
+  const bin = await pgBinDir().catch(() => undefined);
+  if (bin !== undefined && await exists(join(bin, "psql"))) return join(bin, "psql");
+  return findOnPath("psql");
+}
+
+interface RunAs {
+  name: string;
+  uid: number;
+  gid: number;
+}
+
+/**
+ * The unprivileged user PostgreSQL's programs run as when this script runs as root (initdb, pg_ctl and postgres
+ * all refuse root): PG_RUN_AS, `nobody` by default. Undefined when not root: they run as whoever runs this.
+ */
+async function pgRunAs(): Promise<RunAs | undefined> {
+  if (Deno.uid() !== 0) return undefined;
+  const name = Deno.env.get("PG_RUN_AS") || PG_DEFAULT_RUN_AS;
+  const id = async (flag: string) => {
+    const { code, out } = await run("id", [flag, name], "look up PG_RUN_AS", "install coreutils");
+    if (code !== 0 || !/^\d+$/.test(out.trim())) {
+      throw new Error(
+        `PG_RUN_AS=${name} is not a user of this machine (${out.trim()}): set PG_RUN_AS to an unprivileged ` +
+          "user (nobody by default)",
+      );
+    }
+    return Number(out.trim());
+  };
+  const uid = await id("-u");
+  if (uid === 0) {
+    throw new Error(
+      `PG_RUN_AS=${name} is root, and PostgreSQL refuses to run as root: set PG_RUN_AS to an unprivileged user ` +
+        "(nobody by default)",
+    );
+  }
+  if ((await findOnPath("setpriv")) === undefined) {
+    throw new Error(
+      "setpriv not found (needed to run PostgreSQL as an unprivileged user while this runs as root): " +
+        "apt-get install util-linux",
+    );
+  }
+  return { name, uid, gid: await id("-g") };
+}
+
+/**
+ * `command...` as `who`, through setpriv, or as it is. setpriv execs the command, so a detached server keeps the
+ * pid spawnDetached records; `runuser` would fork and stay on as its parent.
+ */
+function asUser(who: { uid: number; gid: number } | undefined, command: string[]): string[] {
+  if (who === undefined) return command;
+  return ["setpriv", `--reuid=${who.uid}`, `--regid=${who.gid}`, "--clear-groups", "--", ...command];
+}
+
+function runAs(
+  who: { uid: number; gid: number } | undefined,
+  command: string[],
+  what: string,
+  opts: { input?: string; env?: Record<string, string>; cwd?: string } = {},
+): Promise<{ code: number; out: string }> {
+  const [cmd, ...args] = asUser(who, command);
+  return run(cmd, args, what, cmd === "setpriv" ? "apt-get install util-linux" : PG_INSTALL_HINT, opts);
+}
+
+const lastLines = (out: string, n = 15) => out.trim().split("\n").slice(-n).join("\n");
+
+/**
+ * Makes the service folder; under root gives it (and a data folder that another user owns, from a run as someone
+ * else) to the user PostgreSQL runs as, and checks that this user can reach it through every folder above.
+ */
+async function preparePostgresFolder(l: Layout, who: RunAs | undefined): Promise<void> {
+  const dir = svcDir(l, "postgres");
+  await Deno.mkdir(dir, { recursive: true });
+  if (who === undefined) return;
+  await Deno.chown(dir, who.uid, who.gid);
+  const data = pgDataDir(l);
+  const owner = (await Deno.stat(data).catch(() => undefined))?.uid;
+  if (owner !== undefined && owner !== who.uid) {
+    note(`giving ${data} to ${who.name} (it belongs to uid ${owner})...`);
+    const { code, out } = await run("chown", ["-R", `${who.uid}:${who.gid}`, data], "chown the data", "");
+    if (code !== 0) throw new Error(`chown -R ${who.uid}:${who.gid} ${data} failed: ${out.trim()}`);
+  }
+  // Each folder above must let that user through. It runs with no supplementary groups (asUser), so the owner,
+  // the group and the mode bits decide (an ACL could let it through too: then postgres would fail, and its log say
+  // why).
+  const chain: string[] = [];
+  for (let d = dirname(dir);; d = dirname(d)) {
+    chain.unshift(d);
+    if (d === dirname(d)) break;
+  }
+  let blocker: string | undefined;
+  for (const d of chain) {
+    const st = await Deno.stat(d);
+    const mode = st.mode ?? 0;
+    const bit = st.uid === who.uid ? 0o100 : st.gid === who.gid ? 0o010 : 0o001;
+    if ((mode & bit) === 0) {
+      blocker = `${d} (mode ${(mode & 0o777).toString(8)}, owner uid ${st.uid})`;
+      break;
+    }
+  }
+  if (blocker === undefined) return;
+  throw new Error(
+    `PostgreSQL runs as ${who.name} (PG_RUN_AS), who cannot reach ${dir}: ${blocker} is in the way. ` +
+      "Let it through (chmod o+x on that folder), or set FRAME_BUCKET_STACK_DIR to a folder it can reach (under " +
+      "/tmp), or PG_RUN_AS to a user that can",
+  );
+}
+
+/**
+ * The first `up`: initdb (scram-sha-256 for every connection, superuser `postgres` with its password from a file
+ * deleted right after), into a side folder renamed to `data` only when complete, so a cut-off initdb is redone.
+ * Without psql the frame_bucket role and database are made here too, in single-user mode; with psql,
+ * provisionPostgres makes them once the server answers.
+ */
+async function initPostgres(l: Layout, bin: string, who: RunAs | undefined, psql: string | undefined) {
+  const dir = svcDir(l, "postgres");
+  const data = pgDataDir(l);
+  if (await exists(join(data, "PG_VERSION"))) return;
+  if (await exists(data)) {
+    throw new Error(
+      `${data} holds no PostgreSQL cluster (no PG_VERSION): move it away, or run ` +
+        "`deno task stack down --wipe postgres` to start from empty data",
+    );
+  }
+  const partial = `${data}.initdb`;
+  await Deno.remove(partial, { recursive: true }).catch(() => {});
+  const pwfile = join(dir, "initdb.pwfile");
+  await Deno.writeTextFile(pwfile, `${PG_SUPERUSER_PASSWORD}\n`, { mode: 0o600 });
+  if (who !== undefined) await Deno.chown(pwfile, who.uid, who.gid);
+  note(`creating a PostgreSQL cluster in ${data}${who ? ` (owned by ${who.name})` : ""}...`);
+  try {
+    const { code, out } = await runAs(
+      who,
+      [
+        join(bin, "initdb"),
+        "-D",
+        partial,
+        "--auth=scram-sha-256",
+        `--pwfile=${pwfile}`,
+        "-U",
+        PG_SUPERUSER,
+        "-E",
+        "UTF8",
+        "--locale=C.UTF-8",
+      ],
+      "create the PostgreSQL cluster",
+      { cwd: dir },
+    );
+    if (code !== 0) {
+      throw new Error(
+        `initdb failed (exit ${code}):\n${lastLines(out)}\n  fix the cause above and run up again`,
+      );
+    }
+  } finally {
+    await Deno.remove(pwfile).catch(() => {});
+  }
+  if (psql === undefined) {
+    note("  no psql: making the frame_bucket role and database in single-user mode");
+    // Single-user mode ends a statement at a newline and goes on after an error, which it only prints.
+    const sql = `CREATE ROLE ${PG_USER} LOGIN CREATEDB PASSWORD '${PG_PASSWORD}';\n` +
+      `CREATE DATABASE ${PG_DATABASE} OWNER ${PG_USER};\n`;
+    const { code, out } = await runAs(
+      who,
+      [join(bin, "postgres"), "--single", "-D", partial, "postgres"],
+      "create the frame_bucket role and database",
+      { input: sql, cwd: dir },
+    );
+    if (code !== 0 || /\b(ERROR|FATAL):/.test(out)) {
+      const fix = "fix the cause above (or install psql: apt-get install postgresql-client) and run up again";
+      throw new Error(
+        `postgres --single failed to create the ${PG_USER} role and database (exit ${code}):\n` +
+          `${lastLines(out)}\n  ${fix}`,
+      );
+    }
+  }
+  await Deno.rename(partial, data);
+}
+
+/**
+ * The server's settings, on its command line (which wins over postgresql.conf and ALTER SYSTEM, so neither can
+ * quietly undo them), sized for a small development box.
+ */
+function postgresSettings(l: Layout): string[] {
+  const dir = svcDir(l, "postgres");
+  // A unix socket's path may be 107 bytes at most; clients here use TCP, so a deep stack folder goes without one.
+  const socketFits = encoder.encode(join(dir, `.s.PGSQL.${l.pgPort}`)).length <= 107;
+  if (!socketFits) note(`  ${dir} is too deep for a unix socket: PostgreSQL listens on TCP only`);
+  const settings = [
+    marker(l, "postgres"),
+    `port=${l.pgPort}`,
+    // Loopback only, like the other services.
+    `listen_addresses=${HOST}`,
+    // Its own socket folder: Debian's default (/var/run/postgresql) belongs to the system cluster's user.
+    `unix_socket_directories=${socketFits ? `"${dir}"` : ""}`,
+    // Consumers, the API server, tests and benchmarks each keep a pool of their own.
+    "max_connections=200",
+    "shared_buffers=256MB",
+    // Durability is the point (like RustFS's strict mode in docker-compose.yml): a commit the catalog was told of
+    // survives a power cut. These are the defaults, written out so that no config edit can turn them off.
+    "fsync=on",
+    "synchronous_commit=on",
+    "full_page_writes=on",
+    // Into the service log, which spawnDetached gives the server as its stderr.
+    "log_destination=stderr",
+    "logging_collector=off",
+  ];
+  return settings.flatMap((s) => ["-c", s]);
+}
+
+/**
+ * After a server was killed (its postmaster.pid is left behind), waits up to 15 s until its processes are gone: a
+ * new server refuses the data folder while the old postmaster's pid is alive (even as a zombie not yet reaped) or
+ * children it left behind still hold its shared memory. They exit by themselves within a second or so.
+ */
+async function waitOldPostgresGone(l: Layout): Promise<void> {
+  const data = pgDataDir(l);
+  let oldPid: number;
+  let real: string;
+  try {
+    oldPid = Number((await Deno.readTextFile(join(data, "postmaster.pid"))).split("\n")[0]);
+    real = await Deno.realPath(data);
+  } catch {
+    return; // Shut down cleanly, or never started.
+  }
+  const leftOver = async () => {
+    const pids = Number.isInteger(oldPid) && oldPid > 0 && await exists(`/proc/${oldPid}`) ? [oldPid] : [];
+    try {
+      for await (const entry of Deno.readDir("/proc")) {
+        if (!/^\d+$/.test(entry.name) || Number(entry.name) === oldPid) continue;
+        // Every PostgreSQL process works in its data folder.
+        const cwd = await Deno.readLink(`/proc/${entry.name}/cwd`).catch(() => "");
+        if (cwd === real) pids.push(Number(entry.name));
+      }
+    } catch {
+      // No /proc: PostgreSQL's own lock file check decides.
+    }
+    return pids;
+  };
+  const deadline = Date.now() + 15_000;
+  let said = false;
+  for (let pids = await leftOver(); pids.length > 0 && Date.now() < deadline; pids = await leftOver()) {
+    if (!said) {
+      note(`waiting for the processes of the previous PostgreSQL server to exit (pids ${pids.join(" ")})...`);
+    }
+    said = true;
+    await sleep(200);
+  }
+}
+
+async function startPostgres(l: Layout): Promise<number> {
+  const bin = await pgBinDir();
+  const who = await pgRunAs();
+  await preparePostgresFolder(l, who);
+  await initPostgres(l, bin, who, await pgPsql());
+  await waitOldPostgresGone(l);
+  return spawnDetached(
+    l,
+    "postgres",
+    asUser(who, [join(bin, "postgres"), "-D", pgDataDir(l), ...postgresSettings(l)]),
+  );
+}
+
+/**
+ * Makes the frame_bucket role (LOGIN, CREATEDB) and the database it owns unless they exist, as the superuser over
+ * TCP; run at every `up`, so a server whose first `up` was cut off after initdb gets them too. Without psql,
+ * initPostgres made them.
+ */
+async function provisionPostgres(port: number): Promise<void> {
+  const psql = await pgPsql();
+  if (psql === undefined) return;
+  const sql = `SELECT format('CREATE ROLE %I LOGIN CREATEDB PASSWORD %L', '${PG_USER}', '${PG_PASSWORD}')
+  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${PG_USER}') \\gexec
+SELECT format('CREATE DATABASE %I OWNER %I', '${PG_DATABASE}', '${PG_USER}')
+  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '${PG_DATABASE}') \\gexec
+`;
+  const { code, out } = await run(
+    psql,
+    [
+      "-X",
+      "-q",
+      "-v",
+      "ON_ERROR_STOP=1",
+      "-h",
+      HOST,
+      "-p",
+      String(port),
+      "-U",
+      PG_SUPERUSER,
+      "-d",
+      "postgres",
+    ],
+    "create the frame_bucket role and database",
+    "apt-get install postgresql-client",
+    { input: sql, env: { PGPASSWORD: PG_SUPERUSER_PASSWORD, PGCONNECT_TIMEOUT: "10" } },
+  );
+  if (code !== 0) {
+    throw new Error(
+      `psql could not create the ${PG_USER} role and database (exit ${code}):\n${lastLines(out)}\n` +
+        "  if the cluster's superuser password is not the stack's, run `deno task stack down --wipe postgres` " +
+        "to start from empty data",
+    );
+  }
+}
+
+/**
+ * `pg_ctl stop -m fast`, as the data folder's owner (the user the server runs as; pg_ctl refuses root): open
+ * transactions are rolled back, sessions closed, a shutdown checkpoint written. (SIGTERM, which `down` sends the
+ * JVMs, would be PostgreSQL's smart shutdown: waiting for every client to disconnect.) When pg_ctl cannot, SIGINT,
+ * which is what pg_ctl sends.
+ */
+async function stopPostgres(l: Layout, pid: number): Promise<void> {
+  const data = pgDataDir(l);
+  try {
+    const bin = await pgBinDir();
+    const st = await Deno.stat(data);
+    const who = Deno.uid() === 0 && st.uid ? { uid: st.uid, gid: st.gid ?? st.uid } : undefined;
+    const { code, out } = await runAs(
+      who,
+      [join(bin, "pg_ctl"), "stop", "-D", data, "-m", "fast", "-W"],
+      "stop",
+      {
+        cwd: svcDir(l, "postgres"),
+      },
+    );
+    if (code === 0) return;
+    note(`pg_ctl stop failed (exit ${code}: ${out.trim()}); sending SIGINT (fast shutdown) instead`);
+  } catch (e) {
+    note(`cannot run pg_ctl stop (${e instanceof Error ? e.message : String(e)}); sending SIGINT instead`);
+  }
+  try {
+    Deno.kill(pid, "SIGINT");
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // up / down / status
 
 function checkServices(services: readonly string[]): Service[] {
   for (const s of services) {
     if (!SERVICES.includes(s as Service)) {
       throw new TypeError(
-        `unknown service ${JSON.stringify(s)}: use ${SERVICES.join(" or ")}, or none for all`,
+        `unknown service ${JSON.stringify(s)}: use ${SERVICES.join(", ")}, or none for all`,
       );
     }
   }
@@ -734,8 +1269,14 @@ function checkServices(services: readonly string[]): Service[] {
 }
 
 function pad(svc: Service): string {
-  return svc.padEnd(6);
+  return svc.padEnd(8);
 }
+
+const START_TIMEOUT_MS: Record<Service, number> = {
+  kafka: KAFKA_START_TIMEOUT_MS,
+  s3: S3_START_TIMEOUT_MS,
+  postgres: PG_START_TIMEOUT_MS,
+};
 
 async function waitAnswering(l: Layout, svc: Service, pid: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -771,7 +1312,7 @@ async function plan(l: Layout, svc: Service): Promise<{ running: number } | { st
   const existing = await findRunning(l, svc);
   if (existing !== undefined) {
     if (existing.port !== mainPort(l, svc)) {
-      const env = svc === "kafka" ? "KAFKA_PORT" : "S3_PORT";
+      const env = PORT_ENV[svc];
       throw new Error(
         `this stack's ${svc} already runs on port ${existing.port} (pid ${existing.pid}), but ${env} asks for ` +
           `${mainPort(l, svc)}: run \`deno task stack down ${svc}\` first, or set ${env}=${existing.port}`,
@@ -779,10 +1320,10 @@ async function plan(l: Layout, svc: Service): Promise<{ running: number } | { st
     }
     return { running: existing.pid };
   }
-  const ports = svc === "kafka" ? [l.kafkaPort, l.controllerPort] : [l.s3Port];
+  const ports = svc === "kafka" ? [l.kafkaPort, l.controllerPort] : [mainPort(l, svc)];
   for (const port of ports) {
     if (await portOpen(port)) {
-      const env = svc === "s3" ? "S3_PORT" : port === l.kafkaPort ? "KAFKA_PORT" : "KAFKA_CONTROLLER_PORT";
+      const env = svc === "kafka" && port === l.controllerPort ? "KAFKA_CONTROLLER_PORT" : PORT_ENV[svc];
       throw new Error(
         `port ${port} on ${HOST} is already in use by another program (not this stack's ${svc}): ` +
           `stop that program (\`ss -ltnp 'sport = :${port}'\` shows it) or set ${env} to a free port`,
@@ -794,16 +1335,22 @@ async function plan(l: Layout, svc: Service): Promise<{ running: number } | { st
 
 /** Carries out the plan for one service; returns its result line. */
 async function upOne(l: Layout, svc: Service, what: { running: number } | { start: true }): Promise<string> {
-  const timeout = svc === "kafka" ? KAFKA_START_TIMEOUT_MS : S3_START_TIMEOUT_MS;
+  const timeout = START_TIMEOUT_MS[svc];
   if ("running" in what) {
     await waitAnswering(l, svc, what.running, timeout);
     // Rewritten in case it was lost: `down` and `status` read it first.
     await Deno.writeTextFile(pidFile(l, svc), `${what.running}\n`);
+    if (svc === "postgres") await provisionPostgres(l.pgPort);
     return `${pad(svc)} already running  ${address(l, svc)}  pid ${what.running}`;
   }
   const started = performance.now();
-  const pid = svc === "kafka" ? await startKafka(l) : await startS3(l);
+  const pid = svc === "kafka"
+    ? await startKafka(l)
+    : svc === "s3"
+    ? await startS3(l)
+    : await startPostgres(l);
   await waitAnswering(l, svc, pid, timeout);
+  if (svc === "postgres") await provisionPostgres(l.pgPort);
   const secs = ((performance.now() - started) / 1000).toFixed(1);
   return `${pad(svc)} up               ${address(l, svc)}  pid ${pid}  (started in ${secs} s, log ${
     logFile(l, svc)
@@ -811,8 +1358,9 @@ async function upOne(l: Layout, svc: Service, what: { running: number } | { star
 }
 
 /**
- * Starts the services (all by default) unless already running, fetching their jars on first use, and waits until
- * each answers. Prints one line per service. Brings up what it can, then throws, naming the fix, if any could not.
+ * Starts the services (all by default) unless already running, fetching their jars (creating PostgreSQL's cluster)
+ * on first use, and waits until each answers. Prints one line per service. Brings up what it can, then throws,
+ * naming the fix, if any could not.
  */
 export async function stackUp(services: Service[] = [...SERVICES]): Promise<void> {
   const l = layout();
@@ -829,12 +1377,13 @@ export async function stackUp(services: Service[] = [...SERVICES]): Promise<void
     }
   }
   const toStart = [...plans].filter(([, p]) => "start" in p).map(([svc]) => svc);
-  if (toStart.length > 0) {
+  const jvms = toStart.filter((svc) => svc !== "postgres");
+  if (jvms.length > 0) {
     try {
       await ensureJava();
     } catch (e) {
-      // Without Java nothing can start; say so once rather than once per service.
-      toStart.forEach((svc) => plans.delete(svc));
+      // Without Java no JVM server can start; say so once rather than once per service.
+      jvms.forEach((svc) => plans.delete(svc));
       errors.push(e instanceof Error ? e.message : String(e));
     }
   }
@@ -842,13 +1391,15 @@ export async function stackUp(services: Service[] = [...SERVICES]): Promise<void
   for (const svc of toStart) {
     if (!plans.has(svc)) continue;
     try {
-      await ensureJars(l, svc);
+      // PostgreSQL has nothing to fetch: its programs must be installed, and its user must exist.
+      if (svc === "postgres") await Promise.all([pgBinDir(), pgRunAs()]);
+      else await ensureJars(l, svc);
     } catch (e) {
       plans.delete(svc);
       fail(svc, e);
     }
   }
-  // The JVMs start in parallel: start-up is mostly each one initialising itself, not a shared resource.
+  // The servers start in parallel: start-up is mostly each one initialising itself, not a shared resource.
   const go = [...plans];
   const results = await Promise.allSettled(go.map(([svc, p]) => upOne(l, svc, p)));
   results.forEach((r, i) => {
@@ -887,22 +1438,28 @@ async function downOne(l: Layout, svc: Service, wipe: boolean): Promise<string> 
     line = `${pad(svc)} not running`;
   } else {
     const started = performance.now();
-    // SIGTERM runs the JVM's shutdown hooks: Kafka closes its logs cleanly, so the next start skips log recovery.
-    try {
-      Deno.kill(pid, "SIGTERM");
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    if (svc === "postgres") {
+      await stopPostgres(l, pid);
+    } else {
+      // SIGTERM runs the JVM's shutdown hooks: Kafka closes its logs cleanly, so the next start skips log recovery.
+      try {
+        Deno.kill(pid, "SIGTERM");
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+      }
     }
     let how = "stopped";
     const clean = await waitGone(pid, STOP_GRACE_MS);
     if (!clean) {
       Deno.kill(pid, "SIGKILL");
-      how = `killed (no exit within ${STOP_GRACE_MS / 1000} s of SIGTERM)`;
+      how = `killed (no exit within ${STOP_GRACE_MS / 1000} s of ${
+        svc === "postgres" ? "pg_ctl stop" : "SIGTERM"
+      })`;
       if (!(await waitGone(pid, 5000))) {
         throw new Error(`${svc} pid ${pid} survived SIGKILL: look at it with ps`);
       }
     }
-    await settleClassData(l, svc, clean);
+    if (svc !== "postgres") await settleClassData(l, svc, clean);
     line = `${pad(svc)} ${how}  pid ${pid}  in ${((performance.now() - started) / 1000).toFixed(1)} s`;
   }
   await Deno.remove(pidFile(l, svc)).catch(() => {});
@@ -916,8 +1473,9 @@ async function downOne(l: Layout, svc: Service, wipe: boolean): Promise<string> 
 }
 
 /**
- * Stops the services (all by default): SIGTERM, up to 30 s to exit, then SIGKILL. Data stays unless `wipe`, which
- * deletes each service's folder (data, config, log) but keeps the fetched jars.
+ * Stops the services (all by default): SIGTERM (PostgreSQL: `pg_ctl stop -m fast`), up to 30 s to exit, then
+ * SIGKILL. Data stays unless `wipe`, which deletes each service's folder (data, config, log) but keeps the fetched
+ * jars.
  */
 export async function stackDown(
   services: Service[] = [...SERVICES],
@@ -944,10 +1502,10 @@ async function stateOf(l: Layout, svc: Service): Promise<ServiceState> {
 }
 
 /** Whether each service of this stack is running and answering (a foreign server on the port counts as down). */
-export async function stackStatus(): Promise<{ kafka: boolean; s3: boolean }> {
+export async function stackStatus(): Promise<Record<Service, boolean>> {
   const l = layout();
-  const [kafka, s3] = await Promise.all(SERVICES.map((svc) => stateOf(l, svc)));
-  return { kafka: kafka.up, s3: s3.up };
+  const [kafka, s3, postgres] = await Promise.all(SERVICES.map((svc) => stateOf(l, svc)));
+  return { kafka: kafka.up, s3: s3.up, postgres: postgres.up };
 }
 
 /**
@@ -1013,7 +1571,10 @@ async function printStatus(services: Service[]): Promise<boolean> {
     const s = states[i];
     const where = address(l, svc);
     if (s.running !== undefined) {
-      const at = address({ ...l, kafkaPort: s.running.port, s3Port: s.running.port }, svc);
+      const at = address(
+        { ...l, kafkaPort: s.running.port, s3Port: s.running.port, pgPort: s.running.port },
+        svc,
+      );
       let health = s.answers ? "answers" : `NOT answering (starting, or hung: see ${logFile(l, svc)})`;
       if (svc === "kafka" && s.answers) {
         const clusterId = await kafkaMetadata(s.running.port).then((md) => md.clusterId, () => null);
@@ -1033,13 +1594,14 @@ async function printStatus(services: Service[]): Promise<boolean> {
 // ---------------------------------------------------------------------------------------------------------------
 // CLI
 
-const USAGE = `usage: deno task stack <command> [kafka|s3 ...]
-  up       fetch (first run only) and start the services, wait until they answer
-  down     stop them (SIGTERM, then SIGKILL after 30 s); data is kept
+const USAGE = `usage: deno task stack <command> [kafka|s3|postgres ...]
+  up       fetch or initdb (first run only) and start the services, wait until they answer
+  down     stop them (SIGTERM, PostgreSQL pg_ctl stop -m fast; SIGKILL after 30 s); data is kept
   down --wipe, clean
            stop them and delete their data
   status   show each service; exit 0 when all named services are up
-Services default to all. Env: FRAME_BUCKET_STACK_DIR, KAFKA_PORT, KAFKA_CONTROLLER_PORT, S3_PORT, JAVA_HOME.`;
+Services default to all. PostgreSQL: ${postgresUrl(PG_DEFAULT_PORT)} (port from PG_PORT).
+Env: FRAME_BUCKET_STACK_DIR, KAFKA_PORT, KAFKA_CONTROLLER_PORT, S3_PORT, PG_PORT, JAVA_HOME, PG_BIN, PG_RUN_AS.`;
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
