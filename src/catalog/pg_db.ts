@@ -161,7 +161,7 @@ const MIGRATIONS: string[] = [
      author text,
      action text NOT NULL,
      target text COLLATE "C" NOT NULL,
-     detail jsonb NOT NULL
+     detail json NOT NULL
    );
    CREATE INDEX changes_target ON changes (target, id);
    CREATE FUNCTION changes_append_only() RETURNS trigger LANGUAGE plpgsql AS $$

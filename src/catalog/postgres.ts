@@ -343,7 +343,7 @@ export class PostgresCatalog implements Catalog {
       for (let i = 0; i < rows.length; i += BATCH) {
         const p = new Params();
         const tuples = rows.slice(i, i + BATCH).map((row) =>
-          `(${columns.map((c) => `${p.add(row[c] ?? null)}${c === "detail" ? "::jsonb" : ""}`).join(", ")})`
+          `(${columns.map((c) => `${p.add(row[c] ?? null)}${c === "detail" ? "::json" : ""}`).join(", ")})`
         ).join(", ");
         await q.query(
           `INSERT INTO ${table} (${columns.join(", ")}) VALUES ${tuples} ON CONFLICT DO NOTHING`,

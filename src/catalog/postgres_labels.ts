@@ -124,7 +124,7 @@ export class PostgresLabels implements LabelStore {
     detail: Record<string, unknown>,
   ): Promise<void> {
     await q.query(
-      "INSERT INTO changes (at_ms, author, action, target, detail) VALUES ($1, $2, $3, $4, $5::jsonb)",
+      "INSERT INTO changes (at_ms, author, action, target, detail) VALUES ($1, $2, $3, $4, $5::json)",
       [
         by.nowMs ?? this.#now(),
         storableText(checkAuthor(by.author), "author"),

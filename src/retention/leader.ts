@@ -36,6 +36,9 @@ export class Leadership {
   #confirmedMs = 0;
   #timer: ReturnType<typeof setInterval> | null = null;
   #otherLogged: string | null = null;
+  #stopping: Promise<void> | null = null;
+  /** The renewal the timer started, if one is under way. */
+  #renewing: Promise<unknown> | null = null;
 
   constructor(options: LeadershipOptions) {
     this.#o = options;
@@ -54,6 +57,7 @@ export class Leadership {
    * failure counts as not holding it (never two evictors because one could not ask).
    */
   async hold(): Promise<Fence | null> {
+    if (this.#stopping) return null;
     const asked = this.#now();
     let lease: Lease | null;
     try {
@@ -100,17 +104,26 @@ export class Leadership {
   start(): void {
     if (this.#timer !== null) return;
     this.#timer = setInterval(() => {
-      if (this.#lease) this.hold().catch(() => {});
+      if (this.#lease && !this.#renewing) {
+        this.#renewing = this.hold().catch(() => {}).finally(() => (this.#renewing = null));
+      }
     }, Math.max(250, Math.floor(this.ttlMs / 3)));
     Deno.unrefTimer(this.#timer as unknown as number);
   }
 
-  /** Stops renewing and gives the lease up, so another candidate takes over at once. */
-  async stop(): Promise<void> {
+  /**
+   * Stops renewing and gives the lease up, so another candidate takes over at once. Every call waits for the
+   * same release (a caller that closes the catalog next must not cut it short).
+   */
+  stop(): Promise<void> {
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;
-    if (!this.#lease) return;
-    this.#lease = null;
-    await this.#o.catalog.releaseLease(this.name, this.holder).catch(() => {});
+    this.#stopping ??= (async () => {
+      // A renewal in flight could take the lease back after the release: let it land first.
+      await this.#renewing;
+      this.#lease = null;
+      await this.#o.catalog.releaseLease(this.name, this.holder).catch(() => {});
+    })();
+    return this.#stopping;
   }
 }

@@ -231,7 +231,7 @@ export function createApp(deps: AppDeps): App {
           `its IP address or localhost, or add the name to server.allowed_hosts`,
       );
     }
-    if (!path.startsWith("/api/") && path !== "/openapi.json") {
+    if (!path.startsWith("/api/") && path !== "/openapi.json" && path !== "/healthz") {
       if (method !== "GET") {
         return errorResponse(405, `${request.method} is not allowed on ${path}`, { allow: "GET" });
       }
@@ -249,7 +249,8 @@ export function createApp(deps: AppDeps): App {
       return errorResponse(404, `no route ${request.method} ${path}`);
     }
     const { route, params } = found;
-    if (token && (route.write || readsNeedToken)) {
+    // /healthz says only whether the catalog answers: load balancers and orchestrators ask it without a token.
+    if (token && (route.write || readsNeedToken) && route.path !== "/healthz") {
       // Changes take the header only: a cookie rides along on requests other sites make, a header does not.
       const given = presentedTokens(request, !route.write);
       if (!given.some((t) => sameSecret(t, token))) {

@@ -178,7 +178,7 @@ Deno.test("a fleet on one PostgreSQL catalog: three consumers and two servers; a
         const r = await fetch(`${s.base}/api/similar?k=3`, {
           method: "POST",
           headers: { "content-type": "image/jpeg" },
-          body: fresh,
+          body: fresh as Uint8Array<ArrayBuffer>,
         });
         const body = await r.json() as { frames?: { key: string }[] };
         return body.frames?.some((f) => f.key === stored.key);

@@ -266,6 +266,7 @@ Deno.test("/openapi.json: the document says what the server validates and answer
             "/api/clips?robot=robot-1",
             "/api/changes?order=newest",
             "/openapi.json",
+            "/healthz",
           ]
         ) await check("GET", path);
         await check("POST", "/api/similar", greyJpeg(64, 48, () => 128));

@@ -12,6 +12,7 @@ export function settings(overrides: Partial<EvictionSettings> = {}): EvictionSet
     max_bytes: 0,
     hard_limit_percent: 95,
     on_archive_failure: "pause",
+    lease_secs: 15,
     ...overrides,
   };
 }

@@ -145,7 +145,7 @@ Deno.test({
     await stackUp(["kafka"]);
     const created = await run("tools/topic.ts", ["--config", path]);
     assert.equal(created.code, 0, created.out);
-    assert.match(created.out, new RegExp(`created topic ${config.kafka.topic} with 3 partitions`));
+    assert.match(created.out, new RegExp(`created topic ${config.kafka.topic} with 12 partitions`));
   } finally {
     await Deno.remove(path);
   }
