@@ -12,7 +12,7 @@ import type { Config } from "../../src/config.ts";
 import { encodeFrame } from "../../src/ingest/frame.ts";
 import { openProducer } from "../../src/kafka/client.ts";
 import { messageKey } from "../../src/key.ts";
-import { archiveStore, localStore } from "../../src/filter/loader.ts";
+import { archiveStore, loadStorage, localStore } from "../../src/filter/loader.ts";
 import { audit, waitForDrain } from "../../dev/audit.ts";
 import { type Child, freePort, spawnDeno } from "../../dev/processes.ts";
 import { mulberry32 } from "../../dev/random.ts";
@@ -76,6 +76,9 @@ async function hostConfig(path: string, n: number): Promise<string> {
 
 Deno.test("a fleet on one PostgreSQL catalog: three consumers and two servers; a consumer and the eviction leader SIGKILLed mid-run lose nothing, store nothing twice, and every object has one row", async () => {
   await ensureStack();
+  // The archive client of this process (the audit's) finds its credentials where the consumers do.
+  Deno.env.set("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY);
+  Deno.env.set("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY);
   const url = await scratchPostgresUrl("fleet");
   const archiveBucket = bucketName("fleet-archive");
   // A budget of ~150 frames (eviction starts at 80 % of it): phase 1's 240 frames start the evictor, and phase
@@ -94,7 +97,14 @@ Deno.test("a fleet on one PostgreSQL catalog: three consumers and two servers; a
   });
   await createTopic(config, 6);
   const catalog = await PostgresCatalog.open(url);
-  const archive = await archiveStore(config);
+  const archive = await loadStorage("s3_archive", {
+    endpoint: stackEndpoints().s3Endpoint,
+    bucket: archiveBucket,
+    region: "us-east-1",
+    accessKey: S3_ACCESS_KEY,
+    secretKey: S3_SECRET_KEY,
+    createBucket: true,
+  });
   await archive.open(); // creates the archive bucket
   archive.close();
   const children: Child[] = [];
