@@ -11,13 +11,14 @@ import { createSceneFilter } from "../../src/filter/scene.ts";
 import { fakeBatch } from "../support/fakes.ts";
 import { greyJpeg, readSamples } from "../support/images.ts";
 import { ensureStack, isolatedConfig } from "../support/stack.ts";
+import { freshPostgresCatalog } from "../support/postgres.ts";
 
 const T0 = Date.UTC(2026, 1, 18, 9, 0, 0);
 
 /** The facts a rebuild can know (not when a row was written). */
 const facts = (r: FrameRow) => ({ ...r, tierChangedMs: 0, storedMs: 0, hash: r.hash ? [...r.hash] : null });
 
-Deno.test("reindex from the bucket reproduces the consumer's catalog", async () => {
+Deno.test("reindex from the bucket reproduces the consumer's catalog, into SQLite and into PostgreSQL", async () => {
   await ensureStack();
   const { path, config } = await isolatedConfig("reindex");
   const storage = await loadStorage("rustfs", {
@@ -61,16 +62,21 @@ Deno.test("reindex from the bucket reproduces the consumer's catalog", async () 
       assert.equal(head?.etag, row.etag, "the row's etag is the object's");
     }
 
-    const rebuilt = new SqliteCatalog(`${dir}/rebuilt.sqlite`);
-    const counts = await reindex({
-      local: storage,
-      catalog: rebuilt,
-      localPrefix: "frames/",
-      archivePrefix: "archive/",
-    });
-    assert.equal(counts.local, written.length);
-    assert.deepEqual((await rebuilt.all()).map(facts), written.map(facts));
-    await rebuilt.close();
+    // The same rebuild into either backend.
+    for (const rebuilt of [new SqliteCatalog(`${dir}/rebuilt.sqlite`), await freshPostgresCatalog()]) {
+      try {
+        const counts = await reindex({
+          local: storage,
+          catalog: rebuilt,
+          localPrefix: "frames/",
+          archivePrefix: "archive/",
+        });
+        assert.equal(counts.local, written.length);
+        assert.deepEqual((await rebuilt.all()).map(facts), written.map(facts), rebuilt.where);
+      } finally {
+        await rebuilt.close();
+      }
+    }
   } finally {
     await catalog.close();
     storage.close();
