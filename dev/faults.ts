@@ -298,7 +298,7 @@ async function mustOwn(svc: Service): Promise<void> {
   throw new Error(
     `the ${svc} server at ${where} was not started by this stack (FRAME_BUCKET_STACK_DIR), and this fault stops ` +
       `and restarts it: run the fault scenarios on a stack of their own, e.g. ` +
-      `FRAME_BUCKET_STACK_DIR=/tmp/fb-faults KAFKA_PORT=19092 S3_PORT=19000 deno task stack up (and the same env ` +
+      `FRAME_BUCKET_STACK_DIR=/tmp/fb-faults KAFKA_PORT=19092 S3_PORT=19000 PG_PORT=19432 deno task stack up (and the same env ` +
       `for the test or the benchmark)`,
   );
 }

@@ -4,7 +4,7 @@
  * an uninterrupted replay of the topic: no accepted frame may be lost or stored twice. Recovery is awaited for as
  * long as the consumer keeps making progress (dev/faults.ts STALL_MS), so a busy machine makes these slower, not
  * red. The Kafka and S3 outages stop and restart the servers: run this file on a stack of its own, e.g.
- * `FRAME_BUCKET_STACK_DIR=/tmp/fb-faults KAFKA_PORT=19092 S3_PORT=19000 deno task stack up`, then
+ * `FRAME_BUCKET_STACK_DIR=/tmp/fb-faults KAFKA_PORT=19092 S3_PORT=19000 PG_PORT=19432 deno task stack up`, then
  * `deno test -A tests/faults.stack_test.ts` with the same env. The figures of each run (frames, recovery time,
  * memory) are a benchmark's output: `deno task bench faults` prints them as JSON lines and a table.
  */

@@ -56,7 +56,9 @@ export async function migrate(
     const differs = await to.bind(identity);
     if (differs.length) {
       throw new RangeError(
-        `${to.where} already belongs to another deployment (${differs.join(", ")} differ from ${from.where}): ` +
+        `${to.where} already belongs to another deployment (${
+          differs.join(", ")
+        } differ from ${from.where}): ` +
           "copy into an empty catalog",
       );
     }
@@ -76,7 +78,9 @@ export async function migrate(
       lastLine = performance.now();
       const seconds = (lastLine - started) / 1000;
       progress(
-        `frames: ${copied} copied this run (${Math.round(copied / seconds)}/s), at ${after} of ${total} in total`,
+        `frames: ${copied} copied this run (${
+          Math.round(copied / seconds)
+        }/s), at ${after} of ${total} in total`,
       );
     }
   }
@@ -107,7 +111,9 @@ export async function migrate(
   }
   if (problems.length) {
     throw new Error(
-      `the copy differs from ${from.where} (${problems.join("; ")}): was something writing to either catalog? ` +
+      `the copy differs from ${from.where} (${
+        problems.join("; ")
+      }): was something writing to either catalog? ` +
         "stop the consumers and run the migrate again",
     );
   }

@@ -295,7 +295,9 @@ export interface Fence {
 /** Thrown by a fenced change when the lease has passed to another holder (or ran out). */
 export class LeaseLostError extends Error {
   constructor(readonly lease: string, readonly token: number) {
-    super(`the ${lease} lease (token ${token}) has passed to another holder or ran out: stop and let it work`);
+    super(
+      `the ${lease} lease (token ${token}) has passed to another holder or ran out: stop and let it work`,
+    );
     this.name = "LeaseLostError";
   }
 }

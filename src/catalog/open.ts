@@ -23,7 +23,9 @@ export function catalogTargetOf(url: string, baseDir = "."): CatalogTarget {
     return { backend: "sqlite", path: path.startsWith("/") ? path : `${baseDir.replace(/\/$/, "")}/${path}` };
   }
   throw new RangeError(
-    `catalog ${JSON.stringify(url.replace(/\/\/([^:/@]*):[^@]*@/, "//$1:***@"))} is neither sqlite:PATH nor ` +
+    `catalog ${
+      JSON.stringify(url.replace(/\/\/([^:/@]*):[^@]*@/, "//$1:***@"))
+    } is neither sqlite:PATH nor ` +
       "postgres://USER:PASSWORD@HOST:PORT/DATABASE",
   );
 }
@@ -47,7 +49,10 @@ export async function openCatalog(config: CatalogConfig): Promise<Catalog> {
   return await openCatalogAt(catalogTarget(config), { poolSize: config.catalog.pool_size });
 }
 
-export async function openCatalogAt(target: CatalogTarget, options: { poolSize?: number } = {}): Promise<Catalog> {
+export async function openCatalogAt(
+  target: CatalogTarget,
+  options: { poolSize?: number } = {},
+): Promise<Catalog> {
   if (target.backend === "sqlite") return new SqliteCatalog(target.path);
   return await PostgresCatalog.open(target.url, options);
 }

@@ -14,7 +14,10 @@ import { messageOf, ServiceError } from "../errors.ts";
 
 /** What a statement runs on: the pool (one statement, autocommit) or a connection inside a transaction. */
 export interface Queryable {
-  query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>;
+  query(
+    text: string,
+    values?: unknown[],
+  ): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>;
 }
 
 /** Where the catalog is, parsed from `catalog.url`. */
@@ -36,7 +39,9 @@ export function postgresTarget(url: string): PostgresTarget {
     u = new URL(url);
   } catch {
     throw new RangeError(
-      `catalog.url ${JSON.stringify(redact(url))} is not a URL: write postgres://USER:PASSWORD@HOST:PORT/DATABASE`,
+      `catalog.url ${
+        JSON.stringify(redact(url))
+      } is not a URL: write postgres://USER:PASSWORD@HOST:PORT/DATABASE`,
     );
   }
   if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") {
@@ -45,7 +50,9 @@ export function postgresTarget(url: string): PostgresTarget {
   const schema = u.searchParams.get("schema") ?? "public";
   if (!IDENT.test(schema)) {
     throw new RangeError(
-      `catalog.url schema ${JSON.stringify(schema)} is not a plain name: use lower-case letters, digits and _`,
+      `catalog.url schema ${
+        JSON.stringify(schema)
+      } is not a plain name: use lower-case letters, digits and _`,
     );
   }
   u.searchParams.delete("schema");
@@ -65,7 +72,17 @@ export function redact(url: string): string {
 }
 
 /** SQLSTATE codes that clear by themselves: connection loss, shutdown, too many clients, conflicts. */
-const RETRIABLE_STATES = new Set(["40001", "40P01", "53300", "57P01", "57P02", "57P03", "08000", "08003", "08006"]);
+const RETRIABLE_STATES = new Set([
+  "40001",
+  "40P01",
+  "53300",
+  "57P01",
+  "57P02",
+  "57P03",
+  "08000",
+  "08003",
+  "08006",
+]);
 
 /** A PostgreSQL failure as a ServiceError("catalog") naming the server, what was being done and the fix. */
 export function pgError(where: string, doing: string, error: unknown): ServiceError {
@@ -242,7 +259,10 @@ export class PgDb {
       for (;;) {
         await client.query("BEGIN");
         try {
-          await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [MIGRATION_LOCK, this.target.schema]);
+          await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [
+            MIGRATION_LOCK,
+            this.target.schema,
+          ]);
           await client.query(
             "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL, applied_ms bigint NOT NULL)",
           );

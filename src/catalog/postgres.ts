@@ -37,7 +37,8 @@ import { PostgresLabels } from "./postgres_labels.ts";
 import * as reads from "./postgres_search.ts";
 import { FRAME_COLUMNS, Params, pgRow } from "./postgres_search.ts";
 
-const INSERT_COLUMNS = "key, robot_id, ts_ms, seq, size, etag, filter, distance, hash, tier, tier_changed_ms, " +
+const INSERT_COLUMNS =
+  "key, robot_id, ts_ms, seq, size, etag, filter, distance, hash, tier, tier_changed_ms, " +
   "stored_ms, kafka_partition, kafka_offset";
 
 /** What an upsert does to a row that exists: the same rule as SQLite's (an archived frame stored again is local). */
@@ -279,8 +280,10 @@ export class PostgresCatalog implements Catalog {
   async *hashRows(options: { sinceStoredMs?: number; filter?: SearchFilter } = {}): AsyncIterable<HashRow> {
     let afterId = 0;
     for (;;) {
-      const page = await this.#read("reading hashes", (q) =>
-        reads.hashRowsPage(q, { ...options, afterId, limit: 5000 }));
+      const page = await this.#read(
+        "reading hashes",
+        (q) => reads.hashRowsPage(q, { ...options, afterId, limit: 5000 }),
+      );
       if (page.length === 0) return;
       yield* page;
       afterId = page[page.length - 1].id;
@@ -308,7 +311,10 @@ export class PostgresCatalog implements Catalog {
     return this.#read("reading a timeline", (q) => reads.timeline(q, robotId, fromMs, toMs, bucketMs));
   }
 
-  adjacentKeys(robotId: string, at: FramePosition): Promise<{ previous: string | null; next: string | null }> {
+  adjacentKeys(
+    robotId: string,
+    at: FramePosition,
+  ): Promise<{ previous: string | null; next: string | null }> {
     return this.#read("reading neighbouring frames", (q) => reads.adjacentKeys(q, robotId, at));
   }
 
@@ -317,7 +323,10 @@ export class PostgresCatalog implements Catalog {
   }
 
   framesAfter(afterKey: string, limit: number): Promise<FrameRow[]> {
-    return this.#rows("reading frames", `${SELECT} WHERE f.key > $1 ORDER BY f.key LIMIT $2`, [afterKey, limit]);
+    return this.#rows("reading frames", `${SELECT} WHERE f.key > $1 ORDER BY f.key LIMIT $2`, [
+      afterKey,
+      limit,
+    ]);
   }
 
   async lastKey(): Promise<string> {
@@ -360,7 +369,9 @@ export class PostgresCatalog implements Catalog {
   }
 
   async countRows(table: CopyTable): Promise<number> {
-    return Number((await this.#db.query(`counting ${table}`, `SELECT COUNT(*) AS n FROM ${table}`)).rows[0].n);
+    return Number(
+      (await this.#db.query(`counting ${table}`, `SELECT COUNT(*) AS n FROM ${table}`)).rows[0].n,
+    );
   }
 
   async claimLease(name: string, holder: string, ttlMs: number): Promise<Lease | null> {

@@ -18,7 +18,8 @@ import type { Queryable } from "./pg_db.ts";
 import { rowFromSql } from "./sqlite.ts";
 
 /** The frame columns for a SELECT on `frames f`. */
-export const FRAME_COLUMNS = "f.key, f.robot_id, f.ts_ms, f.seq, f.size, f.etag, f.filter, f.distance, f.hash, " +
+export const FRAME_COLUMNS =
+  "f.key, f.robot_id, f.ts_ms, f.seq, f.size, f.etag, f.filter, f.distance, f.hash, " +
   "f.tier, f.tier_changed_ms, f.stored_ms, f.kafka_partition, f.kafka_offset";
 
 /** Parameters of one statement: `add` returns the placeholder (`$1`, `$2`, ...) of a value. */
@@ -63,13 +64,16 @@ export async function filterSql(q: Queryable, filter: SearchFilter, p: Params): 
     const list = p.add(ids);
     // Built from the label side (direct rows, then clips expanded to the frames of their span): small while
     // labels are sparse, as hand-made labels are.
-    const matches = `SELECT fl.key AS key, fl.label_id AS lid FROM frame_labels fl WHERE fl.label_id = ANY(${list})
+    const matches =
+      `SELECT fl.key AS key, fl.label_id AS lid FROM frame_labels fl WHERE fl.label_id = ANY(${list})
       UNION SELECT f2.key, cl.label_id FROM clip_labels cl JOIN clips c ON c.id = cl.clip_id
         JOIN frames f2 ON f2.robot_id = c.robot_id AND f2.ts_ms >= c.from_ms AND f2.ts_ms <= c.to_ms
         WHERE cl.label_id = ANY(${list})`;
     if (filter.allLabels && ids.length > 1) {
       where.push(
-        `f.key IN (SELECT key FROM (${matches}) m GROUP BY key HAVING COUNT(DISTINCT lid) = ${p.add(ids.length)})`,
+        `f.key IN (SELECT key FROM (${matches}) m GROUP BY key HAVING COUNT(DISTINCT lid) = ${
+          p.add(ids.length)
+        })`,
       );
     } else {
       where.push(`f.key IN (SELECT key FROM (${matches}) m)`);
@@ -88,9 +92,11 @@ export async function findFrames(
   const op = page.order === "newest" ? "<" : ">";
   if (page.after) {
     const ts = p.add(page.after.timestampMs);
-    conditions.push(`f.ts_ms ${op}= ${ts} AND (f.ts_ms, f.seq, f.key) ${op} (${ts}, ${p.add(page.after.seq)}, ${
-      p.add(page.after.key)
-    })`);
+    conditions.push(
+      `f.ts_ms ${op}= ${ts} AND (f.ts_ms, f.seq, f.key) ${op} (${ts}, ${p.add(page.after.seq)}, ${
+        p.add(page.after.key)
+      })`,
+    );
   }
   const dir = page.order === "newest" ? "DESC" : "ASC";
   const r = await q.query(
@@ -167,7 +173,9 @@ export async function hashRowsPage(
 ): Promise<HashRow[]> {
   const p = new Params();
   const where = options.filter ? await filterSql(q, options.filter, p) : "TRUE";
-  const since = options.sinceStoredMs === undefined ? "" : ` AND f.stored_ms >= ${p.add(options.sinceStoredMs)}`;
+  const since = options.sinceStoredMs === undefined
+    ? ""
+    : ` AND f.stored_ms >= ${p.add(options.sinceStoredMs)}`;
   const r = await q.query(
     `SELECT f.id, f.key, f.robot_id, f.ts_ms, f.stored_ms, f.hash FROM frames f
      WHERE ${where} AND f.hash IS NOT NULL${since} AND f.id > ${p.add(options.afterId)}
@@ -187,7 +195,9 @@ export async function hashRowsPage(
 export async function rowsById(q: Queryable, ids: number[]): Promise<Map<number, FrameRow>> {
   const out = new Map<number, FrameRow>();
   if (ids.length === 0) return out;
-  const r = await q.query(`SELECT f.id, ${FRAME_COLUMNS} FROM frames f WHERE f.id = ANY($1::bigint[])`, [ids]);
+  const r = await q.query(`SELECT f.id, ${FRAME_COLUMNS} FROM frames f WHERE f.id = ANY($1::bigint[])`, [
+    ids,
+  ]);
   for (const row of r.rows) out.set(Number(row.id), pgRow(row));
   return out;
 }

@@ -21,9 +21,9 @@ import {
   type FrameRow,
   type HashRow,
   type LabelLimits,
+  type LabelStore,
   type Lease,
   LeaseLostError,
-  type LabelStore,
   type RobotSummary,
   type SearchFilter,
   type SearchHit,
@@ -750,25 +750,35 @@ export class SqliteCatalog implements Catalog {
     return this.#run("moving a frame to another tier", () => this.#setTierSync(key, tier, nowMs, fence));
   }
   framesAfter(afterKey: string, limit: number): Promise<FrameRow[]> {
-    return this.#run("reading frames", () =>
-      (this.#db.prepare(`SELECT ${COLUMNS} FROM frames WHERE key > ? ORDER BY key LIMIT ?`)
-        .all(afterKey, limit) as unknown as RawRow[]).map(toRow));
+    return this.#run(
+      "reading frames",
+      () =>
+        (this.#db.prepare(`SELECT ${COLUMNS} FROM frames WHERE key > ? ORDER BY key LIMIT ?`)
+          .all(afterKey, limit) as unknown as RawRow[]).map(toRow),
+    );
   }
   lastKey(): Promise<string> {
-    return this.#run("reading keys", () =>
-      ((this.#db.prepare("SELECT MAX(key) AS k FROM frames").get() as { k: string | null }).k) ?? "");
+    return this.#run(
+      "reading keys",
+      () => ((this.#db.prepare("SELECT MAX(key) AS k FROM frames").get() as { k: string | null }).k) ?? "",
+    );
   }
   copyRows(table: CopyTable, offset: number, limit: number): Promise<Record<string, unknown>[]> {
     const { columns, order } = COPY_TABLES[table];
-    return this.#run(`reading ${table}`, () =>
-      (this.#db.prepare(`SELECT ${columns.join(", ")} FROM ${table} ORDER BY ${order} LIMIT ? OFFSET ?`)
-        .all(limit, offset) as Record<string, unknown>[]).map((r) => ({ ...r })));
+    return this.#run(
+      `reading ${table}`,
+      () =>
+        (this.#db.prepare(`SELECT ${columns.join(", ")} FROM ${table} ORDER BY ${order} LIMIT ? OFFSET ?`)
+          .all(limit, offset) as Record<string, unknown>[]).map((r) => ({ ...r })),
+    );
   }
   pasteRows(table: CopyTable, rows: Record<string, unknown>[]): Promise<void> {
     const { columns } = COPY_TABLES[table];
     return this.#run(`writing ${table}`, () => {
       const insert = this.#db.prepare(
-        `INSERT OR IGNORE INTO ${table} (${columns.join(", ")}) VALUES (${columns.map(() => "?").join(", ")})`,
+        `INSERT OR IGNORE INTO ${table} (${columns.join(", ")}) VALUES (${
+          columns.map(() => "?").join(", ")
+        })`,
       );
       this.#transaction(() => {
         for (const row of rows) {
@@ -778,8 +788,10 @@ export class SqliteCatalog implements Catalog {
     });
   }
   countRows(table: CopyTable): Promise<number> {
-    return this.#run(`counting ${table}`, () =>
-      Number((this.#db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n));
+    return this.#run(
+      `counting ${table}`,
+      () => Number((this.#db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n),
+    );
   }
   claimLease(name: string, holder: string, ttlMs: number): Promise<Lease | null> {
     return this.#run("taking a lease", () => this.#claimLeaseSync(name, holder, ttlMs));

@@ -82,7 +82,11 @@ async function startEviction(
     log,
     onPause: (paused) => paused ? consumer.pause() : consumer.resume(),
     // Every consumer is a candidate; the catalog's lease makes one of them the evictor (src/retention/leader.ts).
-    leadership: new Leadership({ catalog, log: log.child("evict"), ttlMs: config.eviction.lease_secs * 1000 }),
+    leadership: new Leadership({
+      catalog,
+      log: log.child("evict"),
+      ttlMs: config.eviction.lease_secs * 1000,
+    }),
   });
   evictor.start();
   return evictor;

@@ -100,7 +100,11 @@ runMain(async () => {
     localPrefix: config.rustfs.prefix,
     log,
     // Consumers of the same catalog are candidates too: the catalog's lease lets one evict at a time.
-    leadership: new Leadership({ catalog, log: log.child("evict"), ttlMs: config.eviction.lease_secs * 1000 }),
+    leadership: new Leadership({
+      catalog,
+      log: log.child("evict"),
+      ttlMs: config.eviction.lease_secs * 1000,
+    }),
   });
   const t = await catalog.totals();
   log.info(
@@ -139,7 +143,9 @@ runMain(async () => {
       const r = await evictor.runOnce();
       await evictor.stop(); // gives the lease back at once
       if (evictor.stats().leading === false) {
-        console.log("another host holds the evictor lease (a running consumer evicts): nothing archived here");
+        console.log(
+          "another host holds the evictor lease (a running consumer evicts): nothing archived here",
+        );
       }
       console.log(
         `evicted ${r.archived + r.dropped} frames: archived ${r.archived} (${

@@ -185,27 +185,30 @@ export function catalogSuite(backend: string, open: () => Catalog | Promise<Cata
     await catalog.ping();
   });
 
-  test("a lease has one holder; a new holder gets a larger token that fences the old one", async (catalog, all) => {
-    const a = await catalog.claimLease("evictor", "host-a", 60_000);
-    assert.ok(a);
-    assert.equal(await catalog.claimLease("evictor", "host-b", 60_000), null);
-    const renewed = await catalog.claimLease("evictor", "host-a", 60_000);
-    assert.equal(renewed?.token, a.token);
-    const fenceA = { lease: "evictor", token: a.token };
-    await catalog.setTier(all[0].key, "archiving", 1, fenceA);
-    assert.equal((await catalog.get(all[0].key))?.tier, "archiving");
-    // Released: another holder takes it at once, with a larger token; the old token changes nothing.
-    await catalog.releaseLease("evictor", "host-a");
-    const b = await catalog.claimLease("evictor", "host-b", 60_000);
-    assert.ok(b && b.token > a.token);
-    assert.equal((await catalog.lease("evictor"))?.holder, "host-b");
-    await assert.rejects(catalog.setTier(all[0].key, "archive", 2, fenceA), LeaseLostError);
-    assert.equal((await catalog.get(all[0].key))?.tier, "archiving");
-    await catalog.setTier(all[0].key, "archive", 3, { lease: "evictor", token: b.token });
-    assert.equal((await catalog.get(all[0].key))?.tier, "archive");
-    // A fenced change of a frame that is not there is no change, as without a fence.
-    await catalog.setTier("frames/none/x.jpg", "archive", 4, { lease: "evictor", token: b.token });
-  });
+  test(
+    "a lease has one holder; a new holder gets a larger token that fences the old one",
+    async (catalog, all) => {
+      const a = await catalog.claimLease("evictor", "host-a", 60_000);
+      assert.ok(a);
+      assert.equal(await catalog.claimLease("evictor", "host-b", 60_000), null);
+      const renewed = await catalog.claimLease("evictor", "host-a", 60_000);
+      assert.equal(renewed?.token, a.token);
+      const fenceA = { lease: "evictor", token: a.token };
+      await catalog.setTier(all[0].key, "archiving", 1, fenceA);
+      assert.equal((await catalog.get(all[0].key))?.tier, "archiving");
+      // Released: another holder takes it at once, with a larger token; the old token changes nothing.
+      await catalog.releaseLease("evictor", "host-a");
+      const b = await catalog.claimLease("evictor", "host-b", 60_000);
+      assert.ok(b && b.token > a.token);
+      assert.equal((await catalog.lease("evictor"))?.holder, "host-b");
+      await assert.rejects(catalog.setTier(all[0].key, "archive", 2, fenceA), LeaseLostError);
+      assert.equal((await catalog.get(all[0].key))?.tier, "archiving");
+      await catalog.setTier(all[0].key, "archive", 3, { lease: "evictor", token: b.token });
+      assert.equal((await catalog.get(all[0].key))?.tier, "archive");
+      // A fenced change of a frame that is not there is no change, as without a fence.
+      await catalog.setTier("frames/none/x.jpg", "archive", 4, { lease: "evictor", token: b.token });
+    },
+  );
 
   test("a lease that runs out can be taken by another holder", async (catalog) => {
     const a = await catalog.claimLease("evictor", "host-a", 1000);

@@ -44,7 +44,11 @@ async function publish(config: Config, base: number, count: number, firstScene: 
         const ts = base + i * 250;
         messages.push({
           key: messageKey(robot, ts),
-          value: encodeFrame(ts, Math.round((ts - Date.UTC(2026, 10, 1)) / 250), scene(firstScene + r * 10_000 + i)),
+          value: encodeFrame(
+            ts,
+            Math.round((ts - Date.UTC(2026, 10, 1)) / 250),
+            scene(firstScene + r * 10_000 + i),
+          ),
           timestampMs: ts,
         });
       }
@@ -86,7 +90,12 @@ Deno.test("a fleet on one PostgreSQL catalog: three consumers and two servers; a
   const perFrame = Array.from({ length: 10 }, (_, i) => scene(i).length).reduce((x, y) => x + y) / 10;
   const { path, config } = await isolatedConfig("fleet", {
     catalog: { url, reconcile_interval_secs: 0 },
-    aws_s3: { bucket: archiveBucket, endpoint: stackEndpoints().s3Endpoint, region: "us-east-1", prefix: "archive/" },
+    aws_s3: {
+      bucket: archiveBucket,
+      endpoint: stackEndpoints().s3Endpoint,
+      region: "us-east-1",
+      prefix: "archive/",
+    },
     eviction: {
       max_bytes: Math.round(150 * perFrame),
       check_interval_secs: 0.5,
@@ -117,7 +126,12 @@ Deno.test("a fleet on one PostgreSQL catalog: three consumers and two servers; a
   };
   const server = async (n: number) => {
     const port = freePort();
-    const s = spawnDeno(`server ${n}`, "src/main/serve.ts", ["--config", await hostConfig(path, 10 + n), "--port", String(port)], {
+    const s = spawnDeno(`server ${n}`, "src/main/serve.ts", [
+      "--config",
+      await hostConfig(path, 10 + n),
+      "--port",
+      String(port),
+    ], {
       env: ENV,
     });
     children.push(s);
@@ -173,7 +187,11 @@ Deno.test("a fleet on one PostgreSQL catalog: three consumers and two servers; a
     const fresh = scene(999_999);
     const ts = base + 7_200_000;
     const producer = await openProducer(config.kafka, quietLog);
-    await producer.send([{ key: messageKey("fleet-c", ts), value: encodeFrame(ts, 1, fresh), timestampMs: ts }]);
+    await producer.send([{
+      key: messageKey("fleet-c", ts),
+      value: encodeFrame(ts, 1, fresh),
+      timestampMs: ts,
+    }]);
     await producer.close();
     const stored = await waitFor("the fresh frame's row", async () => {
       const [r] = await catalog.findFrames({ robots: ["fleet-c"], fromMs: ts, toMs: ts }, {
@@ -207,7 +225,9 @@ Deno.test("a fleet on one PostgreSQL catalog: three consumers and two servers; a
     const arch = await archiveStore(config);
     const inLocal = new Set<string>(), inArchive = new Set<string>();
     for await (const o of local.list({ prefix: config.rustfs.prefix })) inLocal.add(o.key);
-    for await (const o of arch.list({ prefix: config.aws_s3.prefix })) inArchive.add(o.key.slice("archive/".length));
+    for await (const o of arch.list({ prefix: config.aws_s3.prefix })) {
+      inArchive.add(o.key.slice("archive/".length));
+    }
     local.close();
     arch.close();
     const rows = await catalog.all();

@@ -1000,9 +1000,20 @@ Deno.test("one evictor across hosts: two candidates on a PostgreSQL catalog, the
   const perFrame = first.reduce((n, f) => n + f.body.length, 0) / first.length;
   const maxBytes = Math.round((60 * perFrame) / 0.7);
   const { path, config } = await isolatedConfig("evict-race", {
-    aws_s3: { bucket: archiveBucket, endpoint: stackEndpoints().s3Endpoint, prefix: ARCHIVE_PREFIX, region: "us-east-1" },
+    aws_s3: {
+      bucket: archiveBucket,
+      endpoint: stackEndpoints().s3Endpoint,
+      prefix: ARCHIVE_PREFIX,
+      region: "us-east-1",
+    },
     // Small batches, frequent checks and a short lease: many moves in flight when the leader dies.
-    eviction: { max_bytes: maxBytes, batch_size: 4, hard_limit_percent: 100, check_interval_secs: 0.3, lease_secs: 2 },
+    eviction: {
+      max_bytes: maxBytes,
+      batch_size: 4,
+      hard_limit_percent: 100,
+      check_interval_secs: 0.3,
+      lease_secs: 2,
+    },
     catalog: { url },
     logging: { level: "info" },
   });
@@ -1068,9 +1079,14 @@ Deno.test("one evictor across hosts: two candidates on a PostgreSQL catalog, the
     assert.deepEqual(violations, []);
     assert.ok(settled.archived.size > 0, "something was archived");
     const t = await catalog.totals();
-    assert.ok(t.local.bytes <= 0.8 * maxBytes, `local ${t.local.bytes} of ${maxBytes}: ${final.lines.slice(-5).join("\n")}`);
+    assert.ok(
+      t.local.bytes <= 0.8 * maxBytes,
+      `local ${t.local.bytes} of ${maxBytes}: ${final.lines.slice(-5).join("\n")}`,
+    );
     console.log(
-      `  evictor failover after SIGKILL of the leader (lease_secs 2): ${failovers.map((ms) => `${ms} ms`).join(", ")}; ` +
+      `  evictor failover after SIGKILL of the leader (lease_secs 2): ${
+        failovers.map((ms) => `${ms} ms`).join(", ")
+      }; ` +
         `${settled.archived.size} archived, ${settled.local.size} local, 0 lost of ${frames.length}; ` +
         `${((Date.now() - started) / 1000).toFixed(1)} s`,
     );

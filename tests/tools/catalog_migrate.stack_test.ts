@@ -28,7 +28,13 @@ async function singleBox(path: string): Promise<SqliteCatalog> {
   const labels = catalog.labels();
   await labels.addLabels({ keys: rows.slice(0, 50).map((r) => r.key) }, ["door-open"], { author: "ana" });
   await labels.addLabels({ robotId: "r2", fromMs: T0, toMs: T0 + 20_000 }, ["person"]);
-  await labels.createClip({ robotId: "r3", fromMs: T0, toMs: T0 + 60_000, name: "walk", labels: ["walking"] });
+  await labels.createClip({
+    robotId: "r3",
+    fromMs: T0,
+    toMs: T0 + 60_000,
+    name: "walk",
+    labels: ["walking"],
+  });
   return catalog;
 }
 
@@ -49,8 +55,13 @@ Deno.test("catalog migrate copies a SQLite catalog into PostgreSQL, resumes afte
     assert.deepEqual(await target.identity(), await source.identity());
     assert.deepEqual(await target.labels().list(), await source.labels().list());
     assert.deepEqual(await target.labels().listClips(), await source.labels().listClips());
-    assert.deepEqual(await target.labels().changes({ limit: 100 }), await source.labels().changes({ limit: 100 }));
-    for (const filter of [{ labels: ["person"] }, { labels: ["walking"] }, { robots: ["r1"], fromMs: T0 + 5000 }]) {
+    assert.deepEqual(
+      await target.labels().changes({ limit: 100 }),
+      await source.labels().changes({ limit: 100 }),
+    );
+    for (
+      const filter of [{ labels: ["person"] }, { labels: ["walking"] }, { robots: ["r1"], fromMs: T0 + 5000 }]
+    ) {
       const page = { order: "newest" as const, limit: 20 };
       assert.deepEqual(
         (await target.findFrames(filter, page)).map((r) => r.key),
@@ -61,7 +72,17 @@ Deno.test("catalog migrate copies a SQLite catalog into PostgreSQL, resumes afte
 
     // The command: runs again on a complete copy (nothing to copy), verifies, and prints one JSON line.
     const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--quiet", "tools/catalog.ts", "migrate", "--from", `sqlite:${dir}/catalog.sqlite`, "--to", url],
+      args: [
+        "run",
+        "-A",
+        "--quiet",
+        "tools/catalog.ts",
+        "migrate",
+        "--from",
+        `sqlite:${dir}/catalog.sqlite`,
+        "--to",
+        url,
+      ],
       cwd: PROJECT,
       stdout: "piped",
       stderr: "piped",

@@ -20,7 +20,7 @@ export function systemRoutes(document: () => Record<string, unknown>, catalog: C
       method: "get",
       path: "/healthz",
       summary: "200 when the catalog answers; 503 naming the catalog and the cause when it does not.",
-      ok: ok("Healthy.", object({ catalog: string({ description: "\"ok\"" }) })),
+      ok: ok("Healthy.", object({ catalog: string({ description: '"ok"' }) })),
       errors: [503],
       handler: async () => {
         await catalog.ping();
