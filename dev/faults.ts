@@ -325,7 +325,7 @@ async function scenario(
   body: (run: Run) => Promise<{ recover: number | null; notes?: FaultResult["notes"] }>,
   setup: { cameraUrl?: (run: Run, camera: Camera) => string; stillSeconds?: number } = {},
 ): Promise<FaultResult> {
-  await ensureServers();
+  await ensureServers(["kafka", "s3"]);
   const say = options.say ?? (() => {});
   const { path, config } = await isolatedConfig(name, overrides);
   const admin = await openAdmin(config.kafka, quiet);
