@@ -1,20 +1,26 @@
 /**
- * `deno task bench e2e --robots N --fps F --seconds S`: the whole pipeline under a fleet's load on this machine.
+ * `deno task bench e2e --robots N --fps F --seconds S [--consumers N] [--catalog sqlite|postgres]`: the whole
+ * pipeline under a fleet's load on this machine.
  *
  * Simulated cameras serve real MJPEG over HTTP: the real 1080p reachy frames and generated 1080p scenes, in a
  * pattern where about a third of the frames start a new scene, so the filter accepts ~30 %. One producer process
- * per robot, the real broker and S3 server of the local stack, one consumer. Prints one JSON line:
+ * per robot, the real broker and S3 server of the local stack, and N consumer processes in one group (each with a
+ * config copy and a working folder of its own, as on separate hosts) writing one catalog: a SQLite file they share
+ * (one box), or a fresh schema `e2e_<random>` in the stack's PostgreSQL, dropped at the end. Prints one JSON line:
  *
- *   {"robots":20,"fps":10,"seconds":60,"published_per_s":..,"consumed_per_s":..,"stored_per_s":..,
- *    "latency_ms":{"p50":..,"p99":..,"max":..},"lag_end":..,"consumer_cpu_s":..,"consumer_rss_mb":..,
- *    "producer_rss_mb":..}
+ *   {"robots":20,"fps":10,"seconds":60,"consumers":1,"catalog":"sqlite","published_per_s":..,"consumed_per_s":..,
+ *    "stored_per_s":..,"latency_ms":{"p50":..,"p99":..,"max":..},"lag_end":..,"consumer_cpu_s":..,
+ *    "consumer_rss_mb":..,"producer_rss_mb":..}
  *
- * Latency is capture-to-stored, from the catalog rows of the frames stored during the measured window.
+ * Latency is capture-to-stored, from the catalog rows (read through the Catalog interface, either backend) of the
+ * frames stored during the measured window. With several consumers the throughput and CPU figures are their sums,
+ * the RSS the largest.
  */
 import { parseArgs } from "node:util";
 import { encode } from "jpeg-js";
-import { DatabaseSync } from "node:sqlite";
-import { catalogPath } from "../src/catalog/sqlite.ts";
+import { parse as parseToml, stringify as stringifyToml } from "smol-toml";
+import type { FramePosition } from "../src/catalog/catalog.ts";
+import { catalogTargetOf, openCatalogAt } from "../src/catalog/open.ts";
 import { openAdmin } from "../src/kafka/client.ts";
 import { createLogger } from "../src/log.ts";
 import { sleep } from "../src/ingest/camera.ts";
@@ -24,16 +30,24 @@ import { type Child, freePort, spawnDeno } from "../dev/processes.ts";
 import { Rng } from "../dev/random.ts";
 import { readSamples } from "../dev/samples.ts";
 import { isolatedConfig } from "../dev/scratch.ts";
-import { ensureServers, stackEndpoints, stackPids } from "../tools/stack.ts";
+import { ensureServers, type Service, stackEndpoints, stackPids } from "../tools/stack.ts";
 import { loadStorage } from "../src/filter/loader.ts";
 import { summarize, takeProfile } from "./cpu_profile.ts";
+import { dropSchema, freshSchema, withSchema } from "./catalog.ts";
 
 export const USAGE =
-  `usage: deno task bench e2e [--robots N] [--fps F] [--seconds S] [--compression none|snappy|gzip]
+  `usage: deno task bench e2e [--robots N] [--fps F] [--seconds S] [--consumers N] [--catalog sqlite|postgres]
+                            [--compression none|snappy|gzip]
 
-Runs N simulated 1080p cameras, a producer per robot and one consumer against the local stack for S seconds
-(after a warm-up) and prints one JSON line with throughput, capture-to-stored latency, lag and resource use.
+Runs N simulated 1080p cameras, a producer per robot and one or more consumers against the local stack for S
+seconds (after a warm-up) and prints one JSON line with throughput, capture-to-stored latency, lag and resource
+use.
   --robots N        robots (default 5)
+  --consumers N     consumer processes in one group (default 1), each with its own config copy and working
+                    folder; the topic gets at least N partitions
+  --catalog B       sqlite (default): one SQLite file all consumers share; postgres: a fresh schema e2e_<random>
+                    in the stack's PostgreSQL (started when nothing answers), dropped at the end
+  --postgres-url U  with --catalog postgres: this server instead of the stack's
   --fps F           frames per second per robot (default 10)
   --seconds S       measured seconds (default 60)
   --warmup S        seconds before measuring (default 10); then up to 60 s more until the consumer's lag is
@@ -91,11 +105,39 @@ export function framePool(real = readSamples(), scenes = sceneFrames()): Uint8Ar
   return pool;
 }
 
-/** User + system CPU seconds from a /proc/.../stat file (fields after the command name; clock ticks of 1/100 s). */
-function statCpuS(path: string): number {
+/** The fields of a /proc/.../stat file after the command name (state is [0], ppid [1], utime [11], stime [12]). */
+function statFields(path: string): string[] {
   const stat = Deno.readTextFileSync(path);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
+/** User + system CPU seconds from a /proc/.../stat file (clock ticks of 1/100 s). */
+function statCpuS(path: string): number {
+  const fields = statFields(path);
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime
+}
+
+/**
+ * CPU seconds of a server that forks a process per connection (PostgreSQL): the process, its live children, and
+ * the children that ended and were waited for (cutime + cstime). 0 without /proc.
+ */
+function processTreeCpuS(pid: number): number {
+  try {
+    const own = statFields(`/proc/${pid}/stat`);
+    let total = (Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14])) / 100;
+    for (const entry of Deno.readDirSync("/proc")) {
+      if (!/^\d+$/.test(entry.name)) continue;
+      try {
+        const f = statFields(`/proc/${entry.name}/stat`);
+        if (Number(f[1]) === pid) total += (Number(f[11]) + Number(f[12])) / 100;
+      } catch {
+        // The process ended while we read it.
+      }
+    }
+    return total;
+  } catch {
+    return 0;
+  }
 }
 
 function procStat(pid: number): { cpuS: number; rssMb: number } {
@@ -151,14 +193,41 @@ function boxCpuS(): { busy: number; total: number } {
   }
 }
 
-async function scrape(port: number): Promise<Map<string, number>> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+/** Each consumer's /metrics, each family summed over its labels. */
+async function scrapeEach(ports: number[]): Promise<Map<string, number>[]> {
+  return await Promise.all(ports.map(async (port) => {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const totals = new Map<string, number>();
+    for (const line of text.split("\n")) {
+      const m = /^([a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$/.exec(line);
+      if (m) totals.set(m[1], (totals.get(m[1]) ?? 0) + Number(m[3]));
+    }
+    return totals;
+  }));
+}
+
+/** Metrics summed over the consumers. */
+function sumMetrics(each: Map<string, number>[]): Map<string, number> {
   const totals = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    const m = /^([a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$/.exec(line);
-    if (m) totals.set(m[1], (totals.get(m[1]) ?? 0) + Number(m[3]));
-  }
+  for (const m of each) for (const [k, v] of m) totals.set(k, (totals.get(k) ?? 0) + v);
   return totals;
+}
+
+const scrape = async (ports: number[]) => sumMetrics(await scrapeEach(ports));
+
+/** A copy of a config file for one consumer: its own working folder and metrics port (another host, in effect). */
+async function consumerConfig(
+  path: string,
+  n: number,
+  metricsPort: number,
+): Promise<{ path: string; dir: string }> {
+  const toml = parseToml(await Deno.readTextFile(path)) as Record<string, Record<string, unknown>>;
+  const dir = await Deno.makeTempDir({ prefix: `frame-bucket-e2e-consumer-${n}-` });
+  toml.catalog = { ...toml.catalog, data_dir: dir };
+  toml.metrics = { ...toml.metrics, consumer_port: metricsPort };
+  const file = await Deno.makeTempFile({ prefix: `frame-bucket-e2e-consumer-${n}-`, suffix: ".toml" });
+  await Deno.writeTextFile(file, stringifyToml(toml));
+  return { path: file, dir };
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -178,6 +247,9 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
       profile: { type: "boolean", default: false },
       "metrics-out": { type: "string" },
       "local-max-mb": { type: "string" },
+      consumers: { type: "string", default: "1" },
+      catalog: { type: "string", default: "sqlite" },
+      "postgres-url": { type: "string" },
     },
   });
   const robots = Number(values.robots), fps = Number(values.fps), seconds = Number(values.seconds);
@@ -185,15 +257,37 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
   for (const [name, v] of [["--robots", robots], ["--fps", fps], ["--seconds", seconds]] as const) {
     if (!(v > 0)) throw new RangeError(`${name} must be positive`);
   }
+  const consumerCount = Number(values.consumers);
+  if (!Number.isInteger(consumerCount) || consumerCount < 1) {
+    throw new RangeError(`--consumers ${values.consumers} must be a whole number >= 1`);
+  }
+  const backend = values.catalog;
+  if (backend !== "sqlite" && backend !== "postgres") {
+    throw new RangeError(`--catalog ${backend} must be sqlite or postgres`);
+  }
+  if (values["postgres-url"] !== undefined && backend !== "postgres") {
+    throw new RangeError("--postgres-url is for --catalog postgres");
+  }
   const localMaxMb = values["local-max-mb"] === undefined ? 0 : Number(values["local-max-mb"]);
   if (!(localMaxMb >= 0)) {
     throw new RangeError(`--local-max-mb ${values["local-max-mb"]} must be a size in MiB`);
   }
   // Servers that already answer (this checkout's stack, another's, docker compose) are measured as they are.
-  await ensureServers();
+  const services: Service[] = ["kafka", "s3"];
+  if (backend === "postgres" && values["postgres-url"] === undefined) services.push("postgres");
+  await ensureServers(services);
   const say = (l: string) => console.error(l);
-  const metricsPort = freePort();
+  const metricsPorts = Array.from({ length: consumerCount }, () => freePort());
   const stack = stackEndpoints();
+  // The catalog every consumer writes: one SQLite file in a folder of its own, or a fresh PostgreSQL schema.
+  const pgUrl = values["postgres-url"] ?? stack.postgresUrl;
+  const schema = backend === "postgres" ? freshSchema("e2e") : "";
+  const sqliteDir = backend === "sqlite"
+    ? await Deno.makeTempDir({ prefix: "frame-bucket-e2e-catalog-" })
+    : "";
+  const catalogUrl = backend === "postgres"
+    ? withSchema(pgUrl, schema)
+    : `sqlite:${sqliteDir}/catalog.sqlite`;
   const archiveBucket = `bench-archive-${crypto.randomUUID().slice(0, 8)}`;
   if (localMaxMb) {
     const archive = await loadStorage("s3_archive", {
@@ -214,18 +308,24 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
       : {}),
     kafka: values.compression ? { compression: values.compression } : {},
     stream: { fps },
-    metrics: { consumer_port: metricsPort },
+    catalog: { url: catalogUrl },
+    metrics: { consumer_port: metricsPorts[0] },
     consumer: { stats_interval_secs: 10 },
     producer: { stats_interval_secs: 10 },
   });
   const admin = await openAdmin(config.kafka, quiet);
-  await admin.ensureTopic(Math.max(3, robots), config.kafka.max_message_bytes).finally(() => admin.close());
+  // As many partitions as robots (at least 3), and at least one per consumer (one without a partition idles).
+  await admin.ensureTopic(Math.max(3, robots, consumerCount), config.kafka.max_message_bytes)
+    .finally(() => admin.close());
 
   say(`building the 1080p frame pool...`);
   const pool = framePool();
   const cameras: Camera[] = [];
   const producers: Child[] = [];
-  let consumer: Child | null = null;
+  const consumers: Child[] = [];
+  const scratch: string[] = [config.catalog.data_dir, ...(sqliteDir ? [sqliteDir] : [])];
+  // Every frame of the run is captured after this (the catalog's rows of the run are those captured since).
+  const runStartMs = Date.now();
   try {
     for (let r = 0; r < robots; r++) {
       const offset = (r * 7) % pool.length;
@@ -234,11 +334,20 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
       );
     }
     const inspectPort = values.profile ? freePort() : 0;
-    consumer = spawnDeno("consumer", "src/main/consume.ts", ["--config", path], {
-      env: localMaxMb ? { AWS_ACCESS_KEY_ID: stack.accessKey, AWS_SECRET_ACCESS_KEY: stack.secretKey } : {},
-      denoFlags: values.profile ? [`--inspect=127.0.0.1:${inspectPort}`] : [],
-    });
-    await consumer.waitFor(/joined group/, 60000);
+    say(`starting ${consumerCount} consumer${consumerCount > 1 ? "s" : ""}, catalog ${backend}`);
+    for (let n = 0; n < consumerCount; n++) {
+      const own = await consumerConfig(path, n, metricsPorts[n]);
+      scratch.push(own.path, own.dir);
+      consumers.push(spawnDeno(consumerCount > 1 ? `consumer ${n}` : "consumer", "src/main/consume.ts", [
+        "--config",
+        own.path,
+      ], {
+        env: localMaxMb ? { AWS_ACCESS_KEY_ID: stack.accessKey, AWS_SECRET_ACCESS_KEY: stack.secretKey } : {},
+        // The profile is of the first consumer.
+        denoFlags: values.profile && n === 0 ? [`--inspect=127.0.0.1:${inspectPort}`] : [],
+      }));
+    }
+    await Promise.all(consumers.map((c) => c.waitFor(/joined group/, 60000)));
     say(`starting ${robots} producers at ${fps} fps`);
     const producerInspectPort = values.profile ? freePort() : 0;
     for (let r = 0; r < robots; r++) {
@@ -261,7 +370,7 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
     const settleStart = Date.now();
     for (let calm = 0; calm < 2 && Date.now() - settleStart < 60_000;) {
       await sleep(1000);
-      const lag = (await scrape(metricsPort).catch(() => new Map<string, number>())).get(
+      const lag = (await scrape(metricsPorts).catch(() => new Map<string, number>())).get(
         "frame_bucket_consumer_lag",
       );
       calm = lag !== undefined && lag <= (robots * fps) / 4 ? calm + 1 : 0;
@@ -273,23 +382,37 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
       [...((await admin2.describeTopic())?.highWatermarks.values() ?? [])].reduce((n, h) => n + Number(h), 0);
     const t0 = Date.now();
     const published0 = await highs();
-    const m0 = await scrape(metricsPort).catch((error) => {
+    const m0Each = await scrapeEach(metricsPorts).catch((error) => {
       throw new Error(
-        `cannot read the consumer's /metrics (${error.message}); its last lines:\n` +
-          consumer!.lines.slice(-15).join("\n"),
+        `cannot read the consumers' /metrics (${error.message}); their last lines:\n` +
+          consumers.map((c) => `${c.name}:\n${c.lines.slice(-15).join("\n")}`).join("\n"),
       );
     });
-    const cpu0 = procStat(consumer.pid).cpuS;
+    const m0 = sumMetrics(m0Each);
+    const consumersCpuS = () => consumers.reduce((n, c) => n + procStat(c.pid).cpuS, 0);
+    const consumersThreads = () => {
+      const sum: Record<string, number> = {};
+      for (const c of consumers) {
+        for (const [kind, s] of Object.entries(threadCpuS(c.pid))) sum[kind] = (sum[kind] ?? 0) + s;
+      }
+      return sum;
+    };
+    const cpu0 = consumersCpuS();
     const servers = await stackPids();
+    // PostgreSQL serves each connection from a process of its own: its CPU is the server's process tree's.
+    const pgPid = backend === "postgres" && values["postgres-url"] === undefined
+      ? servers.postgres
+      : undefined;
     const groups = (): Record<string, number> => ({
-      consumer: procStat(consumer!.pid).cpuS,
+      consumer: consumersCpuS(),
       producers: producers.reduce((n, p) => n + procStat(p.pid).cpuS, 0),
       cameras_and_bench: procStat(Deno.pid).cpuS,
       kafka: servers.kafka ? procStat(servers.kafka).cpuS : 0,
       s3: servers.s3 ? procStat(servers.s3).cpuS : 0,
+      ...(backend === "postgres" ? { postgres: pgPid ? processTreeCpuS(pgPid) : 0 } : {}),
     });
     const g0 = groups();
-    const t0Threads = threadCpuS(consumer.pid);
+    const t0Threads = consumersThreads();
     const box0 = boxCpuS();
     say(`measuring for ${seconds} s`);
     const profiling = values.profile
@@ -301,15 +424,19 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
     await sleep(seconds * 1000);
     const profiles = await profiling;
     const g1 = groups();
-    const t1Threads = threadCpuS(consumer.pid);
+    const t1Threads = consumersThreads();
     const box1 = boxCpuS();
     const t1 = Date.now();
     const published1 = await highs();
-    const m1 = await scrape(metricsPort);
-    const cpu1 = procStat(consumer.pid);
+    const m1Each = await scrapeEach(metricsPorts);
+    const m1 = sumMetrics(m1Each);
+    const cpu1 = consumersCpuS();
+    const consumerRss = Math.max(...consumers.map((c) => procStat(c.pid).rssMb));
     const lagEnd = await consumerLag(config, quiet);
     if (values["metrics-out"]) {
-      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      const text = (await Promise.all(
+        metricsPorts.map(async (port) => await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()),
+      )).join("\n");
       await Deno.writeTextFile(values["metrics-out"], text);
       say(`consumer /metrics at the end written to ${values["metrics-out"]}`);
     }
@@ -317,10 +444,29 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
     const producerRss = Math.max(...producers.map((p) => procStat(p.pid).rssMb));
     const elapsed = (t1 - t0) / 1000;
 
-    const db = new DatabaseSync(catalogPath(config), { readOnly: true });
-    const latencies = (db.prepare("SELECT stored_ms - ts_ms AS l FROM frames WHERE stored_ms BETWEEN ? AND ?")
-      .all(t0, t1) as { l: number }[]).map((r) => Number(r.l)).sort((a, b) => a - b);
-    db.close();
+    // The rows stored in the window, through the catalog's own interface (either backend): every row of this
+    // run's catalog, in capture order, page by page, kept when stored between t0 and t1.
+    const latencies: number[] = [];
+    const catalog = await openCatalogAt(catalogTargetOf(catalogUrl), { poolSize: 2 });
+    try {
+      let after: FramePosition | null = null;
+      for (;;) {
+        const page = await catalog.findFrames({ fromMs: runStartMs }, {
+          order: "oldest",
+          limit: 1000,
+          after,
+        });
+        for (const f of page) {
+          if (f.storedMs >= t0 && f.storedMs <= t1) latencies.push(f.storedMs - f.timestampMs);
+        }
+        if (page.length < 1000) break;
+        const last = page[page.length - 1];
+        after = { timestampMs: last.timestampMs, seq: last.seq, key: last.key };
+      }
+    } finally {
+      await catalog.close();
+    }
+    latencies.sort((a, b) => a - b);
     const delta = (name: string) => ((m1.get(name) ?? 0) - (m0.get(name) ?? 0)) / elapsed;
     const mean = (family: string) => {
       const sum = (m1.get(`${family}_sum`) ?? 0) - (m0.get(`${family}_sum`) ?? 0);
@@ -333,11 +479,24 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
       robots,
       fps,
       seconds,
+      consumers: consumerCount,
+      catalog: backend,
       settle_s: settleS,
       compression: config.kafka.compression,
       published_per_s: Math.round((published1 - published0) / elapsed * 10) / 10,
       consumed_per_s: Math.round(delta("frame_bucket_frames_received_total") * 10) / 10,
       stored_per_s: Math.round(delta("frame_bucket_frames_stored_total") * 10) / 10,
+      // How the work was shared.
+      ...(consumerCount > 1
+        ? {
+          stored_per_s_each: m1Each.map((m, i) =>
+            Math.round(
+              ((m.get("frame_bucket_frames_stored_total") ?? 0) -
+                (m0Each[i].get("frame_bucket_frames_stored_total") ?? 0)) / elapsed * 10,
+            ) / 10
+          ),
+        }
+        : {}),
       ...(localMaxMb
         ? {
           evicted_per_s: Math.round(delta("frame_bucket_frames_evicted_total") * 10) / 10,
@@ -350,11 +509,12 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
         max: latencies.at(-1) ?? 0,
       },
       lag_end: lagEnd,
-      consumer_cpu_s: Math.round((cpu1.cpuS - cpu0) * 10) / 10,
+      catalog_rows_window: latencies.length,
+      consumer_cpu_s: Math.round((cpu1 - cpu0) * 10) / 10,
       // Means over the window from the consumer's histograms: filter = queueing for a worker + decode + hash.
       filter_ms_mean: mean("frame_bucket_filter_seconds"),
       store_ms_mean: mean("frame_bucket_store_seconds"),
-      consumer_rss_mb: cpu1.rssMb,
+      consumer_rss_mb: consumerRss,
       producer_rss_mb: producerRss,
       // Cores used during the window, per process group and for the whole machine (all its processes).
       consumer_threads_cores: perCore(t0Threads, t1Threads),
@@ -377,8 +537,14 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
     return result;
   } finally {
     await Promise.all(producers.map((p) => p.stop(5000)));
-    await consumer?.stop(10000);
+    await Promise.all(consumers.map((c) => c.stop(10000)));
     for (const c of cameras) await c.close();
     await Deno.remove(path).catch(() => {});
+    for (const p of scratch) await Deno.remove(p, { recursive: true }).catch(() => {});
+    if (schema) {
+      await dropSchema(pgUrl, schema).catch((error) =>
+        say(`could not drop schema ${schema}: ${error instanceof Error ? error.message : error}`)
+      );
+    }
   }
 }

@@ -1,11 +1,11 @@
 /**
  * `deno task bench <name> [options]`: one entry point for the project's benchmarks.
  *
- * Each benchmark lives in its own module (tools/bench_<name>.ts) exporting a function that takes the remaining
+ * Each benchmark lives in its own module (bench/<name>.ts) exporting a function that takes the remaining
  * arguments and prints JSON lines on stdout (diagnostics on stderr). Benchmarks are measurements, never timed
  * assertions: they report figures and leave judging them to people.
  *
- * To add one, write tools/bench_<name>.ts (exporting USAGE and a run function) and add an entry to BENCHES below.
+ * To add one, write bench/<name>.ts (exporting USAGE and a run function) and add an entry to BENCHES below.
  */
 import { runMain } from "../src/main/cli.ts";
 
@@ -44,6 +44,22 @@ const BENCHES: Record<string, Bench> = {
     load: async () => {
       const m = await import("./compression.ts");
       return { usage: m.USAGE, run: m.benchCompression };
+    },
+  },
+  catalog: {
+    summary:
+      "the catalog (sqlite|postgres) under 1,000,000+ fleet rows: upserts/s, fill rate, size/row, search p50/p99",
+    load: async () => {
+      const m = await import("./catalog.ts");
+      return { usage: m.USAGE, run: m.benchCatalog };
+    },
+  },
+  "pg-clients": {
+    summary:
+      "npm pg vs npm postgres on the catalog's row shape: single, batched, 8 concurrent inserts, point reads",
+    load: async () => {
+      const m = await import("./pg_clients.ts");
+      return { usage: m.USAGE, run: m.benchPgClients };
     },
   },
   search: {
