@@ -5,7 +5,6 @@
  */
 import { BadInputError } from "../errors.ts";
 import type {
-  ClipRef,
   FramePosition,
   FrameRow,
   HashRow,
@@ -14,6 +13,7 @@ import type {
   SearchHit,
   TimelineBucket,
 } from "./catalog.ts";
+import { assembleHits, robotSpans, type SpanClip } from "./hits.ts";
 import type { Queryable } from "./pg_db.ts";
 import { rowFromSql } from "./sqlite.ts";
 
@@ -127,16 +127,8 @@ export async function withLabels(q: Queryable, frames: FrameRow[]): Promise<Sear
     if (list) list.push(r.name as string);
     else direct.set(r.key as string, [r.name as string]);
   }
-  const spans = new Map<string, { from: number; to: number }>();
-  for (const f of frames) {
-    const s = spans.get(f.robotId);
-    if (!s) spans.set(f.robotId, { from: f.timestampMs, to: f.timestampMs });
-    else {
-      s.from = Math.min(s.from, f.timestampMs);
-      s.to = Math.max(s.to, f.timestampMs);
-    }
-  }
-  const clipsOf = new Map<string, { ref: ClipRef; from: number; to: number }[]>();
+  const spans = robotSpans(frames);
+  const clipsOf = new Map<string, SpanClip[]>();
   for (const [robot, span] of spans) {
     const r = await q.query(
       `SELECT c.id, c.name, c.from_ms, c.to_ms,
@@ -156,15 +148,7 @@ export async function withLabels(q: Queryable, frames: FrameRow[]): Promise<Sear
       );
     }
   }
-  return frames.map((frame) => {
-    const own = direct.get(frame.key) ?? [];
-    const clips = (clipsOf.get(frame.robotId) ?? []).filter((c) =>
-      c.from <= frame.timestampMs && c.to >= frame.timestampMs
-    ).map((c) => c.ref);
-    const all = new Set(own);
-    for (const c of clips) for (const l of c.labels) all.add(l);
-    return { frame, labels: [...all].sort(), directLabels: own, clips };
-  });
+  return assembleHits(frames, direct, clipsOf);
 }
 
 export async function hashRowsPage(

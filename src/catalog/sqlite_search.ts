@@ -5,7 +5,6 @@
 import type { DatabaseSync, SQLInputValue } from "node:sqlite";
 import { BadInputError } from "../errors.ts";
 import type {
-  ClipRef,
   FramePosition,
   FrameRow,
   HashRow,
@@ -14,6 +13,7 @@ import type {
   SearchHit,
   TimelineBucket,
 } from "./catalog.ts";
+import { assembleHits, robotSpans, type SpanClip } from "./hits.ts";
 import { frameColumns, rowFromSql } from "./sqlite.ts";
 
 /** Resolves label names to ids; an unknown label is an error (a typo should not look like "no frames"). */
@@ -118,16 +118,8 @@ export function withLabels(db: DatabaseSync, frames: FrameRow[]): SearchHit[] {
     }
   }
   // Clips overlapping each robot's span on this page, matched to frames here.
-  const spans = new Map<string, { from: number; to: number }>();
-  for (const f of frames) {
-    const s = spans.get(f.robotId);
-    if (!s) spans.set(f.robotId, { from: f.timestampMs, to: f.timestampMs });
-    else {
-      s.from = Math.min(s.from, f.timestampMs);
-      s.to = Math.max(s.to, f.timestampMs);
-    }
-  }
-  const clipsOf = new Map<string, { ref: ClipRef; from: number; to: number }[]>();
+  const spans = robotSpans(frames);
+  const clipsOf = new Map<string, SpanClip[]>();
   const clipQuery = db.prepare(
     `SELECT c.id, c.name, c.from_ms, c.to_ms,
        (SELECT json_group_array(name) FROM (SELECT l.name FROM clip_labels cl JOIN labels l ON l.id = cl.label_id
@@ -153,15 +145,7 @@ export function withLabels(db: DatabaseSync, frames: FrameRow[]): SearchHit[] {
       );
     }
   }
-  return frames.map((frame) => {
-    const own = direct.get(frame.key) ?? [];
-    const clips = (clipsOf.get(frame.robotId) ?? []).filter((c) =>
-      c.from <= frame.timestampMs && c.to >= frame.timestampMs
-    ).map((c) => c.ref);
-    const all = new Set(own);
-    for (const c of clips) for (const l of c.labels) all.add(l);
-    return { frame, labels: [...all].sort(), directLabels: own, clips };
-  });
+  return assembleHits(frames, direct, clipsOf);
 }
 
 /** Rows with a hash (the similar-frame index's feed), in pages so no statement stays open across awaits. */
