@@ -396,9 +396,10 @@ export interface Catalog {
   // Leases (one evictor at a time).
   /**
    * Takes the lease `name` for `ttlMs` when it is free or ran out (with a new, larger token), or renews it when
-   * `holder` holds it (same token). Null when another holder's lease is live.
+   * `holder` holds it (same token). Null when another holder's lease is live, unless that holder is `takeFrom`
+   * (a holder known to be dead: its lease is taken at once, with a new token).
    */
-  claimLease(name: string, holder: string, ttlMs: number): Promise<Lease | null>;
+  claimLease(name: string, holder: string, ttlMs: number, takeFrom?: string): Promise<Lease | null>;
   /** Gives the lease up when `holder` holds it (another process may take it at once). */
   releaseLease(name: string, holder: string): Promise<void>;
   /** The lease as it is now (live or run out), null when never taken. */

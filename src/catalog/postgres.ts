@@ -374,7 +374,7 @@ export class PostgresCatalog implements Catalog {
     );
   }
 
-  async claimLease(name: string, holder: string, ttlMs: number): Promise<Lease | null> {
+  async claimLease(name: string, holder: string, ttlMs: number, takeFrom?: string): Promise<Lease | null> {
     return await this.#db.tx("taking a lease", async (q) => {
       // The row lock makes concurrent claims take turns; a first claim races on the primary key instead.
       await q.query(
@@ -387,8 +387,9 @@ export class PostgresCatalog implements Catalog {
         [name],
       );
       const current = r.rows[0];
-      if (current.live && current.holder !== holder) return null;
-      const token = current.live ? Number(current.token) : Number(current.token) + 1;
+      const live = current.live && current.holder !== takeFrom;
+      if (live && current.holder !== holder) return null;
+      const token = live ? Number(current.token) : Number(current.token) + 1;
       const w = await q.query(
         `UPDATE leases SET holder = $2, token = $3,
            expires_at = clock_timestamp() + make_interval(secs => $4::double precision / 1000)

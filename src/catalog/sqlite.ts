@@ -651,14 +651,15 @@ export class SqliteCatalog implements Catalog {
   }
 
   /** See Catalog.claimLease; the clock is this machine's (a SQLite catalog is on one box). */
-  #claimLeaseSync(name: string, holder: string, ttlMs: number): Lease | null {
+  #claimLeaseSync(name: string, holder: string, ttlMs: number, takeFrom?: string): Lease | null {
     return this.#transaction(() => {
       const now = Date.now();
       const current = this.#leaseSync(name);
+      const live = current !== null && current.expiresMs > now && current.holder !== takeFrom;
       let token: number;
       if (!current) token = 1;
-      else if (current.expiresMs > now && current.holder !== holder) return null;
-      else token = current.expiresMs > now ? current.token : current.token + 1;
+      else if (live && current.holder !== holder) return null;
+      else token = live ? current.token : current.token + 1;
       this.#db.prepare(
         `INSERT INTO leases (name, holder, token, expires_ms) VALUES (?, ?, ?, ?)
          ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, token = excluded.token,
@@ -793,8 +794,8 @@ export class SqliteCatalog implements Catalog {
       () => Number((this.#db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n),
     );
   }
-  claimLease(name: string, holder: string, ttlMs: number): Promise<Lease | null> {
-    return this.#run("taking a lease", () => this.#claimLeaseSync(name, holder, ttlMs));
+  claimLease(name: string, holder: string, ttlMs: number, takeFrom?: string): Promise<Lease | null> {
+    return this.#run("taking a lease", () => this.#claimLeaseSync(name, holder, ttlMs, takeFrom));
   }
   releaseLease(name: string, holder: string): Promise<void> {
     return this.#run("giving up a lease", () => {

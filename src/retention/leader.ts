@@ -13,7 +13,7 @@ import type { Logger } from "../log.ts";
 export const EVICTOR_LEASE = "evictor";
 
 export interface LeadershipOptions {
-  catalog: Pick<Catalog, "claimLease" | "releaseLease">;
+  catalog: Pick<Catalog, "claimLease" | "releaseLease" | "lease">;
   log: Logger;
   /** The lease's name. Default "evictor". */
   name?: string;
@@ -62,6 +62,14 @@ export class Leadership {
     let lease: Lease | null;
     try {
       lease = await this.#o.catalog.claimLease(this.name, this.holder, this.ttlMs);
+      if (!lease) {
+        // A holder on this host whose process is gone (killed, crashed) need not be waited out.
+        const current = await this.#o.catalog.lease(this.name);
+        if (current && deadHereHolder(current.holder)) {
+          lease = await this.#o.catalog.claimLease(this.name, this.holder, this.ttlMs, current.holder);
+          if (lease) this.#o.log.info(`took the ${this.name} lease from ${current.holder}: that process is gone`);
+        }
+      }
     } catch (error) {
       if (this.#lease) this.#o.log.warn(`cannot renew the ${this.name} lease (${messageOf(error)}); pausing`);
       this.#lease = null;
@@ -125,5 +133,20 @@ export class Leadership {
       await this.#o.catalog.releaseLease(this.name, this.holder).catch(() => {});
     })();
     return this.#stopping;
+  }
+}
+
+/**
+ * True when `holder` (host:pid:random) names this host and a process id that no longer runs. Only a process on
+ * the same host can tell; a reused pid reads as alive, which errs on the side of waiting the lease out.
+ */
+export function deadHereHolder(holder: string, hostname = Deno.hostname()): boolean {
+  const [host, pid] = holder.split(":");
+  if (host !== hostname || !/^\d+$/.test(pid ?? "") || Number(pid) === Deno.pid) return false;
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return false;
+  } catch (error) {
+    return error instanceof Deno.errors.NotFound;
   }
 }

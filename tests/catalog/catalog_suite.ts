@@ -220,6 +220,14 @@ export function catalogSuite(backend: string, open: () => Catalog | Promise<Cata
     assert.equal(await catalog.lease("other"), null);
   });
 
+  test("a live lease is taken at once from a holder named as dead, and only from that one", async (catalog) => {
+    const a = await catalog.claimLease("evictor", "host:1:a", 60_000);
+    assert.ok(a);
+    assert.equal(await catalog.claimLease("evictor", "host:2:b", 60_000, "host:9:other"), null);
+    const b = await catalog.claimLease("evictor", "host:2:b", 60_000, "host:1:a");
+    assert.ok(b && b.token === a.token + 1 && b.holder === "host:2:b");
+  });
+
   test("concurrent claims of a free lease give it to exactly one holder", async (catalog) => {
     const claims = await Promise.all(
       Array.from({ length: 8 }, (_, i) => catalog.claimLease("evictor", `host-${i}`, 60_000)),

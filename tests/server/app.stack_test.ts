@@ -704,6 +704,13 @@ Deno.test("HTTP API: every route against a real server, S3 and catalog", async (
       assert.match(badId.body.error, /export_id "a\/b" must be 8 to 64 letters, digits/);
     });
 
+    await t.step("GET /healthz says whether the catalog answers", async () => {
+      route("GET", "/healthz");
+      const r = await api("GET", "/healthz");
+      assert.equal(r.status, 200);
+      assert.deepEqual(r.body, { catalog: "ok" });
+    });
+
     await t.step("GET /openapi.json is generated from the route declarations the router runs", async () => {
       route("GET", "/openapi.json");
       const r = await api("GET", "/openapi.json");
