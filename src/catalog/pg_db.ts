@@ -3,10 +3,12 @@
  * migrations, transactions, and PostgreSQL's errors as catalog ServiceErrors that name the server and the fix.
  * src/catalog/postgres.ts (frames, tiers, leases), postgres_search.ts and postgres_labels.ts build on it.
  *
- * The client is npm `pg` (node-postgres), chosen by measurement against npm `postgres` (bench/pg_clients.ts):
- * on this project's row shape both do ~4,000 single upserts/s and ~10,000/s with 8 in flight; `pg` was faster
- * at batched inserts (64,000-78,000 vs 43,000-67,000 rows/s) with the lower memory use, and its pool hands out a
- * connection for a transaction explicitly, which is what the label store's multi-statement changes need.
+ * The client is npm `pg` (node-postgres), chosen by measurement against npm `postgres` (`deno task bench
+ * pg-clients`): on this project's row shape both do 4,000-5,000 single upserts/s and ~10,000/s with 8 in flight;
+ * `pg` was faster at batched inserts (90,000 vs 69,000-78,000 rows/s, what reindex and migrate do) and used less
+ * memory (80 vs 125-130 MB), postgres.js at point reads (16,000-18,000 vs 9,000-12,000/s, far above what a
+ * request needs). `pg`'s pool hands out a connection for a transaction explicitly, which is what the label
+ * store's multi-statement changes need.
  */
 // @ts-types="@types/pg"
 import pg from "pg";

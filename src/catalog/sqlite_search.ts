@@ -67,7 +67,11 @@ export function filterSql(
       where.push(`f.key IN (SELECT key FROM (${matches}) GROUP BY key HAVING COUNT(DISTINCT lid) = ?)`);
       params.push(...ids, ...ids, ids.length);
     } else {
-      where.push(`f.key IN (SELECT key FROM (${matches}))`);
+      // Any of the labels: a test per frame, so a newest-first page walks the time index and stops after
+      // `limit` matches instead of collecting every labelled frame first (see postgres_search.ts).
+      where.push(`(EXISTS (SELECT 1 FROM frame_labels fl WHERE fl.key = f.key AND fl.label_id IN (${list}))
+        OR EXISTS (SELECT 1 FROM clips c JOIN clip_labels cl ON cl.clip_id = c.id WHERE c.robot_id = f.robot_id
+          AND c.from_ms <= f.ts_ms AND c.to_ms >= f.ts_ms AND cl.label_id IN (${list})))`);
       params.push(...ids, ...ids);
     }
   }
