@@ -67,7 +67,9 @@ export class Leadership {
         const current = await this.#o.catalog.lease(this.name);
         if (current && deadHereHolder(current.holder)) {
           lease = await this.#o.catalog.claimLease(this.name, this.holder, this.ttlMs, current.holder);
-          if (lease) this.#o.log.info(`took the ${this.name} lease from ${current.holder}: that process is gone`);
+          if (lease) {
+            this.#o.log.info(`took the ${this.name} lease from ${current.holder}: that process is gone`);
+          }
         }
       }
     } catch (error) {
