@@ -46,8 +46,16 @@ async function render() {
   }
   const [nav, show] = route();
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.nav === nav);
-  const done = await show(root, { parts: parts.slice(1), params });
-  if (typeof done === "function") cleanup = done;
+  // Each render builds into a box of its own: when another render starts before this one has finished (two
+  // hash changes in quick succession), the next render's clear() detaches this box, so whatever this one still
+  // appends after its awaits never shows up beside the newer view.
+  const box = h("div.view-box");
+  root.append(box);
+  const done = await show(box, { parts: parts.slice(1), params });
+  if (typeof done === "function") {
+    if (box.isConnected) cleanup = done;
+    else done(); // a newer render has taken over: this view's timers and listeners go at once
+  }
 }
 
 // ---- author and token
