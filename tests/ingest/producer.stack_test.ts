@@ -148,7 +148,14 @@ function badThenGoodCamera(maxPartBytes: number) {
           controller.enqueue(encoder.encode("\r\n"));
         };
         for (const part of parts) send(part);
-        timer = setInterval(() => send({ type: "image/jpeg", body: good }), 100);
+        timer = setInterval(() => {
+          // A stream the client dropped may be closed without cancel() (the connection was reset): stop then.
+          try {
+            send({ type: "image/jpeg", body: good });
+          } catch {
+            clearInterval(timer);
+          }
+        }, 100);
       },
       cancel: () => clearInterval(timer),
     });
