@@ -9,6 +9,7 @@ import { parse as parseToml } from "smol-toml";
 import { BUILTIN_STORAGE_NAMES, looksLikePath } from "./filter/loader.ts";
 import { robotIdProblem } from "./key.ts";
 import { DEFAULT_LABEL_LIMITS } from "./catalog/rules.ts";
+import { catalogUrlProblem } from "./catalog/url.ts";
 import type { Level } from "./log.ts";
 
 export interface FilterSettings {
@@ -447,28 +448,6 @@ export function resolveConfig(text: string, options: ResolveOptions = {}): Confi
  * `*.` before it for every subdomain, or `*` alone. Ports, schemes and paths are refused, since the check compares
  * host names only.
  */
-/** Why a `catalog.url` cannot be used, or null (the password is never repeated in the message). */
-export function catalogUrlProblem(url: string): string | null {
-  if (url === "" || url.startsWith("sqlite:")) {
-    return url === "sqlite:" ? 'sqlite: needs a file path ("sqlite:.data/catalog.sqlite")' : null;
-  }
-  if (/^postgres(ql)?:\/\//.test(url)) {
-    try {
-      const u = new URL(url);
-      if (!u.hostname) return "a postgres:// URL needs a host (postgres://USER:PASSWORD@HOST:PORT/DATABASE)";
-      const schema = u.searchParams.get("schema");
-      if (schema !== null && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
-        return `schema ${JSON.stringify(schema)} is not a plain name: use lower-case letters, digits and _`;
-      }
-      return null;
-    } catch {
-      return "not a valid URL: write postgres://USER:PASSWORD@HOST:PORT/DATABASE";
-    }
-  }
-  return `${JSON.stringify(url.replace(/\/\/([^:/@]*):[^@]*@/, "//$1:***@"))} is neither sqlite:PATH nor ` +
-    "postgres://USER:PASSWORD@HOST:PORT/DATABASE (leave it empty for the file under catalog.data_dir)";
-}
-
 export function allowedHostProblem(entry: string): string | null {
   if (entry === "*") return null;
   const name = entry.startsWith("*.") ? entry.slice(2) : entry;

@@ -176,3 +176,23 @@ phash_threshold = 10
   assert.deepEqual(c.filter.robots["bb-1"].options, {});
   assert.deepEqual({ ...c.filter.robots["bb-2"].options }, { window: 3 });
 });
+
+Deno.test("catalog.url: sqlite:PATH and postgres:// are taken; anything else is refused, its password hidden", () => {
+  assert.equal(resolveConfig('[catalog]\nurl = "sqlite:x.sqlite"').catalog.url, "sqlite:x.sqlite");
+  assert.equal(
+    resolveConfig('[catalog]\nurl = "postgres://u:p@db:5432/fb?schema=fleet"').catalog.url,
+    "postgres://u:p@db:5432/fb?schema=fleet",
+  );
+  assert.throws(() => resolveConfig('[catalog]\nurl = "mysql://u:secret@db/fb"'), (e: Error) => {
+    assert.match(
+      e.message,
+      /catalog\.url: .*mysql:\/\/u:\*\*\*@db\/fb.* is neither sqlite:PATH nor postgres:/,
+    );
+    assert.ok(!e.message.includes("secret"));
+    return true;
+  });
+  assert.throws(
+    () => resolveConfig('[catalog]\nurl = "postgres://u:p@db/fb?schema=Bad-Name"'),
+    /schema "Bad-Name" is not a plain name/,
+  );
+});

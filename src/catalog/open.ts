@@ -7,6 +7,7 @@
 import type { Config } from "../config.ts";
 import type { Catalog } from "./catalog.ts";
 import { PostgresCatalog } from "./postgres.ts";
+import { redactUrl } from "./url.ts";
 import { catalogPath as defaultPath, SqliteCatalog } from "./sqlite.ts";
 
 type CatalogConfig = Pick<Config, "baseDir" | "catalog">;
@@ -23,9 +24,7 @@ export function catalogTargetOf(url: string, baseDir = "."): CatalogTarget {
     return { backend: "sqlite", path: path.startsWith("/") ? path : `${baseDir.replace(/\/$/, "")}/${path}` };
   }
   throw new RangeError(
-    `catalog ${
-      JSON.stringify(url.replace(/\/\/([^:/@]*):[^@]*@/, "//$1:***@"))
-    } is neither sqlite:PATH nor ` +
+    `catalog ${JSON.stringify(redactUrl(url))} is neither sqlite:PATH nor ` +
       "postgres://USER:PASSWORD@HOST:PORT/DATABASE",
   );
 }
@@ -38,7 +37,7 @@ export function catalogTarget(config: CatalogConfig): CatalogTarget {
 /** Where the config's catalog is, for messages: the file path, or the server URL without its password. */
 export function catalogPath(config: CatalogConfig): string {
   const target = catalogTarget(config);
-  return target.backend === "sqlite" ? target.path : target.url.replace(/\/\/([^:/@]*):[^@]*@/, "//$1:***@");
+  return target.backend === "sqlite" ? target.path : redactUrl(target.url);
 }
 
 /**

@@ -13,6 +13,7 @@
 // @ts-types="@types/pg"
 import pg from "pg";
 import { messageOf, ServiceError } from "../errors.ts";
+import { redactUrl, SCHEMA_NAME } from "./url.ts";
 
 /** What a statement runs on: the pool (one statement, autocommit) or a connection inside a transaction. */
 export interface Queryable {
@@ -32,8 +33,6 @@ export interface PostgresTarget {
   schema: string;
 }
 
-const IDENT = /^[a-z_][a-z0-9_]{0,62}$/;
-
 /** Parses a `postgres://` / `postgresql://` URL; `?schema=NAME` puts the tables in that schema (made when missing). */
 export function postgresTarget(url: string): PostgresTarget {
   let u: URL;
@@ -42,15 +41,15 @@ export function postgresTarget(url: string): PostgresTarget {
   } catch {
     throw new RangeError(
       `catalog.url ${
-        JSON.stringify(redact(url))
+        JSON.stringify(redactUrl(url))
       } is not a URL: write postgres://USER:PASSWORD@HOST:PORT/DATABASE`,
     );
   }
   if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") {
-    throw new RangeError(`catalog.url ${JSON.stringify(redact(url))} is not a postgres:// URL`);
+    throw new RangeError(`catalog.url ${JSON.stringify(redactUrl(url))} is not a postgres:// URL`);
   }
   const schema = u.searchParams.get("schema") ?? "public";
-  if (!IDENT.test(schema)) {
+  if (!SCHEMA_NAME.test(schema)) {
     throw new RangeError(
       `catalog.url schema ${
         JSON.stringify(schema)
@@ -58,19 +57,8 @@ export function postgresTarget(url: string): PostgresTarget {
     );
   }
   u.searchParams.delete("schema");
-  const where = redact(url);
+  const where = redactUrl(url);
   return { url: u.toString(), where, schema };
-}
-
-/** The URL with its password replaced by `***`. */
-export function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return url.replace(/\/\/([^:/@]*):[^@]*@/, "//$1:***@");
-  }
 }
 
 /** SQLSTATE codes that clear by themselves: connection loss, shutdown, too many clients, conflicts. */
