@@ -115,6 +115,8 @@ export interface Config {
     max_per_request: number;
     /** Most distinct labels the catalog may hold; a change that would create more is refused. */
     max_distinct: number;
+    /** A fixed label set: labels, clips and boxes may only name labels defined in the label set. */
+    strict: boolean;
   };
   aws_s3: {
     /** Storage plugin of the archive tier: a built-in name ("s3_archive") or a path to a module. */
@@ -243,6 +245,7 @@ export const SCHEMA: Record<string, Record<string, KeySpec>> = {
       max: 100_000,
     },
     max_distinct: { kind: "integer", default: DEFAULT_LABEL_LIMITS.maxDistinct, min: 1, max: 10_000_000 },
+    strict: { kind: "boolean", default: false },
   },
   aws_s3: {
     plugin: { kind: "string", default: "s3_archive", plugins: BUILTIN_STORAGE_NAMES },

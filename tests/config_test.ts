@@ -144,7 +144,7 @@ Deno.test("[server] host allow-list and public reads, [labels] caps", () => {
   const d = resolveConfig("");
   assert.deepEqual(d.server.allowed_hosts, []);
   assert.equal(d.server.public_reads, false);
-  assert.deepEqual(d.labels, { max_per_request: 100, max_distinct: 1000 });
+  assert.deepEqual(d.labels, { max_per_request: 100, max_distinct: 1000, strict: false });
   const c = resolveConfig(`
 [server]
 allowed_hosts = ["Frames.Lab.Example", "*.corp.example", "localhost."]
@@ -155,7 +155,7 @@ max_distinct = 50000
 `);
   assert.deepEqual(c.server.allowed_hosts, ["frames.lab.example", "*.corp.example", "localhost."]);
   assert.equal(c.server.public_reads, true);
-  assert.deepEqual(c.labels, { max_per_request: 20, max_distinct: 50000 });
+  assert.deepEqual(c.labels, { max_per_request: 20, max_distinct: 50000, strict: false });
   assert.deepEqual(resolveConfig('[server]\nallowed_hosts = "a.example, b.example"').server.allowed_hosts, [
     "a.example",
     "b.example",

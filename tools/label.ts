@@ -110,7 +110,11 @@ export async function labelMain(args: string[]): Promise<number> {
   const config = await loadConfig(values.config);
   const catalog = await openCatalog(config);
   const labels = catalog.labels({
-    limits: { maxPerRequest: config.labels.max_per_request, maxDistinct: config.labels.max_distinct },
+    limits: {
+      maxPerRequest: config.labels.max_per_request,
+      maxDistinct: config.labels.max_distinct,
+      strict: config.labels.strict,
+    },
   });
   const json = values.json ?? false;
   try {

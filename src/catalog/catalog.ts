@@ -76,6 +76,10 @@ export interface SearchFilter {
   allLabels?: boolean;
   /** Only frames in these tiers. */
   tiers?: Tier[];
+  /** Only frames whose review status is one of these (see ReviewStatus). */
+  status?: ReviewStatus[];
+  /** Only frames with no label at all: none of their own, no box, and in no labelled clip. */
+  noLabel?: boolean;
 }
 
 /** A position in the total order of frames (capture time, sequence, key): a page starts strictly after it. */
@@ -93,12 +97,16 @@ export interface ClipRef {
 
 export interface SearchHit {
   frame: FrameRow;
-  /** All labels of the frame, its own and its clips', sorted, each once. */
+  /** All labels of the frame, its own, its boxes' classes and its clips', sorted, each once. */
   labels: string[];
   /** The frame's own labels. */
   directLabels: string[];
   /** Clips the frame lies in (with or without labels). */
   clips: ClipRef[];
+  /** The frame's boxes, by id. */
+  boxes: Box[];
+  /** Where the frame is in review. */
+  status: ReviewStatus;
 }
 
 /** A row with its hash, as the similar-frame index reads them. `id` is the backend's stable row number. */
@@ -141,6 +149,92 @@ export interface LabelInfo {
   frames: number;
   /** Clips carrying the label. */
   clips: number;
+  /** Boxes of this class. */
+  boxes: number;
+  /** Display colour, `#rrggbb`; null = the UI picks one from the name. */
+  color: string | null;
+  /** Key 1–9 that picks this class in the UI; null = none. Unique across labels. */
+  hotkey: number | null;
+}
+
+/** What `defineLabel` sets on a label of the label set; a field left out is kept, null clears it. */
+export interface LabelDefinition {
+  color?: string | null;
+  hotkey?: number | null;
+}
+
+// ------------------------------------------------------------------------------------------------ boxes
+
+/**
+ * Where a frame is in review. `unlabelled` and `labelled` are derived (no own label and no box / at least one);
+ * `reviewed` and `rejected` are set by a person and stay until changed (a reviewed frame with no label is a
+ * checked negative).
+ */
+export type ReviewStatus = "unlabelled" | "labelled" | "reviewed" | "rejected";
+
+export const REVIEW_STATUSES: readonly ReviewStatus[] = ["unlabelled", "labelled", "reviewed", "rejected"];
+
+/** The unit a box was given in: pixels of the frame, or fractions (0..1) of its width and height. */
+export type BoxUnit = "px" | "norm";
+
+/**
+ * A rectangle with a class on a frame. The four numbers are stored exactly as given, in the unit given, with the
+ * frame's size: an export in the same unit (COCO pixels, YOLO fractions) writes them back unchanged, and one in
+ * the other unit converts once (see src/catalog/boxes.ts).
+ */
+export interface Box {
+  id: number;
+  key: string;
+  /** The class: a label name. */
+  label: string;
+  /** Left edge, top edge, width and height in `unit`, origin at the top-left corner. */
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+  unit: BoxUnit;
+  /** The frame's width and height in pixels. */
+  imageWidth: number;
+  imageHeight: number;
+  /** A model's score in [0, 1]; null for people's boxes. */
+  confidence: number | null;
+  /** `human`, `import` (from another tool's dataset) or `model:NAME` (a prediction). */
+  source: string;
+  /** False for a model's box until a person accepts it (pre-labels); true for every other box. */
+  accepted: boolean;
+  author: string | null;
+  createdMs: number;
+  updatedMs: number;
+}
+
+/** A new box. `unit` defaults to px, `source` to human; boxes from `model:*` start unaccepted. */
+export interface BoxInput {
+  key: string;
+  label: string;
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+  unit?: BoxUnit;
+  imageWidth: number;
+  imageHeight: number;
+  confidence?: number | null;
+  source?: string;
+}
+
+/** Changes to a box: a new class, a new rectangle (all four numbers, in `unit`, default px), acceptance. */
+export interface BoxUpdate {
+  label?: string;
+  rect?: { x: number; y: number; w: number; h: number; unit?: BoxUnit };
+  accepted?: boolean;
+}
+
+/** A frame's review status with who set it (null for the derived states). */
+export interface Review {
+  key: string;
+  status: ReviewStatus;
+  author: string | null;
+  atMs: number | null;
 }
 
 export interface Clip {
@@ -190,9 +284,14 @@ export type ChangeAction =
   | "label.remove"
   | "label.rename"
   | "label.delete"
+  | "label.define"
   | "clip.create"
   | "clip.update"
-  | "clip.delete";
+  | "clip.delete"
+  | "box.add"
+  | "box.update"
+  | "box.delete"
+  | "review.set";
 
 /** One journal row. */
 export interface Change {
@@ -208,10 +307,14 @@ export interface Change {
   detail: Record<string, unknown>;
 }
 
-/** Who makes a change. `author` is whatever the client calls itself (optional); `nowMs` defaults to the clock. */
+/**
+ * Who makes a change. `author` is whatever the client calls itself (optional); `nowMs` defaults to the clock.
+ * `undoOf` marks the change as undoing journal entry N (written into its detail as `undoOf`).
+ */
 export interface ChangeBy {
   author?: string | null;
   nowMs?: number;
+  undoOf?: number;
 }
 
 export interface ChangeFilter {
@@ -233,6 +336,11 @@ export interface LabelLimits {
   maxPerRequest: number;
   /** Most distinct labels in the catalog; a change that would create more is refused. */
   maxDistinct: number;
+  /**
+   * A fixed label set (`labels.strict`): only `defineLabel` creates labels; labels, clips and boxes naming an
+   * unknown one are refused (so a typo never becomes a class).
+   */
+  strict: boolean;
 }
 
 /**
@@ -268,6 +376,33 @@ export interface LabelStore {
   listClips(filter?: ClipFilter): Promise<Clip[]>;
   /** Journal rows, oldest first (newest first with `newest`). */
   changes(filter?: ChangeFilter): Promise<Change[]>;
+  /** One journal row; null when there is none with that id. */
+  change(id: number): Promise<Change | null>;
+  /** The entry that undid entry `id` (its detail has `undoOf: id`); null when none did. */
+  undoneBy(id: number): Promise<Change | null>;
+
+  // The label set.
+  /** Creates the label when new (also in strict mode) and sets its colour and hotkey; a hotkey held by another
+   * label is refused (ConflictError naming it). */
+  defineLabel(name: string, definition: LabelDefinition, by?: ChangeBy): Promise<LabelInfo>;
+
+  // Boxes.
+  /** Adds boxes (one transaction, one journal entry); classes are created when new unless strict. */
+  addBoxes(boxes: BoxInput[], by?: ChangeBy): Promise<Box[]>;
+  updateBox(id: number, update: BoxUpdate, by?: ChangeBy): Promise<Box>;
+  /** Deletes boxes (unknown ids refused); returns how many. */
+  deleteBoxes(ids: number[], by?: ChangeBy): Promise<number>;
+  /** Accepts boxes (pre-labels become a person's): by ids, or all unaccepted boxes of a frame. */
+  acceptBoxes(target: { ids: number[] } | { key: string }, by?: ChangeBy): Promise<number>;
+  getBox(id: number): Promise<Box | null>;
+  /** Boxes of these frames, by key (frames without boxes left out). */
+  boxesOf(keys: string[]): Promise<Map<string, Box[]>>;
+
+  // Review.
+  /** Sets reviewed/rejected on frames, or clears it (null: back to the derived status). Returns how many changed. */
+  setReview(keys: string[], status: "reviewed" | "rejected" | null, by?: ChangeBy): Promise<number>;
+  /** Review status of these frames (every key given, in order). */
+  reviews(keys: string[]): Promise<Review[]>;
 }
 
 // ------------------------------------------------------------------------------------------------ leases
@@ -317,6 +452,29 @@ export const COPY_TABLES = {
   },
   clip_labels: { columns: ["clip_id", "label_id"], order: "clip_id, label_id" },
   changes: { columns: ["id", "at_ms", "author", "action", "target", "detail"], order: "id" },
+  boxes: {
+    columns: [
+      "id",
+      "key",
+      "label_id",
+      "x",
+      "y",
+      "w",
+      "h",
+      "unit",
+      "image_w",
+      "image_h",
+      "confidence",
+      "source",
+      "accepted",
+      "author",
+      "created_ms",
+      "updated_ms",
+    ],
+    order: "id",
+  },
+  reviews: { columns: ["key", "status", "author", "at_ms"], order: "key" },
+  label_set: { columns: ["label_id", "color", "hotkey"], order: "label_id" },
 } as const;
 
 export type CopyTable = keyof typeof COPY_TABLES;

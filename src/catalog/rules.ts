@@ -17,7 +17,11 @@ const MAX_NOTE = 10_000;
  * The defaults of `labels.max_per_request` and `labels.max_distinct`: far above what people label by hand, far
  * below what makes the label list (one checkbox each in the UI) or a request's transaction unwieldy.
  */
-export const DEFAULT_LABEL_LIMITS: Readonly<LabelLimits> = { maxPerRequest: 100, maxDistinct: 1000 };
+export const DEFAULT_LABEL_LIMITS: Readonly<LabelLimits> = {
+  maxPerRequest: 100,
+  maxDistinct: 1000,
+  strict: false,
+};
 
 /**
  * Bidirectional-text controls (they make "txt.exe" display as "exe.txt": a label, or the export folder named after

@@ -387,7 +387,11 @@ export async function startServer(config: Config, options: ServeOptions = {}): P
       token,
       readsNeedToken: exposed.readsNeedToken,
       allowedHosts,
-      labelLimits: { maxPerRequest: config.labels.max_per_request, maxDistinct: config.labels.max_distinct },
+      labelLimits: {
+        maxPerRequest: config.labels.max_per_request,
+        maxDistinct: config.labels.max_distinct,
+        strict: config.labels.strict,
+      },
       log,
     });
     const server = Deno.serve({ hostname, port, onListen: () => {} }, app.handler);
