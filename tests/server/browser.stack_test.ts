@@ -7,61 +7,20 @@
  * an export ended next to its link (complete; failed with the store down; incomplete with an object gone). One
  * screenshot per view goes to $TMPDIR/frame-bucket-ui/ (outside the repository); their paths are printed.
  *
- * Needs /usr/bin/chromium (Debian: `apt-get install -y chromium`; CI's .ci/run installs it). Without it the test
- * fails, saying so.
+ * The browser set-up is tests/support/browser.ts's (it needs /usr/bin/chromium).
  */
 import assert from "node:assert/strict";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
-import { createLogger } from "../../src/log.ts";
 import { loadStorage } from "../../src/filter/loader.ts";
-import { createApp } from "../../src/server/app.ts";
 import { startLatencyProxy } from "../../dev/latency_proxy.ts";
 import { stackEndpoints } from "../../tools/stack.ts";
 import { sampleFiles } from "../support/images.ts";
-import { ARCHIVE_PREFIX, BULK, REAL, type UiFixture, uiFixture } from "../support/ui_fixture.ts";
+import { BULK, REAL, type UiFixture } from "../support/ui_fixture.ts";
+import { imageLoaded, SHOTS, silentLog, uiSession } from "../support/browser.ts";
 
 // The page functions below run in the browser; this file is type-checked without the DOM library.
 // deno-lint-ignore no-explicit-any
 declare const document: any;
 declare function scrollTo(x: number, y: number): void;
-
-const CHROMIUM = "/usr/bin/chromium";
-const SHOTS = `${(Deno.env.get("TMPDIR") ?? "/tmp").replace(/\/$/, "")}/frame-bucket-ui`;
-
-async function requireChromium(): Promise<void> {
-  try {
-    const info = await Deno.stat(CHROMIUM);
-    if (info.isFile) return;
-  } catch {
-    // reported below
-  }
-  throw new Error(
-    `Chromium is missing at ${CHROMIUM}: the web UI test needs it. Install it with ` +
-      "`apt-get update && apt-get install -y chromium` (CI's .ci/run installs it when missing).",
-  );
-}
-
-async function launch(): Promise<{ context: BrowserContext; profile: string }> {
-  const profile = await Deno.makeTempDir({ prefix: "frame-bucket-chromium-" });
-  // launchPersistentContext passes the profile as --user-data-dir: a fresh one for every run.
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1400, height: 900 },
-    acceptDownloads: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-  return { context, profile };
-}
 
 /** The fixture's buckets reached through a TCP proxy that the test can take down. */
 async function storesBehindProxy(f: UiFixture) {
@@ -109,53 +68,26 @@ function tarNames(bytes: Uint8Array): string[] {
 }
 
 Deno.test("web UI: label, reload, similar, export, 100,000 frames, token", async () => {
-  await requireChromium();
-  await Deno.remove(SHOTS, { recursive: true }).catch(() => {});
-  await Deno.mkdir(SHOTS, { recursive: true });
-  const shots: string[] = [];
-  const shot = async (page: Page, name: string, what: string, fullPage = false) => {
-    const path = `${SHOTS}/${name}.png`;
-    await page.screenshot({ path, fullPage });
-    shots.push(`${path}  ${what}`);
-  };
-
-  const f = await uiFixture({ bulk: 100_000 });
-  const quiet = createLogger({ level: "error", format: "text" });
-  // The outage server's export failures are expected here.
-  const silent = createLogger({ level: "error", format: "text", write: () => {} });
-  const open = createApp({ ...f, archivePrefix: ARCHIVE_PREFIX, log: quiet });
-  const locked = createApp({ ...f, archivePrefix: ARCHIVE_PREFIX, log: quiet, token: "ui-token" });
-  const readLocked = createApp({
-    ...f,
-    archivePrefix: ARCHIVE_PREFIX,
-    log: quiet,
-    token: "read-token",
-    readsNeedToken: true,
-  });
-  // Its stores are reached through a TCP proxy of this test, which can stop forwarding (an outage).
+  const ui = await uiSession({ bulk: 100_000, clearShots: true });
+  const { f, base, errors, shots } = ui;
+  const shot = ui.shot;
+  const [lockedBase, readBase] = [
+    ui.serve({ token: "ui-token" }),
+    ui.serve({ token: "read-token", readsNeedToken: true }),
+  ].map((s) => s.base);
+  // Its stores are reached through a TCP proxy of this test, which can stop forwarding (an outage); its export
+  // failures are expected here.
   const outage = await storesBehindProxy(f);
-  const outageApp = createApp({ ...f, ...outage.stores, archivePrefix: ARCHIVE_PREFIX, log: silent });
-  const servers = [open, locked, readLocked, outageApp].map((app) =>
-    Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.handler)
-  );
-  const [base, lockedBase, readBase, outageBase] = servers.map((s) =>
-    `http://127.0.0.1:${(s.addr as Deno.NetAddr).port}/`
-  );
-  const { context, profile } = await launch();
-  const errors: string[] = [];
+  const outageBase = ui.serve({ ...outage.stores, log: silentLog }).base;
   try {
-    const page = await context.newPage();
-    page.on("pageerror", (e) => errors.push(e.message));
+    const page = ui.page;
     const reals = f.rows.filter((r) => r.robotId === REAL);
 
     // ---- robots overview: a card per robot with its latest frame's thumbnail
     await page.goto(base);
     await page.locator(".card").nth(2).waitFor();
     assert.equal(await page.locator(".card").count(), 3);
-    await page.waitForFunction((sel) => {
-      const img = document.querySelector(sel);
-      return img !== null && img.complete && img.naturalWidth > 0;
-    }, `.card[data-robot="${REAL}"] img`);
+    await imageLoaded(page, `.card[data-robot="${REAL}"] img`);
     assert.equal(
       await page.evaluate(
         (sel) => document.querySelector(sel).naturalWidth,
@@ -288,8 +220,7 @@ Deno.test("web UI: label, reload, similar, export, 100,000 frames, token", async
     await shot(page, "8-history", "history: two label.add and a clip.create, newest first");
 
     // ---- a server with a token: the first change asks for it, the label lands once it is given
-    const lockedPage = await context.newPage();
-    lockedPage.on("pageerror", (e) => errors.push(e.message));
+    const lockedPage = await ui.newPage();
     await lockedPage.goto(`${lockedBase}#/frame/${encodeURIComponent(reals[20].key)}`);
     await lockedPage.locator("#label-input").fill("needs-token");
     await lockedPage.keyboard.press("Enter");
@@ -303,17 +234,13 @@ Deno.test("web UI: label, reload, similar, export, 100,000 frames, token", async
 
     // ---- a server whose reads need the token (bound beyond loopback): asked for at once; images and the
     // export download carry it in the cookie the page sets
-    const readPage = await context.newPage();
-    readPage.on("pageerror", (e) => errors.push(e.message));
+    const readPage = await ui.newPage();
     await readPage.goto(readBase);
     await readPage.locator("#token-dialog[open]").waitFor();
     await readPage.locator("#token-input").fill("read-token");
     await readPage.locator("#token-save").click();
     await readPage.locator(".card").nth(2).waitFor();
-    await readPage.waitForFunction((sel) => {
-      const img = document.querySelector(sel);
-      return img !== null && img.complete && img.naturalWidth > 0;
-    }, `.card[data-robot="${REAL}"] img`);
+    await imageLoaded(readPage, `.card[data-robot="${REAL}"] img`);
     await readPage.goto(`${readBase}#/search?label=person`);
     await readPage.locator(".view-head", { hasText: "3 frames match" }).waitFor();
     const [readDownload] = await Promise.all([
@@ -325,8 +252,7 @@ Deno.test("web UI: label, reload, similar, export, 100,000 frames, token", async
 
     // ---- the store is down: the export fails before its first byte, and the page says so
     outage.proxy.down = true;
-    const outagePage = await context.newPage();
-    outagePage.on("pageerror", (e) => errors.push(e.message));
+    const outagePage = await ui.newPage();
     await outagePage.goto(`${outageBase}#/search?label=person`);
     await outagePage.locator(".view-head", { hasText: "3 frames match" }).waitFor();
     await outagePage.locator("#export-link").click();
@@ -369,10 +295,7 @@ Deno.test("web UI: label, reload, similar, export, 100,000 frames, token", async
     if (errors.length) console.log(`page errors:\n  ${errors.join("\n  ")}`);
     throw error;
   } finally {
-    await context.close();
-    await Deno.remove(profile, { recursive: true }).catch(() => {});
-    for (const s of servers) await s.shutdown();
+    await ui.close();
     await outage.close();
-    await f.close();
   }
 });
