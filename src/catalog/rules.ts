@@ -6,7 +6,16 @@
  */
 import { BadInputError, ConflictError, NotFoundError } from "../errors.ts";
 import { checkRobotId } from "../key.ts";
-import type { ChangeBy, Clip, ClipInput, ClipUpdate, FrameSelector, LabelLimits } from "./catalog.ts";
+import {
+  type ChangeBy,
+  type Clip,
+  type ClipInput,
+  type ClipUpdate,
+  type FrameSelector,
+  type LabelLimits,
+  REVIEW_STATUSES,
+  type ReviewStatus,
+} from "./catalog.ts";
 
 export const MAX_LABEL = 64;
 const MAX_AUTHOR = 200;
@@ -289,4 +298,146 @@ export function clipAfterUpdate(
     labels = labels.filter((l) => !gone.has(l));
   }
   return { robotId, fromMs, toMs, name, note, labels };
+}
+
+// ------------------------------------------------------------------------------------------------ the label set
+
+/** Names of the label set listed in a strict-mode refusal: enough to spot the intended one, not a wall of text. */
+const STRICT_LISTED = 10;
+
+/** Edit distance between two short names (the order of the suggestions in a strict-mode refusal). */
+function distance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = row;
+  }
+  return previous[b.length];
+}
+
+/**
+ * The refusal, in strict mode (`labels.strict`), of a label that is not in the label set. It names the label and
+ * lists at most ten of the set, the closest names first (the one a typo meant is usually the first).
+ */
+export function notInLabelSet(name: string, known: readonly string[]): BadInputError {
+  const fix = "add it to the set first (Labels page or POST /api/labels)";
+  if (known.length === 0) {
+    return new BadInputError(
+      `label ${
+        JSON.stringify(name)
+      } is not in the label set (labels.strict = true): the set is empty; ${fix}`,
+    );
+  }
+  const ranked = [...known].sort((a, b) =>
+    distance(name, a) - distance(name, b) || (a < b ? -1 : a > b ? 1 : 0)
+  );
+  const listed = ranked.slice(0, STRICT_LISTED).join(", ") + (ranked.length > STRICT_LISTED ? ", …" : "");
+  return new BadInputError(
+    `label ${
+      JSON.stringify(name)
+    } is not in the label set (labels.strict = true): use one of ${listed} or ${fix}`,
+  );
+}
+
+/**
+ * In strict mode, refuses `fresh` (labels of a call that do not exist yet) naming the first; otherwise nothing.
+ * `known` reads the names of the set only when a refusal needs them.
+ */
+export function checkStrict(
+  fresh: readonly string[],
+  limits: Readonly<LabelLimits>,
+  known: () => readonly string[],
+): void {
+  if (limits.strict && fresh.length > 0) throw notInLabelSet(fresh[0], known());
+}
+
+/** A label's colour: `#rrggbb` (stored lower-case), null to clear it, undefined to keep it. */
+export function checkColor(color: string | null | undefined): string | null | undefined {
+  if (color === undefined || color === null) return color;
+  if (typeof color !== "string" || !/^#[0-9a-f]{6}$/i.test(color)) {
+    throw new BadInputError(
+      `colour ${JSON.stringify(color)} is not of the form #rrggbb (six hex digits, e.g. "#1f77b4")`,
+    );
+  }
+  return color.toLowerCase();
+}
+
+/** A label's hotkey: a whole number 1–9, null to clear it, undefined to keep it. */
+export function checkHotkey(hotkey: number | null | undefined): number | null | undefined {
+  if (hotkey === undefined || hotkey === null) return hotkey;
+  if (typeof hotkey !== "number" || !Number.isInteger(hotkey) || hotkey < 1 || hotkey > 9) {
+    throw new BadInputError(`hotkey ${JSON.stringify(hotkey)} is not a key 1 to 9: pick one of 1-9, or none`);
+  }
+  return hotkey;
+}
+
+/** The refusal of a hotkey another label holds. */
+export function hotkeyTaken(hotkey: number, holder: string): ConflictError {
+  return new ConflictError(
+    `hotkey ${hotkey} belongs to ${JSON.stringify(holder)}: clear it there first, or pick another`,
+  );
+}
+
+/** A label's colour and hotkey as the journal and undo keep them. */
+export interface LabelLook {
+  color: string | null;
+  hotkey: number | null;
+}
+
+/** The colour and hotkey after `defineLabel` (checked): a field left out is kept, null clears it. */
+export function definitionAfter(
+  before: LabelLook,
+  definition: { color?: string | null; hotkey?: number | null },
+): LabelLook {
+  if (typeof definition !== "object" || definition === null) {
+    throw new BadInputError("a label definition must be an object with color and/or hotkey");
+  }
+  const color = checkColor(definition.color);
+  const hotkey = checkHotkey(definition.hotkey);
+  return {
+    color: color === undefined ? before.color : color,
+    hotkey: hotkey === undefined ? before.hotkey : hotkey,
+  };
+}
+
+// ------------------------------------------------------------------------------------------------ review
+
+/** A status a person sets (or null: back to the derived one). */
+export function checkReviewSet(status: unknown): "reviewed" | "rejected" | null {
+  if (status === null || status === "reviewed" || status === "rejected") return status;
+  throw new BadInputError(
+    `review status ${JSON.stringify(status)} cannot be set: use "reviewed", "rejected" or null (back to ` +
+      `unlabelled/labelled, which follow the frame's labels)`,
+  );
+}
+
+/** The statuses of a search filter, each once; refuses unknown ones. */
+export function checkStatusFilter(status: readonly string[]): ReviewStatus[] {
+  for (const s of status) {
+    if (!(REVIEW_STATUSES as readonly string[]).includes(s)) {
+      throw new BadInputError(
+        `review status ${JSON.stringify(s)} is unknown: use ${REVIEW_STATUSES.join(", ")}`,
+      );
+    }
+  }
+  return [...new Set(status)] as ReviewStatus[];
+}
+
+// ------------------------------------------------------------------------------------------------ undo data
+
+/**
+ * The most (frame, label) pairs a `label.add` / `label.remove` entry lists for undo (`addedKeys`, `removedKeys`):
+ * above it the keys are left out (a journal row of megabytes helps nobody) and undo refuses the entry.
+ */
+export const UNDO_KEY_CAP = 10_000;
+
+/** Keys per label for the journal, or undefined when there are more than UNDO_KEY_CAP pairs in all. */
+export function keysForUndo(perLabel: Map<string, string[]>): Record<string, string[]> | undefined {
+  let pairs = 0;
+  for (const keys of perLabel.values()) pairs += keys.length;
+  if (pairs > UNDO_KEY_CAP) return undefined;
+  return Object.fromEntries(perLabel);
 }
