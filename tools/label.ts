@@ -2,12 +2,25 @@
  * `deno task label <command> ...`: labels frames, keeps clips, shows the change journal. Every change is recorded
  * with `--author` (default: $USER) and the time.
  */
-import type { Clip, FrameSelector, LabelStore } from "../src/catalog/catalog.ts";
+import type { Clip, FrameRow, FrameSelector, LabelStore } from "../src/catalog/catalog.ts";
+import type { Catalog } from "../src/catalog/catalog.ts";
 import { openCatalog } from "../src/catalog/open.ts";
 import { parseCli, runMain } from "../src/main/cli.ts";
 import { loadConfig } from "../src/config.ts";
 import { checkRobotId } from "../src/key.ts";
 import { parseTime, parseTimeRange } from "../src/library/search.ts";
+import type { Config } from "../src/config.ts";
+import { archiveStore, localStore } from "../src/filter/loader.ts";
+import type { StoragePlugin } from "../src/plugin.ts";
+import { jpegSize } from "../src/library/image_size.ts";
+import {
+  importPredictions,
+  parseCocoResults,
+  parseYoloClasses,
+  parseYoloLabels,
+  type Prediction,
+  type YoloFile,
+} from "../src/library/prelabels.ts";
 
 export const USAGE = `usage: deno task label <command> [options] [--author NAME] [--config PATH]
 
@@ -29,6 +42,15 @@ Clips (a robot's time span whose labels apply to every frame in it, also frames 
   clip list [--robot R] [--label L] [--from T] [--to T]
 Journal:
   log [--target T] [--limit N]  the latest changes, newest first (T: a key, frames, robot:ID, label:NAME, clip:ID)
+Pre-labels (a model's boxes, source model:NAME, unaccepted until a person accepts them):
+  predictions --model NAME --coco RESULTS.json [--images COCO_GT.json]
+  predictions --model NAME --yolo DIR --classes FILE
+    --coco: [{image_id, category_id, bbox: [x, y, w, h] px, score}]; image_id an image name (the key without
+            frames/, e.g. reachy-001/2026-11-30/20261130T120000.000Z_000001.jpg) or a number of --images'
+            images list ({id, file_name}); a numeric category_id is named by --images' categories
+    --yolo: DIR/<image name>.txt, lines "class cx cy w h [confidence]" (fractions); --classes one name a line
+    Boxes are clipped to the image (its size read from the stored JPEG); frames not in the catalog, boxes
+    outside their image and boxes already imported are skipped. Progress on stderr, a JSON summary on stdout.
 
   --author NAME   who makes the change (default: $USER; "" for nobody)
   --json          list, show, clip and log print JSON lines
@@ -52,6 +74,11 @@ const OPTIONS = {
   target: { type: "string" },
   limit: { type: "string" },
   json: { type: "boolean" },
+  model: { type: "string" },
+  coco: { type: "string" },
+  images: { type: "string" },
+  yolo: { type: "string" },
+  classes: { type: "string" },
 } as const;
 
 type Values = ReturnType<typeof parseCli<typeof OPTIONS>>["values"];
@@ -172,6 +199,8 @@ export async function labelMain(args: string[]): Promise<number> {
       }
       case "clip":
         return await clipCommand(labels, rest, values, by);
+      case "predictions":
+        return await predictionsCommand(config, catalog, labels, values, by);
       case "log": {
         const limit = values.limit === undefined ? 20 : Number(values.limit);
         if (!Number.isInteger(limit) || limit < 1) {
@@ -252,6 +281,119 @@ async function clipCommand(
       throw new RangeError(
         `unknown clip command ${JSON.stringify(sub ?? "")}: create, update, delete or list`,
       );
+  }
+}
+
+/** Reads a JSON file, naming the file when it does not parse. */
+async function readJson(path: string): Promise<unknown> {
+  const text = await Deno.readTextFile(path);
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new SyntaxError(`${path} is not JSON: ${(error as Error).message}`);
+  }
+}
+
+/** The .txt files under `dir`, paths relative to it with '/', in name order. */
+async function yoloFiles(dir: string, skip: string | null): Promise<YoloFile[]> {
+  const out: YoloFile[] = [];
+  const walk = async (rel: string) => {
+    const entries = [];
+    for await (const e of Deno.readDir(rel ? `${dir}/${rel}` : dir)) entries.push(e);
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      const path = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory) await walk(path);
+      else if (e.isFile && e.name.toLowerCase().endsWith(".txt")) {
+        const full = await Deno.realPath(`${dir}/${path}`);
+        // The classes file may sit in the folder; it is no image's labels.
+        if (full === skip || path === "classes.txt") continue;
+        out.push({ name: path, text: await Deno.readTextFile(full) });
+      }
+    }
+  };
+  await walk("");
+  return out;
+}
+
+/**
+ * `predictions`: parses a COCO results file or a YOLO label folder and imports the boxes. Frame sizes come from
+ * the stored JPEGs: the local store, else the archive (opened only when a frame is not local).
+ */
+async function predictionsCommand(
+  config: Config,
+  catalog: Catalog,
+  labels: LabelStore,
+  values: Values,
+  by: { author: string | null },
+): Promise<number> {
+  if (!values.model) throw new RangeError("predictions needs --model NAME (the boxes get source model:NAME)");
+  const coco = values.coco !== undefined;
+  const yolo = values.yolo !== undefined;
+  if (coco === yolo) {
+    throw new RangeError("predictions needs either --coco RESULTS.json or --yolo DIR --classes FILE");
+  }
+  let predictions: Prediction[];
+  if (coco) {
+    if (values.classes !== undefined) {
+      throw new RangeError("--classes goes with --yolo; COCO names classes by --images");
+    }
+    const lists = values.images === undefined ? {} : await readJson(values.images);
+    const gt = (lists && typeof lists === "object" ? lists : {}) as {
+      images?: unknown;
+      categories?: unknown;
+    };
+    predictions = parseCocoResults(await readJson(values.coco!), {
+      images: gt.images,
+      categories: gt.categories,
+    });
+  } else {
+    if (values.classes === undefined) {
+      throw new RangeError("--yolo DIR needs --classes FILE (one class name a line; line 1 is class 0)");
+    }
+    if (values.images !== undefined) throw new RangeError("--images goes with --coco");
+    const classes = parseYoloClasses(await Deno.readTextFile(values.classes), values.classes);
+    const files = await yoloFiles(values.yolo!, await Deno.realPath(values.classes));
+    predictions = parseYoloLabels(files, classes);
+    console.error(`read ${files.length} label files under ${values.yolo}: ${predictions.length} boxes`);
+  }
+  const local = await localStore(config);
+  let archive: StoragePlugin | null = null;
+  const archived = async (key: string) => {
+    archive ??= await archiveStore(config);
+    return await archive.get(config.aws_s3.prefix + key);
+  };
+  const started = Date.now();
+  try {
+    const summary = await importPredictions(
+      {
+        frame: (key) => catalog.get(key),
+        async imageSize(row: FrameRow) {
+          const bytes = row.tier === "archive"
+            ? (await archived(row.key)) ?? (await local.get(row.key))
+            : (await local.get(row.key)) ?? (await archived(row.key));
+          return bytes ? jpegSize(bytes) : null;
+        },
+        store: labels,
+        prefix: config.rustfs.prefix,
+      },
+      predictions,
+      {
+        model: values.model,
+        author: by.author,
+        progress: (p) =>
+          console.error(
+            `  ${p.framesDone}/${p.totalFrames} frames, ${p.boxes} boxes on ${p.frames} frames, ` +
+              `${p.skipped} skipped (${((Date.now() - started) / 1000).toFixed(1)} s)`,
+          ),
+      },
+    );
+    for (const s of summary.skipped) console.error(`  skipped ${s.ref}: ${s.reason}`);
+    console.log(JSON.stringify({ model: values.model, ...summary }));
+    return 0;
+  } finally {
+    local.close();
+    (archive as StoragePlugin | null)?.close();
   }
 }
 
