@@ -1,6 +1,7 @@
 /**
- * Frame search over the catalog: by robot(s), capture-time span, labels (any or all; a frame's own labels and
- * those of clips it lies in), tier; newest or oldest first; keyset pagination.
+ * Frame search over the catalog: by robot(s), capture-time span, labels (any or all; a frame's own labels, its
+ * boxes' classes and those of clips it lies in), tier, review status, no label at all; newest or oldest first;
+ * keyset pagination. And the next frame of a search that still wants labelling or review (`nextInSearch`).
  *
  * Pages are cut on (ts_ms, seq, key), the total order of frames, and the cursor carries the last row's values:
  * the next page is "everything strictly after that row" in the chosen order. Frames that arrive between two
@@ -14,8 +15,15 @@
  * precision covers its whole last unit (`--to 2026-02-18` runs to 23:59:59.999 that day).
  */
 import { BadInputError } from "../errors.ts";
-import type { Catalog, FrameRow, SearchFilter, SearchHit } from "../catalog/catalog.ts";
-import { TIERS } from "../catalog/catalog.ts";
+import type {
+  Catalog,
+  FramePosition,
+  FrameRow,
+  ReviewStatus,
+  SearchFilter,
+  SearchHit,
+} from "../catalog/catalog.ts";
+import { REVIEW_STATUSES, TIERS } from "../catalog/catalog.ts";
 export type { ClipRef, SearchFilter, SearchHit } from "../catalog/catalog.ts";
 export { TIERS };
 
@@ -156,11 +164,18 @@ export function parseTimeRange(
 
 // --------------------------------------------------------------------------------------------- SQL building
 
-/** Refuses a filter naming an unknown tier or a time that is not a number of ms. */
+/** Refuses a filter naming an unknown tier or review status, or a time that is not a number of ms. */
 export function checkFilter(filter: SearchFilter): void {
   for (const t of filter.tiers ?? []) {
     if (!TIERS.includes(t)) {
       throw new BadInputError(`unknown tier ${JSON.stringify(t)} (tiers: ${TIERS.join(", ")})`);
+    }
+  }
+  for (const s of filter.status ?? []) {
+    if (!REVIEW_STATUSES.includes(s)) {
+      throw new BadInputError(
+        `unknown review status ${JSON.stringify(s)} (statuses: ${REVIEW_STATUSES.join(", ")})`,
+      );
     }
   }
   for (const [name, v] of [["fromMs", filter.fromMs], ["toMs", filter.toMs]] as const) {
@@ -190,6 +205,8 @@ function fingerprint(query: SearchQuery): string {
     Boolean(query.allLabels && (query.labels?.length ?? 0) > 1),
     [...new Set(query.tiers ?? [])].sort(),
     query.order ?? "newest",
+    [...new Set(query.status ?? [])].sort(),
+    Boolean(query.noLabel),
   ]);
   let h = 0x811c9dc5; // FNV-1a, 32 bits: a guard against mix-ups, not a secret
   for (let i = 0; i < canonical.length; i++) h = Math.imul(h ^ canonical.charCodeAt(i), 0x01000193);
@@ -265,6 +282,33 @@ export async function searchFrames(catalog: Catalog, query: SearchQuery = {}): P
 export function countFrames(catalog: Catalog, filter: SearchFilter = {}): Promise<number> {
   checkFilter(filter);
   return catalog.countFrames(filter);
+}
+
+/**
+ * What a labeller asks for next: `unlabelled` frames (no own label and no box) to label, or `review` frames
+ * (labelled, not yet reviewed or rejected) to check.
+ */
+export type NextWanted = "unlabelled" | "review";
+
+/**
+ * The first frame after `from` in the order of the search `filter` (newest or oldest first) that still wants the
+ * work `want` names; null when none is left after it. `from` need not match the filter (the frame a labeller is
+ * on may just have left it by being labelled). A filter whose own status list excludes what is wanted finds none.
+ */
+export async function nextInSearch(
+  catalog: Catalog,
+  filter: SearchFilter,
+  from: FramePosition,
+  options: { want: NextWanted; order?: "newest" | "oldest" },
+): Promise<FrameRow | null> {
+  checkFilter(filter);
+  const wanted: ReviewStatus = options.want === "unlabelled" ? "unlabelled" : "labelled";
+  if (filter.status?.length && !filter.status.includes(wanted)) return null;
+  const [row] = await catalog.findFrames(
+    { ...filter, status: [wanted] },
+    { order: options.order ?? "newest", limit: 1, after: from },
+  );
+  return row ?? null;
 }
 
 /** Every page of a search, one after the other. */

@@ -8,8 +8,9 @@
  * only ever come from the catalog: a key the catalog does not have is 404 and no store is asked for it.
  *
  * Errors are `{"error": "..."}` naming the problem, with the status of their meaning (boundary.ts): 400 bad
- * input, 401 missing token, 403 a Host this server does not answer to, 404 unknown frame, label or clip, 409 a
- * rename onto an existing label without merge, 413 a body too large, 415 a wrong content type, 502 a store that
+ * input, 401 missing token, 403 a Host this server does not answer to, 404 unknown frame, label, clip, box or
+ * journal entry, 409 a conflict (a rename onto an existing label without merge, a hotkey another label holds, an
+ * entry already undone), 413 a body too large, 415 a wrong content type, 502 a store that
  * failed, 503 a catalog that cannot be used now. Changes (every method but GET) need
  * `Authorization: Bearer <server.token>` when a token is configured; reads need it too when the server is bound
  * beyond loopback (unless server.public_reads), as a header or as the UI's `frame-bucket-token-<port>` cookie
@@ -36,11 +37,13 @@ import { Thumbnails } from "../library/thumbs.ts";
 import { errorReply } from "./boundary.ts";
 import type { ServerContext } from "./context.ts";
 import type { Route } from "./route.ts";
+import { boxRoutes } from "./routes/boxes.ts";
 import { changeRoutes } from "./routes/changes.ts";
 import { clipRoutes } from "./routes/clips.ts";
 import { exportRoutes } from "./routes/export.ts";
 import { frameRoutes } from "./routes/frames.ts";
 import { labelRoutes } from "./routes/labels.ts";
+import { prelabelRoutes } from "./routes/prelabels.ts";
 import { robotRoutes } from "./routes/robots.ts";
 import { similarRoutes } from "./routes/similar.ts";
 import { systemRoutes } from "./routes/system.ts";
@@ -189,6 +192,8 @@ export function createApp(deps: AppDeps): App {
   const routes: Route[] = [
     ...robotRoutes(ctx),
     ...frameRoutes(ctx),
+    ...boxRoutes(ctx),
+    ...prelabelRoutes(ctx),
     ...similarRoutes(ctx),
     ...labelRoutes(ctx),
     ...clipRoutes(ctx),

@@ -108,16 +108,42 @@ export function anyObject(description?: string): Shape<Record<string, unknown>> 
   });
 }
 
+/** The schema of a value or null (an enum lists null too, or null would not validate). */
+function orNull(inner: JsonSchema): JsonSchema {
+  const type = inner.type;
+  if (typeof type !== "string" || "$ref" in inner) return { anyOf: [inner, { type: "null" }] };
+  const out: JsonSchema = { ...inner, type: [type, "null"] };
+  if (Array.isArray(inner.enum)) out.enum = [...inner.enum, null];
+  return out;
+}
+
 export function nullable<T>(inner: Shape<T>, description?: string): Shape<T | null> {
-  const type = inner.schema.type;
-  const schema = typeof type === "string" && !("$ref" in inner.schema)
-    ? { ...inner.schema, type: [type, "null"] }
-    : { anyOf: [inner.schema, { type: "null" }] };
   return shape(
-    described(schema, description),
+    described(orNull(inner.schema), description),
     (value, name) => value === null ? null : inner.read(value, name),
     inner.components,
   );
+}
+
+/**
+ * A property that may be left out (undefined: keep what is there) or given as null (clear it), e.g. a label's
+ * colour in POST /api/labels. Unlike `optional`, null is kept.
+ */
+export function clearable<T>(inner: Shape<T>): OptionalShape<T | null> {
+  return {
+    optional: true,
+    schema: orNull(inner.schema),
+    components: inner.components,
+    read: (value, name) => value === undefined ? undefined : value === null ? null : inner.read(value, name),
+  };
+}
+
+/** A property that must be present, though null may be its value; `message` says what to give when it is not. */
+export function present<T>(inner: Shape<T | null>, message: string): Shape<T | null> {
+  return shape(inner.schema, (value, name) => {
+    if (value === undefined) throw new BadInputError(message);
+    return inner.read(value, name);
+  }, inner.components);
 }
 
 /** A property that may be left out; null counts as left out. */
@@ -374,6 +400,28 @@ export function list<T extends string = string>(
     }
     return out as T[];
   }, true);
+}
+
+/**
+ * A repeatable parameter whose values may also be comma lists (`status=a,b` is `status=a&status=b`), each one of
+ * `allowed`; duplicates dropped.
+ */
+export function commaList<T extends string>(description: string, allowed: readonly T[]): Param<T[]> {
+  return param(
+    { type: "string", enum: allowed },
+    `${description} (repeatable, or a comma list)`,
+    (values, name) => {
+      const out: T[] = [];
+      for (const v of values.flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== "")) {
+        if (!allowed.includes(v as T)) {
+          throw new BadInputError(`${name} ${JSON.stringify(v)} must be one of ${allowed.join(", ")}`);
+        }
+        if (!out.includes(v as T)) out.push(v as T);
+      }
+      return out;
+    },
+    true,
+  );
 }
 
 /** Robot ids (repeatable), each one path segment of the object keys. */

@@ -2,11 +2,22 @@
  * What several routes share: the JSON shapes of frames, clips and robots (documented once, under
  * #/components/schemas), the common parameters, and the functions that turn library values into those shapes.
  */
-import { type Clip, type FrameRow, type SearchHit, TIERS } from "../catalog/catalog.ts";
+import {
+  type Box,
+  type Clip,
+  type FrameRow,
+  type LabelInfo,
+  REVIEW_STATUSES,
+  type SearchHit,
+  TIERS,
+} from "../catalog/catalog.ts";
 import {
   array,
   at,
+  boolean,
   both,
+  commaList,
+  flag,
   type Infer,
   integer,
   list,
@@ -37,10 +48,58 @@ export const TIER_LIST = list("Only frames in these tiers (repeatable).", { enum
 export const FROM = at("Capture time at or after this.");
 export const TO = until("Capture time at or before this.", "from");
 export const AUTHOR = text("Who makes the change (recorded in the journal).");
+export const STATUS_LIST = commaList(
+  "Only frames whose review status is one of these: unlabelled, labelled, reviewed, rejected",
+  REVIEW_STATUSES,
+);
+export const NO_LABEL = flag(
+  "Only frames with no label at all: none of their own, no box, in no labelled clip.",
+);
 
 // --------------------------------------------------------------------------------------------------- shapes
 
 const TIER = literal(TIERS);
+
+/** Where a frame is in review. */
+export const STATUS = literal(
+  REVIEW_STATUSES,
+  "unlabelled / labelled (derived: no own label or box / at least one), reviewed / rejected (set by a person).",
+);
+
+export const BOX = named(
+  "Box",
+  object({
+    id: integer(),
+    key: string({ description: "The frame's key." }),
+    label: string({ description: "The class (a label of the label set)." }),
+    x: number("Left edge, in unit."),
+    y: number("Top edge, in unit."),
+    w: number("Width, in unit."),
+    h: number("Height, in unit."),
+    unit: literal(["px", "norm"] as const, "px: pixels of the frame; norm: fractions (0..1) of its size."),
+    image_width: integer("The frame's width in pixels."),
+    image_height: integer("The frame's height in pixels."),
+    confidence: nullable(number(), "A model's score in [0, 1]; null for people's boxes."),
+    source: string({ description: "human, import or model:NAME." }),
+    accepted: boolean("False for a model's box until a person accepts it."),
+    author: nullable(string()),
+    created_ms: integer(),
+    updated_ms: integer(),
+  }),
+);
+
+/** A label of the label set with its use counts. */
+export const LABEL = named(
+  "Label",
+  object({
+    name: string(),
+    frames: integer("Frames labelled directly."),
+    clips: integer("Clips carrying it."),
+    boxes: integer("Boxes of this class."),
+    color: nullable(string(), "Display colour #rrggbb; null: the UI picks one from the name."),
+    hotkey: nullable(integer(), "Key 1-9 that picks it in the UI; null: none."),
+  }),
+);
 
 export const FRAME = named(
   "Frame",
@@ -55,6 +114,8 @@ export const FRAME = named(
     labels: array(string(), { description: "Its own labels and those of clips it lies in." }),
     direct_labels: array(string(), { description: "Its own labels." }),
     clips: array(object({ id: integer(), name: string(), labels: array(string()) })),
+    boxes: array(BOX, { description: "Its boxes, by id." }),
+    status: STATUS,
     distance: optional(integer("Hamming distance (similarity results only).")),
   }),
 );
@@ -111,6 +172,42 @@ export const CLIP = named(
 
 export type FrameJson = Infer<typeof FRAME>;
 export type ClipJson = Infer<typeof CLIP>;
+export type BoxJson = Infer<typeof BOX>;
+export type LabelJson = Infer<typeof LABEL>;
+
+/** A box as the API shows it (snake_case). */
+export function boxJson(b: Box): BoxJson {
+  return {
+    id: b.id,
+    key: b.key,
+    label: b.label,
+    x: b.x,
+    y: b.y,
+    w: b.w,
+    h: b.h,
+    unit: b.unit,
+    image_width: b.imageWidth,
+    image_height: b.imageHeight,
+    confidence: b.confidence,
+    source: b.source,
+    accepted: b.accepted,
+    author: b.author,
+    created_ms: b.createdMs,
+    updated_ms: b.updatedMs,
+  };
+}
+
+/** A label as the API shows it. */
+export function labelJson(l: LabelInfo): LabelJson {
+  return {
+    name: l.name,
+    frames: l.frames,
+    clips: l.clips,
+    boxes: l.boxes,
+    color: l.color,
+    hotkey: l.hotkey,
+  };
+}
 
 /** A search or similarity hit as the API shows it. */
 export function frameJson(hit: SearchHit & { distance?: number }): FrameJson {
@@ -126,6 +223,8 @@ export function frameJson(hit: SearchHit & { distance?: number }): FrameJson {
     labels: hit.labels,
     direct_labels: hit.directLabels,
     clips: hit.clips.map((c) => ({ id: c.id, name: c.name, labels: c.labels })),
+    boxes: hit.boxes.map(boxJson),
+    status: hit.status,
     ...(hit.distance === undefined ? {} : { distance: hit.distance }),
   };
 }

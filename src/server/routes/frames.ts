@@ -1,10 +1,13 @@
-/** Frames: search, a frame's detail, its image and its thumbnail. */
+/**
+ * Frames: search, a frame's detail, its image and its thumbnail; the next frame of a search still to label or to
+ * review, and setting frames' review status.
+ */
 import { BadInputError, messageOf, NotFoundError, ServiceError } from "../../errors.ts";
-import type { FrameRow, SearchFilter } from "../../catalog/catalog.ts";
-import { countFrames, MAX_LIMIT, searchFrames } from "../../library/search.ts";
+import type { FrameRow, ReviewStatus, SearchFilter } from "../../catalog/catalog.ts";
+import { countFrames, MAX_LIMIT, nextInSearch, searchFrames } from "../../library/search.ts";
 import { library } from "../boundary.ts";
 import { frameRow, type ServerContext } from "../context.ts";
-import { file, ok, type Route, route } from "../route.ts";
+import { file, jsonBody, ok, type Route, route } from "../route.ts";
 import {
   array,
   choice,
@@ -12,12 +15,16 @@ import {
   int,
   integer,
   list,
+  literal,
   nullable,
   object,
   optional,
+  present,
   string,
+  strings,
   text,
 } from "../schema.ts";
+import { MAX_KEYS } from "./labels.ts";
 import {
   FRAME,
   FRAME_DETAIL,
@@ -27,7 +34,9 @@ import {
   hex,
   iso,
   KEY,
+  NO_LABEL,
   ROBOTS,
+  STATUS_LIST,
   TIER_LIST,
   TO,
 } from "../shapes.ts";
@@ -42,7 +51,11 @@ export const SEARCH_FILTER = {
   label: list("Frames with this label, own or from a clip (repeatable: any of them)."),
   all_labels: flag("With several labels: frames with all of them."),
   tier: TIER_LIST,
+  status: STATUS_LIST,
+  nolabel: NO_LABEL,
 };
+
+const ORDER = choice(["newest", "oldest"] as const, "newest", "Newest (default) or oldest first.");
 
 /** The search filter of those parameters. */
 export function searchFilter(
@@ -53,6 +66,8 @@ export function searchFilter(
     label: string[];
     all_labels: boolean;
     tier: FrameRow["tier"][];
+    status: ReviewStatus[];
+    nolabel: boolean;
   },
 ): SearchFilter {
   if (query.all_labels && query.label.length === 0) {
@@ -65,6 +80,8 @@ export function searchFilter(
     labels: query.label,
     allLabels: query.all_labels,
     tiers: query.tier,
+    status: query.status,
+    noLabel: query.nolabel,
   };
 }
 
@@ -99,7 +116,7 @@ export function frameRoutes(ctx: ServerContext): Route[] {
       summary: "Search frames; keyset pages (pass next_cursor as cursor).",
       query: {
         ...SEARCH_FILTER,
-        order: choice(["newest", "oldest"] as const, "newest", "Newest (default) or oldest first."),
+        order: ORDER,
         limit: int(`Frames per page.`, { min: 1, max: MAX_LIMIT, fallback: 50 }),
         cursor: text("next_cursor of the previous page of the same search."),
         count: flag("Also return the total number of matching frames."),
@@ -154,6 +171,61 @@ export function frameRoutes(ctx: ServerContext): Route[] {
           next_key: near.next,
         };
       },
+    }),
+
+    route({
+      method: "get",
+      path: "/api/frames/{key}/next",
+      summary: "The next frame after this one, in the order of a search, still to label or to review.",
+      description: "want=unlabelled: the next frame with no own label and no box; want=review: the next " +
+        "labelled frame not yet reviewed or rejected. The filters are those of GET /api/frames (the frame " +
+        "itself need not match them). key is null when none is left after it in that order.",
+      params: { key: KEY },
+      query: {
+        ...SEARCH_FILTER,
+        want: choice(
+          ["unlabelled", "review"] as const,
+          "unlabelled",
+          "unlabelled (default): frames to label; review: labelled frames to review.",
+        ),
+        order: ORDER,
+      },
+      ok: ok("The next frame's key, or null.", object({ key: nullable(string()) })),
+      errors: [404],
+      handler: async ({ params, query }) => {
+        const filter = searchFilter(query);
+        const row = await frameRow(ctx, params.key);
+        const next = await library(
+          () => nextInSearch(catalog, filter, row, { want: query.want, order: query.order }),
+          { filter: true },
+        );
+        return { key: next?.key ?? null };
+      },
+    }),
+
+    route({
+      method: "post",
+      path: "/api/frames/review",
+      summary: "Mark frames reviewed or rejected, or clear that (status null: back to labelled/unlabelled).",
+      body: jsonBody(object({
+        keys: strings({
+          description: "The frames' keys.",
+          count: { min: 1, max: MAX_KEYS, message: () => `keys must hold 1 to ${MAX_KEYS} frame keys` },
+          nonEmpty: () => "keys: a frame key must not be empty",
+        }),
+        status: present(
+          nullable(literal(["reviewed", "rejected"] as const), "null clears the review."),
+          "give status: reviewed, rejected, or null to clear the review",
+        ),
+        author: optional(string({ description: "Who makes the change (recorded in the journal)." })),
+      })),
+      ok: ok("How many frames' status changed.", object({ changed: integer() })),
+      errors: [404],
+      handler: async ({ body }) => ({
+        changed: await library(() =>
+          ctx.labels.setReview(body.keys, body.status, { author: body.author ?? null })
+        ),
+      }),
     }),
 
     route({

@@ -1,12 +1,16 @@
-/** Labels: the list, labels on frames, renaming (merging) and deleting. The label store checks the names. */
+/**
+ * Labels: the label set (colour, hotkey, whether it is fixed), labels on frames, renaming (merging) and deleting.
+ * The label store checks the names, and refuses new ones when the set is fixed (labels.strict).
+ */
 import { BadInputError, ConflictError } from "../../errors.ts";
-import type { FrameSelector } from "../../catalog/catalog.ts";
+import type { FrameSelector, LabelDefinition } from "../../catalog/catalog.ts";
 import { library } from "../boundary.ts";
 import type { ServerContext } from "../context.ts";
 import { jsonBody, ok, type Route, route } from "../route.ts";
 import {
   array,
   boolean,
+  clearable,
   integer,
   object,
   optional,
@@ -16,7 +20,7 @@ import {
   strings,
   time,
 } from "../schema.ts";
-import { AUTHOR } from "../shapes.ts";
+import { AUTHOR, LABEL, labelJson } from "../shapes.ts";
 
 /** Most keys one label request may name. */
 export const MAX_KEYS = 10_000;
@@ -45,14 +49,44 @@ export function labelRoutes(ctx: ServerContext): Route[] {
     route({
       method: "get",
       path: "/api/labels",
-      summary: "Every label with its number of directly labelled frames and of clips.",
+      summary: "The label set: every label with its colour, hotkey and counts of frames, clips and boxes.",
       ok: ok(
-        "Labels.",
-        object({ labels: array(object({ name: string(), frames: integer(), clips: integer() })) }),
+        "Labels, by name.",
+        object({
+          labels: array(LABEL),
+          strict: boolean("labels.strict: only defined labels may be used (POST /api/labels adds one)."),
+        }),
       ),
       handler: async () => ({
-        labels: (await labels.list()).map(({ name, frames, clips }) => ({ name, frames, clips })),
+        labels: (await library(() => labels.list())).map(labelJson),
+        strict: ctx.labelLimits.strict,
       }),
+    }),
+
+    route({
+      method: "post",
+      path: "/api/labels",
+      summary: "Add a label to the label set, or set its colour and hotkey (also when the set is fixed).",
+      description:
+        "A field left out keeps its value; null clears it. A hotkey held by another label is a 409: " +
+        "clear it there first.",
+      body: jsonBody(object({
+        name: required(string({ description: "The label." }), "give name (the label)"),
+        color: clearable(string({ description: "Display colour #rrggbb; null: the UI picks one." })),
+        hotkey: clearable(integer("Key 1-9 that picks the label in the UI; null: none.")),
+        author: optional(string({ description: "Who makes the change (recorded in the journal)." })),
+      }, { strict: true })),
+      ok: ok("The label as it is now.", object({ label: LABEL })),
+      errors: [409],
+      handler: async ({ body }) => {
+        const definition: LabelDefinition = {};
+        if (body.color !== undefined) definition.color = body.color;
+        if (body.hotkey !== undefined) definition.hotkey = body.hotkey;
+        const label = await library(
+          () => labels.defineLabel(body.name, definition, { author: body.author ?? null }),
+        );
+        return { label: labelJson(label) };
+      },
     }),
 
     route({

@@ -1,10 +1,15 @@
-/** Similar frames: nearest by perceptual hash to a stored frame or to an uploaded JPEG. */
+/**
+ * Similar frames: nearest by perceptual hash to a stored frame or to an uploaded JPEG, optionally only those of a
+ * review status or with no label.
+ */
 import { BadInputError, messageOf } from "../../errors.ts";
+import type { ReviewStatus } from "../../catalog/catalog.ts";
+import type { SimilarHit } from "../../library/similar.ts";
 import { library } from "../boundary.ts";
 import { frameRow, type ServerContext } from "../context.ts";
 import { ok, type Route, route, upload } from "../route.ts";
 import { array, int, object, string } from "../schema.ts";
-import { FRAME, frameJson, FROM, hex, KEY, ROBOTS, TO } from "../shapes.ts";
+import { FRAME, frameJson, FROM, hex, KEY, NO_LABEL, ROBOTS, STATUS_LIST, TO } from "../shapes.ts";
 
 /** Largest JPEG accepted by POST /api/similar. */
 export const MAX_UPLOAD_BYTES = 32 * 1024 * 1024;
@@ -16,7 +21,12 @@ const NEAREST = {
   robot: ROBOTS,
   from: FROM,
   to: TO,
+  status: STATUS_LIST,
+  nolabel: NO_LABEL,
 };
+
+/** Most candidates looked at to find k frames of a review status or with no label (the index's own cap). */
+const MAX_CANDIDATES = 10_000;
 
 function nearestOptions(
   query: { k: number; max_distance?: number; robot: string[]; from?: number; to?: number },
@@ -29,6 +39,28 @@ function nearestOptions(
     fromMs: query.from,
     toMs: query.to,
   };
+}
+
+/**
+ * The k nearest that also pass the status and no-label filters. The index knows robots and times only, so those
+ * two are applied to its results: more candidates are asked for (4x, then 16x, ... up to 10,000) until k pass or
+ * the index has no more within the distance.
+ */
+async function nearestKept(
+  query: { k: number; status: ReviewStatus[]; nolabel: boolean },
+  nearest: (k: number) => Promise<SimilarHit[]>,
+): Promise<SimilarHit[]> {
+  const keep = (h: SimilarHit) =>
+    (query.status.length === 0 || query.status.includes(h.status)) &&
+    (!query.nolabel || h.labels.length === 0);
+  if (query.status.length === 0 && !query.nolabel) return await nearest(query.k);
+  for (let asked = Math.min(query.k * 4, MAX_CANDIDATES);; asked = Math.min(asked * 4, MAX_CANDIDATES)) {
+    const found = await nearest(asked);
+    const kept = found.filter(keep);
+    if (kept.length >= query.k || found.length < asked || asked === MAX_CANDIDATES) {
+      return kept.slice(0, query.k);
+    }
+  }
 }
 
 export function similarRoutes(ctx: ServerContext): Route[] {
@@ -47,7 +79,11 @@ export function similarRoutes(ctx: ServerContext): Route[] {
         if (!row.hash) {
           throw new BadInputError(`frame ${row.key} has no perceptual hash (filter ${row.filter})`);
         }
-        const hits = await library(() => similar.nearestToKey(row.key, nearestOptions(query)));
+        const options = nearestOptions(query);
+        const hits = await nearestKept(
+          query,
+          (k) => library(() => similar.nearestToKey(row.key, { ...options, k })),
+        );
         return { frames: hits.map(frameJson) };
       },
     }),
@@ -76,7 +112,7 @@ export function similarRoutes(ctx: ServerContext): Route[] {
         } catch (error) {
           throw new BadInputError(`the upload cannot be hashed: ${messageOf(error)}`, { cause: error });
         }
-        const hits = await library(() => similar.nearest(hash, options));
+        const hits = await nearestKept(query, (k) => library(() => similar.nearest(hash, { ...options, k })));
         return { hash: hex(hash)!, frames: hits.map(frameJson) };
       },
     }),
