@@ -74,8 +74,12 @@ function values(row: FrameRow): unknown[] {
 
 const SELECT = `SELECT ${FRAME_COLUMNS} FROM frames f`;
 
-/** SQL condition on `frames f`: the frame has a label of its own or lies in a labelled clip of its robot. */
+/**
+ * SQL condition on `frames f`: the frame has a label of its own or a box (its class is a label of the frame), or
+ * lies in a labelled clip of its robot.
+ */
 const PINNED = `(EXISTS (SELECT 1 FROM frame_labels fl WHERE fl.key = f.key)
+  OR EXISTS (SELECT 1 FROM boxes b WHERE b.key = f.key)
   OR EXISTS (SELECT 1 FROM clips c WHERE c.robot_id = f.robot_id AND c.from_ms <= f.ts_ms AND c.to_ms >= f.ts_ms
     AND EXISTS (SELECT 1 FROM clip_labels cl WHERE cl.clip_id = c.id)))`;
 
@@ -336,7 +340,11 @@ export class PostgresCatalog implements Catalog {
 
   async copyRows(table: CopyTable, offset: number, limit: number): Promise<Record<string, unknown>[]> {
     const { columns, order } = COPY_TABLES[table];
-    const list = columns.map((c) => (c === "detail" ? "detail::text AS detail" : c)).join(", ");
+    // Raw rows as SQLite keeps them, so a copy goes either way: the journal's detail as JSON text, a box's
+    // `accepted` as 0/1.
+    const list = columns.map((c: string) =>
+      c === "detail" ? "detail::text AS detail" : c === "accepted" ? "accepted::int AS accepted" : c
+    ).join(", ");
     const r = await this.#db.query(
       `reading ${table}`,
       `SELECT ${list} FROM ${table} ORDER BY ${order} LIMIT $1 OFFSET $2`,

@@ -1,22 +1,28 @@
 /**
- * The PostgreSQL backend's label store: labels, clips and the change journal, with the behaviour, messages,
- * journal rows and return values of the SQLite one (src/catalog/sqlite_labels.ts, which explains the model). The
- * pure parts, checks, refusals and the journal's detail objects, are shared with it (src/catalog/rules.ts).
+ * The PostgreSQL backend's label store: labels, clips, boxes, the label set, review status and the change journal,
+ * with the behaviour, messages, journal rows and return values of the SQLite one (src/catalog/sqlite_labels.ts,
+ * which explains the model). The pure parts, checks, refusals and the journal's detail objects, are shared with it
+ * (src/catalog/rules.ts, src/catalog/boxes.ts).
  *
  * What PostgreSQL adds: any number of servers change labels at once. So
  * - every change and its journal row are one transaction (`PgDb.tx`); `changeLabels` runs its add and its remove
  *   in the same one (both or neither);
  * - every change first takes one transaction-level advisory lock (LOCK): changes are made one at a time across
  *   all servers. That keeps `labels.max_distinct` true (the count is read and checked under the lock, so two
- *   servers cannot each add the last free label), keeps a label from being deleted or merged away while another
- *   change links frames to it, and makes journal ids follow commit order (a client polling `afterId` never
- *   skips an entry that commits late). Changes are made by people, so the serialisation costs nothing that
- *   matters; reads take no lock.
+ *   servers cannot each add the last free label), keeps a hotkey on one label only (the holder is looked up under
+ *   the lock; the UNIQUE constraint backs it), keeps a label from being deleted or merged away while another
+ *   change links frames or boxes to it, keeps the "before" of a journal entry (what undo restores) true at
+ *   commit, and makes journal ids follow commit order (a client polling `afterId` never skips an entry that
+ *   commits late). Changes are made by people, so the serialisation costs nothing that matters; reads take no
+ *   lock.
  * - PostgreSQL text cannot hold NUL (U+0000): an author, clip name or note with one is refused as bad input, and
  *   a key or name with one is simply not found, where SQLite would have stored or looked it up.
  */
 import { BadInputError } from "../errors.ts";
 import type {
+  Box,
+  BoxInput,
+  BoxUpdate,
   Change,
   ChangeAction,
   ChangeBy,
@@ -26,10 +32,24 @@ import type {
   ClipInput,
   ClipUpdate,
   FrameSelector,
+  LabelDefinition,
   LabelInfo,
   LabelLimits,
   LabelStore,
+  Review,
+  ReviewStatus,
 } from "./catalog.ts";
+import {
+  BOX_SELECT,
+  boxAfterUpdate,
+  boxesByKey,
+  boxFromRow,
+  checkBoxesFound,
+  checkBoxIds,
+  checkBoxInputs,
+  keysTarget,
+  unknownBox,
+} from "./boxes.ts";
 import type { PgDb, Queryable } from "./pg_db.ts";
 import { Params } from "./postgres_search.ts";
 import {
@@ -37,15 +57,22 @@ import {
   checkClipInput,
   checkKeysFound,
   checkLabel,
+  checkReviewSet,
   checkRoom,
   checkSpanSelector,
   clipAfterUpdate,
   clipDetail,
   DEFAULT_LABEL_LIMITS,
+  definitionAfter,
   describeTarget,
+  hotkeyTaken,
+  keysForUndo,
+  type LabelLook,
   labelsToAdd,
   labelsToRemove,
   mergeNeeded,
+  notInLabelSet,
+  UNDO_KEY_CAP,
   uniqueKeys,
   unknownClip,
   unknownLabel,
@@ -58,6 +85,17 @@ const CLIP_SELECT = `SELECT c.id, c.robot_id, c.from_ms, c.to_ms, c.name, c.note
   (SELECT COALESCE(json_agg(l.name ORDER BY l.name), '[]'::json) FROM clip_labels cl
     JOIN labels l ON l.id = cl.label_id WHERE cl.clip_id = c.id) AS labels
   FROM clips c`;
+
+/** A label with its use counts and its look, for `list` and `defineLabel` (add a WHERE and an ORDER BY). */
+const LABEL_INFO_SELECT = `SELECT l.id, l.name,
+    (SELECT COUNT(*) FROM frame_labels fl JOIN frames f ON f.key = fl.key WHERE fl.label_id = l.id) AS frames,
+    (SELECT COUNT(*) FROM clip_labels cl WHERE cl.label_id = l.id) AS clips,
+    (SELECT COUNT(*) FROM boxes b WHERE b.label_id = l.id) AS boxes,
+    s.color, s.hotkey
+  FROM labels l LEFT JOIN label_set s ON s.label_id = l.id`;
+
+/** The look of a label without a row in `label_set`. */
+const NO_LOOK: LabelLook = { color: null, hotkey: null };
 
 function toClip(r: Record<string, unknown>): Clip {
   return {
@@ -73,8 +111,31 @@ function toClip(r: Record<string, unknown>): Clip {
   };
 }
 
+function toLabelInfo(r: Record<string, unknown>): LabelInfo {
+  return {
+    id: Number(r.id),
+    name: r.name as string,
+    frames: Number(r.frames),
+    clips: Number(r.clips),
+    boxes: Number(r.boxes),
+    color: (r.color as string | null) ?? null,
+    hotkey: r.hotkey === null || r.hotkey === undefined ? null : Number(r.hotkey),
+  };
+}
+
+function toChange(row: Record<string, unknown>): Change {
+  return {
+    id: Number(row.id),
+    atMs: Number(row.at_ms),
+    author: row.author as string | null,
+    action: row.action as ChangeAction,
+    target: row.target as string,
+    detail: row.detail as Record<string, unknown>,
+  };
+}
+
 /** True when PostgreSQL text can hold `s` (no NUL): a key or name that cannot is in no row. */
-const storable = (s: string) => !s.includes("\0");
+const storable = (s: string) => typeof s === "string" && !s.includes("\0");
 
 /** Refuses free text PostgreSQL cannot store (NUL); returns it otherwise. */
 function storableText<T extends string | null>(value: T, what: string): T {
@@ -84,8 +145,8 @@ function storableText<T extends string | null>(value: T, what: string): T {
   return value;
 }
 
-/** A clip id that can be in the table (a bigint); any other is simply not found. */
-const clipIdOk = (id: number) => Number.isSafeInteger(id);
+/** A clip or journal id that can be in the table (a bigint); any other is simply not found. */
+const idOk = (id: number) => Number.isSafeInteger(id);
 
 export class PostgresLabels implements LabelStore {
   readonly #db: PgDb;
@@ -116,6 +177,7 @@ export class PostgresLabels implements LabelStore {
     return { query: (text, values) => this.#db.query(doing, text, values ?? []) };
   }
 
+  /** Appends a journal row; `by.undoOf` (the entry this change undoes) goes into the detail. */
   async #journal(
     q: Queryable,
     by: ChangeBy,
@@ -123,6 +185,9 @@ export class PostgresLabels implements LabelStore {
     target: string,
     detail: Record<string, unknown>,
   ): Promise<void> {
+    if (by.undoOf !== undefined && !(Number.isSafeInteger(by.undoOf) && by.undoOf > 0)) {
+      throw new BadInputError(`undoOf ${by.undoOf} is not a journal entry id (a positive whole number)`);
+    }
     await q.query(
       "INSERT INTO changes (at_ms, author, action, target, detail) VALUES ($1, $2, $3, $4, $5::json)",
       [
@@ -130,7 +195,7 @@ export class PostgresLabels implements LabelStore {
         storableText(checkAuthor(by.author), "author"),
         action,
         target,
-        JSON.stringify(detail),
+        JSON.stringify(by.undoOf === undefined ? detail : { ...detail, undoOf: by.undoOf }),
       ],
     );
   }
@@ -154,15 +219,20 @@ export class PostgresLabels implements LabelStore {
   }
 
   /**
-   * Refuses a change that would create labels beyond labels.max_distinct (inside the change's transaction, under
-   * the lock); labels that exist already never count.
+   * Refuses a change that would create labels implicitly: any in strict mode (labels.strict, naming the label
+   * set), or beyond labels.max_distinct (inside the change's transaction, under the lock). Labels that exist
+   * already never count. `defineLabel` passes `explicit`: it may create also in strict mode.
    */
-  async #checkRoomFor(q: Queryable, names: string[]): Promise<void> {
+  async #checkRoomFor(q: Queryable, names: string[], explicit = false): Promise<void> {
     if (names.length === 0) return;
     const r = await q.query("SELECT name FROM labels WHERE name = ANY($1::text[])", [names.filter(storable)]);
     const known = new Set(r.rows.map((row) => row.name as string));
     const fresh = names.filter((n) => !known.has(n));
     if (fresh.length === 0) return;
+    if (this.#limits.strict && !explicit) {
+      const set = await q.query("SELECT name FROM labels ORDER BY name");
+      throw notInLabelSet(fresh[0], set.rows.map((row) => row.name as string));
+    }
     const have = Number((await q.query("SELECT COUNT(*) AS n FROM labels")).rows[0].n);
     checkRoom(fresh, have, this.#limits);
   }
@@ -181,9 +251,25 @@ export class PostgresLabels implements LabelStore {
   }
 
   /**
+   * Runs a data-changing statement that RETURNs `key` and gives how many rows it changed and their keys in key
+   * order, at most UNDO_KEY_CAP of them (more are not journalled: a span over a million frames does not come back
+   * row by row).
+   */
+  async #keysOf(q: Queryable, statement: string, values: unknown[]): Promise<{ n: number; keys: string[] }> {
+    const r = await q.query(
+      `WITH changed AS (${statement})
+       SELECT (SELECT COUNT(*) FROM changed) AS n,
+         (SELECT COALESCE(json_agg(key ORDER BY key), '[]'::json)
+            FROM (SELECT key FROM changed LIMIT ${UNDO_KEY_CAP}) k) AS keys`,
+      values,
+    );
+    return { n: Number(r.rows[0].n), keys: r.rows[0].keys as string[] };
+  }
+
+  /**
    * Checks an add request and returns its work, to run in a transaction: puts the labels on the frames (created
    * when new) and returns how many (frame, label) pairs were new; pairs that exist keep their author and time.
-   * Unknown keys are refused before anything changes.
+   * Unknown keys are refused before anything changes. The journal lists the keys each label newly got (undo).
    */
   #add(target: FrameSelector, labels: string[], by: ChangeBy): (q: Queryable) => Promise<number> {
     const names = labelsToAdd(labels, this.#limits);
@@ -193,24 +279,35 @@ export class PostgresLabels implements LabelStore {
       const selector = await this.#normalize(q, target);
       await this.#checkRoomFor(q, names);
       let added = 0;
+      const addedKeys = new Map<string, string[]>();
       for (const name of names) {
         const id = await this.#ensureLabel(q, name);
-        const r = "keys" in selector
-          ? await q.query(
+        const { n, keys } = "keys" in selector
+          ? await this.#keysOf(
+            q,
             `INSERT INTO frame_labels (key, label_id, created_ms, author)
-             SELECT k, $2::bigint, $3::bigint, $4::text FROM unnest($1::text[]) AS k ON CONFLICT DO NOTHING`,
+             SELECT k, $2::bigint, $3::bigint, $4::text FROM unnest($1::text[]) AS k ON CONFLICT DO NOTHING
+             RETURNING key`,
             [selector.keys, id, now, author],
           )
-          : await q.query(
+          : await this.#keysOf(
+            q,
             `INSERT INTO frame_labels (key, label_id, created_ms, author)
              SELECT key, $1::bigint, $2::bigint, $3::text FROM frames
-             WHERE robot_id = $4 AND ts_ms >= $5 AND ts_ms <= $6 ON CONFLICT DO NOTHING`,
+             WHERE robot_id = $4 AND ts_ms >= $5 AND ts_ms <= $6 ON CONFLICT DO NOTHING RETURNING key`,
             [id, now, author, selector.robotId, selector.fromMs, selector.toMs],
           );
-        added += r.rowCount ?? 0;
+        added += n;
+        if (n) addedKeys.set(name, keys);
       }
       const { target: t, detail } = describeTarget(selector);
-      await this.#journal(q, { author, nowMs: now }, "label.add", t, { labels: names, ...detail, added });
+      const forUndo = added > UNDO_KEY_CAP ? undefined : keysForUndo(addedKeys);
+      await this.#journal(q, { ...by, author, nowMs: now }, "label.add", t, {
+        labels: names,
+        ...detail,
+        added,
+        ...(forUndo ? { addedKeys: forUndo } : {}),
+      });
       return added;
     };
   }
@@ -218,7 +315,7 @@ export class PostgresLabels implements LabelStore {
   /**
    * Checks a remove request and returns its work: takes the labels off the frames (their own labels; labels from
    * a clip stay until the clip changes) and returns how many (frame, label) pairs were removed. Unknown labels
-   * are refused.
+   * are refused. The journal lists the keys each label was taken off (undo).
    */
   #remove(target: FrameSelector, labels: string[], by: ChangeBy): (q: Queryable) => Promise<number> {
     const names = labelsToRemove(labels, this.#limits);
@@ -226,35 +323,66 @@ export class PostgresLabels implements LabelStore {
       const now = by.nowMs ?? this.#now();
       const selector = await this.#normalize(q, target);
       let removed = 0;
+      const removedKeys = new Map<string, string[]>();
       for (const name of names) {
         const id = await this.#existingLabelId(q, name);
-        const r = "keys" in selector
-          ? await q.query("DELETE FROM frame_labels WHERE label_id = $1 AND key = ANY($2::text[])", [
-            id,
-            selector.keys,
-          ])
-          : await q.query(
+        const { n, keys } = "keys" in selector
+          ? await this.#keysOf(
+            q,
+            "DELETE FROM frame_labels WHERE label_id = $1 AND key = ANY($2::text[]) RETURNING key",
+            [id, selector.keys],
+          )
+          : await this.#keysOf(
+            q,
             `DELETE FROM frame_labels WHERE label_id = $1 AND key IN
-               (SELECT key FROM frames WHERE robot_id = $2 AND ts_ms >= $3 AND ts_ms <= $4)`,
+               (SELECT key FROM frames WHERE robot_id = $2 AND ts_ms >= $3 AND ts_ms <= $4) RETURNING key`,
             [id, selector.robotId, selector.fromMs, selector.toMs],
           );
-        removed += r.rowCount ?? 0;
+        removed += n;
+        if (n) removedKeys.set(name, keys);
       }
       const { target: t, detail } = describeTarget(selector);
-      await this.#journal(q, { author: by.author, nowMs: now }, "label.remove", t, {
+      const forUndo = removed > UNDO_KEY_CAP ? undefined : keysForUndo(removedKeys);
+      await this.#journal(q, { ...by, nowMs: now }, "label.remove", t, {
         labels: names,
         ...detail,
         removed,
+        ...(forUndo ? { removedKeys: forUndo } : {}),
       });
       return removed;
     };
   }
 
-  async #deleteLabelRows(q: Queryable, id: number): Promise<{ frames: number; clips: number }> {
-    const frames = (await q.query("DELETE FROM frame_labels WHERE label_id = $1", [id])).rowCount ?? 0;
-    const clips = (await q.query("DELETE FROM clip_labels WHERE label_id = $1", [id])).rowCount ?? 0;
+  /** A label's colour and hotkey (none when it has no row in the label set). */
+  async #look(q: Queryable, id: number): Promise<LabelLook> {
+    const r = await q.query("SELECT color, hotkey FROM label_set WHERE label_id = $1", [id]);
+    if (!r.rows.length) return { ...NO_LOOK };
+    return {
+      color: (r.rows[0].color as string | null) ?? null,
+      hotkey: r.rows[0].hotkey === null ? null : Number(r.rows[0].hotkey),
+    };
+  }
+
+  /** Removes a label with everything that refers to it: frames' and clips' links, its boxes, its look. */
+  async #deleteLabelRows(q: Queryable, id: number): Promise<{
+    keys: string[];
+    clipIds: number[];
+    boxes: Box[];
+    definition: LabelLook;
+  }> {
+    const definition = await this.#look(q, id);
+    const boxes = (await q.query(`${BOX_SELECT} WHERE b.label_id = $1 ORDER BY b.id`, [id])).rows.map(
+      boxFromRow,
+    );
+    await q.query("DELETE FROM boxes WHERE label_id = $1", [id]);
+    const keys = (await q.query("DELETE FROM frame_labels WHERE label_id = $1 RETURNING key", [id])).rows
+      .map((row) => row.key as string).sort(byCodeUnit);
+    const clipIds = (await q.query("DELETE FROM clip_labels WHERE label_id = $1 RETURNING clip_id", [id]))
+      .rows
+      .map((row) => Number(row.clip_id)).sort((a, b) => a - b);
+    await q.query("DELETE FROM label_set WHERE label_id = $1", [id]);
     await q.query("DELETE FROM labels WHERE id = $1", [id]);
-    return { frames, clips };
+    return { keys, clipIds, boxes, definition };
   }
 
   async #linkClip(q: Queryable, clipId: number, label: string): Promise<void> {
@@ -265,9 +393,14 @@ export class PostgresLabels implements LabelStore {
   }
 
   async #getClip(q: Queryable, id: number): Promise<Clip | null> {
-    if (!clipIdOk(id)) return null;
+    if (!idOk(id)) return null;
     const r = await q.query(`${CLIP_SELECT} WHERE c.id = $1`, [id]);
     return r.rows.length ? toClip(r.rows[0]) : null;
+  }
+
+  async #boxes(q: Queryable, ids: number[]): Promise<Box[]> {
+    const r = await q.query(`${BOX_SELECT} WHERE b.id = ANY($1::bigint[]) ORDER BY b.id`, [ids]);
+    return r.rows.map(boxFromRow);
   }
 
   // The contract's methods.
@@ -295,8 +428,10 @@ export class PostgresLabels implements LabelStore {
   }
 
   /**
-   * Renames a label everywhere (frames and clips refer to it by id). When `newName` exists the call is refused
-   * unless `merge` is set, which moves everything labelled `oldName` to `newName`.
+   * Renames a label everywhere (frames, clips and boxes refer to it by id). When `newName` exists the call is
+   * refused unless `merge` is set, which moves everything labelled `oldName` to `newName`; the journal then keeps
+   * what undo needs to split them again (which frames, clips and boxes had the old label, which had both, and
+   * the old label's colour and hotkey). Allowed in strict mode: it changes the set deliberately.
    */
   async renameLabel(
     oldName: string,
@@ -311,54 +446,87 @@ export class PostgresLabels implements LabelStore {
       if (other !== null && !by.merge) throw mergeNeeded(oldName, newName);
       if (other === null) {
         await q.query("UPDATE labels SET name = $1 WHERE id = $2", [newName, id]);
-      } else {
-        await q.query(
-          `INSERT INTO frame_labels (key, label_id, created_ms, author)
-           SELECT key, $1::bigint, created_ms, author FROM frame_labels WHERE label_id = $2 ON CONFLICT DO NOTHING`,
-          [other, id],
-        );
-        await q.query(
-          `INSERT INTO clip_labels (clip_id, label_id)
-           SELECT clip_id, $1::bigint FROM clip_labels WHERE label_id = $2 ON CONFLICT DO NOTHING`,
-          [other, id],
-        );
-        await this.#deleteLabelRows(q, id);
+        await this.#journal(q, by, "label.rename", `label:${oldName}`, {
+          from: oldName,
+          to: newName,
+          merged: false,
+        });
+        return;
       }
+      const keysOf = async (sql: string, values: unknown[]) =>
+        (await q.query(sql, values)).rows.map((row) => row.key as string).sort(byCodeUnit);
+      const idsOf = async (sql: string, values: unknown[]) =>
+        (await q.query(sql, values)).rows.map((row) => Number(row.id)).sort((a, b) => a - b);
+      const oldKeys = await keysOf("SELECT key FROM frame_labels WHERE label_id = $1", [id]);
+      const bothKeys = await keysOf(
+        `SELECT a.key FROM frame_labels a JOIN frame_labels b ON b.key = a.key AND b.label_id = $2
+         WHERE a.label_id = $1`,
+        [id, other],
+      );
+      const oldClips = await idsOf("SELECT clip_id AS id FROM clip_labels WHERE label_id = $1", [id]);
+      const bothClips = await idsOf(
+        `SELECT a.clip_id AS id FROM clip_labels a JOIN clip_labels b ON b.clip_id = a.clip_id
+         AND b.label_id = $2 WHERE a.label_id = $1`,
+        [id, other],
+      );
+      await q.query(
+        `INSERT INTO frame_labels (key, label_id, created_ms, author)
+         SELECT key, $1::bigint, created_ms, author FROM frame_labels WHERE label_id = $2 ON CONFLICT DO NOTHING`,
+        [other, id],
+      );
+      await q.query(
+        `INSERT INTO clip_labels (clip_id, label_id)
+         SELECT clip_id, $1::bigint FROM clip_labels WHERE label_id = $2 ON CONFLICT DO NOTHING`,
+        [other, id],
+      );
+      const oldBoxes = (await q.query("UPDATE boxes SET label_id = $1 WHERE label_id = $2 RETURNING id", [
+        other,
+        id,
+      ])).rows.map((row) => Number(row.id)).sort((a, b) => a - b);
+      const { definition } = await this.#deleteLabelRows(q, id);
       await this.#journal(q, by, "label.rename", `label:${oldName}`, {
         from: oldName,
         to: newName,
-        merged: other !== null,
+        merged: true,
+        oldKeys,
+        bothKeys,
+        oldClips,
+        bothClips,
+        oldBoxes,
+        definition,
       });
     });
   }
 
-  /** Deletes a label from every frame and clip. */
+  /**
+   * Deletes a label from every frame and clip, with its boxes. The journal keeps what undo needs to put it all
+   * back: the frames and clips that had it, the boxes as they were, its colour and hotkey.
+   */
   async deleteLabel(name: string, by: ChangeBy = {}): Promise<{ frames: number; clips: number }> {
     return await this.#change("deleting a label", async (q) => {
-      const counts = await this.#deleteLabelRows(q, await this.#existingLabelId(q, name));
-      await this.#journal(q, by, "label.delete", `label:${name}`, { name, ...counts });
+      const gone = await this.#deleteLabelRows(q, await this.#existingLabelId(q, name));
+      const counts = { frames: gone.keys.length, clips: gone.clipIds.length };
+      await this.#journal(q, by, "label.delete", `label:${name}`, {
+        name,
+        ...counts,
+        boxes: gone.boxes.length,
+        keys: gone.keys,
+        clipIds: gone.clipIds,
+        deletedBoxes: gone.boxes,
+        definition: gone.definition,
+      });
       return counts;
     });
   }
 
   /**
-   * Every label with its number of directly labelled frames in the catalog and of clips, by name. (Labels of a
-   * frame whose row is removed stay, unseen, and come back with the row, e.g. after a reindex.)
+   * Every label with its number of directly labelled frames in the catalog, of clips and of boxes, its colour and
+   * hotkey, by name. (Labels of a frame whose row is removed stay, unseen, and come back with the row, e.g. after
+   * a reindex.)
    */
   async list(): Promise<LabelInfo[]> {
-    const r = await this.#db.query(
-      "listing labels",
-      `SELECT l.id, l.name,
-         (SELECT COUNT(*) FROM frame_labels fl JOIN frames f ON f.key = fl.key WHERE fl.label_id = l.id) AS frames,
-         (SELECT COUNT(*) FROM clip_labels cl WHERE cl.label_id = l.id) AS clips
-       FROM labels l ORDER BY l.name`,
-    );
-    return r.rows.map((row) => ({
-      id: Number(row.id),
-      name: row.name as string,
-      frames: Number(row.frames),
-      clips: Number(row.clips),
-    }));
+    const r = await this.#db.query("listing labels", `${LABEL_INFO_SELECT} ORDER BY l.name`);
+    return r.rows.map(toLabelInfo);
   }
 
   async exists(name: string): Promise<boolean> {
@@ -381,7 +549,7 @@ export class PostgresLabels implements LabelStore {
     return r.rows.map((row) => row.name as string);
   }
 
-  /** Creates a clip; its labels are created when new. */
+  /** Creates a clip; its labels are created when new (refused in strict mode). */
   async createClip(input: ClipInput, by: ChangeBy = {}): Promise<Clip> {
     const { name, note, labels, author } = checkClipInput(input, by, this.#limits);
     storableText(name, "clip name");
@@ -398,7 +566,10 @@ export class PostgresLabels implements LabelStore {
       const id = Number(r.rows[0].id);
       for (const label of labels) await this.#linkClip(q, id, label);
       const clip = (await this.#getClip(q, id))!;
-      await this.#journal(q, { author, nowMs: now }, "clip.create", `clip:${id}`, { clip: clipDetail(clip) });
+      await this.#journal(q, { ...by, author, nowMs: now }, "clip.create", `clip:${id}`, {
+        id,
+        clip: clipDetail(clip),
+      });
       return clip;
     });
   }
@@ -434,7 +605,7 @@ export class PostgresLabels implements LabelStore {
       if (!clip) throw unknownClip(id);
       await q.query("DELETE FROM clip_labels WHERE clip_id = $1", [id]);
       await q.query("DELETE FROM clips WHERE id = $1", [id]);
-      await this.#journal(q, by, "clip.delete", `clip:${id}`, { clip: clipDetail(clip) });
+      await this.#journal(q, by, "clip.delete", `clip:${id}`, { id, clip: clipDetail(clip) });
     });
   }
 
@@ -483,13 +654,288 @@ export class PostgresLabels implements LabelStore {
       } ORDER BY id ${filter.newest ? "DESC" : "ASC"} LIMIT ${p.add(filter.limit ?? 100)}`,
       p.values,
     );
-    return r.rows.map((row) => ({
-      id: Number(row.id),
-      atMs: Number(row.at_ms),
-      author: row.author as string | null,
-      action: row.action as ChangeAction,
-      target: row.target as string,
-      detail: row.detail as Record<string, unknown>,
-    }));
+    return r.rows.map(toChange);
   }
+
+  async change(id: number): Promise<Change | null> {
+    if (!idOk(id)) return null;
+    const r = await this.#db.query(
+      "reading the journal",
+      "SELECT id, at_ms, author, action, target, detail FROM changes WHERE id = $1",
+      [id],
+    );
+    return r.rows.length ? toChange(r.rows[0]) : null;
+  }
+
+  /** The first entry whose detail says it undid entry `id` (found by the changes_undo_of index). */
+  async undoneBy(id: number): Promise<Change | null> {
+    if (!idOk(id)) return null;
+    const r = await this.#db.query(
+      "reading the journal",
+      `SELECT id, at_ms, author, action, target, detail FROM changes
+       WHERE detail->>'undoOf' IS NOT NULL AND detail->>'undoOf' = $1 ORDER BY id LIMIT 1`,
+      [String(id)],
+    );
+    return r.rows.length ? toChange(r.rows[0]) : null;
+  }
+
+  // The label set.
+
+  /**
+   * Creates the label when new (counted against labels.max_distinct; allowed in strict mode: this is how the set
+   * grows) and sets its colour and hotkey. A hotkey another label holds is refused, naming that label: it is
+   * looked up under the label lock, so two servers giving one key to two labels at once cannot both succeed.
+   */
+  async defineLabel(name: string, definition: LabelDefinition, by: ChangeBy = {}): Promise<LabelInfo> {
+    if (typeof name !== "string" || name === "") throw new BadInputError("a label name must not be empty");
+    definitionAfter(NO_LOOK, definition);
+    return await this.#change("defining a label", async (q) => {
+      let id = await this.#labelId(q, name);
+      const created = id === null;
+      if (id === null) {
+        checkLabel(name);
+        await this.#checkRoomFor(q, [name], true);
+        id = await this.#ensureLabel(q, name);
+      }
+      const before = created ? null : await this.#look(q, id);
+      const after = definitionAfter(before ?? NO_LOOK, definition);
+      if (after.hotkey !== null) {
+        const holder = await q.query(
+          "SELECT l.name FROM label_set s JOIN labels l ON l.id = s.label_id WHERE s.hotkey = $1 AND s.label_id <> $2",
+          [after.hotkey, id],
+        );
+        if (holder.rows.length) throw hotkeyTaken(after.hotkey, holder.rows[0].name as string);
+      }
+      if (after.color === null && after.hotkey === null) {
+        await q.query("DELETE FROM label_set WHERE label_id = $1", [id]);
+      } else {
+        await q.query(
+          `INSERT INTO label_set (label_id, color, hotkey) VALUES ($1, $2, $3)
+           ON CONFLICT (label_id) DO UPDATE SET color = excluded.color, hotkey = excluded.hotkey`,
+          [id, after.color, after.hotkey],
+        );
+      }
+      await this.#journal(q, by, "label.define", `label:${name}`, { name, created, before, after });
+      return toLabelInfo((await q.query(`${LABEL_INFO_SELECT} WHERE l.id = $1`, [id])).rows[0]);
+    });
+  }
+
+  // Boxes.
+
+  /**
+   * Adds boxes in one transaction with one journal entry (the boxes as stored, with their ids). Their frames must
+   * be in the catalog; their classes are created when new (refused in strict mode and beyond max_distinct).
+   */
+  async addBoxes(inputs: BoxInput[], by: ChangeBy = {}): Promise<Box[]> {
+    const boxes = checkBoxInputs(inputs);
+    const author = storableText(checkAuthor(by.author), "author");
+    return await this.#change("adding boxes", async (q) => {
+      const now = by.nowMs ?? this.#now();
+      await this.#checkKeys(q, boxes.map((b) => b.key));
+      const names = [...new Set(boxes.map((b) => b.label))];
+      await this.#checkRoomFor(q, names);
+      const ids = new Map<string, number>();
+      for (const name of names) ids.set(name, await this.#ensureLabel(q, name));
+      const column = <T>(f: (b: (typeof boxes)[number]) => T) => boxes.map(f);
+      const r = await q.query(
+        `INSERT INTO boxes (key, label_id, x, y, w, h, unit, image_w, image_h, confidence, source, accepted, author,
+           created_ms, updated_ms)
+         SELECT k, l, x, y, w, h, u, iw, ih, c, s, a, $13::text, $14::bigint, $14::bigint
+         FROM unnest($1::text[], $2::bigint[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::text[],
+           $8::integer[], $9::integer[], $10::float8[], $11::text[], $12::boolean[])
+           WITH ORDINALITY AS t(k, l, x, y, w, h, u, iw, ih, c, s, a, n)
+         ORDER BY n
+         RETURNING id`,
+        [
+          column((b) => b.key),
+          column((b) => ids.get(b.label)!),
+          column((b) => b.x),
+          column((b) => b.y),
+          column((b) => b.w),
+          column((b) => b.h),
+          column((b) => b.unit),
+          column((b) => b.imageWidth),
+          column((b) => b.imageHeight),
+          column((b) => b.confidence),
+          column((b) => b.source),
+          column((b) => b.accepted),
+          author,
+          now,
+        ],
+      );
+      const stored = await this.#boxes(q, r.rows.map((row) => Number(row.id)));
+      await this.#journal(q, { ...by, author, nowMs: now }, "box.add", keysTarget(stored.map((b) => b.key)), {
+        boxes: stored,
+      });
+      return stored;
+    });
+  }
+
+  /**
+   * Changes a box's class, rectangle or acceptance (one journal entry with the box before and after). A new class
+   * is created unless strict mode forbids it.
+   */
+  async updateBox(id: number, update: BoxUpdate, by: ChangeBy = {}): Promise<Box> {
+    return await this.#change("changing a box", async (q) => {
+      const before = idOk(id) ? (await this.#boxes(q, [id]))[0] : undefined;
+      if (!before) throw unknownBox(id);
+      const next = boxAfterUpdate(before, update);
+      await this.#checkRoomFor(q, [next.label]);
+      const labelId = next.label === before.label
+        ? await this.#existingLabelId(q, before.label)
+        : await this.#ensureLabel(q, next.label);
+      await q.query(
+        `UPDATE boxes SET label_id = $2, x = $3, y = $4, w = $5, h = $6, unit = $7, accepted = $8, updated_ms = $9
+         WHERE id = $1`,
+        [id, labelId, next.x, next.y, next.w, next.h, next.unit, next.accepted, by.nowMs ?? this.#now()],
+      );
+      const after = (await this.#boxes(q, [id]))[0];
+      await this.#journal(q, { ...by, nowMs: after.updatedMs }, "box.update", after.key, {
+        before: [before],
+        after: [after],
+      });
+      return after;
+    });
+  }
+
+  /** Deletes boxes (one journal entry with the boxes as they were); an unknown id refuses the whole call. */
+  async deleteBoxes(ids: number[], by: ChangeBy = {}): Promise<number> {
+    const unique = checkBoxIds(ids);
+    return await this.#change("deleting boxes", async (q) => {
+      const boxes = await this.#boxes(q, unique);
+      checkBoxesFound(unique, new Set(boxes.map((b) => b.id)));
+      await q.query("DELETE FROM boxes WHERE id = ANY($1::bigint[])", [unique]);
+      await this.#journal(q, by, "box.delete", keysTarget(boxes.map((b) => b.key)), { boxes });
+      return boxes.length;
+    });
+  }
+
+  /**
+   * Accepts boxes (a model's prediction becomes a person's): the given ones, or every unaccepted box of a frame.
+   * Returns how many changed; boxes already accepted are left as they are, and nothing changing writes no entry.
+   */
+  async acceptBoxes(target: { ids: number[] } | { key: string }, by: ChangeBy = {}): Promise<number> {
+    const ids = "ids" in target ? checkBoxIds(target.ids) : null;
+    if (!ids && (typeof (target as { key?: unknown }).key !== "string")) {
+      throw new BadInputError("acceptBoxes needs box ids or a frame key");
+    }
+    return await this.#change("accepting boxes", async (q) => {
+      let before: Box[];
+      if (ids) {
+        const boxes = await this.#boxes(q, ids);
+        checkBoxesFound(ids, new Set(boxes.map((b) => b.id)));
+        before = boxes.filter((b) => !b.accepted);
+      } else {
+        const key = (target as { key: string }).key;
+        before = storable(key)
+          ? (await q.query(`${BOX_SELECT} WHERE b.key = $1 AND NOT b.accepted ORDER BY b.id`, [key])).rows
+            .map(boxFromRow)
+          : [];
+      }
+      if (before.length === 0) return 0;
+      const now = by.nowMs ?? this.#now();
+      await q.query("UPDATE boxes SET accepted = TRUE, updated_ms = $2 WHERE id = ANY($1::bigint[])", [
+        before.map((b) => b.id),
+        now,
+      ]);
+      const after = await this.#boxes(q, before.map((b) => b.id));
+      await this.#journal(q, { ...by, nowMs: now }, "box.update", keysTarget(before.map((b) => b.key)), {
+        before,
+        after,
+      });
+      return before.length;
+    });
+  }
+
+  async getBox(id: number): Promise<Box | null> {
+    if (!idOk(id)) return null;
+    return (await this.#boxes(this.#reads("reading a box"), [id]))[0] ?? null;
+  }
+
+  async boxesOf(keys: string[]): Promise<Map<string, Box[]>> {
+    const wanted = [...new Set(keys)].filter(storable);
+    if (wanted.length === 0) return new Map();
+    const r = await this.#db.query(
+      "reading boxes",
+      `${BOX_SELECT} WHERE b.key = ANY($1::text[]) ORDER BY b.id`,
+      [wanted],
+    );
+    return boxesByKey(r.rows.map(boxFromRow));
+  }
+
+  // Review.
+
+  /**
+   * Sets `reviewed` or `rejected` on frames, or clears it (null: back to the derived status). Frames already in
+   * that state are left as they are; the journal lists the ones that changed with their status before (undo).
+   */
+  async setReview(
+    keys: string[],
+    status: "reviewed" | "rejected" | null,
+    by: ChangeBy = {},
+  ): Promise<number> {
+    const wanted = checkReviewSet(status);
+    const author = storableText(checkAuthor(by.author), "author");
+    return await this.#change("setting review status", async (q) => {
+      const now = by.nowMs ?? this.#now();
+      const unique = await this.#checkKeys(q, keys);
+      const r = await q.query("SELECT key, status FROM reviews WHERE key = ANY($1::text[])", [unique]);
+      const current = new Map(
+        r.rows.map((row) => [row.key as string, row.status as "reviewed" | "rejected"]),
+      );
+      const changed = unique.filter((k) => (current.get(k) ?? null) !== wanted);
+      if (changed.length === 0) return 0;
+      if (wanted === null) {
+        await q.query("DELETE FROM reviews WHERE key = ANY($1::text[])", [changed]);
+      } else {
+        await q.query(
+          `INSERT INTO reviews (key, status, author, at_ms) SELECT k, $2, $3, $4 FROM unnest($1::text[]) AS k
+           ON CONFLICT (key) DO UPDATE SET status = excluded.status, author = excluded.author, at_ms = excluded.at_ms`,
+          [changed, wanted, author, now],
+        );
+      }
+      const before = Object.fromEntries(changed.map((k) => [k, current.get(k) ?? null]));
+      await this.#journal(q, { ...by, author, nowMs: now }, "review.set", keysTarget(changed), {
+        status: wanted,
+        before,
+      });
+      return changed.length;
+    });
+  }
+
+  /** Review status of these frames, every key given in order (unknown keys are simply unlabelled). */
+  async reviews(keys: string[]): Promise<Review[]> {
+    const wanted = [...new Set(keys)].filter(storable);
+    const found = new Map<string, Review>();
+    if (wanted.length) {
+      const r = await this.#db.query(
+        "reading review status",
+        `SELECT k AS key, r.status, r.author, r.at_ms,
+           (EXISTS (SELECT 1 FROM frame_labels fl WHERE fl.key = k)
+             OR EXISTS (SELECT 1 FROM boxes b WHERE b.key = k)) AS labelled
+         FROM unnest($1::text[]) AS k LEFT JOIN reviews r ON r.key = k`,
+        [wanted],
+      );
+      for (const row of r.rows) {
+        const key = row.key as string;
+        found.set(
+          key,
+          row.status
+            ? {
+              key,
+              status: row.status as ReviewStatus,
+              author: (row.author as string | null) ?? null,
+              atMs: Number(row.at_ms),
+            }
+            : { key, status: row.labelled ? "labelled" : "unlabelled", author: null, atMs: null },
+        );
+      }
+    }
+    return keys.map((key) => found.get(key) ?? { key, status: "unlabelled", author: null, atMs: null });
+  }
+}
+
+/** Keys in the order of the "C" collation for the characters keys use (JavaScript compares UTF-16 units). */
+function byCodeUnit(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }

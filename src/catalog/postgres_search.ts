@@ -4,17 +4,22 @@
  * page, and the per-robot summaries.
  */
 import { BadInputError } from "../errors.ts";
-import type {
-  FramePosition,
-  FrameRow,
-  HashRow,
-  RobotSummary,
-  SearchFilter,
-  SearchHit,
-  TimelineBucket,
+import { BOX_SELECT, boxesByKey, boxFromRow } from "./boxes.ts";
+import {
+  type Box,
+  type FramePosition,
+  type FrameRow,
+  type HashRow,
+  REVIEW_STATUSES,
+  type ReviewStatus,
+  type RobotSummary,
+  type SearchFilter,
+  type SearchHit,
+  type TimelineBucket,
 } from "./catalog.ts";
 import { assembleHits, robotSpans, type SpanClip } from "./hits.ts";
 import type { Queryable } from "./pg_db.ts";
+import { checkStatusFilter } from "./rules.ts";
 import { rowFromSql } from "./sqlite.ts";
 
 /** The frame columns for a SELECT on `frames f`. */
@@ -38,6 +43,24 @@ export class Params {
 export function pgRow(r: Record<string, unknown>): FrameRow {
   return rowFromSql(r);
 }
+
+/** SQL conditions on `frames f`: it has a label of its own, a box, a review row; it lies in a labelled clip. */
+const HAS_OWN_LABEL = "EXISTS (SELECT 1 FROM frame_labels fl WHERE fl.key = f.key)";
+const HAS_BOX = "EXISTS (SELECT 1 FROM boxes b WHERE b.key = f.key)";
+const REVIEWED = "EXISTS (SELECT 1 FROM reviews r WHERE r.key = f.key)";
+const IN_LABELLED_CLIP = `EXISTS (SELECT 1 FROM clips c WHERE c.robot_id = f.robot_id AND c.from_ms <= f.ts_ms
+  AND c.to_ms >= f.ts_ms AND EXISTS (SELECT 1 FROM clip_labels cl WHERE cl.clip_id = c.id))`;
+
+/**
+ * Each review status as a condition: `reviewed`/`rejected` when a person set it; otherwise `labelled` with an own
+ * label or a box (clip labels do not count: a frame in a labelled clip was not looked at), else `unlabelled`.
+ */
+const STATUS_SQL: Record<ReviewStatus, string> = {
+  reviewed: "EXISTS (SELECT 1 FROM reviews r WHERE r.key = f.key AND r.status = 'reviewed')",
+  rejected: "EXISTS (SELECT 1 FROM reviews r WHERE r.key = f.key AND r.status = 'rejected')",
+  labelled: `(NOT ${REVIEWED} AND (${HAS_OWN_LABEL} OR ${HAS_BOX}))`,
+  unlabelled: `(NOT ${REVIEWED} AND NOT ${HAS_OWN_LABEL} AND NOT ${HAS_BOX})`,
+};
 
 /** Resolves label names to ids; an unknown label is an error (a typo should not look like "no frames"). */
 async function labelIds(q: Queryable, names: string[]): Promise<number[]> {
@@ -69,9 +92,12 @@ export async function filterSql(q: Queryable, filter: SearchFilter, p: Params): 
       UNION SELECT f2.key, cl.label_id FROM clip_labels cl JOIN clips c ON c.id = cl.clip_id
         JOIN frames f2 ON f2.robot_id = c.robot_id AND f2.ts_ms >= c.from_ms AND f2.ts_ms <= c.to_ms
         WHERE cl.label_id = ANY(${list})`;
+    // A box's class is a label of its frame.
+    const matchesWithBoxes = `${matches}
+      UNION SELECT b.key, b.label_id FROM boxes b WHERE b.label_id = ANY(${list})`;
     if (filter.allLabels && ids.length > 1) {
       where.push(
-        `f.key IN (SELECT key FROM (${matches}) m GROUP BY key HAVING COUNT(DISTINCT lid) = ${
+        `f.key IN (SELECT key FROM (${matchesWithBoxes}) m GROUP BY key HAVING COUNT(DISTINCT lid) = ${
           p.add(ids.length)
         })`,
       );
@@ -80,10 +106,20 @@ export async function filterSql(q: Queryable, filter: SearchFilter, p: Params): 
       // around it), so a newest-first page walks the time index and stops after `limit` matches instead of
       // collecting every labelled frame first (1.9 s against a few ms at 10 M rows, 1 % labelled).
       where.push(`(EXISTS (SELECT 1 FROM frame_labels fl WHERE fl.key = f.key AND fl.label_id = ANY(${list}))
+        OR EXISTS (SELECT 1 FROM boxes b WHERE b.key = f.key AND b.label_id = ANY(${list}))
         OR EXISTS (SELECT 1 FROM clips c JOIN clip_labels cl ON cl.clip_id = c.id WHERE c.robot_id = f.robot_id
           AND c.from_ms <= f.ts_ms AND c.to_ms >= f.ts_ms AND cl.label_id = ANY(${list})))`);
     }
   }
+  // Status and "no label": tests per frame by its key (reviews' primary key, frame_labels' primary key, the
+  // boxes_key index, clips_robot_time), so a page in time order stops after `limit` matches.
+  if (filter.status?.length) {
+    const wanted = new Set(checkStatusFilter(filter.status));
+    if (wanted.size < REVIEW_STATUSES.length) {
+      where.push(`(${[...wanted].map((s) => STATUS_SQL[s]).join(" OR ")})`);
+    }
+  }
+  if (filter.noLabel) where.push(`(NOT ${HAS_OWN_LABEL} AND NOT ${HAS_BOX} AND NOT ${IN_LABELLED_CLIP})`);
   return where.length ? where.join(" AND ") : "TRUE";
 }
 
@@ -153,7 +189,23 @@ export async function withLabels(q: Queryable, frames: FrameRow[]): Promise<Sear
       );
     }
   }
-  return assembleHits(frames, direct, clipsOf);
+  const keys = frames.map((f) => f.key);
+  const boxes = boxesByKey(
+    (await q.query(`${BOX_SELECT} WHERE b.key = ANY($1::text[]) ORDER BY b.id`, [keys])).rows.map(boxFromRow),
+  );
+  const reviews = new Map(
+    (await q.query("SELECT key, status FROM reviews WHERE key = ANY($1::text[])", [keys])).rows.map((r) => [
+      r.key as string,
+      r.status as ReviewStatus,
+    ]),
+  );
+  return assembleHits(frames, direct, clipsOf).map((hit) => {
+    const own: Box[] = boxes.get(hit.frame.key) ?? [];
+    const labels = own.length ? [...new Set([...hit.labels, ...own.map((b) => b.label)])].sort() : hit.labels;
+    const status = reviews.get(hit.frame.key) ??
+      (hit.directLabels.length || own.length ? "labelled" : "unlabelled");
+    return { ...hit, labels, boxes: own, status };
+  });
 }
 
 export async function hashRowsPage(
