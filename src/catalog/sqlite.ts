@@ -38,9 +38,10 @@ import * as reads from "./sqlite_search.ts";
  * 1: frames. 2: labels, frame_labels, clips, clip_labels and the append-only `changes` journal (src/catalog/sqlite_labels.ts),
  * plus indexes for time-ordered search (frames_time) and "stored since" polling (frames_stored). 3: the Kafka
  * partition and offset of each frame (replay detection) and a `meta` table naming what the catalog belongs to. 4: `leases`
- * (one evictor at a time, with fencing tokens).
+ * (one evictor at a time, with fencing tokens). 5: `boxes` (classes with rectangles on frames), `reviews` (status a
+ * person set) and `label_set` (colour and hotkey of a label), and an index finding the entry that undid another.
  */
-const SCHEMA_VERSION = 4;
+const SCHEMA_VERSION = 5;
 
 /** The WAL is checkpointed every this many pages (4 KiB each) and truncated to `WAL_LIMIT_BYTES` after. */
 const WAL_CHECKPOINT_PAGES = 256;
@@ -119,8 +120,56 @@ const COLUMNS =
   "key, robot_id, ts_ms, seq, size, etag, filter, distance, hash, tier, tier_changed_ms, stored_ms, kafka_partition, " +
   "kafka_offset";
 
-/** SQL condition on `frames f`: the frame has a label of its own or lies in a labelled clip of its robot. */
+/**
+ * Version 5 (idempotent, so two processes opening a v4 catalog at once both get through). Boxes hang off frames by
+ * key, like frame_labels (a frame's row may be rebuilt by reindex and keeps them); their class is a label id, so
+ * renaming a label renames its boxes. `accepted` is 0 for a model's box until a person accepts it. A frame's review
+ * row holds only what a person set (reviewed, rejected): unlabelled and labelled are derived from its labels and
+ * boxes. `label_set` holds the optional colour and hotkey of a label (hotkeys unique). The partial index on the
+ * journal's `undoOf` lets undo find whether an entry was undone without reading the journal.
+ */
+const SCHEMA_5 = `
+  CREATE TABLE IF NOT EXISTS boxes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    label_id INTEGER NOT NULL,
+    x REAL NOT NULL,
+    y REAL NOT NULL,
+    w REAL NOT NULL CHECK (w > 0),
+    h REAL NOT NULL CHECK (h > 0),
+    unit TEXT NOT NULL CHECK (unit IN ('px', 'norm')),
+    image_w INTEGER NOT NULL CHECK (image_w > 0),
+    image_h INTEGER NOT NULL CHECK (image_h > 0),
+    confidence REAL,
+    source TEXT NOT NULL,
+    accepted INTEGER NOT NULL CHECK (accepted IN (0, 1)),
+    author TEXT,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS boxes_key ON boxes (key);
+  CREATE INDEX IF NOT EXISTS boxes_label ON boxes (label_id, key);
+  CREATE TABLE IF NOT EXISTS reviews (
+    key TEXT PRIMARY KEY,
+    status TEXT NOT NULL CHECK (status IN ('reviewed', 'rejected')),
+    author TEXT,
+    at_ms INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS label_set (
+    label_id INTEGER PRIMARY KEY,
+    color TEXT,
+    hotkey INTEGER UNIQUE CHECK (hotkey BETWEEN 1 AND 9)
+  );
+  CREATE INDEX IF NOT EXISTS changes_undo ON changes (json_extract(detail, '$.undoOf'))
+    WHERE json_extract(detail, '$.undoOf') IS NOT NULL;
+  PRAGMA user_version = 5;
+`;
+
+/**
+ * SQL condition on `frames f`: the frame has a label of its own, a box, or lies in a labelled clip of its robot.
+ */
 const PINNED = `(EXISTS (SELECT 1 FROM frame_labels fl WHERE fl.key = f.key)
+  OR EXISTS (SELECT 1 FROM boxes b WHERE b.key = f.key)
   OR EXISTS (SELECT 1 FROM clips c WHERE c.robot_id = f.robot_id AND c.from_ms <= f.ts_ms AND c.to_ms >= f.ts_ms
     AND EXISTS (SELECT 1 FROM clip_labels cl WHERE cl.clip_id = c.id)))`;
 
@@ -323,6 +372,7 @@ export class SqliteCatalog implements Catalog {
         `);
       });
     }
+    if (version < 5) this.#transaction(() => this.#db.exec(SCHEMA_5));
   }
 
   /** Version 3: Kafka partition and offset per frame, and the `meta` table (see CatalogIdentity). */
@@ -605,8 +655,8 @@ export class SqliteCatalog implements Catalog {
   }
 
   /**
-   * True when the frame is labelled: a label of its own, or inside a clip (same robot, capture time within the
-   * clip's span) that has at least one label. Eviction should keep pinned frames local as long as it can.
+   * True when the frame is labelled: a label of its own, a box, or inside a clip (same robot, capture time within
+   * the clip's span) that has at least one label. Eviction should keep pinned frames local as long as it can.
    */
   #isPinnedSync(key: string): boolean {
     return this.#db.prepare(`SELECT 1 AS pinned FROM frames f WHERE f.key = ? AND ${PINNED}`).get(key) !==
@@ -783,7 +833,11 @@ export class SqliteCatalog implements Catalog {
       );
       this.#transaction(() => {
         for (const row of rows) {
-          insert.run(...columns.map((c) => (row[c] ?? null) as string | number | null));
+          // PostgreSQL's booleans (boxes.accepted) are 0/1 here.
+          insert.run(...columns.map((c) => {
+            const v = row[c] ?? null;
+            return (typeof v === "boolean" ? Number(v) : v) as string | number | null;
+          }));
         }
       });
     });

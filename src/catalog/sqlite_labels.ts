@@ -7,13 +7,24 @@
  * including frames stored later. Searches match both. Labelled frames are "pinned": eviction prefers to archive
  * others first.
  *
- * Every change (labels added or removed, a label renamed or deleted, a clip created, updated or deleted) is one
- * row of the append-only `changes` journal with the time, the author the client gave (optional, free text) and a
- * JSON detail; triggers refuse UPDATE and DELETE on it. A change and its journal row are one transaction (the
- * work is synchronous inside node:sqlite, so nothing else runs in between).
+ * Boxes (schema v5) are classes with rectangles on frames; the class is a label (same table), so a box's class
+ * counts as a label of its frame for search and pinning, and renaming or deleting a label carries its boxes. The
+ * label set gives labels a colour and a hotkey (`label_set`); with `labels.strict` only `defineLabel` creates
+ * labels. A frame's review status is what a person set (`reviews`: reviewed, rejected) or else derived from its
+ * own labels and boxes (labelled, unlabelled).
+ *
+ * Every change (labels added or removed, a label renamed, deleted or defined, a clip created, updated or deleted,
+ * boxes added, changed or deleted, review statuses set) is one row of the append-only `changes` journal with the
+ * time, the author the client gave (optional, free text) and a JSON detail holding what undo needs
+ * (src/catalog/undo.ts); triggers refuse UPDATE and DELETE on it. A change and its journal row are one
+ * transaction (the work is synchronous inside node:sqlite, so nothing else runs in between).
  */
 import type { DatabaseSync, SQLInputValue } from "node:sqlite";
+import { BadInputError } from "../errors.ts";
 import type {
+  Box,
+  BoxInput,
+  BoxUpdate,
   Change,
   ChangeAction,
   ChangeBy,
@@ -23,24 +34,45 @@ import type {
   ClipInput,
   ClipUpdate,
   FrameSelector,
+  LabelDefinition,
   LabelInfo,
   LabelLimits,
   LabelStore,
+  Review,
 } from "./catalog.ts";
+import {
+  BOX_SELECT,
+  boxAfterUpdate,
+  boxesByKey,
+  boxFromRow,
+  checkBoxesFound,
+  checkBoxIds,
+  checkBoxInputs,
+  keysTarget,
+  unknownBox,
+} from "./boxes.ts";
+import { derivedStatus } from "./hits.ts";
 import {
   checkAuthor,
   checkClipInput,
   checkKeysFound,
   checkLabel,
+  checkReviewSet,
   checkRoom,
   checkSpanSelector,
+  checkStrict,
   clipAfterUpdate,
   clipDetail,
   DEFAULT_LABEL_LIMITS,
+  definitionAfter,
   describeTarget,
+  hotkeyTaken,
+  keysForUndo,
+  type LabelLook,
   labelsToAdd,
   labelsToRemove,
   mergeNeeded,
+  UNDO_KEY_CAP,
   uniqueKeys,
   unknownClip,
   unknownLabel,
@@ -97,16 +129,24 @@ export class SqliteLabels implements LabelStore {
   }
 
   /**
-   * Refuses, inside the write transaction, a change that would create labels beyond labels.max_distinct; labels
-   * that exist already never count.
+   * Refuses, inside the write transaction, a change that would create labels: in strict mode any (`labels.strict`:
+   * only `defineLabel` creates), else beyond labels.max_distinct. Labels that exist already never count.
    */
-  #checkRoomFor(names: string[]): void {
+  #checkRoomFor(names: string[], strict = true): void {
     const fresh = names.filter((n) => this.#labelId(n) === null);
     if (fresh.length === 0) return;
+    if (strict) checkStrict(fresh, this.#limits, () => this.#names());
     const have = Number(
       (this.#db.prepare("SELECT COUNT(*) AS n FROM labels").get() as { n: number }).n,
     );
     checkRoom(fresh, have, this.#limits);
+  }
+
+  /** Every label's name (the label set), sorted. */
+  #names(): string[] {
+    return (this.#db.prepare("SELECT name FROM labels ORDER BY name").all() as { name: string }[]).map((r) =>
+      r.name
+    );
   }
 
   /** Runs `fn` in one write transaction (or inside the caller's, when one is open). */
@@ -123,9 +163,11 @@ export class SqliteLabels implements LabelStore {
     }
   }
 
+  /** Writes the journal row of a change; an undo (`by.undoOf`) says which entry it undoes. */
   #journal(by: ChangeBy, action: ChangeAction, target: string, detail: Record<string, unknown>): void {
+    const full = by.undoOf === undefined ? detail : { ...detail, undoOf: checkUndoOf(by.undoOf) };
     this.#db.prepare("INSERT INTO changes (at_ms, author, action, target, detail) VALUES (?, ?, ?, ?, ?)")
-      .run(by.nowMs ?? this.#now(), checkAuthor(by.author), action, target, JSON.stringify(detail));
+      .run(by.nowMs ?? this.#now(), checkAuthor(by.author), action, target, JSON.stringify(full));
   }
 
   #labelId(name: string): number | null {
@@ -174,26 +216,66 @@ export class SqliteLabels implements LabelStore {
       const selector = this.#normalize(target);
       this.#checkRoomFor(names);
       let added = 0;
+      // The keys newly given each label, for undo; dropped once there are more than UNDO_KEY_CAP pairs.
+      let addedKeys: Map<string, string[]> | null = new Map();
       for (const name of names) {
         const id = this.#ensureLabel(name);
         if ("keys" in selector) {
           const insert = this.#db.prepare(
             "INSERT OR IGNORE INTO frame_labels (key, label_id, created_ms, author) VALUES (?, ?, ?, ?)",
           );
-          for (const key of selector.keys) added += Number(insert.run(key, id, now, author).changes);
+          const fresh: string[] = [];
+          for (const key of selector.keys) {
+            if (Number(insert.run(key, id, now, author).changes)) fresh.push(key);
+          }
+          added += fresh.length;
+          addedKeys?.set(name, fresh);
         } else {
+          const span = [selector.robotId, selector.fromMs, selector.toMs];
+          const missing = `FROM frames f WHERE f.robot_id = ? AND f.ts_ms >= ? AND f.ts_ms <= ?
+            AND NOT EXISTS (SELECT 1 FROM frame_labels fl WHERE fl.key = f.key AND fl.label_id = ?)`;
+          addedKeys = this.#keysForUndo(addedKeys, name, missing, [...span, id], added);
           added += Number(
             this.#db.prepare(
               `INSERT OR IGNORE INTO frame_labels (key, label_id, created_ms, author)
                SELECT key, ?, ?, ? FROM frames WHERE robot_id = ? AND ts_ms >= ? AND ts_ms <= ?`,
-            ).run(id, now, author, selector.robotId, selector.fromMs, selector.toMs).changes,
+            ).run(id, now, author, ...span).changes,
           );
         }
       }
       const { target: t, detail } = describeTarget(selector);
-      this.#journal({ author, nowMs: now }, "label.add", t, { labels: names, ...detail, added });
+      this.#journal({ ...by, author, nowMs: now }, "label.add", t, {
+        labels: names,
+        ...detail,
+        added,
+        ...undoKeys("addedKeys", addedKeys),
+      });
       return added;
     });
+  }
+
+  /**
+   * Adds to `perLabel` the keys of `from` (a FROM ... WHERE on `frames f` with its parameters) for `name`, when
+   * they keep the pairs so far (`pairs`) within UNDO_KEY_CAP; null (no keys kept) once they would not. Counts
+   * first, so a span of a million frames never loads its keys.
+   */
+  #keysForUndo(
+    perLabel: Map<string, string[]> | null,
+    name: string,
+    from: string,
+    params: SQLInputValue[],
+    pairs: number,
+  ): Map<string, string[]> | null {
+    if (perLabel === null) return null;
+    const n = Number((this.#db.prepare(`SELECT COUNT(*) AS n ${from}`).get(...params) as { n: number }).n);
+    if (pairs + n > UNDO_KEY_CAP) return null;
+    perLabel.set(
+      name,
+      (this.#db.prepare(`SELECT f.key ${from} ORDER BY f.key`).all(...params) as { key: string }[]).map((r) =>
+        r.key
+      ),
+    );
+    return perLabel;
   }
 
   /**
@@ -206,25 +288,34 @@ export class SqliteLabels implements LabelStore {
       const now = by.nowMs ?? this.#now();
       const selector = this.#normalize(target);
       let removed = 0;
+      let removedKeys: Map<string, string[]> | null = new Map();
       for (const name of names) {
         const id = this.#existingLabelId(name);
         if ("keys" in selector) {
           const del = this.#db.prepare("DELETE FROM frame_labels WHERE key = ? AND label_id = ?");
-          for (const key of selector.keys) removed += Number(del.run(key, id).changes);
+          const gone: string[] = [];
+          for (const key of selector.keys) if (Number(del.run(key, id).changes)) gone.push(key);
+          removed += gone.length;
+          removedKeys?.set(name, gone);
         } else {
+          const span = [selector.robotId, selector.fromMs, selector.toMs];
+          const having = `FROM frames f WHERE f.robot_id = ? AND f.ts_ms >= ? AND f.ts_ms <= ?
+            AND EXISTS (SELECT 1 FROM frame_labels fl WHERE fl.key = f.key AND fl.label_id = ?)`;
+          removedKeys = this.#keysForUndo(removedKeys, name, having, [...span, id], removed);
           removed += Number(
             this.#db.prepare(
               `DELETE FROM frame_labels WHERE label_id = ? AND key IN
                  (SELECT key FROM frames WHERE robot_id = ? AND ts_ms >= ? AND ts_ms <= ?)`,
-            ).run(id, selector.robotId, selector.fromMs, selector.toMs).changes,
+            ).run(id, ...span).changes,
           );
         }
       }
       const { target: t, detail } = describeTarget(selector);
-      this.#journal({ author: by.author, nowMs: now }, "label.remove", t, {
+      this.#journal({ ...by, nowMs: now }, "label.remove", t, {
         labels: names,
         ...detail,
         removed,
+        ...undoKeys("removedKeys", removedKeys),
       });
       return removed;
     });
@@ -249,38 +340,120 @@ export class SqliteLabels implements LabelStore {
         throw mergeNeeded(oldName, newName);
       }
       if (other === null) {
+        // Boxes, frames and clips refer to the label by id: they are renamed with it.
         this.#db.prepare("UPDATE labels SET name = ? WHERE id = ?").run(newName, id);
-      } else {
-        this.#db.prepare(
-          "INSERT OR IGNORE INTO frame_labels (key, label_id, created_ms, author) " +
-            "SELECT key, ?, created_ms, author FROM frame_labels WHERE label_id = ?",
-        ).run(other, id);
-        this.#db.prepare(
-          "INSERT OR IGNORE INTO clip_labels (clip_id, label_id) SELECT clip_id, ? FROM clip_labels WHERE label_id = ?",
-        ).run(other, id);
-        this.#deleteLabelRows(id);
+        this.#journal(by, "label.rename", `label:${oldName}`, { from: oldName, to: newName, merged: false });
+        return;
       }
+      // What undo needs to split the labels again (frames and clips that had the old one, and those that had
+      // both), taken before the rows move.
+      const undo = this.#mergeUndo(id, other);
+      this.#db.prepare(
+        "INSERT OR IGNORE INTO frame_labels (key, label_id, created_ms, author) " +
+          "SELECT key, ?, created_ms, author FROM frame_labels WHERE label_id = ?",
+      ).run(other, id);
+      this.#db.prepare(
+        "INSERT OR IGNORE INTO clip_labels (clip_id, label_id) SELECT clip_id, ? FROM clip_labels WHERE label_id = ?",
+      ).run(other, id);
+      this.#db.prepare("UPDATE boxes SET label_id = ? WHERE label_id = ?").run(other, id);
+      this.#deleteLabelRows(id);
       this.#journal(by, "label.rename", `label:${oldName}`, {
         from: oldName,
         to: newName,
-        merged: other !== null,
+        merged: true,
+        ...undo,
       });
     });
   }
 
-  #deleteLabelRows(id: number): { frames: number; clips: number } {
-    const frames = Number(this.#db.prepare("DELETE FROM frame_labels WHERE label_id = ?").run(id).changes);
-    const clips = Number(this.#db.prepare("DELETE FROM clip_labels WHERE label_id = ?").run(id).changes);
-    this.#db.prepare("DELETE FROM labels WHERE id = ?").run(id);
-    return { frames, clips };
+  /**
+   * The undo data of merging label `id` into `other`: frames (in the catalog) and clips with the old label, those
+   * with both, the boxes that move, and the old label's colour and hotkey. Keys are left out (undo refuses) when
+   * there are more than UNDO_KEY_CAP.
+   */
+  #mergeUndo(id: number, other: number): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    const old = "FROM frame_labels fl JOIN frames f ON f.key = fl.key WHERE fl.label_id = ?";
+    const both = `${old} AND EXISTS (SELECT 1 FROM frame_labels o WHERE o.key = fl.key AND o.label_id = ?)`;
+    const count = Number((this.#db.prepare(`SELECT COUNT(*) AS n ${old}`).get(id) as { n: number }).n);
+    if (count <= UNDO_KEY_CAP) {
+      out.oldKeys = this.#column(`SELECT fl.key AS v ${old} ORDER BY fl.key`, [id]);
+      out.bothKeys = this.#column(`SELECT fl.key AS v ${both} ORDER BY fl.key`, [id, other]);
+    }
+    out.oldClips = this.#column("SELECT clip_id AS v FROM clip_labels WHERE label_id = ? ORDER BY clip_id", [
+      id,
+    ])
+      .map(Number);
+    out.bothClips = this.#column(
+      `SELECT clip_id AS v FROM clip_labels cl WHERE label_id = ? AND EXISTS
+         (SELECT 1 FROM clip_labels o WHERE o.clip_id = cl.clip_id AND o.label_id = ?) ORDER BY clip_id`,
+      [id, other],
+    ).map(Number);
+    const boxes = Number(
+      (this.#db.prepare("SELECT COUNT(*) AS n FROM boxes WHERE label_id = ?").get(id) as { n: number }).n,
+    );
+    if (boxes <= UNDO_KEY_CAP) {
+      out.oldBoxes = this.#column("SELECT id AS v FROM boxes WHERE label_id = ? ORDER BY id", [id]).map(
+        Number,
+      );
+    }
+    out.definition = this.#look(id);
+    return out;
   }
 
-  /** Deletes a label from every frame and clip. */
+  /** The first column (`v`) of a query's rows. */
+  #column(sql: string, params: SQLInputValue[]): unknown[] {
+    return (this.#db.prepare(sql).all(...params) as { v: unknown }[]).map((r) => r.v);
+  }
+
+  /** A label's colour and hotkey (both null when it has none). */
+  #look(id: number): LabelLook {
+    const r = this.#db.prepare("SELECT color, hotkey FROM label_set WHERE label_id = ?").get(id) as
+      | { color: string | null; hotkey: number | null }
+      | undefined;
+    return {
+      color: r?.color ?? null,
+      hotkey: r?.hotkey === null || r?.hotkey === undefined ? null : Number(r.hotkey),
+    };
+  }
+
+  #deleteLabelRows(id: number): { frames: number; clips: number; boxes: number } {
+    const frames = Number(this.#db.prepare("DELETE FROM frame_labels WHERE label_id = ?").run(id).changes);
+    const clips = Number(this.#db.prepare("DELETE FROM clip_labels WHERE label_id = ?").run(id).changes);
+    const boxes = Number(this.#db.prepare("DELETE FROM boxes WHERE label_id = ?").run(id).changes);
+    this.#db.prepare("DELETE FROM label_set WHERE label_id = ?").run(id);
+    this.#db.prepare("DELETE FROM labels WHERE id = ?").run(id);
+    return { frames, clips, boxes };
+  }
+
+  /** Deletes a label from every frame and clip, with its boxes. */
   #deleteLabel(name: string, by: ChangeBy = {}): { frames: number; clips: number } {
     return this.#tx(() => {
-      const counts = this.#deleteLabelRows(this.#existingLabelId(name));
-      this.#journal(by, "label.delete", `label:${name}`, { name, ...counts });
-      return counts;
+      const id = this.#existingLabelId(name);
+      // What undo needs to put it all back, read before it goes (keys and boxes within UNDO_KEY_CAP).
+      const undo: Record<string, unknown> = {};
+      const withIt = "FROM frame_labels fl JOIN frames f ON f.key = fl.key WHERE fl.label_id = ?";
+      if (
+        Number((this.#db.prepare(`SELECT COUNT(*) AS n ${withIt}`).get(id) as { n: number }).n) <=
+          UNDO_KEY_CAP
+      ) {
+        undo.keys = this.#column(`SELECT fl.key AS v ${withIt} ORDER BY fl.key`, [id]);
+      }
+      undo.clipIds = this.#column(
+        "SELECT clip_id AS v FROM clip_labels WHERE label_id = ? ORDER BY clip_id",
+        [id],
+      )
+        .map(Number);
+      const boxCount = Number(
+        (this.#db.prepare("SELECT COUNT(*) AS n FROM boxes WHERE label_id = ?").get(id) as { n: number }).n,
+      );
+      if (boxCount <= UNDO_KEY_CAP) {
+        undo.deletedBoxes = this.#boxesWhere("b.label_id = ?", [id]);
+      }
+      undo.definition = this.#look(id);
+      const { frames, clips, boxes } = this.#deleteLabelRows(id);
+      this.#journal(by, "label.delete", `label:${name}`, { name, frames, clips, boxes, ...undo });
+      return { frames, clips };
     });
   }
 
@@ -288,17 +461,30 @@ export class SqliteLabels implements LabelStore {
    * Every label with its number of directly labelled frames in the catalog and of clips, by name. (Labels of a
    * frame whose row is removed stay, unseen, and come back with the row, e.g. after a reindex.)
    */
-  #list(): LabelInfo[] {
+  #list(where = "1", params: SQLInputValue[] = []): LabelInfo[] {
     return (this.#db.prepare(
       `SELECT l.id, l.name,
          (SELECT COUNT(*) FROM frame_labels fl JOIN frames f ON f.key = fl.key WHERE fl.label_id = l.id) AS frames,
-         (SELECT COUNT(*) FROM clip_labels cl WHERE cl.label_id = l.id) AS clips
-       FROM labels l ORDER BY l.name`,
-    ).all() as { id: number; name: string; frames: number; clips: number }[]).map((r) => ({
+         (SELECT COUNT(*) FROM clip_labels cl WHERE cl.label_id = l.id) AS clips,
+         (SELECT COUNT(*) FROM boxes b WHERE b.label_id = l.id) AS boxes,
+         s.color, s.hotkey
+       FROM labels l LEFT JOIN label_set s ON s.label_id = l.id WHERE ${where} ORDER BY l.name`,
+    ).all(...params) as {
+      id: number;
+      name: string;
+      frames: number;
+      clips: number;
+      boxes: number;
+      color: string | null;
+      hotkey: number | null;
+    }[]).map((r) => ({
       id: Number(r.id),
       name: r.name,
       frames: Number(r.frames),
       clips: Number(r.clips),
+      boxes: Number(r.boxes),
+      color: r.color ?? null,
+      hotkey: r.hotkey === null || r.hotkey === undefined ? null : Number(r.hotkey),
     }));
   }
 
@@ -425,10 +611,18 @@ export class SqliteLabels implements LabelStore {
       params.push(filter.sinceMs);
     }
     params.push(filter.limit ?? 100);
-    const sql = `SELECT id, at_ms, author, action, target, detail FROM changes${
-      where.length ? ` WHERE ${where.join(" AND ")}` : ""
-    } ORDER BY id ${filter.newest ? "DESC" : "ASC"} LIMIT ?`;
-    return (this.#db.prepare(sql).all(...params) as {
+    return this.#changesWhere(
+      where.length ? where.join(" AND ") : "1",
+      params,
+      `ORDER BY id ${filter.newest ? "DESC" : "ASC"} LIMIT ?`,
+    );
+  }
+
+  /** Journal rows matching a condition, with an ORDER BY / LIMIT tail. */
+  #changesWhere(where: string, params: SQLInputValue[], tail: string): Change[] {
+    return (this.#db.prepare(
+      `SELECT id, at_ms, author, action, target, detail FROM changes WHERE ${where} ${tail}`,
+    ).all(...params) as {
       id: number;
       at_ms: number;
       author: string | null;
@@ -443,6 +637,275 @@ export class SqliteLabels implements LabelStore {
       target: r.target,
       detail: JSON.parse(r.detail),
     }));
+  }
+
+  /** One journal row; null when there is none with that id. */
+  #change(id: number): Change | null {
+    if (!Number.isSafeInteger(id)) return null;
+    return this.#changesWhere("id = ?", [id], "LIMIT 1")[0] ?? null;
+  }
+
+  /** The first entry that undid entry `id` (found through the changes_undo index); null when none did. */
+  #undoneBy(id: number): Change | null {
+    if (!Number.isSafeInteger(id)) return null;
+    return this.#changesWhere("json_extract(detail, '$.undoOf') = ?", [id], "ORDER BY id LIMIT 1")[0] ?? null;
+  }
+
+  // ---------------------------------------------------------------------------------------------- the label set
+
+  /**
+   * Creates the label when new (also in strict mode: this is how the set grows; it counts against
+   * labels.max_distinct) and sets its colour and hotkey. A hotkey another label holds is refused, naming it.
+   * Nothing is journalled when an existing label's look stays the same.
+   */
+  #defineLabel(name: string, definition: LabelDefinition, by: ChangeBy = {}): LabelInfo {
+    return this.#tx(() => {
+      let id = this.#labelId(name);
+      const created = id === null;
+      const before = created ? null : this.#look(id!);
+      const after = definitionAfter(before ?? { color: null, hotkey: null }, definition);
+      if (created) {
+        checkLabel(name);
+        this.#checkRoomFor([name], false);
+        id = this.#ensureLabel(name);
+      }
+      if (after.hotkey !== null) {
+        const holder = this.#db.prepare(
+          "SELECT l.name FROM label_set s JOIN labels l ON l.id = s.label_id WHERE s.hotkey = ? AND s.label_id <> ?",
+        ).get(after.hotkey, id) as { name: string } | undefined;
+        if (holder) throw hotkeyTaken(after.hotkey, holder.name);
+      }
+      const same = before !== null && before.color === after.color && before.hotkey === after.hotkey;
+      if (!same) {
+        if (after.color === null && after.hotkey === null) {
+          this.#db.prepare("DELETE FROM label_set WHERE label_id = ?").run(id);
+        } else {
+          this.#db.prepare(
+            `INSERT INTO label_set (label_id, color, hotkey) VALUES (?, ?, ?)
+             ON CONFLICT(label_id) DO UPDATE SET color = excluded.color, hotkey = excluded.hotkey`,
+          ).run(id, after.color, after.hotkey);
+        }
+        this.#journal(by, "label.define", `label:${name}`, { name, created, before, after });
+      }
+      return this.#list("l.id = ?", [id])[0];
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------- boxes
+
+  /** Boxes matching a condition on `boxes b`, in id order. */
+  #boxesWhere(where: string, params: SQLInputValue[]): Box[] {
+    return (this.#db.prepare(`${BOX_SELECT} WHERE ${where} ORDER BY b.id`).all(...params) as Record<
+      string,
+      unknown
+    >[]).map(boxFromRow);
+  }
+
+  /** Boxes by id (chunked), in id order; refuses ids that are not there. */
+  #boxesById(ids: number[]): Box[] {
+    const out: Box[] = [];
+    for (let i = 0; i < ids.length; i += CHUNK) {
+      const part = ids.slice(i, i + CHUNK);
+      out.push(...this.#boxesWhere(`b.id IN (${part.map(() => "?").join(",")})`, part));
+    }
+    checkBoxesFound(ids, new Set(out.map((b) => b.id)));
+    return out.sort((a, b) => a.id - b.id);
+  }
+
+  /**
+   * Adds boxes to frames in the catalog (unknown keys refused). Their classes are created when new, unless
+   * strict; a model's boxes start unaccepted. One journal entry with the boxes as stored.
+   */
+  #addBoxes(inputs: BoxInput[], by: ChangeBy = {}): Box[] {
+    const boxes = checkBoxInputs(inputs);
+    const author = checkAuthor(by.author);
+    return this.#tx(() => {
+      const now = by.nowMs ?? this.#now();
+      this.#checkKeys(boxes.map((b) => b.key));
+      this.#checkRoomFor([...new Set(boxes.map((b) => b.label))]);
+      const insert = this.#db.prepare(
+        `INSERT INTO boxes (key, label_id, x, y, w, h, unit, image_w, image_h, confidence, source, accepted, author,
+           created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      const ids = boxes.map((b) =>
+        Number(
+          insert.run(
+            b.key,
+            this.#ensureLabel(b.label),
+            b.x,
+            b.y,
+            b.w,
+            b.h,
+            b.unit,
+            b.imageWidth,
+            b.imageHeight,
+            b.confidence,
+            b.source,
+            b.accepted ? 1 : 0,
+            author,
+            now,
+            now,
+          ).lastInsertRowid,
+        )
+      );
+      const stored = this.#boxesById(ids);
+      this.#journal({ ...by, author, nowMs: now }, "box.add", keysTarget(stored.map((b) => b.key)), {
+        boxes: stored,
+      });
+      return stored;
+    });
+  }
+
+  /** Changes a box's class (created when new, unless strict), rectangle or acceptance; refuses an unknown id. */
+  #updateBox(id: number, update: BoxUpdate, by: ChangeBy = {}): Box {
+    return this.#tx(() => {
+      const before = Number.isSafeInteger(id) ? this.#boxesWhere("b.id = ?", [id])[0] : undefined;
+      if (!before) throw unknownBox(id);
+      const next = boxAfterUpdate(before, update);
+      this.#checkRoomFor([next.label]);
+      const now = by.nowMs ?? this.#now();
+      this.#db.prepare(
+        "UPDATE boxes SET label_id = ?, x = ?, y = ?, w = ?, h = ?, unit = ?, accepted = ?, updated_ms = ? WHERE id = ?",
+      ).run(
+        this.#ensureLabel(next.label),
+        next.x,
+        next.y,
+        next.w,
+        next.h,
+        next.unit,
+        next.accepted ? 1 : 0,
+        now,
+        id,
+      );
+      const after = this.#boxesWhere("b.id = ?", [id])[0];
+      this.#journal({ ...by, nowMs: now }, "box.update", before.key, { before: [before], after: [after] });
+      return after;
+    });
+  }
+
+  /** Deletes boxes by id (all there, or nothing happens); returns how many. */
+  #deleteBoxes(ids: number[], by: ChangeBy = {}): number {
+    const unique = checkBoxIds(ids);
+    return this.#tx(() => {
+      const boxes = this.#boxesById(unique);
+      const del = this.#db.prepare("DELETE FROM boxes WHERE id = ?");
+      for (const b of boxes) del.run(b.id);
+      this.#journal(by, "box.delete", keysTarget(boxes.map((b) => b.key)), { boxes });
+      return boxes.length;
+    });
+  }
+
+  /** Accepts boxes by id, or all unaccepted boxes of a frame; returns how many were not accepted before. */
+  #acceptBoxes(target: { ids: number[] } | { key: string }, by: ChangeBy = {}): number {
+    if (typeof target !== "object" || target === null) throw new BadInputError("give box ids or a frame key");
+    const ids = "ids" in target ? checkBoxIds(target.ids) : null;
+    return this.#tx(() => {
+      let before: Box[];
+      if (ids) before = this.#boxesById(ids).filter((b) => !b.accepted);
+      else {
+        const [key] = this.#checkKeys([(target as { key: string }).key]);
+        before = this.#boxesWhere("b.key = ? AND b.accepted = 0", [key]);
+      }
+      if (before.length === 0) return 0;
+      const now = by.nowMs ?? this.#now();
+      const accept = this.#db.prepare("UPDATE boxes SET accepted = 1, updated_ms = ? WHERE id = ?");
+      for (const b of before) accept.run(now, b.id);
+      const after = this.#boxesById(before.map((b) => b.id));
+      this.#journal({ ...by, nowMs: now }, "box.update", keysTarget(before.map((b) => b.key)), {
+        before,
+        after,
+      });
+      return before.length;
+    });
+  }
+
+  /** Boxes of these frames, by key (frames without boxes left out), each frame's in id order. */
+  #boxesOf(keys: string[]): Map<string, Box[]> {
+    const unique = [...new Set(keys)];
+    const boxes: Box[] = [];
+    for (let i = 0; i < unique.length; i += CHUNK) {
+      const part = unique.slice(i, i + CHUNK);
+      boxes.push(...this.#boxesWhere(`b.key IN (${part.map(() => "?").join(",")})`, part));
+    }
+    return boxesByKey(boxes);
+  }
+
+  // ---------------------------------------------------------------------------------------------- review
+
+  /** What a person set on these frames (keys without a review row left out). */
+  #setStatuses(
+    keys: string[],
+  ): Map<string, { status: "reviewed" | "rejected"; author: string | null; atMs: number }> {
+    const out = new Map<string, { status: "reviewed" | "rejected"; author: string | null; atMs: number }>();
+    for (let i = 0; i < keys.length; i += CHUNK) {
+      const part = keys.slice(i, i + CHUNK);
+      for (
+        const r of this.#db.prepare(
+          `SELECT key, status, author, at_ms FROM reviews WHERE key IN (${part.map(() => "?").join(",")})`,
+        ).all(...part) as {
+          key: string;
+          status: "reviewed" | "rejected";
+          author: string | null;
+          at_ms: number;
+        }[]
+      ) out.set(r.key, { status: r.status, author: r.author, atMs: Number(r.at_ms) });
+    }
+    return out;
+  }
+
+  /**
+   * Sets reviewed/rejected on frames in the catalog, or clears it (null). Frames already in that state are left
+   * as they are (their author and time stay); one journal entry lists the others with their state before.
+   */
+  #setReview(keys: string[], status: "reviewed" | "rejected" | null, by: ChangeBy = {}): number {
+    const next = checkReviewSet(status);
+    const author = checkAuthor(by.author);
+    return this.#tx(() => {
+      const unique = this.#checkKeys(keys);
+      const now = by.nowMs ?? this.#now();
+      const current = this.#setStatuses(unique);
+      const before: Record<string, "reviewed" | "rejected" | null> = {};
+      for (const key of unique) {
+        const was = current.get(key)?.status ?? null;
+        if (was !== next) before[key] = was;
+      }
+      const changed = Object.keys(before);
+      if (changed.length === 0) return 0;
+      const write = next === null ? this.#db.prepare("DELETE FROM reviews WHERE key = ?") : this.#db.prepare(
+        `INSERT INTO reviews (key, status, author, at_ms) VALUES (?, ?, ?, ?)
+           ON CONFLICT(key) DO UPDATE SET status = excluded.status, author = excluded.author, at_ms = excluded.at_ms`,
+      );
+      for (const key of changed) {
+        if (next === null) write.run(key);
+        else write.run(key, next, author, now);
+      }
+      this.#journal({ ...by, author, nowMs: now }, "review.set", keysTarget(changed), {
+        status: next,
+        before,
+      });
+      return changed.length;
+    });
+  }
+
+  /** Review status of these frames, every key in order (derived for frames no person reviewed). */
+  #reviews(keys: string[]): Review[] {
+    const unique = [...new Set(keys)];
+    const set = this.#setStatuses(unique);
+    const own = new Map<string, number>();
+    for (let i = 0; i < unique.length; i += CHUNK) {
+      const part = unique.slice(i, i + CHUNK);
+      const marks = part.map(() => "?").join(",");
+      for (
+        const r of this.#db.prepare(
+          `SELECT key FROM frame_labels WHERE key IN (${marks}) UNION SELECT key FROM boxes WHERE key IN (${marks})`,
+        ).all(...part, ...part) as { key: string }[]
+      ) own.set(r.key, 1);
+    }
+    return keys.map((key) => {
+      const s = set.get(key);
+      if (s) return { key, status: s.status, author: s.author, atMs: s.atMs };
+      return { key, status: derivedStatus(null, own.get(key) ?? 0, 0), author: null, atMs: null };
+    });
   }
 
   // The contract's methods. The work is synchronous (node:sqlite), so each change with its journal row is one
@@ -498,6 +961,52 @@ export class SqliteLabels implements LabelStore {
   changes(filter: ChangeFilter = {}): Promise<Change[]> {
     return run(() => this.#changes(filter));
   }
+  change(id: number): Promise<Change | null> {
+    return run(() => this.#change(id));
+  }
+  undoneBy(id: number): Promise<Change | null> {
+    return run(() => this.#undoneBy(id));
+  }
+  defineLabel(name: string, definition: LabelDefinition, by: ChangeBy = {}): Promise<LabelInfo> {
+    return run(() => this.#defineLabel(name, definition, by));
+  }
+  addBoxes(boxes: BoxInput[], by: ChangeBy = {}): Promise<Box[]> {
+    return run(() => this.#addBoxes(boxes, by));
+  }
+  updateBox(id: number, update: BoxUpdate, by: ChangeBy = {}): Promise<Box> {
+    return run(() => this.#updateBox(id, update, by));
+  }
+  deleteBoxes(ids: number[], by: ChangeBy = {}): Promise<number> {
+    return run(() => this.#deleteBoxes(ids, by));
+  }
+  acceptBoxes(target: { ids: number[] } | { key: string }, by: ChangeBy = {}): Promise<number> {
+    return run(() => this.#acceptBoxes(target, by));
+  }
+  getBox(id: number): Promise<Box | null> {
+    return run(() => (Number.isSafeInteger(id) ? this.#boxesWhere("b.id = ?", [id])[0] ?? null : null));
+  }
+  boxesOf(keys: string[]): Promise<Map<string, Box[]>> {
+    return run(() => this.#boxesOf(keys));
+  }
+  setReview(keys: string[], status: "reviewed" | "rejected" | null, by: ChangeBy = {}): Promise<number> {
+    return run(() => this.#setReview(keys, status, by));
+  }
+  reviews(keys: string[]): Promise<Review[]> {
+    return run(() => this.#reviews(keys));
+  }
+}
+
+/** The `undoOf` of a change: the id of a journal entry. */
+function checkUndoOf(id: number): number {
+  if (!Number.isSafeInteger(id) || id <= 0) throw new BadInputError(`undoOf ${id} is not a journal entry id`);
+  return id;
+}
+
+/** `{[field]: keys per label}` for a journal detail, or nothing when the keys were over UNDO_KEY_CAP. */
+function undoKeys(field: string, perLabel: Map<string, string[]> | null): Record<string, unknown> {
+  if (perLabel === null) return {};
+  const keys = keysForUndo(perLabel);
+  return keys === undefined ? {} : { [field]: keys };
 }
 
 /** A synchronous call as a promise: its throw becomes the rejection. */

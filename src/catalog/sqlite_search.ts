@@ -4,16 +4,21 @@
  */
 import type { DatabaseSync, SQLInputValue } from "node:sqlite";
 import { BadInputError } from "../errors.ts";
-import type {
-  FramePosition,
-  FrameRow,
-  HashRow,
-  RobotSummary,
-  SearchFilter,
-  SearchHit,
-  TimelineBucket,
+import {
+  type Box,
+  type FramePosition,
+  type FrameRow,
+  type HashRow,
+  REVIEW_STATUSES,
+  type ReviewStatus,
+  type RobotSummary,
+  type SearchFilter,
+  type SearchHit,
+  type TimelineBucket,
 } from "./catalog.ts";
+import { BOX_SELECT, boxesByKey, boxFromRow } from "./boxes.ts";
 import { assembleHits, robotSpans, type SpanClip } from "./hits.ts";
+import { checkStatusFilter } from "./rules.ts";
 import { frameColumns, rowFromSql } from "./sqlite.ts";
 
 /** Resolves label names to ids; an unknown label is an error (a typo should not look like "no frames"). */
@@ -58,25 +63,52 @@ export function filterSql(
     const list = ids.map(() => "?").join(", ");
     // The set of (frame, label) matches is built from the label side (direct rows, then clips expanded to the
     // frames of their span), which stays small when labels are sparse, as hand-made labels are.
+    // A box's class is a label of its frame, like its own labels.
     const matches =
       `SELECT fl.key AS key, fl.label_id AS lid FROM frame_labels fl WHERE fl.label_id IN (${list})
+      UNION SELECT b.key, b.label_id FROM boxes b WHERE b.label_id IN (${list})
       UNION SELECT f2.key, cl.label_id FROM clip_labels cl JOIN clips c ON c.id = cl.clip_id
         JOIN frames f2 ON f2.robot_id = c.robot_id AND f2.ts_ms >= c.from_ms AND f2.ts_ms <= c.to_ms
         WHERE cl.label_id IN (${list})`;
     if (filter.allLabels && ids.length > 1) {
       where.push(`f.key IN (SELECT key FROM (${matches}) GROUP BY key HAVING COUNT(DISTINCT lid) = ?)`);
-      params.push(...ids, ...ids, ids.length);
+      params.push(...ids, ...ids, ...ids, ids.length);
     } else {
       // Any of the labels: a test per frame, so a newest-first page walks the time index and stops after
       // `limit` matches instead of collecting every labelled frame first (see postgres_search.ts).
       where.push(`(EXISTS (SELECT 1 FROM frame_labels fl WHERE fl.key = f.key AND fl.label_id IN (${list}))
+        OR EXISTS (SELECT 1 FROM boxes b WHERE b.key = f.key AND b.label_id IN (${list}))
         OR EXISTS (SELECT 1 FROM clips c JOIN clip_labels cl ON cl.clip_id = c.id WHERE c.robot_id = f.robot_id
           AND c.from_ms <= f.ts_ms AND c.to_ms >= f.ts_ms AND cl.label_id IN (${list})))`);
-      params.push(...ids, ...ids);
+      params.push(...ids, ...ids, ...ids);
     }
   }
+  if (filter.status?.length) {
+    // Tests per frame on primary keys and the boxes_key index, like the labels filter: a page stops early.
+    const statuses = checkStatusFilter(filter.status);
+    if (statuses.length < REVIEW_STATUSES.length) {
+      where.push(`(${statuses.map((s) => STATUS_SQL[s]).join(" OR ")})`);
+    }
+  }
+  if (filter.noLabel) where.push(NO_LABEL_SQL);
   return { where: where.length ? where.join(" AND ") : "1", params };
 }
+
+/** SQL conditions on `frames f`: the frame has a label of its own or a box. */
+const HAS_OWN = `(EXISTS (SELECT 1 FROM frame_labels fl WHERE fl.key = f.key)
+  OR EXISTS (SELECT 1 FROM boxes b WHERE b.key = f.key))`;
+
+/** One SQL condition on `frames f` per review status (see `derivedStatus` in hits.ts). */
+const STATUS_SQL: Record<ReviewStatus, string> = {
+  reviewed: "EXISTS (SELECT 1 FROM reviews r WHERE r.key = f.key AND r.status = 'reviewed')",
+  rejected: "EXISTS (SELECT 1 FROM reviews r WHERE r.key = f.key AND r.status = 'rejected')",
+  labelled: `(NOT EXISTS (SELECT 1 FROM reviews r WHERE r.key = f.key) AND ${HAS_OWN})`,
+  unlabelled: `(NOT EXISTS (SELECT 1 FROM reviews r WHERE r.key = f.key) AND NOT ${HAS_OWN})`,
+};
+
+/** SQL condition on `frames f`: no label of its own, no box, and in no labelled clip of its robot. */
+const NO_LABEL_SQL = `(NOT ${HAS_OWN} AND NOT EXISTS (SELECT 1 FROM clips c WHERE c.robot_id = f.robot_id
+  AND c.from_ms <= f.ts_ms AND c.to_ms >= f.ts_ms AND EXISTS (SELECT 1 FROM clip_labels cl WHERE cl.clip_id = c.id)))`;
 
 /** Frames matching `filter` in capture order, strictly after `after` in that order. */
 export function findFrames(
@@ -105,21 +137,33 @@ export function countFrames(db: DatabaseSync, filter: SearchFilter): number {
   return Number(r.n);
 }
 
-/** Adds each frame's labels (own and via clips) and clips. */
+/** Adds each frame's labels (own, its boxes' classes and via clips), clips, boxes and review status. */
 export function withLabels(db: DatabaseSync, frames: FrameRow[]): SearchHit[] {
   if (frames.length === 0) return [];
   const direct = new Map<string, string[]>();
+  const boxes: Box[] = [];
+  const reviewed = new Map<string, "reviewed" | "rejected">();
   for (let i = 0; i < frames.length; i += 500) {
     const part = frames.slice(i, i + 500).map((f) => f.key);
+    const marks = part.map(() => "?").join(", ");
     const rows = db.prepare(
       `SELECT fl.key, l.name FROM frame_labels fl JOIN labels l ON l.id = fl.label_id
-       WHERE fl.key IN (${part.map(() => "?").join(", ")}) ORDER BY l.name`,
+       WHERE fl.key IN (${marks}) ORDER BY l.name`,
     ).all(...part) as { key: string; name: string }[];
     for (const r of rows) {
       const list = direct.get(r.key);
       if (list) list.push(r.name);
       else direct.set(r.key, [r.name]);
     }
+    for (const r of db.prepare(`${BOX_SELECT} WHERE b.key IN (${marks})`).all(...part)) {
+      boxes.push(boxFromRow(r as Record<string, unknown>));
+    }
+    for (
+      const r of db.prepare(`SELECT key, status FROM reviews WHERE key IN (${marks})`).all(...part) as {
+        key: string;
+        status: "reviewed" | "rejected";
+      }[]
+    ) reviewed.set(r.key, r.status);
   }
   // Clips overlapping each robot's span on this page, matched to frames here.
   const spans = robotSpans(frames);
@@ -149,7 +193,7 @@ export function withLabels(db: DatabaseSync, frames: FrameRow[]): SearchHit[] {
       );
     }
   }
-  return assembleHits(frames, direct, clipsOf);
+  return assembleHits(frames, direct, clipsOf, boxesByKey(boxes), reviewed);
 }
 
 /** Rows with a hash (the similar-frame index's feed), in pages so no statement stays open across awaits. */

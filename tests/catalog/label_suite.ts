@@ -230,18 +230,34 @@ export function labelSuite(
     assert.equal(log[0].atMs, T0 + 10_000_000, "the time of the change");
     assert.equal(log[3].atMs, 42);
     assert.ok(log.every((c, i) => i === 0 || c.id > log[i - 1].id));
-    assert.deepEqual(log[1].detail, { labels: ["door"], keys: [r1[1].key, r1[2].key], added: 2 });
+    assert.deepEqual(log[1].detail, {
+      labels: ["door"],
+      keys: [r1[1].key, r1[2].key],
+      added: 2,
+      addedKeys: { door: [r1[1].key, r1[2].key] },
+    });
     assert.deepEqual(log[2].detail, {
       labels: ["pair"],
       robot: "r1",
       from: new Date(T0).toISOString(),
       to: new Date(T0 + 1000).toISOString(),
       added: 2,
+      addedKeys: { pair: [r1[0].key, r1[1].key] },
     });
+    assert.deepEqual(log[3].detail, { labels: ["door"], removed: 1, removedKeys: { door: [r1[0].key] } });
     assert.deepEqual(log[4].detail, { from: "pair", to: "two", merged: false });
     assert.equal((log[6].detail.before as { note: string }).note, "");
     assert.equal((log[6].detail.after as { note: string }).note, "n");
-    assert.deepEqual(log[8].detail, { name: "two", frames: 2, clips: 0 });
+    assert.deepEqual(log[8].detail, {
+      name: "two",
+      frames: 2,
+      clips: 0,
+      boxes: 0,
+      keys: [r1[0].key, r1[1].key],
+      clipIds: [],
+      deletedBoxes: [],
+      definition: { color: null, hotkey: null },
+    });
     assert.deepEqual((await labels.changes({ target: `clip:${clip.id}` })).map((c) => c.action), [
       "clip.create",
       "clip.update",
