@@ -5,6 +5,7 @@
 
 import { api, frameUrl } from "./api.js";
 import { clear, fmtClock, fmtCount, h, labelChips, toast } from "./dom.js";
+import { thumbBoxes } from "./boxes.js";
 
 const day = (ms) => new Date(ms).toISOString().slice(0, 10);
 
@@ -127,6 +128,7 @@ export class Gallery {
         onerror: (e) =>
           e.target.replaceWith(h("div.noimg", { title: "no store holds this frame" }, "no image")),
       }),
+      thumbBoxes(f),
       h(
         "figcaption",
         {},

@@ -1,12 +1,54 @@
-// One frame: the full image, its metadata and labels (add with the box, `l` focuses it; remove with ×), the
-// frames that look most like it, and the robot's previous/next frame (arrow keys).
+// One frame: the full image with its boxes (drawn, moved, resized, classed and accepted with the mouse or the
+// keyboard: see web/boxes.js), its review status, its whole-frame labels (add with the box, `l` focuses it;
+// remove with ×), metadata, the frames that look most like it, and the robot's previous/next frame (←/→).
+// A frame opened from a search keeps that search in its URL, so `n` goes to the next frame to do in it.
 
 import { api, frameUrl } from "../api.js";
 import { attempt, clear, fmtBytes, fmtTime, h, labelChips, toast } from "../dom.js";
+import { BoxEditor, classColor, classOfHotkey, loadLabelSet } from "../boxes.js";
 
-const open = (key) => (location.hash = `#/frame/${encodeURIComponent(key)}`);
+/** The search parameters a frame page carries along (those of GET /api/frames, and `want`). */
+const CONTEXT = ["robot", "from", "to", "label", "all_labels", "tier", "status", "nolabel", "order", "want"];
+const CLASS_KEY = "frame-bucket.box-class";
 
-export async function frameView(root, { parts }) {
+/**
+ * `#/frame/KEY?…` for a frame opened from a search: the search's filter and order ride along (an object of
+ * GET /api/frames parameters, arrays repeated, or URLSearchParams), so the frame page's `n` finds the next frame
+ * to do in that same search and ←/→ keep it.
+ */
+export function frameHref(key, search = {}) {
+  const q = new URLSearchParams();
+  const pairs = search instanceof URLSearchParams
+    ? [...search]
+    : Object.entries(search).flatMap(([name, v]) => (Array.isArray(v) ? v : [v]).map((x) => [name, x]));
+  for (const [name, v] of pairs) {
+    if (CONTEXT.includes(name) && v !== undefined && v !== null && v !== "" && v !== false) {
+      q.append(name, String(v));
+    }
+  }
+  const text = q.toString();
+  return `#/frame/${encodeURIComponent(key)}${text ? `?${text}` : ""}`;
+}
+
+/**
+ * What `n` looks for: the URL's `want`, else "review" when the search asks for labelled frames (a review
+ * search), else "unlabelled".
+ */
+function wantOf(params) {
+  const want = params.get("want");
+  if (want === "review" || want === "unlabelled") return want;
+  const status = params.getAll("status").flatMap((s) => s.split(","));
+  return status.includes("labelled") && !status.includes("unlabelled") ? "review" : "unlabelled";
+}
+
+const STATUS_TEXT = {
+  unlabelled: "unlabelled",
+  labelled: "labelled, to review",
+  reviewed: "reviewed",
+  rejected: "rejected",
+};
+
+export async function frameView(root, { parts, params = new URLSearchParams() }) {
   const key = parts[0];
   let frame;
   try {
@@ -15,6 +57,11 @@ export async function frameView(root, { parts }) {
     root.append(h("p.empty", {}, error.message, " ", h("a", { href: "#/" }, "Back to the robots.")));
     return;
   }
+  const context = new URLSearchParams([...params].filter(([name]) => CONTEXT.includes(name)));
+  const want = wantOf(params);
+  const hrefOf = (k) => frameHref(k, context);
+  const robotHref = `#/robot/${encodeURIComponent(frame.robot_id)}`;
+
   const labelsBox = h("div.labels-box");
   const labelInput = h("input#label-input", {
     placeholder: "add a label (l)",
@@ -25,7 +72,47 @@ export async function frameView(root, { parts }) {
   const names = h("datalist", { id: "frame-label-names" });
   const similarGrid = h("div.similar");
   const sameRobot = h("input", { type: "checkbox", onchange: () => loadSimilar() });
-  const robotHref = `#/robot/${encodeURIComponent(frame.robot_id)}`;
+  const statusBadge = h("span#review-status.review-status");
+  const boxList = h("ul.box-list", { "aria-label": "boxes of this frame" });
+  const classPicker = h("div.class-picker", { role: "group", "aria-label": "classes" });
+  const zoomLevel = h("span#zoom-level.zoom-level");
+  const classInput = h("input#box-class", {
+    placeholder: "class for new boxes",
+    list: "frame-label-names",
+    "aria-label": "class for new boxes",
+    autocomplete: "off",
+    size: 14,
+    onkeydown: (e) => {
+      if (e.key !== "Enter") return;
+      e.preventDefault();
+      const name = classInput.value.trim();
+      if (!name) return;
+      classInput.blur(); // keys go back to the boxes
+      pickClass(name);
+    },
+  });
+
+  const editor = new BoxEditor({
+    frameKey: frame.key,
+    boxes: frame.boxes ?? [],
+    alt: `${frame.robot_id} at ${frame.capture_time}`,
+    onChange: () => {
+      paintBoxes();
+      paintStatus();
+    },
+    onNeedClass: () => {
+      toast("Pick a class for the box: press 1–9, or type one and press Enter.");
+      classInput.focus();
+    },
+  });
+  editor.className = sessionStorage.getItem(CLASS_KEY) ?? "";
+  classInput.value = editor.className;
+
+  const go = async (k) => {
+    if (!k) return;
+    await editor.flush();
+    location.hash = hrefOf(k);
+  };
 
   const nav = h(
     "div.frame-nav",
@@ -35,15 +122,52 @@ export async function frameView(root, { parts }) {
       type: "button",
       disabled: !frame.previous_key,
       title: "previous frame (←)",
-      onclick: () => frame.previous_key && open(frame.previous_key),
+      onclick: () => go(frame.previous_key),
     }, "← Previous"),
     h("span.when", {}, fmtTime(frame.timestamp_ms)),
     h("button#next", {
       type: "button",
       disabled: !frame.next_key,
       title: "next frame (→)",
-      onclick: () => frame.next_key && open(frame.next_key),
+      onclick: () => go(frame.next_key),
     }, "Next →"),
+    h("span.sep"),
+    statusBadge,
+    h("button#mark-reviewed.quiet", {
+      type: "button",
+      title: "reviewed (r)",
+      onclick: () => review("reviewed"),
+    }, "✓ Reviewed"),
+    h("button#mark-rejected.quiet", {
+      type: "button",
+      title: "rejected (x)",
+      onclick: () => review("rejected"),
+    }, "✗ Rejected"),
+    h(
+      "button#next-todo",
+      { type: "button", title: "next frame to do in this search (n)", onclick: () => nextToDo() },
+      want === "review" ? "Next to review (n)" : "Next unlabelled (n)",
+    ),
+  );
+
+  const toolbar = h(
+    "div.box-toolbar",
+    {},
+    h(
+      "button#zoom-out.quiet",
+      { type: "button", title: "zoom out (−)", onclick: () => editor.zoomOut() },
+      "−",
+    ),
+    zoomLevel,
+    h("button#zoom-in.quiet", { type: "button", title: "zoom in (+)", onclick: () => editor.zoomIn() }, "+"),
+    h(
+      "button#zoom-fit.quiet",
+      { type: "button", title: "fit (0)", onclick: () => editor.zoomReset() },
+      "Fit",
+    ),
+    h("span.sep"),
+    h("label", {}, "Class ", classInput),
+    classPicker,
   );
 
   const details = h(
@@ -72,17 +196,12 @@ export async function frameView(root, { parts }) {
     h(
       "div.frame-main",
       {},
-      h(
-        "div.image-box",
-        {},
-        h("img#frame-image", {
-          src: frameUrl(frame.key, "image"),
-          alt: `${frame.robot_id} at ${frame.capture_time}`,
-        }),
-      ),
+      h("div.image-box.box-editor", {}, toolbar, editor.el),
       h(
         "aside.frame-side",
         {},
+        h("h2", {}, "Boxes"),
+        boxList,
         h("h2", {}, "Labels"),
         labelsBox,
         h(
@@ -103,6 +222,15 @@ export async function frameView(root, { parts }) {
       ),
     ),
     h(
+      "p.hint.keys-help",
+      {},
+      "Keys: drag on the image to draw a box · 1–9 class (of the selected box and the next one) · " +
+        "Tab / Shift+Tab select a box · arrows move it, Shift+arrows resize (Alt: 10 px) · Delete remove · " +
+        "Enter accept the selected pre-label (none selected: all) · + − 0 zoom (Ctrl+wheel) · " +
+        "r reviewed (accepts the pre-labels left) · x rejected · n next to do · ← → previous / next frame · " +
+        "l label box · Esc deselect, then back to the robot.",
+    ),
+    h(
       "section.similar-box",
       {},
       h(
@@ -113,9 +241,108 @@ export async function frameView(root, { parts }) {
       ),
       similarGrid,
     ),
-    h("p.hint", {}, "Keys: ← previous, → next, l label box, Esc back to the robot."),
   );
 
+  // ---- boxes and classes
+  function paintBoxes() {
+    zoomLevel.textContent = `${Math.round(editor.zoom * 100)}%`;
+    clear(
+      boxList,
+      editor.boxes.length === 0 ? h("li.muted", {}, "No boxes: drag on the image to draw one.") : null,
+      editor.boxes.map((b) =>
+        h(
+          `li.box-item${b.id === editor.selected ? ".selected" : ""}${b.accepted ? "" : ".pre"}`,
+          {
+            dataset: { id: String(b.id) },
+            "aria-selected": String(b.id === editor.selected),
+            onclick: () => editor.select(b.id === editor.selected ? null : b.id),
+          },
+          h("span.swatch", { style: { background: classColor(b.label) } }),
+          h("span.box-label", {}, b.label),
+          b.accepted ? null : h("span.pre-tag", { title: `${b.source}, not accepted yet` }, "pre-label"),
+          b.confidence === null || b.confidence === undefined
+            ? null
+            : h("span.muted", {}, b.confidence.toFixed(2)),
+        )
+      ),
+    );
+  }
+  function paintClasses(set) {
+    const withKeys = [...set.labels.values()].filter((l) => l.hotkey !== null && l.hotkey !== undefined)
+      .sort((a, b) => a.hotkey - b.hotkey);
+    clear(
+      classPicker,
+      withKeys.map((l) =>
+        h(
+          `button.class-chip${l.name === editor.className ? ".current" : ""}`,
+          {
+            type: "button",
+            title: `class ${l.name} (key ${l.hotkey})`,
+            dataset: { label: l.name },
+            onclick: (e) => {
+              e.currentTarget.blur();
+              pickClass(l.name);
+            },
+          },
+          h("kbd", {}, String(l.hotkey)),
+          h("span.swatch", { style: { background: classColor(l.name) } }),
+          l.name,
+        )
+      ),
+    );
+  }
+  let labelSetNow = { labels: new Map(), strict: false };
+  async function pickClass(name) {
+    sessionStorage.setItem(CLASS_KEY, name);
+    classInput.value = name;
+    paintClasses(labelSetNow);
+    await editor.setClass(name);
+    if (!labelSetNow.labels.has(name)) refreshNames(); // a class made by this box
+  }
+
+  // ---- review
+  function status() {
+    if (frame.status === "reviewed" || frame.status === "rejected") return frame.status;
+    return frame.direct_labels.length > 0 || editor.boxes.length > 0 ? "labelled" : "unlabelled";
+  }
+  function paintStatus() {
+    const now = status();
+    statusBadge.dataset.status = now;
+    statusBadge.textContent = STATUS_TEXT[now];
+  }
+  async function review(to) {
+    await editor.flush();
+    // Reviewing a frame vouches for the boxes left on it: the pre-labels not deleted become a person's.
+    if (to === "reviewed" && editor.preLabels.length > 0) await editor.accept({ all: true });
+    const ok = await attempt(() =>
+      api("/api/frames/review", { method: "POST", body: { keys: [frame.key], status: to } })
+    );
+    if (!ok) return;
+    frame.status = to;
+    paintStatus();
+    toast(`marked ${to}`);
+  }
+  async function nextToDo() {
+    await editor.flush();
+    const query = Object.fromEntries(CONTEXT.filter((n) => n !== "want").map((n) => [n, context.getAll(n)]));
+    // Opened on its own (no search): the robot's frames, forward in time as → goes.
+    if (![...context.keys()].some((n) => n !== "want")) {
+      Object.assign(query, { robot: frame.robot_id, order: "oldest" });
+    }
+    const data = await attempt(() => api(frameUrl(frame.key, "next"), { query: { ...query, want } }));
+    if (!data) return;
+    if (data.key) {
+      location.hash = frameHref(data.key, [...context].length ? context : { ...query, want });
+    } else {
+      toast(
+        want === "review"
+          ? "Nothing left to review after this frame in this search."
+          : "No unlabelled frame after this one in this search.",
+      );
+    }
+  }
+
+  // ---- whole-frame labels
   function paintLabels() {
     const fromClips = {};
     for (const c of frame.clips) for (const l of c.labels) fromClips[l] = c.name;
@@ -130,6 +357,7 @@ export async function frameView(root, { parts }) {
     const fresh = await attempt(() => api(frameUrl(frame.key)));
     if (fresh) frame = fresh;
     paintLabels();
+    paintStatus();
   }
   async function addLabel() {
     const name = labelInput.value.trim();
@@ -137,8 +365,11 @@ export async function frameView(root, { parts }) {
     const ok = await attempt(() =>
       api("/api/frames/labels", { method: "POST", body: { keys: [frame.key], add: [name] } })
     );
-    if (!ok) return;
+    if (!ok) return; // the box keeps the focus: the name can be fixed
     labelInput.value = "";
+    // The focus leaves the box, so the next keys are the page's again (← → move on, `l` opens the box empty)
+    // instead of being typed into the box.
+    labelInput.blur();
     toast(`labelled ${name}`);
     await reload();
     refreshNames();
@@ -150,8 +381,13 @@ export async function frameView(root, { parts }) {
     if (ok) await reload();
   }
   async function refreshNames() {
-    const data = await attempt(() => api("/api/labels"));
-    if (data) clear(names, data.labels.map((l) => h("option", { value: l.name })));
+    const set = await attempt(() => loadLabelSet({ fresh: true }));
+    if (!set) return;
+    labelSetNow = set;
+    clear(names, [...set.labels.keys()].map((name) => h("option", { value: name })));
+    paintClasses(set);
+    editor.paint(); // the label set's colours
+    paintBoxes();
   }
   async function loadSimilar() {
     clear(similarGrid, h("p.muted", {}, "Looking…"));
@@ -191,24 +427,85 @@ export async function frameView(root, { parts }) {
     );
   }
 
+  // ---- keys
   const onKey = (e) => {
-    const typing = e.target instanceof HTMLInputElement || e.target instanceof HTMLTextAreaElement;
+    const t = e.target;
+    const typing = t instanceof HTMLInputElement || t instanceof HTMLTextAreaElement ||
+      t instanceof HTMLSelectElement || t?.isContentEditable;
     if (e.key === "Escape") {
-      if (typing) e.target.blur();
+      if (typing) t.blur();
+      else if (editor.hasDraft) editor.dropDraft();
+      else if (editor.selected !== null) editor.select(null);
       else location.hash = robotHref;
       return;
     }
-    if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
-    if (e.key === "ArrowLeft" && frame.previous_key) open(frame.previous_key);
-    else if (e.key === "ArrowRight" && frame.next_key) open(frame.next_key);
+    if (typing || e.ctrlKey || e.metaKey || document.querySelector("dialog[open]")) return;
+    // A focused button or link keeps Enter and Space (and Tab) for itself.
+    const onControl = t instanceof HTMLButtonElement || t instanceof HTMLAnchorElement;
+    const step = e.altKey ? 10 : 1;
+    const arrows = {
+      ArrowLeft: [-step, 0],
+      ArrowRight: [step, 0],
+      ArrowUp: [0, -step],
+      ArrowDown: [0, step],
+    };
+    if (e.key in arrows) {
+      if (editor.selectedBox) {
+        e.preventDefault(); // also the browser's Alt+← (history back)
+        const [dx, dy] = arrows[e.key];
+        editor.nudge(dx, dy, { resize: e.shiftKey });
+      } else if (!e.altKey && !e.shiftKey && e.key === "ArrowLeft" && frame.previous_key) {
+        go(frame.previous_key);
+      } else if (!e.altKey && !e.shiftKey && e.key === "ArrowRight" && frame.next_key) {
+        go(frame.next_key);
+      }
+      return;
+    }
+    if (e.altKey) return;
+    if (e.key === "Tab") {
+      if (onControl || editor.boxes.length === 0) return;
+      e.preventDefault();
+      editor.selectStep(e.shiftKey ? -1 : 1);
+    } else if (e.key === "Delete" || e.key === "Backspace") {
+      if (!editor.selectedBox) return;
+      e.preventDefault();
+      editor.removeSelected();
+    } else if (/^[1-9]$/.test(e.key)) {
+      e.preventDefault();
+      const name = classOfHotkey(Number(e.key));
+      if (name) pickClass(name);
+      else toast(`No class has the key ${e.key}: give one on the Labels page.`, "error");
+    } else if (e.key === "Enter") {
+      if (onControl) return;
+      e.preventDefault();
+      acceptKey();
+    } else if (e.key === "+" || e.key === "=") editor.zoomIn();
+    else if (e.key === "-" || e.key === "_") editor.zoomOut();
+    else if (e.key === "0") editor.zoomReset();
+    else if (e.key === "r") review("reviewed");
+    else if (e.key === "x") review("rejected");
+    else if (e.key === "n") nextToDo();
     else if (e.key === "l") {
       e.preventDefault();
       labelInput.focus();
-    } else return;
+    }
   };
+  async function acceptKey() {
+    const selected = editor.selectedBox;
+    const n = await editor.accept({ all: selected === null });
+    if (n > 0) toast(`accepted ${n} pre-label${n === 1 ? "" : "s"}`);
+    else if (!selected) toast("No pre-labels on this frame.");
+  }
+
   document.addEventListener("keydown", onKey);
   paintLabels();
+  paintBoxes();
+  paintStatus();
   refreshNames();
   loadSimilar();
-  return () => document.removeEventListener("keydown", onKey);
+  return () => {
+    document.removeEventListener("keydown", onKey);
+    editor.flush();
+    editor.destroy();
+  };
 }

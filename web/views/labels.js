@@ -1,17 +1,29 @@
-// Every label with its counts; rename (or merge into another), delete, or look at its frames.
+// The label set: every label with its colour, hotkey and counts (frames, clips, boxes); create a class, change its
+// colour or hotkey, rename it (or merge it into another), delete it, or look at its frames. Shows whether the set
+// is fixed (labels.strict: only the classes listed here can be used).
 
 import { api } from "../api.js";
 import { attempt, fmtCount, h, toast } from "../dom.js";
 import { exportLink } from "../export.js";
+import { classColor, loadLabelSet } from "../boxes.js";
+
+const HOTKEYS = [1, 2, 3, 4, 5, 6, 7, 8, 9];
 
 export async function labelsView(root) {
   root.append(h("h1", {}, "Labels"));
-  const { labels } = await api("/api/labels");
-  if (labels.length === 0) {
-    root.append(h("p.empty", {}, "No labels yet. Open a robot, pick frames and label them."));
-    return;
-  }
+  const { labels, strict } = await api("/api/labels");
+  loadLabelSet({ fresh: true }).catch(() => {}); // colours for the other views
   const rerender = () => dispatchEvent(new HashChangeEvent("hashchange"));
+
+  /** POST /api/labels: creates the class or changes its colour or hotkey. */
+  async function define(body, done) {
+    const r = await attempt(() => api("/api/labels", { method: "POST", body }));
+    if (!r) return false;
+    toast(done);
+    await loadLabelSet({ fresh: true }).catch(() => {});
+    rerender();
+    return true;
+  }
   async function rename(from, input) {
     const to = input.value.trim();
     if (!to || to === from) return;
@@ -29,29 +41,123 @@ export async function labelsView(root) {
     toast(`renamed ${from} to ${to}`);
     rerender();
   }
-  async function remove(name) {
-    if (!confirm(`Delete the label ${name} from every frame and clip?`)) return;
-    const r = await attempt(() => api(`/api/labels/${encodeURIComponent(name)}`, { method: "DELETE" }));
+  async function remove(l) {
+    const what = `${l.frames} frames, ${l.clips} clips, ${l.boxes ?? 0} boxes`;
+    if (!confirm(`Delete the label ${l.name} from every frame, clip and box (${what})?`)) return;
+    const r = await attempt(() => api(`/api/labels/${encodeURIComponent(l.name)}`, { method: "DELETE" }));
     if (!r) return;
-    toast(`deleted ${name} (${r.frames} frames, ${r.clips} clips)`);
+    toast(`deleted ${l.name} (${r.frames} frames, ${r.clips} clips)`);
     rerender();
+  }
+  const hotkeySelect = (value, props) =>
+    h(
+      "select",
+      props,
+      h("option", { value: "" }, "—"),
+      HOTKEYS.map((k) => h("option", { value: String(k), selected: value === k }, String(k))),
+    );
+
+  // ---- create a class
+  const newName = h("input#new-label-name", {
+    placeholder: "new class",
+    size: 18,
+    "aria-label": "new class name",
+    autocomplete: "off",
+  });
+  const newColor = h("input.color-input", {
+    type: "color",
+    value: "#2f6fde",
+    "aria-label": "new class colour",
+  });
+  const newHotkey = hotkeySelect(null, { "aria-label": "new class hotkey" });
+  const createForm = h(
+    "form.label-create.panel",
+    {
+      onsubmit: (e) => {
+        e.preventDefault();
+        const name = newName.value.trim();
+        if (!name) return;
+        define(
+          { name, color: newColor.value, hotkey: newHotkey.value ? Number(newHotkey.value) : null },
+          `created ${name}`,
+        );
+      },
+    },
+    h("strong", {}, "New class"),
+    newName,
+    h("label", {}, "colour ", newColor),
+    h("label", {}, "key ", newHotkey),
+    h("button#create-label", { type: "submit" }, "Create"),
+  );
+
+  root.append(
+    h(
+      "div.label-set-head",
+      {},
+      h(
+        "span#strict-mode.strict-badge",
+        { class: strict ? "on" : "", title: "labels.strict in the config" },
+        strict
+          ? "Fixed set (labels.strict = true): only these classes can be used; add one here first."
+          : "Open set: a new name used anywhere becomes a label (labels.strict = false).",
+      ),
+    ),
+    h("p.muted", {}, "Keys 1–9 pick a class on the frame page. Colours are those of the boxes."),
+    createForm,
+  );
+  if (labels.length === 0) {
+    root.append(h("p.empty", {}, "No labels yet. Create a class above, or label frames in a robot's view."));
+    return;
   }
   root.append(
     h(
-      "table.list",
+      "table.list.label-set",
       {},
-      h("thead", {}, h("tr", {}, ["label", "frames", "clips", ""].map((t) => h("th", {}, t)))),
+      h(
+        "thead",
+        {},
+        h("tr", {}, ["label", "key", "frames", "clips", "boxes", ""].map((t) => h("th", {}, t))),
+      ),
       h(
         "tbody",
         {},
         labels.map((l) => {
           const input = h("input", { value: l.name, size: 18, "aria-label": `new name for ${l.name}` });
+          const color = h("input.color-input", {
+            type: "color",
+            value: l.color ?? classColor(l.name),
+            title: l.color ? `colour ${l.color}` : "colour from the name (not set)",
+            "aria-label": `colour of ${l.name}`,
+            onchange: () => define({ name: l.name, color: color.value }, `${l.name}: colour ${color.value}`),
+          });
+          const hotkey = hotkeySelect(l.hotkey, {
+            "aria-label": `hotkey of ${l.name}`,
+            onchange: () =>
+              define(
+                { name: l.name, hotkey: hotkey.value ? Number(hotkey.value) : null },
+                hotkey.value ? `${l.name}: key ${hotkey.value}` : `${l.name}: no key`,
+              ).then((done) => {
+                if (!done) hotkey.value = l.hotkey === null ? "" : String(l.hotkey);
+              }),
+          });
           return h(
             "tr",
-            {},
-            h("td", {}, h("a", { href: `#/search?label=${encodeURIComponent(l.name)}` }, l.name)),
+            { dataset: { label: l.name } },
+            // The name's cell holds only the name as text (the swatch is an input).
+            h(
+              "td",
+              {},
+              h(
+                "span.label-cell",
+                {},
+                color,
+                h("a", { href: `#/search?label=${encodeURIComponent(l.name)}` }, l.name),
+              ),
+            ),
+            h("td", {}, hotkey),
             h("td.num", {}, fmtCount(l.frames)),
             h("td.num", {}, fmtCount(l.clips)),
+            h("td.num", {}, fmtCount(l.boxes ?? 0)),
             h(
               "td",
               {},
@@ -60,7 +166,7 @@ export async function labelsView(root) {
                 {},
                 input,
                 h("button.quiet", { type: "button", onclick: () => rename(l.name, input) }, "Rename"),
-                h("button.danger", { type: "button", onclick: () => remove(l.name) }, "Delete"),
+                h("button.danger", { type: "button", onclick: () => remove(l) }, "Delete"),
                 exportLink({ label: l.name }, { text: "Export" }),
               ),
             ),
