@@ -253,7 +253,7 @@ export class PostgresLabels implements LabelStore {
   /**
    * Runs a data-changing statement that RETURNs `key` and gives how many rows it changed and their keys in key
    * order, at most UNDO_KEY_CAP of them (more are not journalled: a span over a million frames does not come back
-   * row by row).
+   * row by row). Keys of a request's list are journalled in the request's order, spans' in key order.
    */
   async #keysOf(q: Queryable, statement: string, values: unknown[]): Promise<{ n: number; keys: string[] }> {
     const r = await q.query(
@@ -298,7 +298,7 @@ export class PostgresLabels implements LabelStore {
             [id, now, author, selector.robotId, selector.fromMs, selector.toMs],
           );
         added += n;
-        if (n) addedKeys.set(name, keys);
+        if (n) addedKeys.set(name, "keys" in selector ? inRequestOrder(selector.keys, keys) : keys);
       }
       const { target: t, detail } = describeTarget(selector);
       const forUndo = added > UNDO_KEY_CAP ? undefined : keysForUndo(addedKeys);
@@ -339,7 +339,7 @@ export class PostgresLabels implements LabelStore {
             [id, selector.robotId, selector.fromMs, selector.toMs],
           );
         removed += n;
-        if (n) removedKeys.set(name, keys);
+        if (n) removedKeys.set(name, "keys" in selector ? inRequestOrder(selector.keys, keys) : keys);
       }
       const { target: t, detail } = describeTarget(selector);
       const forUndo = removed > UNDO_KEY_CAP ? undefined : keysForUndo(removedKeys);
@@ -363,26 +363,26 @@ export class PostgresLabels implements LabelStore {
     };
   }
 
+  /**
+   * The first column (`v`) of a query's rows (give it an ORDER BY), or undefined when there are more than
+   * UNDO_KEY_CAP: undo data a journal row leaves out (undo then refuses the entry) rather than grow to megabytes.
+   */
+  async #capped<T>(q: Queryable, sql: string, values: unknown[]): Promise<T[] | undefined> {
+    const r = await q.query(`${sql} LIMIT ${UNDO_KEY_CAP + 1}`, values);
+    return r.rows.length > UNDO_KEY_CAP ? undefined : r.rows.map((row) => row.v as T);
+  }
+
   /** Removes a label with everything that refers to it: frames' and clips' links, its boxes, its look. */
-  async #deleteLabelRows(q: Queryable, id: number): Promise<{
-    keys: string[];
-    clipIds: number[];
-    boxes: Box[];
-    definition: LabelLook;
-  }> {
-    const definition = await this.#look(q, id);
-    const boxes = (await q.query(`${BOX_SELECT} WHERE b.label_id = $1 ORDER BY b.id`, [id])).rows.map(
-      boxFromRow,
-    );
-    await q.query("DELETE FROM boxes WHERE label_id = $1", [id]);
-    const keys = (await q.query("DELETE FROM frame_labels WHERE label_id = $1 RETURNING key", [id])).rows
-      .map((row) => row.key as string).sort(byCodeUnit);
-    const clipIds = (await q.query("DELETE FROM clip_labels WHERE label_id = $1 RETURNING clip_id", [id]))
-      .rows
-      .map((row) => Number(row.clip_id)).sort((a, b) => a - b);
+  async #deleteLabelRows(
+    q: Queryable,
+    id: number,
+  ): Promise<{ frames: number; clips: number; boxes: number }> {
+    const frames = (await q.query("DELETE FROM frame_labels WHERE label_id = $1", [id])).rowCount ?? 0;
+    const clips = (await q.query("DELETE FROM clip_labels WHERE label_id = $1", [id])).rowCount ?? 0;
+    const boxes = (await q.query("DELETE FROM boxes WHERE label_id = $1", [id])).rowCount ?? 0;
     await q.query("DELETE FROM label_set WHERE label_id = $1", [id]);
     await q.query("DELETE FROM labels WHERE id = $1", [id]);
-    return { keys, clipIds, boxes, definition };
+    return { frames, clips, boxes };
   }
 
   async #linkClip(q: Queryable, clipId: number, label: string): Promise<void> {
@@ -453,22 +453,34 @@ export class PostgresLabels implements LabelStore {
         });
         return;
       }
-      const keysOf = async (sql: string, values: unknown[]) =>
-        (await q.query(sql, values)).rows.map((row) => row.key as string).sort(byCodeUnit);
-      const idsOf = async (sql: string, values: unknown[]) =>
-        (await q.query(sql, values)).rows.map((row) => Number(row.id)).sort((a, b) => a - b);
-      const oldKeys = await keysOf("SELECT key FROM frame_labels WHERE label_id = $1", [id]);
-      const bothKeys = await keysOf(
-        `SELECT a.key FROM frame_labels a JOIN frame_labels b ON b.key = a.key AND b.label_id = $2
-         WHERE a.label_id = $1`,
+      // What undo needs to split the labels again, read before the rows move: frames (in the catalog) and clips
+      // with the old label and those with both, the boxes that move, the old label's look.
+      const undo: Record<string, unknown> = {};
+      const old = "FROM frame_labels fl JOIN frames f ON f.key = fl.key WHERE fl.label_id = $1";
+      const oldKeys = await this.#capped<string>(q, `SELECT fl.key AS v ${old} ORDER BY fl.key`, [id]);
+      if (oldKeys) {
+        undo.oldKeys = oldKeys;
+        undo.bothKeys = (await q.query(
+          `SELECT fl.key AS v ${old}
+             AND EXISTS (SELECT 1 FROM frame_labels o WHERE o.key = fl.key AND o.label_id = $2) ORDER BY fl.key`,
+          [id, other],
+        )).rows.map((row) => row.v as string);
+      }
+      undo.oldClips =
+        (await q.query("SELECT clip_id FROM clip_labels WHERE label_id = $1 ORDER BY clip_id", [id]))
+          .rows.map((row) => Number(row.clip_id));
+      undo.bothClips = (await q.query(
+        `SELECT clip_id FROM clip_labels cl WHERE label_id = $1
+           AND EXISTS (SELECT 1 FROM clip_labels o WHERE o.clip_id = cl.clip_id AND o.label_id = $2) ORDER BY clip_id`,
         [id, other],
+      )).rows.map((row) => Number(row.clip_id));
+      const oldBoxes = await this.#capped<number>(
+        q,
+        "SELECT id AS v FROM boxes WHERE label_id = $1 ORDER BY id",
+        [id],
       );
-      const oldClips = await idsOf("SELECT clip_id AS id FROM clip_labels WHERE label_id = $1", [id]);
-      const bothClips = await idsOf(
-        `SELECT a.clip_id AS id FROM clip_labels a JOIN clip_labels b ON b.clip_id = a.clip_id
-         AND b.label_id = $2 WHERE a.label_id = $1`,
-        [id, other],
-      );
+      if (oldBoxes) undo.oldBoxes = oldBoxes.map(Number);
+      undo.definition = await this.#look(q, id);
       await q.query(
         `INSERT INTO frame_labels (key, label_id, created_ms, author)
          SELECT key, $1::bigint, created_ms, author FROM frame_labels WHERE label_id = $2 ON CONFLICT DO NOTHING`,
@@ -479,21 +491,13 @@ export class PostgresLabels implements LabelStore {
          SELECT clip_id, $1::bigint FROM clip_labels WHERE label_id = $2 ON CONFLICT DO NOTHING`,
         [other, id],
       );
-      const oldBoxes = (await q.query("UPDATE boxes SET label_id = $1 WHERE label_id = $2 RETURNING id", [
-        other,
-        id,
-      ])).rows.map((row) => Number(row.id)).sort((a, b) => a - b);
-      const { definition } = await this.#deleteLabelRows(q, id);
+      await q.query("UPDATE boxes SET label_id = $1 WHERE label_id = $2", [other, id]);
+      await this.#deleteLabelRows(q, id);
       await this.#journal(q, by, "label.rename", `label:${oldName}`, {
         from: oldName,
         to: newName,
         merged: true,
-        oldKeys,
-        bothKeys,
-        oldClips,
-        bothClips,
-        oldBoxes,
-        definition,
+        ...undo,
       });
     });
   }
@@ -504,18 +508,30 @@ export class PostgresLabels implements LabelStore {
    */
   async deleteLabel(name: string, by: ChangeBy = {}): Promise<{ frames: number; clips: number }> {
     return await this.#change("deleting a label", async (q) => {
-      const gone = await this.#deleteLabelRows(q, await this.#existingLabelId(q, name));
-      const counts = { frames: gone.keys.length, clips: gone.clipIds.length };
-      await this.#journal(q, by, "label.delete", `label:${name}`, {
-        name,
-        ...counts,
-        boxes: gone.boxes.length,
-        keys: gone.keys,
-        clipIds: gone.clipIds,
-        deletedBoxes: gone.boxes,
-        definition: gone.definition,
-      });
-      return counts;
+      const id = await this.#existingLabelId(q, name);
+      // What undo needs to put it all back, read before it goes: the frames (in the catalog) and clips that had
+      // it, its boxes as they were, its look.
+      const undo: Record<string, unknown> = {};
+      const keys = await this.#capped<string>(
+        q,
+        "SELECT fl.key AS v FROM frame_labels fl JOIN frames f ON f.key = fl.key WHERE fl.label_id = $1 ORDER BY fl.key",
+        [id],
+      );
+      if (keys) undo.keys = keys;
+      undo.clipIds =
+        (await q.query("SELECT clip_id FROM clip_labels WHERE label_id = $1 ORDER BY clip_id", [id]))
+          .rows.map((row) => Number(row.clip_id));
+      const boxes = await q.query(
+        `${BOX_SELECT} WHERE b.label_id = $1 ORDER BY b.id LIMIT ${UNDO_KEY_CAP + 1}`,
+        [
+          id,
+        ],
+      );
+      if (boxes.rows.length <= UNDO_KEY_CAP) undo.deletedBoxes = boxes.rows.map(boxFromRow);
+      undo.definition = await this.#look(q, id);
+      const counts = await this.#deleteLabelRows(q, id);
+      await this.#journal(q, by, "label.delete", `label:${name}`, { name, ...counts, ...undo });
+      return { frames: counts.frames, clips: counts.clips };
     });
   }
 
@@ -706,16 +722,20 @@ export class PostgresLabels implements LabelStore {
         );
         if (holder.rows.length) throw hotkeyTaken(after.hotkey, holder.rows[0].name as string);
       }
-      if (after.color === null && after.hotkey === null) {
-        await q.query("DELETE FROM label_set WHERE label_id = $1", [id]);
-      } else {
-        await q.query(
-          `INSERT INTO label_set (label_id, color, hotkey) VALUES ($1, $2, $3)
-           ON CONFLICT (label_id) DO UPDATE SET color = excluded.color, hotkey = excluded.hotkey`,
-          [id, after.color, after.hotkey],
-        );
+      // An existing label whose look stays the same: nothing changes, nothing is journalled.
+      const same = before !== null && before.color === after.color && before.hotkey === after.hotkey;
+      if (!same) {
+        if (after.color === null && after.hotkey === null) {
+          await q.query("DELETE FROM label_set WHERE label_id = $1", [id]);
+        } else {
+          await q.query(
+            `INSERT INTO label_set (label_id, color, hotkey) VALUES ($1, $2, $3)
+             ON CONFLICT (label_id) DO UPDATE SET color = excluded.color, hotkey = excluded.hotkey`,
+            [id, after.color, after.hotkey],
+          );
+        }
+        await this.#journal(q, by, "label.define", `label:${name}`, { name, created, before, after });
       }
-      await this.#journal(q, by, "label.define", `label:${name}`, { name, created, before, after });
       return toLabelInfo((await q.query(`${LABEL_INFO_SELECT} WHERE l.id = $1`, [id])).rows[0]);
     });
   }
@@ -826,11 +846,10 @@ export class PostgresLabels implements LabelStore {
         checkBoxesFound(ids, new Set(boxes.map((b) => b.id)));
         before = boxes.filter((b) => !b.accepted);
       } else {
-        const key = (target as { key: string }).key;
-        before = storable(key)
-          ? (await q.query(`${BOX_SELECT} WHERE b.key = $1 AND NOT b.accepted ORDER BY b.id`, [key])).rows
-            .map(boxFromRow)
-          : [];
+        const [key] = await this.#checkKeys(q, [(target as { key: string }).key]);
+        before = (await q.query(`${BOX_SELECT} WHERE b.key = $1 AND NOT b.accepted ORDER BY b.id`, [key]))
+          .rows
+          .map(boxFromRow);
       }
       if (before.length === 0) return 0;
       const now = by.nowMs ?? this.#now();
@@ -935,7 +954,8 @@ export class PostgresLabels implements LabelStore {
   }
 }
 
-/** Keys in the order of the "C" collation for the characters keys use (JavaScript compares UTF-16 units). */
-function byCodeUnit(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+/** `changed` (keys a statement touched) in the order of the request's list `requested`. */
+function inRequestOrder(requested: string[], changed: string[]): string[] {
+  const set = new Set(changed);
+  return requested.filter((k) => set.has(k));
 }

@@ -6,7 +6,6 @@
 import { BadInputError } from "../errors.ts";
 import { BOX_SELECT, boxesByKey, boxFromRow } from "./boxes.ts";
 import {
-  type Box,
   type FramePosition,
   type FrameRow,
   type HashRow,
@@ -155,6 +154,7 @@ export async function countFrames(q: Queryable, filter: SearchFilter): Promise<n
   return Number(r.rows[0].n);
 }
 
+/** Adds each frame's labels (own, its boxes' classes and via clips), clips, boxes and review status. */
 export async function withLabels(q: Queryable, frames: FrameRow[]): Promise<SearchHit[]> {
   if (frames.length === 0) return [];
   const direct = new Map<string, string[]>();
@@ -193,19 +193,13 @@ export async function withLabels(q: Queryable, frames: FrameRow[]): Promise<Sear
   const boxes = boxesByKey(
     (await q.query(`${BOX_SELECT} WHERE b.key = ANY($1::text[]) ORDER BY b.id`, [keys])).rows.map(boxFromRow),
   );
-  const reviews = new Map(
+  const reviewed = new Map(
     (await q.query("SELECT key, status FROM reviews WHERE key = ANY($1::text[])", [keys])).rows.map((r) => [
       r.key as string,
-      r.status as ReviewStatus,
+      r.status as "reviewed" | "rejected",
     ]),
   );
-  return assembleHits(frames, direct, clipsOf).map((hit) => {
-    const own: Box[] = boxes.get(hit.frame.key) ?? [];
-    const labels = own.length ? [...new Set([...hit.labels, ...own.map((b) => b.label)])].sort() : hit.labels;
-    const status = reviews.get(hit.frame.key) ??
-      (hit.directLabels.length || own.length ? "labelled" : "unlabelled");
-    return { ...hit, labels, boxes: own, status };
-  });
+  return assembleHits(frames, direct, clipsOf, boxes, reviewed);
 }
 
 export async function hashRowsPage(
