@@ -513,7 +513,10 @@ export class SqliteLabels implements LabelStore {
       );
       for (const label of labels) this.#linkClip(id, label);
       const clip = this.#getClip(id)!;
-      this.#journal({ author, nowMs: now }, "clip.create", `clip:${id}`, { clip: clipDetail(clip) });
+      this.#journal({ ...by, author, nowMs: now }, "clip.create", `clip:${id}`, {
+        id,
+        clip: clipDetail(clip),
+      });
       return clip;
     });
   }
@@ -552,7 +555,7 @@ export class SqliteLabels implements LabelStore {
       if (!clip) throw unknownClip(id);
       this.#db.prepare("DELETE FROM clip_labels WHERE clip_id = ?").run(id);
       this.#db.prepare("DELETE FROM clips WHERE id = ?").run(id);
-      this.#journal(by, "clip.delete", `clip:${id}`, { clip: clipDetail(clip) });
+      this.#journal(by, "clip.delete", `clip:${id}`, { id, clip: clipDetail(clip) });
     });
   }
 
