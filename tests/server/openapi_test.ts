@@ -75,21 +75,34 @@ function resolve(doc: Json, ref: string): Json {
   return ref.split("/").slice(1).reduce((node: Json, part: string) => node[part], doc);
 }
 
-/** A valid value for a body property's schema, and one of the wrong type. */
+/**
+ * A value a body property's schema reads (not necessarily one the handler accepts), and one of the wrong type.
+ * Nullable types are sampled by their other type; arrays and objects are filled with good values of their items
+ * and required properties, so a body of good values gets past the reading of every other property.
+ */
 function sample(doc: Json, schema: Json): { good: unknown; bad: unknown } {
   if (schema.$ref) {
     return schema.$ref.endsWith("/Time") ? { good: T0, bad: true } : sample(doc, resolve(doc, schema.$ref));
   }
-  switch (schema.type) {
+  if (schema.anyOf) return sample(doc, schema.anyOf.find((s: Json) => s.type !== "null"));
+  const type = [schema.type].flat().find((t) => t !== "null");
+  switch (type) {
     case "string":
-      return { good: "robot-1", bad: 5 };
+      return { good: schema.enum?.find((v: unknown) => v !== null) ?? "robot-1", bad: 5 };
     case "integer":
     case "number":
       return { good: 1, bad: "one" };
     case "boolean":
       return { good: true, bad: "yes" };
     case "array":
-      return { good: ["robot-1"], bad: "robot-1" };
+      return { good: [schema.items ? sample(doc, schema.items).good : "robot-1"], bad: "robot-1" };
+    case "object":
+      return {
+        good: Object.fromEntries(
+          (schema.required ?? []).map((name: string) => [name, sample(doc, schema.properties[name]).good]),
+        ),
+        bad: "robot-1",
+      };
     default:
       throw new Error(`no sample for ${JSON.stringify(schema)}`);
   }
@@ -254,12 +267,48 @@ Deno.test("/openapi.json: the document says what the server validates and answer
           labels: ["walking"],
         });
         await check("PATCH", `/api/clips/${clip.id}`, { add_labels: ["slow"], note: "n" });
+        // Boxes (the frame's size read from its stored JPEG), review, the label set, undo, pre-labels.
+        const boxes = (await check("POST", `/api/frames/${key}/boxes`, {
+          boxes: [
+            { label: "door", x: 1, y: 1, w: 10, h: 10 },
+            {
+              label: "person",
+              x: 0.1,
+              y: 0.1,
+              w: 0.2,
+              h: 0.2,
+              unit: "norm",
+              source: "model:m",
+              confidence: 0.5,
+            },
+            { label: "door", x: 20, y: 20, w: 10, h: 10 },
+          ],
+        })).boxes;
+        await check("PATCH", `/api/boxes/${boxes[0].id}`, { x: 2, y: 2, w: 5, h: 5, accepted: true });
+        await check("POST", "/api/boxes/accept", { key: rows[0].key });
+        await check("DELETE", `/api/boxes/${boxes[1].id}?author=test`);
+        const deleted = (await check("GET", "/api/changes?order=newest&limit=1")).changes[0].id;
+        await check("POST", `/api/changes/${deleted}/undo`, { author: "test" });
+        await check("POST", "/api/boxes/delete", { ids: [boxes[2].id] });
+        await check("POST", "/api/frames/review", { keys: [rows[1].key], status: "reviewed" });
+        await check("GET", `/api/frames/${key}/next?want=unlabelled&order=oldest&status=unlabelled,labelled`);
+        await check("POST", "/api/labels", { name: "door", color: "#1F77B4", hotkey: 3 });
+        await check("POST", "/api/prelabels", {
+          model: "m",
+          format: "yolo",
+          files: [{
+            name: rows[2].key.slice("frames/".length).replace(/\.jpg$/, ".txt"),
+            text: "0 .5 .5 .2 .2 .9",
+          }],
+          classes: ["door"],
+        });
         for (
           const path of [
             "/api/robots",
             "/api/robots/robot-1/timeline",
             "/api/frames?count=true&limit=1",
             "/api/frames?label=walking",
+            "/api/frames?status=labelled&nolabel=false",
             `/api/frames/${key}`,
             `/api/frames/${key}/similar`,
             "/api/labels",
@@ -273,7 +322,8 @@ Deno.test("/openapi.json: the document says what the server validates and answer
         const tar = await app.handler(
           new Request("http://127.0.0.1/api/export?label=door&export_id=export-0001"),
         );
-        assert.equal(tar.headers.get("x-frame-count"), "2");
+        // Two frames labelled door, and the third has a pre-labelled door box (a box's class is a label).
+        assert.equal(tar.headers.get("x-frame-count"), "3");
         await tar.arrayBuffer();
         await check("GET", "/api/exports/export-0001");
         await check("POST", "/api/labels/rename", { from: "person", to: "someone" });
