@@ -1,11 +1,16 @@
 /**
- * The label store on SQLite: the shared label suite (tests/catalog/label_suite.ts) on a catalog file, and the
- * catalog's migration to schema v2 (labels, clips and the journal).
+ * The label store on SQLite: the shared label suite (tests/catalog/label_suite.ts) on a catalog file, the
+ * catalog's migrations to schema v2 (labels, clips and the journal) and v5 (boxes, reviews, the label set), the
+ * undo cap on a real span, and the query plan of the review-status search.
  */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import type { Catalog } from "../../src/catalog/catalog.ts";
+import { UNDO_KEY_CAP } from "../../src/catalog/rules.ts";
 import { SqliteCatalog } from "../../src/catalog/sqlite.ts";
+import { filterSql } from "../../src/catalog/sqlite_search.ts";
+import { undoChange } from "../../src/catalog/undo.ts";
+import { frameRow, T0 } from "../support/rows.ts";
 import { labelSuite, type RawSql } from "./label_suite.ts";
 
 /**
@@ -77,4 +82,96 @@ Deno.test("a v1 catalog is migrated to v2 in place, keeping its rows", async () 
   assert.deepEqual(await again.labels().labelsOf("frames/a/x.jpg"), ["kept"]);
   await again.close();
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("a v4 catalog is migrated to v5 (boxes, reviews, label set) in place, keeping its labels", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/catalog.sqlite`;
+  // A catalog as v4 left it: open one, then drop what v5 added and set the version back.
+  const made = new SqliteCatalog(path);
+  await made.upsert(frameRow("r1", T0, 0));
+  await made.labels().addLabels({ keys: [frameRow("r1", T0, 0).key] }, ["kept"]);
+  await made.close();
+  const v4 = new DatabaseSync(path);
+  v4.exec(`DROP TABLE boxes; DROP TABLE reviews; DROP TABLE label_set; DROP INDEX changes_undo;
+    PRAGMA user_version = 4;`);
+  v4.close();
+  const catalog = new SqliteCatalog(path);
+  try {
+    const raw = new DatabaseSync(path);
+    assert.equal(
+      Number((raw.prepare("PRAGMA user_version").get() as { user_version: number }).user_version),
+      5,
+    );
+    raw.close();
+    const labels = catalog.labels();
+    assert.deepEqual(await labels.labelsOf(frameRow("r1", T0, 0).key), ["kept"]);
+    const [b] = await labels.addBoxes([{
+      key: frameRow("r1", T0, 0).key,
+      label: "kept",
+      x: 1,
+      y: 1,
+      w: 1,
+      h: 1,
+      imageWidth: 2,
+      imageHeight: 2,
+    }]);
+    assert.equal((await labels.getBox(b.id))?.label, "kept");
+    assert.equal((await labels.defineLabel("kept", { hotkey: 1 })).hotkey, 1);
+    assert.equal(await labels.setReview([b.key], "reviewed"), 1);
+  } finally {
+    await catalog.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("label store (sqlite): a change to more than UNDO_KEY_CAP frames keeps no keys, and undo refuses it", async () => {
+  const catalog = new SqliteCatalog(":memory:");
+  try {
+    const n = UNDO_KEY_CAP + 1;
+    await catalog.upsertMany(Array.from({ length: n }, (_, i) => frameRow("r1", T0 + i, i)));
+    const labels = catalog.labels();
+    const span = { robotId: "r1", fromMs: T0, toMs: T0 + n };
+    assert.equal(await labels.addLabels(span, ["all"]), n);
+    const [add] = await labels.changes({ newest: true, limit: 1 });
+    assert.equal(add.detail.addedKeys, undefined);
+    await assert.rejects(
+      undoChange(labels, add.id),
+      /too large to undo, remove the labels with a span instead/,
+    );
+    // Deleting the label: its frames are not listed either, so undo refuses that too.
+    await labels.deleteLabel("all");
+    const [deletion] = await labels.changes({ newest: true, limit: 1 });
+    assert.equal(deletion.detail.keys, undefined);
+    await assert.rejects(undoChange(labels, deletion.id), /more than 10000 frames or boxes/);
+    // One frame fewer is listed in full.
+    assert.equal(await labels.addLabels({ ...span, toMs: T0 + n - 2 }, ["most"]), n - 1);
+    const [most] = await labels.changes({ newest: true, limit: 1 });
+    assert.equal((most.detail.addedKeys as Record<string, string[]>).most.length, UNDO_KEY_CAP);
+    await undoChange(labels, most.id);
+    assert.equal(await catalog.countFrames({ labels: ["most"] }), 0);
+  } finally {
+    await catalog.close();
+  }
+});
+
+Deno.test("search by review status and no label walks the time index (no scan of all labelled frames first)", async () => {
+  const dir = await Deno.makeTempDir();
+  await new SqliteCatalog(`${dir}/c.sqlite`).close();
+  const raw = new DatabaseSync(`${dir}/c.sqlite`);
+  try {
+    // The plan SQLite picks for a newest-first page with both filters, on a catalog's schema.
+    const { where, params } = filterSql(raw, { status: ["unlabelled", "reviewed"], noLabel: true });
+    const plan = (raw.prepare(
+      `EXPLAIN QUERY PLAN SELECT f.key FROM frames f WHERE ${where}
+       ORDER BY f.ts_ms DESC, f.seq DESC, f.key DESC LIMIT 50`,
+    ).all(...params) as { detail: string }[]).map((r) => r.detail);
+    assert.ok(plan.some((d) => /SCAN f USING (COVERING )?INDEX frames_time/.test(d)), plan.join("\n"));
+    assert.ok(!plan.some((d) => /TEMP B-TREE/.test(d)), plan.join("\n"));
+    assert.ok(plan.some((d) => /SEARCH b USING (COVERING )?INDEX boxes_key/.test(d)), plan.join("\n"));
+    assert.ok(plan.some((d) => /SEARCH r USING PRIMARY KEY/.test(d)), plan.join("\n"));
+  } finally {
+    raw.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
