@@ -176,6 +176,8 @@ export class BoxEditor {
     this.drag = null;
     this.timers = new Map();
     this.chains = new Map();
+    /** Boxes being created (flush waits for them too). */
+    this.creating = new Set();
     this.width = boxes[0]?.image_width ?? 0;
     this.height = boxes[0]?.image_height ?? 0;
     this.img = h("img#frame-image", { src: frameUrl(frameKey, "image"), alt, draggable: false });
@@ -347,13 +349,15 @@ export class BoxEditor {
     const draft = this.draft, label = this.className;
     this.draft = null;
     this.paint();
+    const done = Promise.withResolvers();
+    this.creating.add(done.promise);
     try {
       const { boxes } = await api(frameUrl(this.key, "boxes"), {
         method: "POST",
         body: { boxes: [{ label, ...draft, unit: "px" }] },
       });
+      // Not selected: the next hotkey picks the class of the next box instead of changing this one.
       for (const b of boxes) this.boxes.push({ ...b, version: 0 });
-      this.selected = boxes[0]?.id ?? this.selected;
       this.paint();
       this.onChange();
     } catch (error) {
@@ -361,6 +365,9 @@ export class BoxEditor {
       // The rectangle is kept: the class can be fixed and the box saved without drawing it again.
       this.draft = draft;
       this.paint();
+    } finally {
+      this.creating.delete(done.promise);
+      done.resolve();
     }
   }
 
@@ -481,7 +488,7 @@ export class BoxEditor {
   /** Saves every change still waiting (before leaving the frame). */
   async flush() {
     for (const id of [...this.timers.keys()]) this.save(id);
-    await Promise.all([...this.chains.values()].map((p) => p.catch(() => {})));
+    await Promise.all([...this.creating, ...[...this.chains.values()].map((p) => p.catch(() => {}))]);
   }
 
   /** Deletes the selected box. */

@@ -170,6 +170,8 @@ export async function frameView(root, { parts, params = new URLSearchParams() })
     classPicker,
   );
 
+  const editorBox = h("div.image-box.box-editor", {}, toolbar, editor.el);
+
   const details = h(
     "dl.meta",
     {},
@@ -196,7 +198,7 @@ export async function frameView(root, { parts, params = new URLSearchParams() })
     h(
       "div.frame-main",
       {},
-      h("div.image-box.box-editor", {}, toolbar, editor.el),
+      editorBox,
       h(
         "aside.frame-side",
         {},
@@ -295,8 +297,9 @@ export async function frameView(root, { parts, params = new URLSearchParams() })
   async function pickClass(name) {
     sessionStorage.setItem(CLASS_KEY, name);
     classInput.value = name;
+    const pending = editor.setClass(name); // sets the class at once, then saves
     paintClasses(labelSetNow);
-    await editor.setClass(name);
+    await pending;
     if (!labelSetNow.labels.has(name)) refreshNames(); // a class made by this box
   }
 
@@ -384,6 +387,7 @@ export async function frameView(root, { parts, params = new URLSearchParams() })
     const set = await attempt(() => loadLabelSet({ fresh: true }));
     if (!set) return;
     labelSetNow = set;
+    editorBox.dataset.labels = "loaded"; // hotkeys work from here on (tests wait for it)
     clear(names, [...set.labels.keys()].map((name) => h("option", { value: name })));
     paintClasses(set);
     editor.paint(); // the label set's colours
