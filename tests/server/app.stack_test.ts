@@ -199,6 +199,7 @@ Deno.test("HTTP API: every route against a real server, S3 and catalog", async (
       assert.equal(first.body.frames.length, 15);
       assert.equal(first.body.frames[0].key, newest.key);
       assert.deepEqual(Object.keys(first.body.frames[0]).sort(), [
+        "boxes",
         "capture_time",
         "clips",
         "direct_labels",
@@ -207,9 +208,11 @@ Deno.test("HTTP API: every route against a real server, S3 and catalog", async (
         "robot_id",
         "seq",
         "size",
+        "status",
         "tier",
         "timestamp_ms",
       ]);
+      assert.deepEqual([first.body.frames[0].boxes, first.body.frames[0].status], [[], "unlabelled"]);
       const seen = new Set<string>(first.body.frames.map((x: { key: string }) => x.key));
       let cursor = first.body.next_cursor;
       while (cursor) {
@@ -449,12 +452,16 @@ Deno.test("HTTP API: every route against a real server, S3 and catalog", async (
         });
         assert.deepEqual(both.body, { added: 1, removed: 1 });
         const list = await api("GET", "/api/labels");
-        assert.deepEqual(list.body.labels, [
-          { name: "door", frames: 2, clips: 0 },
-          { name: "person", frames: 3, clips: 0 },
-          { name: "stripes", frames: 3, clips: 0 },
-          { name: "x1", frames: 1, clips: 0 },
-        ]);
+        const unset = { boxes: 0, color: null, hotkey: null };
+        assert.deepEqual(list.body, {
+          labels: [
+            { name: "door", frames: 2, clips: 0, ...unset },
+            { name: "person", frames: 3, clips: 0, ...unset },
+            { name: "stripes", frames: 3, clips: 0, ...unset },
+            { name: "x1", frames: 1, clips: 0, ...unset },
+          ],
+          strict: false,
+        });
         const search = await api("GET", "/api/frames?label=door&label=person&all_labels=true");
         assert.equal(search.body.frames.length, 2);
 
@@ -704,6 +711,100 @@ Deno.test("HTTP API: every route against a real server, S3 and catalog", async (
       assert.match(badId.body.error, /export_id "a\/b" must be 8 to 64 letters, digits/);
     });
 
+    await t.step(
+      "boxes, the label set, review, next, undo and pre-labels answer (boxes.stack_test.ts tests them in depth)",
+      async () => {
+        const reals = f.rows.filter((r) => r.robotId === REAL && r.tier === "local");
+        const key = reals.at(-1)!.key;
+        route("POST", "/api/frames/{key}/boxes");
+        const added = await api("POST", `/api/frames/${enc(key)}/boxes`, {
+          json: {
+            boxes: [
+              { label: "person", x: 960, y: 540, w: 960, h: 540 },
+              {
+                label: "forklift",
+                x: 0,
+                y: 0,
+                w: 0.5,
+                h: 0.5,
+                unit: "norm",
+                source: "model:m",
+                confidence: 0.6,
+              },
+            ],
+            author: "ana",
+          },
+        });
+        assert.equal(added.status, 201, JSON.stringify(added.body));
+        // The size of the real frame, read from the JPEG in S3.
+        assert.deepEqual(
+          added.body.boxes.map((
+            b: { image_width: number; image_height: number },
+          ) => [b.image_width, b.image_height]),
+          [[1920, 1080], [1920, 1080]],
+        );
+        const [person, model] = added.body.boxes.map((b: { id: number }) => b.id);
+        route("PATCH", "/api/boxes/{id}");
+        const patched = await api("PATCH", `/api/boxes/${person}`, { json: { label: "door" } });
+        assert.equal(patched.body.box.label, "door");
+        route("POST", "/api/boxes/accept");
+        assert.deepEqual((await api("POST", "/api/boxes/accept", { json: { key } })).body, { accepted: 1 });
+        route("DELETE", "/api/boxes/{id}");
+        assert.deepEqual((await api("DELETE", `/api/boxes/${model}`)).body, { deleted: 1 });
+        route("POST", "/api/changes/{id}/undo");
+        const last = (await api("GET", "/api/changes?order=newest&limit=1")).body.changes[0];
+        assert.equal(last.action, "box.delete");
+        const undone = await api("POST", `/api/changes/${last.id}/undo`, { json: {} });
+        assert.equal(undone.status, 200, JSON.stringify(undone.body));
+        assert.equal((await api("POST", `/api/changes/${last.id}/undo`, { json: {} })).status, 409);
+        route("POST", "/api/boxes/delete");
+        const boxes = (await api("GET", `/api/frames/${enc(key)}`)).body.boxes;
+        assert.deepEqual(
+          (await api("POST", "/api/boxes/delete", { json: { ids: boxes.map((b: { id: number }) => b.id) } }))
+            .body,
+          { deleted: 2 },
+        );
+        route("POST", "/api/frames/review");
+        assert.deepEqual(
+          (await api("POST", "/api/frames/review", { json: { keys: [key], status: "reviewed" } })).body,
+          { changed: 1 },
+        );
+        route("GET", "/api/frames/{key}/next");
+        const next = await api("GET", `/api/frames/${enc(reals[0].key)}/next?robot=${REAL}&order=oldest`);
+        assert.equal(next.status, 200);
+        assert.equal(typeof next.body.key, "string");
+        route("POST", "/api/labels");
+        const defined = await api("POST", "/api/labels", {
+          json: { name: "forklift", color: "#00aa00", hotkey: 4 },
+        });
+        assert.deepEqual(defined.body.label, {
+          name: "forklift",
+          frames: 0,
+          clips: 0,
+          boxes: 0,
+          color: "#00aa00",
+          hotkey: 4,
+        });
+        route("POST", "/api/prelabels");
+        const imported = await api("POST", "/api/prelabels", {
+          json: {
+            model: "m",
+            format: "coco",
+            results: [{
+              image_id: key.slice("frames/".length),
+              category_id: "forklift",
+              bbox: [1, 2, 3, 4],
+              score: 1,
+            }],
+          },
+        });
+        assert.deepEqual(imported.body, { frames: 1, boxes: 1, clipped: 0, skipped: [] });
+        const frame = await api("GET", `/api/frames/${enc(key)}`);
+        assert.equal(frame.body.status, "reviewed");
+        assert.deepEqual(frame.body.labels, ["forklift"]);
+      },
+    );
+
     await t.step("GET /healthz says whether the catalog answers", async () => {
       route("GET", "/healthz");
       const r = await api("GET", "/healthz");
@@ -768,7 +869,7 @@ Deno.test("HTTP API: every route against a real server, S3 and catalog", async (
       assert.match(unknown.body.error, /no route GET \/api\/nothing/);
       const method = await api("PUT", "/api/labels");
       assert.equal(method.status, 405);
-      assert.equal(method.headers.get("allow"), "GET");
+      assert.equal(method.headers.get("allow"), "GET, POST");
     });
 
     await t.step("the web UI's files are served with a content security policy", async () => {
@@ -829,6 +930,17 @@ Deno.test("HTTP API: writes need the token when one is set; reads do not", async
         ["PATCH", "/api/clips/1", { json: { name: "d" } }],
         ["DELETE", "/api/clips/1", {}],
         ["POST", "/api/similar", { body: f.jpegs.get(key) as Uint8Array<ArrayBuffer>, type: "image/jpeg" }],
+        ["POST", `/api/frames/${enc(key)}/boxes`, {
+          json: { boxes: [{ label: "t", x: 1, y: 1, w: 1, h: 1 }] },
+        }],
+        ["PATCH", "/api/boxes/1", { json: { label: "u" } }],
+        ["DELETE", "/api/boxes/1", {}],
+        ["POST", "/api/boxes/delete", { json: { ids: [1] } }],
+        ["POST", "/api/boxes/accept", { json: { ids: [1] } }],
+        ["POST", "/api/frames/review", { json: { keys: [key], status: "reviewed" } }],
+        ["POST", "/api/labels", { json: { name: "v" } }],
+        ["POST", "/api/changes/1/undo", { json: {} }],
+        ["POST", "/api/prelabels", { json: { model: "m", format: "coco", results: [] } }],
       ] as const
     ) {
       assert.equal((await api(method, path, options)).status, 401, `${method} ${path} without the token`);
