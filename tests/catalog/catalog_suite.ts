@@ -3,7 +3,13 @@
  * (`catalogSuite("sqlite", () => new SqliteCatalog(":memory:"))`). Nothing here knows a backend.
  */
 import assert from "node:assert/strict";
-import { type Catalog, type FrameRow, LeaseLostError } from "../../src/catalog/catalog.ts";
+import {
+  type Catalog,
+  COPY_TABLES,
+  type CopyTable,
+  type FrameRow,
+  LeaseLostError,
+} from "../../src/catalog/catalog.ts";
 import { BadInputError, NotFoundError } from "../../src/errors.ts";
 import { frameRow, T0 } from "../support/rows.ts";
 
@@ -233,5 +239,48 @@ export function catalogSuite(backend: string, open: () => Catalog | Promise<Cata
       Array.from({ length: 8 }, (_, i) => catalog.claimLease("evictor", `host-${i}`, 60_000)),
     );
     assert.equal(claims.filter((c) => c !== null).length, 1);
+  });
+
+  test("a copy carries boxes, review statuses and the label set with their ids", async (catalog, all) => {
+    const labels = catalog.labels();
+    await labels.defineLabel("person", { color: "#123456", hotkey: 3 });
+    const boxes = await labels.addBoxes([
+      { key: all[0].key, label: "person", x: 1, y: 2, w: 3, h: 4, imageWidth: 64, imageHeight: 48 },
+      {
+        key: all[1].key,
+        label: "car",
+        x: 0.25,
+        y: 0.5,
+        w: 0.125,
+        h: 0.5,
+        unit: "norm",
+        imageWidth: 64,
+        imageHeight: 48,
+        confidence: 0.625,
+        source: "model:m",
+      },
+    ]);
+    await labels.setReview([all[0].key], "reviewed", { author: "ana" });
+    const copy = await open();
+    try {
+      await copy.upsertMany(all);
+      for (const table of Object.keys(COPY_TABLES) as CopyTable[]) {
+        await copy.pasteRows(table, await catalog.copyRows(table, 0, 1000));
+        assert.equal(await copy.countRows(table), await catalog.countRows(table), table);
+      }
+      assert.equal(await copy.countRows("boxes"), 2);
+      const copied = copy.labels();
+      assert.deepEqual(await copied.getBox(boxes[1].id), boxes[1]);
+      assert.deepEqual(await copied.list(), await labels.list());
+      assert.deepEqual(
+        await copied.reviews([all[0].key, all[1].key]),
+        await labels.reviews([all[0].key, all[1].key]),
+      );
+      // New rows in the copy get ids after the copied ones.
+      const [more] = await copied.addBoxes([{ ...boxes[0], x: 5 }]);
+      assert.ok(more.id > boxes[1].id);
+    } finally {
+      await copy.close();
+    }
   });
 }
