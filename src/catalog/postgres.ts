@@ -74,6 +74,44 @@ function values(row: FrameRow): unknown[] {
 
 const SELECT = `SELECT ${FRAME_COLUMNS} FROM frames f`;
 
+/** The largest box and clip ids that raw journal rows (`detail` as JSON text) name; 0 when none. */
+export function journalledIds(rows: Record<string, unknown>[]): { boxes: number; clips: number } {
+  let boxes = 0, clips = 0;
+  const box = (v: unknown) => {
+    const id = typeof v === "object" && v !== null ? (v as { id?: unknown }).id : v;
+    if (typeof id === "number" && Number.isSafeInteger(id)) boxes = Math.max(boxes, id);
+  };
+  for (const row of rows) {
+    let detail: Record<string, unknown>;
+    try {
+      detail = typeof row.detail === "string"
+        ? JSON.parse(row.detail)
+        : (row.detail as Record<string, unknown>);
+    } catch {
+      continue;
+    }
+    if (typeof detail !== "object" || detail === null) continue;
+    const action = String(row.action ?? "");
+    if (action.startsWith("box.")) {
+      for (const field of ["boxes", "before", "after"]) {
+        if (Array.isArray(detail[field])) (detail[field] as unknown[]).forEach(box);
+      }
+    }
+    if (Array.isArray(detail.deletedBoxes)) detail.deletedBoxes.forEach(box);
+    if (Array.isArray(detail.oldBoxes)) detail.oldBoxes.forEach(box);
+    const clip = /^clip:(\d+)$/.exec(String(row.target ?? ""));
+    if (clip) clips = Math.max(clips, Number(clip[1]));
+    for (const field of ["oldClips", "bothClips", "clipIds"]) {
+      if (Array.isArray(detail[field])) {
+        for (const id of detail[field] as unknown[]) {
+          if (typeof id === "number" && Number.isSafeInteger(id)) clips = Math.max(clips, id);
+        }
+      }
+    }
+  }
+  return { boxes, clips };
+}
+
 /**
  * SQL condition on `frames f`: the frame has a label of its own or a box (its class is a label of the frame), or
  * lies in a labelled clip of its robot.
@@ -367,11 +405,22 @@ export class PostgresCatalog implements Catalog {
           p.values,
         );
       }
-      // Rows written with their ids: the identity sequences continue after the largest.
-      if (columns[0] === "id") {
+      // Rows written with their ids: the identity sequences continue after the largest, and after every box and
+      // clip id the journal names. A box or clip deleted at the top of the source's range is gone from its table
+      // but not from the journal, and undo acts on journalled ids: a new box given such an id would be taken
+      // for the old one (undoing the old box.add would delete it).
+      const raise = async (name: CopyTable, atLeast: number) =>
         await q.query(
-          `SELECT setval(pg_get_serial_sequence('${table}', 'id'), GREATEST((SELECT MAX(id) FROM ${table}), 1))`,
+          `SELECT setval(s, GREATEST(COALESCE(pg_sequence_last_value(s::regclass), 0),
+             (SELECT COALESCE(MAX(id), 0) FROM ${name}), $1::bigint, 1))
+           FROM pg_get_serial_sequence('${name}', 'id') AS s`,
+          [atLeast],
         );
+      if (columns[0] === "id") await raise(table, 0);
+      if (table === "changes") {
+        const named = journalledIds(rows);
+        await raise("boxes", named.boxes);
+        await raise("clips", named.clips);
       }
     });
   }
