@@ -1,9 +1,11 @@
 /**
  * `deno task catalog migrate --from URL --to URL`: copies a catalog to another backend (a single box's SQLite file
- * to the PostgreSQL catalog of a fleet, or back): frames with their tiers and Kafka offsets, labels, clips, the
- * journal and what the catalog belongs to. Progress is printed as it goes; an interrupted copy resumes where it
- * stopped when run again (frames are copied in key order, each batch in one transaction, so the destination's
- * largest key is the resume point); the end compares row counts table by table.
+ * to the PostgreSQL catalog of a fleet, or back): frames with their tiers and Kafka offsets, labels, clips, boxes,
+ * review status, the label set (colours and hotkeys), the journal and what the catalog belongs to. Every table of
+ * COPY_TABLES (src/catalog/catalog.ts) is copied as raw rows with their ids, so journal entries keep pointing at
+ * the same clips and boxes (and undo still works on the copy). Progress is printed as it goes; an interrupted copy
+ * resumes where it stopped when run again (frames are copied in key order, each batch in one transaction, so the
+ * destination's largest key is the resume point); the end compares row counts table by table.
  *
  * `deno task catalog status [--config PATH]`: which catalog a config opens, its rows per tier and the evictor
  * lease.
@@ -17,7 +19,8 @@ import { EVICTOR_LEASE } from "../src/retention/leader.ts";
 export const USAGE = `usage: deno task catalog migrate --from URL --to URL [--batch N]
        deno task catalog status [--config PATH]
 
-migrate   copies every frame row, label, clip and journal entry from one catalog to another:
+migrate   copies every frame row, label, clip, box, review status, label colour/hotkey and journal entry
+          from one catalog to another:
             --from sqlite:.data/catalog.sqlite --to postgres://USER:PASSWORD@HOST:5432/DATABASE
           Stop the consumers first (rows they write during the copy may be missed). Run it again after an
           interruption: it resumes after the last copied frame. It ends by comparing row counts.
