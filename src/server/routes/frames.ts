@@ -51,6 +51,14 @@ export const SEARCH_FILTER = {
   label: list("Frames with this label, own or from a clip (repeatable: any of them)."),
   all_labels: flag("With several labels: frames with all of them."),
   tier: TIER_LIST,
+};
+
+/**
+ * The filters of GET /api/frames and of the next frame in a search: SEARCH_FILTER and the review status and "no
+ * label" (the export does not take these two yet: its plan keeps the filters it knows).
+ */
+export const FRAME_FILTER = {
+  ...SEARCH_FILTER,
   status: STATUS_LIST,
   nolabel: NO_LABEL,
 };
@@ -66,8 +74,8 @@ export function searchFilter(
     label: string[];
     all_labels: boolean;
     tier: FrameRow["tier"][];
-    status: ReviewStatus[];
-    nolabel: boolean;
+    status?: ReviewStatus[];
+    nolabel?: boolean;
   },
 ): SearchFilter {
   if (query.all_labels && query.label.length === 0) {
@@ -80,8 +88,8 @@ export function searchFilter(
     labels: query.label,
     allLabels: query.all_labels,
     tiers: query.tier,
-    status: query.status,
-    noLabel: query.nolabel,
+    ...(query.status?.length ? { status: query.status } : {}),
+    ...(query.nolabel ? { noLabel: true } : {}),
   };
 }
 
@@ -115,7 +123,7 @@ export function frameRoutes(ctx: ServerContext): Route[] {
       path: "/api/frames",
       summary: "Search frames; keyset pages (pass next_cursor as cursor).",
       query: {
-        ...SEARCH_FILTER,
+        ...FRAME_FILTER,
         order: ORDER,
         limit: int(`Frames per page.`, { min: 1, max: MAX_LIMIT, fallback: 50 }),
         cursor: text("next_cursor of the previous page of the same search."),
@@ -182,7 +190,7 @@ export function frameRoutes(ctx: ServerContext): Route[] {
         "itself need not match them). key is null when none is left after it in that order.",
       params: { key: KEY },
       query: {
-        ...SEARCH_FILTER,
+        ...FRAME_FILTER,
         want: choice(
           ["unlabelled", "review"] as const,
           "unlabelled",
