@@ -15,8 +15,9 @@ const ERROR_TEXTS: Record<number, string> = {
   403:
     "The Host header names a host this server does not answer to (not an IP address, localhost or a name " +
     "of server.allowed_hosts): a guard against DNS rebinding.",
-  404: "Unknown frame, label, clip, robot or export, or a frame no store holds.",
-  409: "The new label name exists and merge was not requested.",
+  404: "Unknown frame, label, clip, box, journal entry, robot or export, or a frame no store holds.",
+  409:
+    "A conflict: a rename onto an existing label without merge, a hotkey another label holds, an entry already undone.",
   413: "The body is too large.",
   415: "Wrong Content-Type.",
   502: "A store failed (the frame's, or an export's before its first byte).",
