@@ -212,8 +212,13 @@ export class PostgresLabels implements LabelStore {
     return id;
   }
 
-  /** The label's id, the label created when new (concurrent creators of one name get the same row). */
+  /**
+   * The label's id, the label created when new (concurrent creators of one name get the same row). Looked up
+   * first: an INSERT that finds the name would still draw an id from the sequence.
+   */
   async #ensureLabel(q: Queryable, name: string): Promise<number> {
+    const known = await this.#labelId(q, name);
+    if (known !== null) return known;
     await q.query("INSERT INTO labels (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", [checkLabel(name)]);
     return (await this.#labelId(q, name))!;
   }
@@ -298,7 +303,7 @@ export class PostgresLabels implements LabelStore {
             [id, now, author, selector.robotId, selector.fromMs, selector.toMs],
           );
         added += n;
-        if (n) addedKeys.set(name, "keys" in selector ? inRequestOrder(selector.keys, keys) : keys);
+        addedKeys.set(name, "keys" in selector ? inRequestOrder(selector.keys, keys) : keys);
       }
       const { target: t, detail } = describeTarget(selector);
       const forUndo = added > UNDO_KEY_CAP ? undefined : keysForUndo(addedKeys);
@@ -339,7 +344,7 @@ export class PostgresLabels implements LabelStore {
             [id, selector.robotId, selector.fromMs, selector.toMs],
           );
         removed += n;
-        if (n) removedKeys.set(name, "keys" in selector ? inRequestOrder(selector.keys, keys) : keys);
+        removedKeys.set(name, "keys" in selector ? inRequestOrder(selector.keys, keys) : keys);
       }
       const { target: t, detail } = describeTarget(selector);
       const forUndo = removed > UNDO_KEY_CAP ? undefined : keysForUndo(removedKeys);
