@@ -2,17 +2,21 @@
  * The catalog contract and the label store on PostgreSQL: both suites, each test on a fresh schema of its own
  * (tests/support/postgres.ts: the server, and the schema dropped when the test's catalog is closed); and what
  * only a shared server has: several servers changing labels, boxes, the label set and review status at once;
- * the journal's undo cap done in SQL; the schema migration; raw copies of the new tables; index use of filters.
+ * the journal's undo cap done in SQL; the schema migration; raw copies of the new tables; index use of filters;
+ * and one long sequence of calls run on SQLite and PostgreSQL with every answer, journal entry and read compared.
  */
 import assert from "node:assert/strict";
 import {
   type BoxInput,
+  type Catalog,
   COPY_TABLES,
   type CopyTable,
   type FrameRow,
   type LabelInfo,
 } from "../../src/catalog/catalog.ts";
 import { PG_SCHEMA_VERSION } from "../../src/catalog/pg_db.ts";
+import { SqliteCatalog } from "../../src/catalog/sqlite.ts";
+import { undoChange } from "../../src/catalog/undo.ts";
 import type { PostgresCatalog } from "../../src/catalog/postgres.ts";
 import { filterSql, Params } from "../../src/catalog/postgres_search.ts";
 import { BadInputError, ConflictError, NotFoundError } from "../../src/errors.ts";
@@ -407,5 +411,105 @@ Deno.test("search (postgres): status and no-label filters walk the time index, e
   } finally {
     await raw.close();
     await catalog.close();
+  }
+});
+
+/**
+ * The same calls on both backends (labels, spans, the label set, boxes, review, clips, rename, merge, delete,
+ * and undo of most of it), and what each returned or refused, the journal and every read compared. Label ids
+ * are left out: a PostgreSQL sequence is not rolled back with a refused change.
+ */
+async function sameCalls(catalog: Catalog): Promise<unknown[]> {
+  const out: unknown[] = [];
+  const rows = Array.from({ length: 12 }, (_, i) => frameRow(i < 8 ? "r1" : "r2", T0 + i * 1000, i));
+  await catalog.upsertMany(rows);
+  let clock = T0 + 1e6;
+  const labels = catalog.labels({ now: () => clock++ });
+  const k = rows.map((r) => r.key);
+  const noId = (v: unknown) => v && typeof v === "object" && "hotkey" in v ? { ...v, id: 0 } : v;
+  const call = async (f: () => Promise<unknown>) => {
+    try {
+      out.push(noId(await f()));
+    } catch (e) {
+      out.push(`${(e as Error).constructor.name}: ${(e as Error).message}`);
+    }
+  };
+  await call(() => labels.addLabels({ keys: [k[3], k[1], k[1]] }, ["door", "zed"], { author: "a" }));
+  await call(() => labels.addLabels({ keys: [k[1], k[2]] }, ["door"]));
+  await call(() => labels.addLabels({ robotId: "r1", fromMs: T0, toMs: T0 + 5000 }, ["span"]));
+  await call(() =>
+    labels.removeLabels({ robotId: "r1", fromMs: T0 + 2000, toMs: T0 + 9000 }, ["span", "door"])
+  );
+  await call(() => labels.changeLabels({ keys: [k[0]] }, { add: ["x"], remove: ["zed"] }));
+  await call(() => labels.defineLabel("door", { color: "#ABCDEF", hotkey: 1 }));
+  await call(() => labels.defineLabel("door", { color: "#abcdef" }));
+  await call(() => labels.defineLabel("new", { hotkey: 1 }));
+  await call(() => labels.defineLabel("new", { hotkey: 2, color: null }));
+  await call(() =>
+    labels.addBoxes([
+      box(k[0], "cat"),
+      box(k[0], "door", { source: "model:m", confidence: 0.5 }),
+      box(k[9], "cat", { unit: "norm", x: 0.1, y: 0.1, w: 0.2, h: 0.3 }),
+    ], { author: "bo" })
+  );
+  await call(() => labels.updateBox(1, { label: "dog", rect: { x: 5, y: 5, w: 10, h: 10 } }));
+  await call(() => labels.acceptBoxes({ key: k[0] }));
+  await call(() => labels.acceptBoxes({ ids: [2, 3] }));
+  await call(() => labels.setReview([k[0], k[4], k[5]], "reviewed", { author: "r" }));
+  await call(() => labels.setReview([k[0], k[6]], "rejected"));
+  await call(() => labels.setReview([k[4]], null));
+  await call(() =>
+    labels.createClip({
+      robotId: "r2",
+      fromMs: T0 + 8000,
+      toMs: T0 + 9000,
+      name: "c",
+      labels: ["walk", "door"],
+    })
+  );
+  await call(() => labels.updateClip(1, { addLabels: ["cat"], note: "n" }));
+  await call(() => labels.renameLabel("cat", "dog", { merge: true }));
+  await call(() => labels.renameLabel("dog", "animal"));
+  await call(() => labels.deleteLabel("door"));
+  await call(() => labels.deleteBoxes([3]));
+  await call(() => labels.deleteBoxes([3]));
+  for (const id of [1, 3, 4, 6, 9, 10, 11, 12, 14, 15, 17, 18, 19, 20, 21, 22, 21]) {
+    await call(() => undoChange(labels, id, { author: "u" }));
+  }
+  out.push(await labels.changes({ limit: 1000 }));
+  out.push((await labels.list()).map(noId));
+  out.push(await labels.listClips());
+  out.push([...(await labels.boxesOf(k)).entries()]);
+  out.push(await labels.reviews(k));
+  out.push(await catalog.withLabels(await catalog.findFrames({}, { order: "oldest", limit: 100 })));
+  for (
+    const filter of [
+      { status: ["unlabelled" as const] },
+      { status: ["labelled" as const, "rejected" as const] },
+      { noLabel: true },
+      { labels: ["animal"] },
+      { labels: ["animal", "span"], allLabels: true },
+    ]
+  ) {
+    out.push((await catalog.findFrames(filter, { order: "newest", limit: 100 })).map((r) => r.key));
+    out.push(await catalog.countFrames(filter));
+  }
+  out.push(await Promise.all(k.map((key) => catalog.isPinned(key))));
+  out.push((await catalog.oldestLocalUnpinned(100)).map((r) => r.key));
+  return out;
+}
+
+Deno.test("label store (postgres): the same calls as on SQLite return, refuse, journal and read the same", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "same-calls-" });
+  const sqlite = new SqliteCatalog(`${dir}/catalog.sqlite`);
+  const postgres = await freshPostgresCatalog();
+  try {
+    const [expected, actual] = [await sameCalls(sqlite), await sameCalls(postgres)];
+    assert.equal(actual.length, expected.length);
+    for (let i = 0; i < expected.length; i++) assert.deepEqual(actual[i], expected[i], `step ${i}`);
+  } finally {
+    await sqlite.close();
+    await postgres.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });
