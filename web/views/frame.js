@@ -349,10 +349,12 @@ export async function frameView(root, { parts, params = new URLSearchParams() })
   function paintLabels() {
     const fromClips = {};
     for (const c of frame.clips) for (const l of c.labels) fromClips[l] = c.name;
+    // Whole-frame labels: its own and its clips'; box classes are listed with the boxes.
+    const shown = frame.labels.filter((l) => frame.direct_labels.includes(l) || l in fromClips);
     clear(
       labelsBox,
-      frame.labels.length
-        ? labelChips(frame.labels, { removable: frame.direct_labels, onRemove: removeLabel, fromClips })
+      shown.length
+        ? labelChips(shown, { removable: frame.direct_labels, onRemove: removeLabel, fromClips })
         : h("p.muted", {}, "No labels yet."),
     );
   }

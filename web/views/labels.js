@@ -5,7 +5,7 @@
 import { api } from "../api.js";
 import { attempt, fmtCount, h, toast } from "../dom.js";
 import { exportLink } from "../export.js";
-import { classColor, loadLabelSet } from "../boxes.js";
+import { classColor, loadLabelSet, nameColor } from "../boxes.js";
 
 const HOTKEYS = [1, 2, 3, 4, 5, 6, 7, 8, 9];
 
@@ -64,10 +64,16 @@ export async function labelsView(root) {
     "aria-label": "new class name",
     autocomplete: "off",
   });
+  // Until a colour is picked, the class keeps the colour of its name (shown as the name is typed).
+  let colorPicked = false;
   const newColor = h("input.color-input", {
     type: "color",
-    value: "#2f6fde",
+    value: nameColor(""),
     "aria-label": "new class colour",
+    oninput: () => (colorPicked = true),
+  });
+  newName.addEventListener("input", () => {
+    if (!colorPicked) newColor.value = nameColor(newName.value.trim());
   });
   const newHotkey = hotkeySelect(null, { "aria-label": "new class hotkey" });
   const createForm = h(
@@ -78,7 +84,11 @@ export async function labelsView(root) {
         const name = newName.value.trim();
         if (!name) return;
         define(
-          { name, color: newColor.value, hotkey: newHotkey.value ? Number(newHotkey.value) : null },
+          {
+            name,
+            color: colorPicked ? newColor.value : null,
+            hotkey: newHotkey.value ? Number(newHotkey.value) : null,
+          },
           `created ${name}`,
         );
       },
