@@ -26,6 +26,13 @@ export interface GreyImage {
   data: Uint8Array;
 }
 
+/** A colour raster, row-major, three bytes (R, G, B) per pixel. */
+export interface RgbImage {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
 /** What the frame header of a JPEG says, as read by {@link readJpegInfo}. */
 export interface JpegInfo {
   width: number;
@@ -785,6 +792,25 @@ export function readJpegInfo(jpeg: Uint8Array): JpegInfo {
 // The decoder
 
 /**
+ * The DC values of a JPEG, as {@link decodeDcPlanes} leaves them: `plane` holds each component's DC coefficients
+ * (times 2^Al already undone for progressive files, before dequantization) in a layout of its own (see there).
+ */
+interface DcPlanes {
+  frame: Frame;
+  plane: Int32Array;
+  /** Row length of the layout: the luma plane's width (grey mode) or the MCU grid at maximum sampling (colour). */
+  planeW: number;
+  /** DC quantizer of each component. */
+  q: Int32Array;
+  /** Where each component's values start in `plane` (colour mode; only [0] = 0 in grey mode). */
+  offsets: number[];
+  /** Whether a scan carried the component's DC values. */
+  seen: boolean[];
+  /** The transform flag of an Adobe APP14 segment (0: no colour transform, i.e. RGB; 1: YCbCr), -1 when none. */
+  adobeTransform: number;
+}
+
+/**
  * Decodes a JPEG to greyscale at 1/8 scale: one pixel per 8x8 luma block, ceil(W/8) x ceil(H/8), the mean of
  * the block as its DC coefficient gives it (clamp(round(DC * q0 / 8 + 128))), exactly what libjpeg's 1/8 scaled
  * IDCT computes. The first component is taken as luma (Y of YCbCr; for Adobe RGB or CMYK files it is R or C).
@@ -794,6 +820,37 @@ export function readJpegInfo(jpeg: Uint8Array): JpegInfo {
  * problem and its place for anything else, including truncated or corrupt data.
  */
 export function decodeGreyEighth(jpeg: Uint8Array): GreyImage {
+  const { frame: f, plane, planeW, q } = decodeDcPlanes(jpeg, false);
+  const q0 = q[0];
+  const c0 = f.comps[0];
+  const outW = Math.ceil(f.width / 8);
+  const outH = Math.ceil(f.height / 8);
+  const out = new Uint8Array(outW * outH);
+  const sameGrid = c0.h === f.hmax && c0.v === f.vmax;
+  for (let y = 0; y < outH; y++) {
+    // A luma component sampled below the maximum (rare) has fewer blocks: pick the one under each output pixel.
+    const py = sameGrid ? y : Math.floor((y * c0.v) / f.vmax);
+    for (let x = 0; x < outW; x++) {
+      const px = sameGrid ? x : Math.floor((x * c0.h) / f.hmax);
+      // round(DC * q / 8 + 128), as libjpeg's 1x1 IDCT: (v + 4) >> 3 with the +128 folded in as 1024.
+      const v = (plane[py * planeW + px] * q0 + 1028) >> 3;
+      out[y * outW + x] = v < 0 ? 0 : v > 255 ? 255 : v;
+    }
+  }
+  return { width: outW, height: outH, data: out };
+}
+
+/**
+ * Reads the DC coefficients of a JPEG's blocks: only the luma component's (`colour` false: chroma blocks are
+ * decoded to be stepped over, chroma-only scans skipped), or every component's (`colour` true).
+ *
+ * Grey mode keeps the luma blocks in one plane, `planeW` wide. Colour mode lays every component out on the grid
+ * of the MCUs at maximum sampling (`planeW` = MCUs across x Hmax, MCUs down x Vmax rows), one such grid per
+ * component at `offsets[c]`: block (x, y) of MCU (mx, my) of a component sampled h x v sits at row my*Vmax + y,
+ * column mx*Hmax + x. Interleaved scans then write every component with the luma strides, through the same loop
+ * as grey mode; a component sampled below the maximum leaves cells of its grid unused.
+ */
+function decodeDcPlanes(jpeg: Uint8Array, colour: boolean): DcPlanes {
   const d = jpeg;
   const n = d.length;
   checkSoi(d);
@@ -807,8 +864,10 @@ export function decodeGreyEighth(jpeg: Uint8Array): GreyImage {
   let plane: Int32Array | null = null;
   let planeW = 0;
   let planeH = 0;
-  let q0 = 0;
-  let lumaDcSeen = false;
+  const q = new Int32Array(4);
+  let offsets: number[] = [0];
+  const seen = [false, false, false, false];
+  let adobeTransform = -1;
   const st = new Int32Array(4);
   const preds = new Int32Array(4);
   let pos = 2;
@@ -899,8 +958,8 @@ export function decodeGreyEighth(jpeg: Uint8Array): GreyImage {
           );
         }
       }
-      if (!hasLuma || !isDcScan) {
-        // Nothing of the luma DC in here: step over the entropy data without reading it.
+      if (!isDcScan || (!hasLuma && !colour)) {
+        // Nothing of the DC values wanted in here: step over the entropy data without reading it.
         pos = findMarker(d, dataStart, scanNo);
         continue;
       }
@@ -928,11 +987,36 @@ export function decodeGreyEighth(jpeg: Uint8Array): GreyImage {
               `of entropy data follow scan ${scanNo} (or the size is wrong)`,
           );
         }
-        if (!qDefined[c0.tq]) throw fail(`corrupt JPEG: missing DQT table ${c0.tq} for component ${c0.id}`);
-        q0 = qDc[c0.tq];
-        planeW = f.comps.length === 1 ? bw : mcusXi * c0.h;
-        planeH = f.comps.length === 1 ? bh : mcusYi * c0.v;
-        plane = new Int32Array(planeW * planeH);
+        if (colour) {
+          // The same bound for every component's blocks, which colour mode keeps too.
+          let blocks = 0;
+          for (const c of f.comps) {
+            blocks += Math.ceil(Math.ceil((f.width * c.h) / f.hmax) / 8) *
+              Math.ceil(Math.ceil((f.height * c.v) / f.vmax) / 8);
+          }
+          if (blocks > remaining * 8 + 8) {
+            throw fail(
+              `truncated JPEG: ${f.width}x${f.height} needs ${blocks} blocks but only ${remaining} bytes ` +
+                `of entropy data follow scan ${scanNo} (or the size is wrong)`,
+            );
+          }
+        }
+        const wanted = colour ? f.comps.length : 1;
+        for (let ci = 0; ci < wanted; ci++) {
+          const c = f.comps[ci];
+          if (!qDefined[c.tq]) throw fail(`corrupt JPEG: missing DQT table ${c.tq} for component ${c.id}`);
+          q[ci] = qDc[c.tq];
+        }
+        if (colour) {
+          planeW = mcusXi * f.hmax;
+          planeH = mcusYi * f.vmax;
+          offsets = f.comps.map((_, ci) => ci * planeW * planeH);
+          plane = new Int32Array(f.comps.length * planeW * planeH);
+        } else {
+          planeW = f.comps.length === 1 ? bw : mcusXi * c0.h;
+          planeH = f.comps.length === 1 ? bh : mcusYi * c0.v;
+          plane = new Int32Array(planeW * planeH);
+        }
       }
       // Per-block descriptors of one MCU, and the fast tables of this scan laid out in one array.
       const interleaved = ns > 1;
@@ -974,7 +1058,8 @@ export function decodeGreyEighth(jpeg: Uint8Array): GreyImage {
         const by = interleaved ? c.v : 1;
         for (let y = 0; y < by; y++) {
           for (let x = 0; x < bx; x++) {
-            blk.push(dcOff, acOff, dcSlow, acSlow, i, ci === 0 ? y * planeW + x : -1);
+            const delta = colour ? offsets[ci] + y * planeW + x : ci === 0 ? y * planeW + x : -1;
+            blk.push(dcOff, acOff, dcSlow, acSlow, i, delta);
           }
         }
       }
@@ -984,10 +1069,30 @@ export function decodeGreyEighth(jpeg: Uint8Array): GreyImage {
         tabs.set(part, off);
         off += part.length;
       }
-      const mcusX = interleaved ? mcusXi : bw;
-      const mcusY = interleaved ? mcusYi : bh;
-      const rowStride = interleaved ? c0.v * planeW : planeW;
-      const colStride = interleaved ? c0.h : 1;
+      let mcusX = interleaved ? mcusXi : bw;
+      let mcusY = interleaved ? mcusYi : bh;
+      let rowStride = interleaved ? c0.v * planeW : planeW;
+      let colStride = interleaved ? c0.h : 1;
+      if (colour) {
+        // The layout of decodeDcPlanes' doc. A scan of one component walks that component's own block grid; the
+        // step from one block to the next is one cell (sampled at the maximum) or one MCU (sampled once per MCU).
+        if (interleaved) {
+          rowStride = f.vmax * planeW;
+          colStride = f.hmax;
+        } else {
+          const c = f.comps[scomps[0]];
+          if ((c.h !== 1 && c.h !== f.hmax) || (c.v !== 1 && c.v !== f.vmax)) {
+            throw fail(
+              `unsupported JPEG for colour: component ${c.id} sampled ${c.h}x${c.v} under a maximum of ` +
+                `${f.hmax}x${f.vmax} in a scan of its own`,
+            );
+          }
+          mcusX = Math.ceil(Math.ceil((f.width * c.h) / f.hmax) / 8);
+          mcusY = Math.ceil(Math.ceil((f.height * c.v) / f.vmax) / 8);
+          colStride = c.h === f.hmax ? 1 : f.hmax;
+          rowStride = (c.v === f.vmax ? 1 : f.vmax) * planeW;
+        }
+      }
       const blkArr = Int32Array.from(blk);
       const nb = blk.length / 6;
       const p = plane as Int32Array;
@@ -1012,32 +1117,138 @@ export function decodeGreyEighth(jpeg: Uint8Array): GreyImage {
           scanNo,
           st,
         );
-      lumaDcSeen = true;
+      for (const ci of scomps) seen[ci] = true;
       // Whatever is left before the next marker is padding (or junk libjpeg would also skip).
       pos = findMarker(d, endPos, scanNo);
       continue;
+    }
+    // Adobe's APP14 says whether three components are YCbCr or RGB ("Adobe", version, flags0, flags1, transform).
+    if (m === 0xee && end - body >= 12 && d[body] === 0x41 && d[body + 1] === 0x64 && d[body + 4] === 0x65) {
+      adobeTransform = d[body + 11];
     }
     // APPn, COM, JPGn and anything else with a length need nothing but skipping.
     pos = end;
   }
   if (!frame) throw fail("corrupt JPEG: EOI before any SOF (frame header)");
   if (scanNo === 0) throw fail("corrupt JPEG: EOI before any SOS (no scan)");
-  if (!lumaDcSeen || !plane) throw fail("corrupt JPEG: no scan carries the luma DC coefficients");
-  const f: Frame = frame;
-  const c0 = f.comps[0];
+  if (!seen[0] || !plane) throw fail("corrupt JPEG: no scan carries the luma DC coefficients");
+  return { frame, plane, planeW, q, offsets, seen, adobeTransform };
+}
+
+/** YCbCr to RGB terms per chroma value (R and B rounded; G's two terms in 16.16 fixed point, summed then shifted). */
+interface YccTables {
+  crR: Int32Array;
+  cbB: Int32Array;
+  cbG: Int32Array;
+  crG: Int32Array;
+}
+let yccCache: YccTables | null = null;
+
+function yccTables(): YccTables {
+  if (yccCache) return yccCache;
+  const fix = (x: number) => Math.round(x * 65536);
+  const t: YccTables = {
+    crR: new Int32Array(256),
+    cbB: new Int32Array(256),
+    cbG: new Int32Array(256),
+    crG: new Int32Array(256),
+  };
+  for (let i = 0; i < 256; i++) {
+    const c = i - 128;
+    t.crR[i] = (fix(1.402) * c + 32768) >> 16;
+    t.cbB[i] = (fix(1.772) * c + 32768) >> 16;
+    t.cbG[i] = -fix(0.344136) * c;
+    t.crG[i] = -fix(0.714136) * c + 32768;
+  }
+  return yccCache = t;
+}
+
+/** A component's DC level at 1/8 scale: round(DC * q / 8) + 128 clamped to 0..255, as in {@link decodeGreyEighth}. */
+function dcLevel(dc: number, q: number): number {
+  const v = (dc * q + 1028) >> 3;
+  return v < 0 ? 0 : v > 255 ? 255 : v;
+}
+
+/**
+ * Decodes a JPEG in colour at 1/8 scale: ceil(W/8) x ceil(H/8) RGB pixels, each the mean colour of its 8x8 block
+ * as the DC coefficients of Y, Cb and Cr give it. A chroma block sampled below luma (4:2:0, 4:2:2, 4:1:1, 4:4:0)
+ * covers several output pixels and colours each of them. YCbCr becomes RGB by the JFIF equations; three
+ * components are taken as RGB as they are when an Adobe APP14 segment says so (transform 0) or their ids are 'R',
+ * 'G', 'B'; a greyscale JPEG gives grey pixels (R = G = B). The cost over {@link decodeGreyEighth} is the chroma
+ * DC values (their AC coefficients are stepped over in both) and chroma-only scans of progressive files.
+ *
+ * Throws SyntaxError as decodeGreyEighth does, and also for what has no colour meaning here: two or four
+ * components (CMYK, YCCK) and a component sampled other than once or at the maximum per MCU in a scan of its own.
+ */
+export function decodeColourEighth(jpeg: Uint8Array): RgbImage {
+  const { frame: f, plane, planeW, q, offsets, seen, adobeTransform } = decodeDcPlanes(jpeg, true);
+  const nc = f.comps.length;
+  if (nc === 2 || nc === 4) {
+    throw fail(`unsupported JPEG for colour: ${nc} components${nc === 4 ? " (CMYK or YCCK)" : ""}`);
+  }
   const outW = Math.ceil(f.width / 8);
   const outH = Math.ceil(f.height / 8);
-  const out = new Uint8Array(outW * outH);
-  const sameGrid = c0.h === f.hmax && c0.v === f.vmax;
-  for (let y = 0; y < outH; y++) {
-    // A luma component sampled below the maximum (rare) has fewer blocks: pick the one under each output pixel.
-    const py = sameGrid ? y : Math.floor((y * c0.v) / f.vmax);
-    for (let x = 0; x < outW; x++) {
-      const px = sameGrid ? x : Math.floor((x * c0.h) / f.hmax);
-      // round(DC * q / 8 + 128), as libjpeg's 1x1 IDCT: (v + 4) >> 3 with the +128 folded in as 1024.
-      const v = (plane[py * planeW + px] * q0 + 1028) >> 3;
-      out[y * outW + x] = v < 0 ? 0 : v > 255 ? 255 : v;
+  // Where each output pixel's block of each component sits in the plane: the block under the pixel (bx, by) on
+  // the component's own grid, then its cell in the layout of decodeDcPlanes.
+  const cols = f.comps.map((c, ci) =>
+    Int32Array.from({ length: outW }, (_, x) => {
+      const bx = Math.floor((x * c.h) / f.hmax);
+      return offsets[ci] + Math.floor(bx / c.h) * f.hmax + (bx % c.h);
+    })
+  );
+  const rows = f.comps.map((c) =>
+    Int32Array.from({ length: outH }, (_, y) => {
+      const by = Math.floor((y * c.v) / f.vmax);
+      return (Math.floor(by / c.v) * f.vmax + (by % c.v)) * planeW;
+    })
+  );
+  const out = new Uint8Array(outW * outH * 3);
+  if (nc === 1) {
+    const [c0, r0] = [cols[0], rows[0]];
+    for (let y = 0, o = 0; y < outH; y++) {
+      for (let x = 0; x < outW; x++, o += 3) {
+        out[o] = out[o + 1] = out[o + 2] = dcLevel(plane[r0[y] + c0[x]], q[0]);
+      }
     }
+    return { width: outW, height: outH, data: out };
+  }
+  const ids = f.comps.map((c) => c.id);
+  const rgb = adobeTransform === 0 ||
+    (adobeTransform < 0 && ids[0] === 0x52 && ids[1] === 0x47 && ids[2] === 0x42);
+  // Levels per component first (a component no scan carried, as in a truncated progressive file, is mid-level:
+  // neutral chroma), then the conversion through tables.
+  const levels = [0, 1, 2].map((ci) => {
+    const lv = new Uint8Array(outW * outH);
+    if (!seen[ci]) return lv.fill(128);
+    const cx = cols[ci], ry = rows[ci], qc = q[ci];
+    for (let y = 0, o = 0; y < outH; y++) {
+      const r = ry[y];
+      for (let x = 0; x < outW; x++, o++) {
+        const v = (plane[r + cx[x]] * qc + 1028) >> 3;
+        lv[o] = v < 0 ? 0 : v > 255 ? 255 : v;
+      }
+    }
+    return lv;
+  });
+  const [l0, l1, l2] = levels;
+  if (rgb) {
+    for (let i = 0, o = 0; i < l0.length; i++, o += 3) {
+      out[o] = l0[i];
+      out[o + 1] = l1[i];
+      out[o + 2] = l2[i];
+    }
+    return { width: outW, height: outH, data: out };
+  }
+  const t = yccTables();
+  for (let i = 0, o = 0; i < l0.length; i++, o += 3) {
+    // JFIF (ITU-R BT.601, full range), in 16.16 fixed point as libjpeg's jdcolor.c.
+    const y = l0[i], cb = l1[i], cr = l2[i];
+    const r = y + t.crR[cr];
+    const g = y + ((t.cbG[cb] + t.crG[cr]) >> 16);
+    const b = y + t.cbB[cb];
+    out[o] = r < 0 ? 0 : r > 255 ? 255 : r;
+    out[o + 1] = g < 0 ? 0 : g > 255 ? 255 : g;
+    out[o + 2] = b < 0 ? 0 : b > 255 ? 255 : b;
   }
   return { width: outW, height: outH, data: out };
 }

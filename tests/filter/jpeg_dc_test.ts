@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import jpeg from "jpeg-js";
-import { decodeGreyEighth, type GreyImage, readJpegInfo } from "../../src/filter/jpeg_dc.ts";
+import {
+  decodeColourEighth,
+  decodeGreyEighth,
+  type GreyImage,
+  readJpegInfo,
+  type RgbImage,
+} from "../../src/filter/jpeg_dc.ts";
 import { Rng } from "../../dev/random.ts";
 import { concat } from "../support/bytes.ts";
 import { jpegFixture, readSamples } from "../support/images.ts";
@@ -488,6 +494,17 @@ Deno.test("decodeGreyEighth throws only SyntaxError or RangeError on arbitrary b
         throw new Error(`unexpected ${e} for input of ${buf.length} bytes`, { cause: e });
       }
     }
+    // The colour decode reads the same bytes with more of its paths (chroma-only scans): the same promise.
+    try {
+      const c = decodeColourEighth(buf);
+      assert.equal(c.data.length, c.width * c.height * 3);
+    } catch (e) {
+      if (!(e instanceof SyntaxError) && !(e instanceof RangeError)) {
+        throw new Error(`unexpected ${e} from the colour decode for input of ${buf.length} bytes`, {
+          cause: e,
+        });
+      }
+    }
   };
   const deadline = performance.now() + 3000;
   let runs = 0;
@@ -527,4 +544,192 @@ Deno.test("decodeGreyEighth throws only SyntaxError or RangeError on arbitrary b
     check(buf);
   }
   assert.ok(runs > 100, `only ${runs} fuzz runs in 3 s`);
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Colour
+
+/**
+ * The documented accuracy of decodeColourEighth against a full colour decode (jpeg-js, RGB), compared per region
+ * of 32x16 pixels (a whole number of MCUs for every sampling here): the region's mean of each channel in the full
+ * decode, and the mean of the output pixels over it, each weighted by how many of its pixels lie in the image.
+ * The DC values are exact block means of Y, Cb and Cr, and the colour conversion is linear, so the means agree
+ * up to the full decode's rounding and its clamping at 0 and 255 (saturated patches); regions on the right and
+ * bottom edge differ more where the encoder padded a partial MCU's chroma with repeated edge pixels.
+ */
+const MAX_REGION_DIFF = 8;
+const MAX_EDGE_REGION_DIFF = 16;
+const MAX_MEAN_REGION_DIFF = 1.5;
+const REGION_W = 32;
+const REGION_H = 16;
+
+function colourAgreement(buf: Uint8Array, got: RgbImage): Agreement {
+  const ref = jpeg.decode(buf, { useTArray: true, formatAsRGBA: false, maxMemoryUsageInMB: 1024 });
+  assert.equal(got.width, Math.ceil(ref.width / 8));
+  assert.equal(got.height, Math.ceil(ref.height / 8));
+  assert.equal(got.data.length, got.width * got.height * 3);
+  let max = 0;
+  let maxEdge = 0;
+  let sum = 0;
+  let count = 0;
+  for (let ry = 0; ry < ref.height; ry += REGION_H) {
+    for (let rx = 0; rx < ref.width; rx += REGION_W) {
+      const edge = rx + REGION_W > ref.width || ry + REGION_H > ref.height;
+      for (let ch = 0; ch < 3; ch++) {
+        let full = 0, fullN = 0, dc = 0, dcN = 0;
+        for (let y = ry; y < Math.min(ref.height, ry + REGION_H); y++) {
+          for (let x = rx; x < Math.min(ref.width, rx + REGION_W); x++) {
+            full += ref.data[(y * ref.width + x) * 3 + ch];
+            fullN++;
+          }
+        }
+        for (let y = ry / 8; y < Math.min(got.height, (ry + REGION_H) / 8); y++) {
+          for (let x = rx / 8; x < Math.min(got.width, (rx + REGION_W) / 8); x++) {
+            const w = (Math.min(ref.width, x * 8 + 8) - x * 8) * (Math.min(ref.height, y * 8 + 8) - y * 8);
+            dc += w * got.data[(y * got.width + x) * 3 + ch];
+            dcN += w;
+          }
+        }
+        const diff = Math.abs(full / fullN - dc / dcN);
+        if (edge) maxEdge = Math.max(maxEdge, diff);
+        else max = Math.max(max, diff);
+        sum += diff;
+        count++;
+      }
+    }
+  }
+  return { max, maxEdge, mean: sum / count };
+}
+
+function assertColourAgrees(name: string, a: Agreement): void {
+  assert.ok(
+    a.max <= MAX_REGION_DIFF,
+    `${name}: max region difference ${a.max.toFixed(2)} > ${MAX_REGION_DIFF}`,
+  );
+  assert.ok(
+    a.maxEdge <= MAX_EDGE_REGION_DIFF,
+    `${name}: max edge region difference ${a.maxEdge.toFixed(2)} > ${MAX_EDGE_REGION_DIFF}`,
+  );
+  assert.ok(
+    a.mean <= MAX_MEAN_REGION_DIFF,
+    `${name}: mean region difference ${a.mean.toFixed(3)} > ${MAX_MEAN_REGION_DIFF}`,
+  );
+}
+
+function sameRgb(a: RgbImage, b: RgbImage, name: string): void {
+  assert.deepEqual([a.width, a.height], [b.width, b.height], name);
+  assert.ok(a.data.every((v, i) => v === b.data[i]), `${name}: pixels differ`);
+}
+
+Deno.test("decodeColourEighth agrees with a full colour decode", async (t) => {
+  await t.step("on the real 1080p camera frames", () => {
+    for (const [i, buf] of SAMPLES.entries()) {
+      const got = decodeColourEighth(buf);
+      assert.deepEqual([got.width, got.height], [240, 135]);
+      assertColourAgrees(`sample ${i}`, colourAgreement(buf, got));
+    }
+  });
+
+  // 4:2:0, 4:2:2, 4:4:4, 4:1:1, 4:4:0, ffmpeg's 2x2,1x2,1x2, luma below chroma, greyscale; progressive and
+  // non-interleaved scans; restarts; odd sizes (a 7x9 or 1x1 image is all edge: its one region is checked).
+  for (const c of FIXTURE_CASES) {
+    await t.step(`on ${c.file} (${c.subsampling}${c.progressive ? ", progressive" : ""})`, () => {
+      const buf = jpegFixture(c.file);
+      const a = colourAgreement(buf, decodeColourEighth(buf));
+      if (c.width < 16 || c.height < 16) {
+        // Chroma of a partial MCU is mostly padding; only the mean of the whole image is meaningful.
+        assert.ok(a.mean <= 60, `${c.file}: ${a.mean}`);
+      } else assertColourAgrees(c.file, a);
+    });
+  }
+
+  await t.step("greyscale gives grey pixels, the grey decode's exactly", () => {
+    for (
+      const f of ["grey.jpg", "progressive_grey.jpg", "restart_1b_grey.jpg", "odd_17x33_progressive_grey.jpg"]
+    ) {
+      const grey = decodeGreyEighth(jpegFixture(f));
+      const colour = decodeColourEighth(jpegFixture(f));
+      assert.deepEqual([colour.width, colour.height], [grey.width, grey.height]);
+      for (let i = 0; i < grey.data.length; i++) {
+        assert.deepEqual([...colour.data.subarray(3 * i, 3 * i + 3)], [
+          grey.data[i],
+          grey.data[i],
+          grey.data[i],
+        ]);
+      }
+    }
+  });
+
+  await t.step("the same coefficients coded differently give the same colour image", () => {
+    // Sequential non-interleaved scans, progressive DC first and refinement scans of each component (interleaved
+    // or not), restart markers, optimized or missing Huffman tables: cjpeg codes the same DC values in each.
+    const ref = decodeColourEighth(jpegFixture("baseline_420.jpg"));
+    for (
+      const f of [
+        "optimized_420.jpg",
+        "no_dht_420.jpg",
+        "sequential_noninterleaved.jpg",
+        "progressive_420.jpg",
+        "progressive_noninterleaved.jpg",
+        "progressive_restart.jpg",
+        "restart_rows.jpg",
+        "trailing_garbage.jpg",
+      ]
+    ) {
+      sameRgb(decodeColourEighth(jpegFixture(f)), ref, f);
+    }
+    // The luma of the colour image is the grey decode (to the rounding of the conversion both ways).
+    const grey = decodeGreyEighth(jpegFixture("baseline_420.jpg"));
+    for (let i = 0; i < grey.data.length; i++) {
+      const [r, g, b] = ref.data.subarray(3 * i, 3 * i + 3);
+      const y = 0.299 * r + 0.587 * g + 0.114 * b;
+      // Where a channel was clamped the luma moved; elsewhere it is the same to rounding.
+      if (Math.max(r, g, b) < 255 && Math.min(r, g, b) > 0) {
+        assert.ok(Math.abs(y - grey.data[i]) <= 1.5, `pixel ${i}: ${y} vs ${grey.data[i]}`);
+      }
+    }
+  });
+
+  await t.step("an Adobe APP14 segment with transform 0 means the components are R, G, B", () => {
+    const base = jpegFixture("baseline_444.jpg");
+    const app14 = new Uint8Array([
+      0xff,
+      0xee,
+      0x00,
+      0x0e,
+      ...new TextEncoder().encode("Adobe"),
+      0x00,
+      0x64,
+      0x00,
+      0x00,
+      0x00,
+      0x00,
+      0x00,
+    ]);
+    const asRgb = decodeColourEighth(concat([base.subarray(0, 2), app14, base.subarray(2)]));
+    const asYcc = decodeColourEighth(base);
+    // The same levels, now taken as R, G, B: converting them as Y, Cb, Cr gives the YCbCr reading back.
+    const clamp = (v: number) => Math.max(0, Math.min(255, Math.round(v)));
+    for (let i = 0; i < asRgb.data.length; i += 3) {
+      const [y, cb, cr] = asRgb.data.subarray(i, i + 3);
+      const expected = [
+        clamp(y + 1.402 * (cr - 128)),
+        clamp(y - 0.344136 * (cb - 128) - 0.714136 * (cr - 128)),
+        clamp(y + 1.772 * (cb - 128)),
+      ];
+      for (let c = 0; c < 3; c++) assert.ok(Math.abs(expected[c] - asYcc.data[i + c]) <= 1, `at ${i / 3}`);
+    }
+    // And its first channel is the luma, exactly.
+    const grey = decodeGreyEighth(base);
+    for (let i = 0; i < grey.data.length; i++) assert.equal(asRgb.data[3 * i], grey.data[i]);
+  });
+
+  await t.step("refuses broken files as the grey decode does", () => {
+    const d = jpegFixture("progressive_420.jpg");
+    for (let len = 2; len < d.length; len += 97) {
+      assert.throws(() => decodeColourEighth(d.subarray(0, len)), (e) => e instanceof SyntaxError);
+    }
+    assert.throws(() => decodeColourEighth(new Uint8Array(0)), /not a JPEG/);
+    assert.throws(() => decodeColourEighth(jpegFixture("arithmetic.jpg")), /arithmetic coding/);
+  });
 });
