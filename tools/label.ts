@@ -14,6 +14,7 @@ import { archiveStore, localStore } from "../src/filter/loader.ts";
 import type { StoragePlugin } from "../src/plugin.ts";
 import { jpegSize } from "../src/library/image_size.ts";
 import {
+  checkModelName,
   importPredictions,
   parseCocoResults,
   parseYoloClasses,
@@ -328,6 +329,7 @@ async function predictionsCommand(
   by: { author: string | null },
 ): Promise<number> {
   if (!values.model) throw new RangeError("predictions needs --model NAME (the boxes get source model:NAME)");
+  checkModelName(values.model);
   const coco = values.coco !== undefined;
   const yolo = values.yolo !== undefined;
   if (coco === yolo) {
