@@ -355,6 +355,9 @@ Deno.test("boxes: Tab selects, arrows move (Alt: 10 px), Shift+arrows resize, De
     await u.press("Shift+ArrowRight", 2);
     await u.press("Shift+Alt+ArrowUp");
     await u.press("ArrowLeft");
+    // Alt+← and Alt+→ move it 10 px each way (not the browser's history back and forward).
+    await u.press("Alt+ArrowLeft");
+    await u.press("Alt+ArrowRight");
     // Still on this frame (← moved the box, not to the previous frame); a run of keys is saved once.
     assert.ok(page.url().includes(encodeURIComponent(key)));
     await boxesWhen(base, key, (b) => {

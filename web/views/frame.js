@@ -229,7 +229,8 @@ export async function frameView(root, { parts, params = new URLSearchParams() })
       "Keys: drag on the image to draw a box · 1–9 class (of the selected box and the next one) · " +
         "Tab / Shift+Tab select a box · arrows move it, Shift+arrows resize (Alt: 10 px) · Delete remove · " +
         "Enter accept the selected pre-label (none selected: all) · + − 0 zoom (Ctrl+wheel) · " +
-        "r reviewed (accepts the pre-labels left) · x rejected · n next to do · ← → previous / next frame · " +
+        "r reviewed (accepts the pre-labels left) · x rejected · n next to do · " +
+        "← → previous / next frame (no box selected) · " +
         "l label box · Esc deselect, then back to the robot.",
     ),
     h(
