@@ -82,13 +82,44 @@ export function fmtCount(n) {
 }
 
 let toastTimer = 0;
-/** A short message at the bottom of the page. */
+let toastAt = 0;
+/**
+ * A short message near the top of the page (a confirmation, or an error with kind "error"). It stays a few
+ * seconds, also across the re-render that often follows an action (see hideStaleToast).
+ */
 export function toast(message, kind = "info") {
   const el = document.getElementById("toast");
   el.textContent = message;
   el.className = `show ${kind}`;
+  toastAt = Date.now();
   clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => (el.className = ""), kind === "error" ? 6000 : 2500);
+  toastTimer = setTimeout(() => (el.className = ""), kind === "error" ? 8000 : 4000);
+}
+
+/**
+ * Hides a message shown more than `ms` ago (a new page should not carry the last page's error), but keeps one
+ * just shown: "deleted clip x" followed by a re-render of the list must still be read.
+ */
+export function hideStaleToast(ms = 1500) {
+  if (Date.now() - toastAt > ms) document.getElementById("toast").className = "";
+}
+
+/**
+ * Where the frame page goes back to (Esc): the list the user opened frames from, as app.js records it on leaving
+ * that list for a frame (its scroll position is restored on return), else `fallback`.
+ */
+export const returnTo = { hash: null };
+export function goBack(fallback) {
+  location.hash = returnTo.hash ?? fallback;
+}
+
+/** An error as a person reads it: a request that got no answer at all says that the server is not there. */
+export function errorText(error) {
+  if (error instanceof TypeError && /fetch|network/i.test(error.message)) {
+    return `The server at ${location.host} does not answer (${error.message}): is frame-bucket's server ` +
+      "(deno task serve) running and reachable? Try again once it is.";
+  }
+  return error?.message ?? String(error);
 }
 
 /** Runs an async action, showing its error as a toast; resolves with its result or undefined. */
@@ -96,7 +127,7 @@ export async function attempt(fn) {
   try {
     return await fn();
   } catch (error) {
-    toast(error.message, "error");
+    toast(errorText(error), "error");
     return undefined;
   }
 }

@@ -2,6 +2,10 @@
 // in each click's URL, so the page can ask the server how that export ended (GET /api/exports/{id}) and say so
 // next to the link. A download alone cannot tell: a tar cut short by a failing store, or one with frames listed
 // in MISSING.txt, lands in the downloads folder looking like any other.
+//
+// The link is only shown when the export can work: GET /api/export refuses a search without a label, with a label
+// nobody has, or with two labels whose folders would clash (they differ only in case), and an export of no frames
+// fails ("no matching frame can be read"). Instead of the link the page then says why there is nothing to export.
 
 import { api, qs } from "./api.js";
 import { fmtCount, h } from "./dom.js";
@@ -23,13 +27,34 @@ function describe(s) {
   }
 }
 
+/** Why an export of `query` cannot work, or null. `total`: frames the search matches; `error`: its failure. */
+export function exportProblem(query, total, error) {
+  const labels = [query.label ?? []].flat().filter(Boolean);
+  if (labels.length === 0) return "Pick a label to export a dataset.";
+  if (error) return `Nothing to export: ${error.message}`;
+  const seen = new Map();
+  for (const label of labels) {
+    const other = seen.get(label.toUpperCase());
+    if (other !== undefined && other !== label) {
+      return `Cannot export ${other} and ${label} together: they differ only in case, so their folders would be ` +
+        "one on Windows and macOS. Export them one at a time.";
+    }
+    seen.set(label.toUpperCase(), label);
+  }
+  if (total === 0) return "Nothing to export: no frame matches.";
+  return null;
+}
+
 /**
  * An "Export" link for `query` (label, all_labels, robot, from, to, tier: the search's filters) and the line that
- * reports the outcome of each click. Returns the element holding both.
+ * reports the outcome of each click. Returns the element holding both, with `setMatches(total, error)`: the
+ * link shows only once the search is known to match frames. Without `total` (undefined), the element asks the
+ * server how many frames match by itself.
  */
-export function exportLink(query, { id = undefined, text = "Export as .tar", hidden = false } = {}) {
+export function exportLink(query, { id = undefined, text = "Export as .tar", total = undefined } = {}) {
   const status = h("span.export-status", { role: "status", "aria-live": "polite" });
-  const link = h("a.button", { href: `/api/export${qs(query)}`, download: "", hidden }, text);
+  const link = h("a.button", { href: `/api/export${qs(query)}`, download: "", hidden: true }, text);
+  const note = h("span.export-note.muted");
   if (id) link.id = id;
   let polling = 0;
   link.addEventListener("click", () => {
@@ -64,5 +89,21 @@ export function exportLink(query, { id = undefined, text = "Export as .tar", hid
     };
     setTimeout(poll, 300);
   });
-  return h("span.export", {}, link, " ", status);
+  const el = h("span.export", {}, link, note, " ", status);
+  /** Shows the link when an export of `total` matching frames can work, else says why not. */
+  el.setMatches = (matching, error = null) => {
+    const problem = matching === null && !error ? "" : exportProblem(query, matching, error);
+    link.hidden = problem !== null;
+    note.textContent = problem ?? "";
+  };
+  if (total !== undefined) el.setMatches(total);
+  else if (exportProblem(query, 1, null)) el.setMatches(1);
+  else {
+    el.setMatches(null);
+    api("/api/frames", { query: { ...query, limit: 1, count: true } }).then(
+      (page) => el.setMatches(page.total ?? page.frames.length),
+      (error) => el.setMatches(null, error),
+    );
+  }
+  return el;
 }

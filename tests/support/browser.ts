@@ -90,10 +90,13 @@ export interface Served {
   shutdown(): Promise<void>;
 }
 
-/** The HTTP server over the fixture on a free loopback port; `deps` overrides the app's dependencies. */
-export function serveApp(f: UiFixture, deps: Partial<AppDeps> = {}): Served {
+/**
+ * The HTTP server over the fixture on a loopback port (`port`, default a free one); `deps` overrides the app's
+ * dependencies.
+ */
+export function serveApp(f: UiFixture, deps: Partial<AppDeps> = {}, port = 0): Served {
   const app = createApp({ ...f, archivePrefix: ARCHIVE_PREFIX, log: quietLog, ...deps });
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.handler);
+  const server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, app.handler);
   return {
     base: `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}/`,
     shutdown: () => server.shutdown(),
@@ -115,8 +118,8 @@ export interface UiSession {
   shot(page: Page, name: string, what: string, fullPage?: boolean): Promise<void>;
   /** "path  description" of each screenshot taken. */
   shots: string[];
-  /** Extra servers to shut down with the session. */
-  serve(deps?: Partial<AppDeps>): Served;
+  /** Another server over the fixture (on `port`, default a free one), shut down with the session. */
+  serve(deps?: Partial<AppDeps>, port?: number): Served;
   close(): Promise<void>;
 }
 
@@ -161,10 +164,13 @@ export async function uiSession(
       await page.screenshot({ path, fullPage });
       shots.push(`${path}  ${what}`);
     },
-    serve(deps = {}) {
-      const served = serveApp(f, deps);
-      servers.push(served);
-      return served;
+    serve(deps = {}, port = 0) {
+      const served = serveApp(f, deps, port);
+      // Shut down once: a test may stop a server itself (an outage).
+      let down: Promise<void> | null = null;
+      const once = { base: served.base, shutdown: () => (down ??= served.shutdown()) };
+      servers.push(once);
+      return once;
     },
     async close() {
       await browser.close();

@@ -11,8 +11,10 @@ export async function clipsView(root) {
     return;
   }
   const rerender = () => dispatchEvent(new HashChangeEvent("hashchange"));
-  const patch = async (id, body) => {
-    if (await attempt(() => api(`/api/clips/${id}`, { method: "PATCH", body }))) rerender();
+  const patch = async (c, body, done) => {
+    if (!await attempt(() => api(`/api/clips/${c.id}`, { method: "PATCH", body }))) return;
+    toast(done);
+    rerender();
   };
   async function remove(c) {
     if (!confirm(`Delete the clip ${c.name}? Its frames stay.`)) return;
@@ -51,7 +53,13 @@ export async function clipsView(root) {
             h("td", {}, c.robot_id),
             h("td", {}, `${fmtTime(c.from_ms)} – ${fmtTime(c.to_ms)}`),
             h("td.num", {}, fmtCount(c.frames)),
-            h("td", {}, labelChips(c.labels, { onRemove: (l) => patch(c.id, { remove_labels: [l] }) })),
+            h(
+              "td",
+              {},
+              labelChips(c.labels, {
+                onRemove: (l) => patch(c, { remove_labels: [l] }, `label ${l} removed from clip ${c.name}`),
+              }),
+            ),
             h("td.note", {}, c.note),
             h(
               "td",
@@ -64,7 +72,8 @@ export async function clipsView(root) {
                   {
                     onsubmit: (e) => {
                       e.preventDefault();
-                      if (add.value.trim()) patch(c.id, { add_labels: [add.value.trim()] });
+                      const label = add.value.trim();
+                      if (label) patch(c, { add_labels: [label] }, `clip ${c.name} labelled ${label}`);
                     },
                   },
                   add,

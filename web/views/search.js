@@ -1,12 +1,15 @@
-// Search by label, robot, time and tier; the results load as you scroll, and the export link downloads them as
-// a .tar (the same frames: the export takes every filter of the search) and reports how the export ended. Also: find the frames that look like an uploaded photo.
+// Search by label, robot, time and tier; the results load as you scroll, can be selected and labelled like a
+// robot's gallery (the action bar), and the export link downloads them as a .tar (the same frames: the export
+// takes every filter of the search) and reports how the export ended. Also, above the results so that an endless
+// gallery never pushes it out of reach: find the frames that look like an uploaded photo.
 
-import { api, frameUrl } from "../api.js";
+import { api } from "../api.js";
 import { exportLink } from "../export.js";
-import { attempt, clear, fmtCount, fmtTime, h } from "../dom.js";
+import { attempt, clear, fmtCount, h } from "../dom.js";
 import { Gallery } from "../gallery.js";
+import { actionBar, openFrame, similarResults } from "../actions.js";
 
-export async function searchView(root, { params }) {
+export async function searchView(root, { params, restore }) {
   const [{ labels }, { robots }] = await Promise.all([api("/api/labels"), api("/api/robots")]);
   const chosen = new Set(params.getAll("label"));
   const labelBoxes = labels.map((l) =>
@@ -96,28 +99,33 @@ export async function searchView(root, { params }) {
   };
   // Everything the search filters on (not its order): the export holds exactly the frames found.
   const { order: _order, ...exportQuery } = query;
-  const exportEl = exportLink(exportQuery, { id: "export-link", hidden: query.label.length === 0 });
+  const exportEl = exportLink(exportQuery, { id: "export-link", total: null });
   const summary = h("span.muted");
+  let bar = null;
   const gallery = new Gallery({
     query,
-    onOpen: (hit) => (location.hash = `#/frame/${encodeURIComponent(hit.key)}`),
+    onOpen: openFrame,
+    onSelection: () => bar?.paint(),
     emptyText: "No frames match.",
-    onPage: (g) => (summary.textContent = `${fmtCount(g.total ?? g.hits.length)} frames match`),
+    showRobot: true,
+    label: "search results",
+    atLeast: restore?.tiles ?? 0,
+    selectedKeys: restore?.selected ?? [],
+    onPage: (g) => {
+      if (!g.error) summary.textContent = `${fmtCount(g.total ?? g.hits.length)} frames match`;
+      exportEl.setMatches(g.total ?? g.hits.length, g.error);
+      bar?.paint();
+    },
   });
+  bar = actionBar(gallery, { onSpanChanged: () => gallery.reset(query) });
   const upload = similarUpload();
   root.append(
     h("h1", {}, "Search"),
     form,
-    h(
-      "div.view-head",
-      {},
-      h("h2", {}, "Frames"),
-      summary,
-      exportEl,
-      query.label.length ? null : h("span.muted", {}, "Pick a label to export a dataset."),
-    ),
-    gallery.el,
     upload,
+    h("div.view-head", {}, h("h2", {}, "Frames"), summary, exportEl),
+    gallery.el,
+    bar.el,
   );
 
   function submit() {
@@ -131,11 +139,12 @@ export async function searchView(root, { params }) {
     }
     location.hash = `#/search?${q}`;
   }
+  await gallery.ready;
   return () => gallery.destroy();
 }
 
 function similarUpload() {
-  const results = h("div.similar");
+  const results = h("div.similar-slot");
   const robot = h("input", { placeholder: "robot (optional)", size: 16, "aria-label": "robot" });
   const file = h("input", {
     type: "file",
@@ -149,32 +158,12 @@ function similarUpload() {
         api("/api/similar", { method: "POST", body: jpeg, query: { k: 12, robot: robot.value.trim() } })
       );
       if (!data) return clear(results);
-      clear(
-        results,
-        data.frames.length ? null : h("p.muted", {}, "No frames with a hash."),
-        data.frames.map((f) =>
-          h(
-            "a.tile.similar-tile",
-            { href: `#/frame/${encodeURIComponent(f.key)}`, dataset: { key: f.key } },
-            h("img", {
-              src: frameUrl(f.key, "thumb"),
-              alt: `${f.robot_id} at ${f.capture_time}`,
-              loading: "lazy",
-            }),
-            h(
-              "span.caption",
-              {},
-              h("span.distance", {}, `${f.distance} bits`),
-              ` ${f.robot_id} ${fmtTime(f.timestamp_ms, { millis: false })}`,
-            ),
-          )
-        ),
-      );
+      clear(results, similarResults(data.frames, { label: "frames like the photo" }).el);
     },
   });
   return h(
     "section.similar-box.panel",
-    {},
+    { "aria-label": "find frames like a photo" },
     h("h2", {}, "Looks like a photo"),
     h(
       "p.muted",
