@@ -15,8 +15,9 @@
  * Malformed input is refused before anything is written, with every problem (the first ten listed) naming the
  * file, the line or result, and the value. What can only be found against the catalog is skipped and reported
  * instead: a frame that does not exist or whose JPEG no store holds, a box that lies outside its image once
- * clipped to it, a box already imported. Boxes are stored in the unit the format gives (COCO px, YOLO fractions),
- * so an export back to the same format writes the same numbers.
+ * clipped to it, a box already imported. Boxes are stored in the unit the format gives (COCO px, YOLO fractions):
+ * COCO's numbers as they are, YOLO's centre moved to the corner by one subtraction (an export back to YOLO adds
+ * it again, equal to the file's value to the last bit or within one unit in the last place).
  */
 import type { Box, BoxInput, BoxUnit, ChangeBy, FrameRow, LabelStore } from "../catalog/catalog.ts";
 import { labelProblem, notInLabelSet } from "../catalog/rules.ts";
