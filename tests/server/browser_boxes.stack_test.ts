@@ -226,6 +226,20 @@ function drawn(page: Page): Promise<
   );
 }
 
+/** Waits until the page draws `n` boxes (a new box is drawn once the server has stored it). */
+async function boxesShown(page: Page, n: number): Promise<void> {
+  await page.waitForFunction((count) => document.querySelectorAll(".box-layer g.box").length === count, n);
+}
+
+/** The boxes drawn once `check` holds for them (the page repaints when the server has answered). */
+function drawnWhen(page: Page, check: (boxes: Awaited<ReturnType<typeof drawn>>) => void) {
+  return eventually(async () => {
+    const boxes = await drawn(page);
+    check(boxes);
+    return boxes;
+  });
+}
+
 /** Where a box is drawn on the screen, and where its pixels are on the shown image (both client px). */
 function alignment(page: Page, id: number) {
   return page.evaluate((boxId) => {
@@ -322,7 +336,7 @@ Deno.test("boxes: two boxes drawn with two classes by hotkey and mouse are store
     const slack = l.imageWidth / l.width;
     assert.ok(Math.abs(first.x - 200) <= slack && Math.abs(first.x + first.w - 620) <= slack);
     // On the page: in the label set's colours, solid (a person's boxes), none selected.
-    await page.locator(".box-layer g.box").nth(1).waitFor();
+    await boxesShown(page, 2);
     const shown = await drawn(page);
     assert.deepEqual(
       shown.map((b) => [b.label, b.stroke, b.dashed, b.selected]).sort(),
@@ -427,6 +441,7 @@ Deno.test("boxes: 1–9 set the class of the selected box and of the next one; a
     await page.waitForTimeout(300);
     assert.equal((await frameOf(base, key)).boxes[0].label, "door");
     // Selected, the key changes its class.
+    await boxesShown(page, 1);
     await page.keyboard.press("Tab");
     await page.keyboard.press("1");
     await boxesWhen(base, key, (b) => assert.deepEqual(b.map((x) => [x.id, x.label]), [[box.id, "person"]]));
@@ -486,7 +501,7 @@ Deno.test("pre-labels: dashed with their confidence; Enter accepts the selected 
     await page.keyboard.press("Tab");
     await page.keyboard.press("Enter");
     await boxesWhen(base, key, (b) => assert.deepEqual(b.map((x) => x.accepted), [true, false, false, true]));
-    assert.deepEqual((await drawn(page)).map((b) => b.dashed), [false, true, true, false]);
+    await drawnWhen(page, (d) => assert.deepEqual(d.map((b) => b.dashed), [false, true, true, false]));
     // Shift+Tab from the first goes round to the last box, then back to the 0.33 one: Delete.
     await page.keyboard.press("Shift+Tab");
     await page.keyboard.press("Shift+Tab");
@@ -497,7 +512,7 @@ Deno.test("pre-labels: dashed with their confidence; Enter accepts the selected 
     assert.ok((await drawn(page)).every((b) => !b.selected));
     await page.keyboard.press("Enter");
     await boxesWhen(base, key, (b) => assert.ok(b.every((x) => x.accepted)));
-    assert.deepEqual((await drawn(page)).map((b) => b.dashed), [false, false, false]);
+    await drawnWhen(page, (d) => assert.deepEqual(d.map((b) => b.dashed), [false, false, false]));
     await page.locator("#toast", { hasText: "accepted 1 pre-label" }).waitFor();
     const journal = await call<{ changes: { action: string }[] }>(base, "/api/changes?order=newest&limit=3");
     assert.deepEqual(journal.changes.map((c) => c.action), ["box.update", "box.delete", "box.update"]);
@@ -616,6 +631,7 @@ Deno.test("zoom: + − 0 and Ctrl+wheel keep every box on its pixels; drawing wh
     await page.keyboard.press("-");
     await page.locator("#zoom-level", { hasText: "100%" }).waitFor();
     assertAligned(await alignment(page, box.id));
+    await boxesShown(page, 3);
     const ids = (await drawn(page)).map((b) => b.id);
     for (const id of ids) assertAligned(await alignment(page, id));
   });
@@ -697,8 +713,7 @@ Deno.test("label set: create a class, change its colour and hotkey on the Labels
     await page.keyboard.press("5");
     await dragImage(page, { x: 500, y: 500 }, { x: 700, y: 900 });
     await boxesWhen(base, frames[1], (b) => assert.deepEqual(b.map((x) => x.label), ["person", "door"]));
-    await page.locator(".box-layer g.box").nth(1).waitFor();
-    assert.equal((await drawn(page))[1].stroke, "#4363d8");
+    await drawnWhen(page, (d) => assert.equal(d[1]?.stroke, "#4363d8"));
 
     // A server with labels.strict: the page says so, and a class not in the set is refused on the frame page.
     const strict = s.serve({ labelLimits: { ...DEFAULT_LABEL_LIMITS, strict: true } });
@@ -725,6 +740,7 @@ Deno.test("history: Undo on a box entry brings the box back; the entry is marked
     await page.keyboard.press("1");
     const rect = await dragImage(page, { x: 300, y: 200 }, { x: 700, y: 800 });
     await boxesWhen(base, key, (b) => assert.equal(b.length, 1));
+    await boxesShown(page, 1);
     await page.keyboard.press("Tab");
     await page.keyboard.press("Delete");
     await boxesWhen(base, key, (b) => assert.equal(b.length, 0));
@@ -827,7 +843,7 @@ Deno.test("scripted: box-label 10 frames with two classes (keystrokes and clicks
       expected[key] = [["person", person], ["door", door]];
       if (i === 9) {
         // Classes made without a colour are drawn in their names' colours: two classes, two colours.
-        await page.locator(".box-layer g.box").nth(1).waitFor(); // the second box is drawn once saved
+        await boxesShown(page, 2);
         assert.equal(new Set((await drawn(page)).map((b) => b.stroke)).size, 2);
         await page.screenshot({ path: `${SHOTS}/frame-two-classes.png` });
       }
