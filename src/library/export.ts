@@ -1,55 +1,101 @@
 /**
- * Export of labelled frames as an image-classification dataset (the ImageFolder layout):
+ * Export of the frames of a search as a dataset, in one of five formats (src/library/formats/ writes each):
  *
- *   <label folder>/<robot>_<YYYYMMDD>T<HHMMSSmmm>Z_<seq:06>.jpg      one folder per requested label
- *   metadata.jsonl                                                   one JSON line per file
- *   MISSING.txt                                                      only when frames are missing (see below)
+ * - `imagefolder` (image classification; the default): `<label folder>/<robot>_<time>_<seq>.jpg`, one folder per
+ *   requested label, and `metadata.jsonl` (formats/image_folder.ts). Needs at least one label.
+ * - `coco`: `images/<split>/<image name>` and `annotations/instances_<split>.json` (formats/coco.ts).
+ * - `yolo`: the Ultralytics layout, `images/<split>/`, `labels/<split>/*.txt`, `data.yaml` (formats/yolo.ts).
+ * - `cvat`: CVAT for images 1.1, `images/<image name>` and one task XML per split (formats/cvat.ts).
+ * - `label-studio`: `tasks.json` whose images are frame-bucket URLs, and `label_config.xml`
+ *   (formats/label_studio.ts); no image is copied, so no store is read.
  *
- * Which frames: the same filter as search (src/library/search.ts): labels (any, or all with `allLabels`), robots, time
- * span, tiers; so a search and an export of the same filter give the same frames. A frame is written once per
- * requested label it matches (a frame with two of the labels is in both folders, with two metadata lines). A
- * metadata line holds `file_name` (relative to the export root, as Hugging Face `datasets` expects), `label` (the
- * label itself), `robot_id`, `capture_time` (ISO 8601 UTC), `timestamp_ms`, `seq`, `key`, `tier`, `labels` (all
- * the frame's labels, its own and its clips') and `clips` (names of the clips it lies in).
+ * Which frames: the same filter as search (src/library/search.ts): labels (any, or all with `allLabels`), robots,
+ * time span, tiers, review status; so a search and an export of the same filter give the same frames. The box
+ * formats take a filter without labels too (every matching frame, with boxes or without: a frame without boxes is
+ * a negative). Labels pick frames; every accepted box of a picked frame is written, whatever its class (a box left
+ * out would teach a detector that its object is background). Boxes a model proposed and nobody accepted yet are
+ * left out of COCO, YOLO and CVAT (counted in the summary as `unaccepted`) and written as predictions for Label
+ * Studio. Whole-frame labels (the frame's own and its clips') go where the format has a place for them: COCO
+ * image `labels`, CVAT tags, Label Studio choices.
  *
- * Folder names are the labels, made safe for every file system an archive may be unpacked on (`labelFolder`):
- * characters Windows refuses (`<>:"|?*`), its device names (`CON`, `NUL`, `COM1`, ...), a trailing dot or space,
- * and invisible bidirectional-text controls are written as `%XX` escapes of their UTF-8 bytes (and `%` itself as
- * `%25`, so two labels never share a folder). Labels that differ only in case would share a folder on Windows and
- * macOS: such an export is refused, naming them.
+ * Classes and ids: the classes of the boxes in the export (or, with `classes: "all"`, every label of the catalog,
+ * so ids stay the same from one export to the next), sorted by name (code point order); COCO category ids from 1,
+ * YOLO ids from 0. Image names are `imageName(key)` (the key without `frames/`: robot and day stay folders),
+ * flattened with `__` for YOLO, whose readers want the images right inside `images/<split>/`.
+ *
+ * Splits (`split`: src/library/split.ts): train/val(/test) by robot and time block, a clip's frames kept together,
+ * deterministic from a seed. The box formats make two passes over the catalog: the first (no store is read)
+ * collects the classes and plans the split; the second fetches and writes.
  *
  * An export never looks complete when it is not:
  * - A store that fails (unreachable, an error other than "no such object") is retried twice (0.5 s, then 2 s);
  *   if it still fails, the export fails. A frame that cannot be read before any output exists fails the export
  *   before anything is written (the HTTP API answers 502 before the first byte); later, it aborts: a partial tar
  *   or directory is removed (the HTTP stream is cut, which clients see as an error).
- * - A frame whose object no store holds (the store answered, and has no such object) is left out and listed in
- *   `MISSING.txt` (key, robot, capture time, tier), the last entry; callers report the count (the CLI exits 1).
+ * - A frame whose object no store holds (the store answered, and has no such object) is left out (with its
+ *   boxes) and listed in `MISSING.txt` (key, robot, capture time, tier), the last entry; callers report the count
+ *   (the CLI exits 1).
  * - When no matching frame can be read at all, the export fails instead of writing an empty dataset.
  *
  * The output is a directory (it must be empty or new; created when the first frame arrives) or, for a path ending
  * in `.tar`, a POSIX tar written here block by block (to `<file>.partial`, renamed when complete). Paths that do
  * not fit the ustar header (over 100/155 bytes) or are not ASCII get a PAX extended header (`path`, UTF-8), which
  * GNU tar, bsdtar, 7-Zip and Python's tarfile read. Memory stays bounded: frames are read from the catalog a page
- * at a time and fetched, written and dropped one at a time; metadata and the missing list are spooled to
- * temporary files and appended at the end.
+ * at a time and fetched, written and dropped one at a time; the JSON and XML documents, metadata and the missing
+ * list are spooled to temporary files (the pieces of each document apart) and appended at the end, so 100,000
+ * frames need no more memory than 100.
  *
  * Frames come from `fetch(key, row)`, so the HTTP layer can pass its own; `tierFetcher` is the usual one (the
  * local store, or the archive at `aws_s3.prefix + key` for archived frames, each falling back to the other). A
  * fetch resolves null for "no store holds it" and throws for "a store failed".
  */
-import type { Catalog, FrameRow, Tier } from "../catalog/catalog.ts";
+import type { Box, Catalog, FrameRow, ReviewStatus, Tier } from "../catalog/catalog.ts";
 import { BadInputError, messageOf, ServiceError } from "../errors.ts";
 import type { StoragePlugin } from "../plugin.ts";
 import { readFrame } from "../store/tiers.ts";
-import { countFrames, type SearchFilter, searchFrames, type SearchHit, type SearchPage } from "./search.ts";
+import { imageName } from "./image_names.ts";
+import { jpegSize } from "./image_size.ts";
+import { countFrames, MAX_LIMIT, type SearchFilter, searchFrames, type SearchHit } from "./search.ts";
+import { type SplitName, SplitPlan, SplitPlanner, type SplitSpec } from "./split.ts";
+import { ClassList, type DatasetFrame } from "./formats/common.ts";
+import { exportFileName, labelFolder, metadataRecord } from "./formats/image_folder.ts";
+import {
+  cocoAnnotation,
+  cocoAnnotationPath,
+  cocoHead,
+  cocoImage,
+  cocoImagePath,
+  cocoMiddle,
+  cocoTail,
+} from "./formats/coco.ts";
+import { dataYaml, flatImageName, yoloImagePath, yoloLabelPath, yoloLabels } from "./formats/yolo.ts";
+import { cvatAnnotationPath, cvatHead, cvatImage, cvatImagePath, cvatTail } from "./formats/cvat.ts";
+import { LS_CONFIG_FILE, LS_TASKS_FILE, lsLabelConfig, lsTask } from "./formats/label_studio.ts";
+
+export { exportFileName, labelFolder, metadataRecord };
 
 export type FetchFrame = (key: string, row: FrameRow) => Promise<Uint8Array | null>;
 
-/** Which frames to export: search's filter, with at least one label (the folders). */
+/** The formats, as `--format` and `format=` name them. */
+export const EXPORT_FORMATS = ["imagefolder", "coco", "yolo", "cvat", "label-studio"] as const;
+export type ExportFormat = typeof EXPORT_FORMATS[number];
+
+/** Checks a format name (default imagefolder). */
+export function checkFormat(format: string | undefined | null): ExportFormat {
+  if (format === undefined || format === null || format === "") return "imagefolder";
+  const f = format.toLowerCase().replace(/_/g, "-");
+  if ((EXPORT_FORMATS as readonly string[]).includes(f)) return f as ExportFormat;
+  if (f === "labelstudio" || f === "ls") return "label-studio";
+  if (f === "image-folder") return "imagefolder";
+  throw new BadInputError(
+    `export format ${JSON.stringify(format)} is unknown: use one of ${EXPORT_FORMATS.join(", ")}`,
+  );
+}
+
+/** Which frames to export: search's filter. The ImageFolder layout needs at least one label (its folders). */
 export interface ExportFilter {
-  /** Labels to export (at least one); a frame is exported once per requested label it matches. */
-  labels: string[];
+  /** Labels: a frame matching any (all, with `allLabels`) is exported; ImageFolder: one folder per label. */
+  labels?: string[];
   /** True: only frames with every one of the labels (as search's all_labels). */
   allLabels?: boolean;
   robots?: string[];
@@ -57,51 +103,91 @@ export interface ExportFilter {
   toMs?: number;
   /** Only frames in these tiers. */
   tiers?: Tier[];
+  /** Only frames whose review status is one of these (e.g. only reviewed frames). */
+  status?: ReviewStatus[];
 }
 
-export interface ExportOptions extends ExportFilter {
+/** What kind of dataset: format, split, classes, and where Label Studio finds the images. */
+export interface DatasetOptions {
+  /** Default imagefolder. */
+  format?: ExportFormat;
+  /** A train/val(/test) split; none: one set (COCO `default`, YOLO `train`, CVAT `annotations.xml`). */
+  split?: SplitSpec | null;
+  /** "used" (default): the classes of the exported boxes; "all": every label of the catalog. */
+  classes?: "used" | "all";
+  /** Label Studio: the frame-bucket server its image URLs point at, e.g. `http://127.0.0.1:8080`. */
+  server?: string;
+}
+
+export interface ExportOptions extends ExportFilter, DatasetOptions {
   /** Where a frame's bytes come from. */
   fetch: FetchFrame;
   /** Called about once a second and at the end. */
   progress?: (p: ExportProgress) => void;
   /** Called for a frame that no store holds (it is left out, counted as missing and listed in MISSING.txt). */
   onMissing?: (row: FrameRow) => void;
-  /** Clock for tar entry times of folders and metadata (default: now). */
+  /** Clock for tar entry times of folders and documents (default: now). */
   nowMs?: number;
   /** Waits before the 2nd, 3rd, ... attempt of a failing fetch (default 500, 2000 ms). */
   retryDelaysMs?: number[];
 }
 
-export interface ExportProgress {
-  /** Frames handled so far (fetched or found missing). */
+/** How far an export is. */
+export interface ExportCounts {
+  /** Frames handled (written or found missing). */
   frames: number;
-  /** Frames matching the filter when the export started. */
+  /** Frames matching when the export started. */
   total: number;
-  /** Image files written (a frame in two label folders counts twice). */
+  /** Image files written (ImageFolder: a frame in two label folders counts twice). */
   files: number;
   /** JPEG bytes written. */
   bytes: number;
   missing: number;
+  /** Keys of the first missing frames (at most 20; MISSING.txt lists them all). */
+  missingKeys: string[];
+  /** Boxes written (ground truth; Label Studio: annotations and predictions). */
+  boxes: number;
+  /** Model boxes left out because nobody accepted them (COCO, YOLO, CVAT). */
+  unaccepted: number;
+  /** ImageFolder: files per label. */
+  perLabel: Record<string, number>;
+  /** Frames written per split (without a split: under the format's one set's name). */
+  perSplit: Record<string, number>;
+}
+
+export interface ExportProgress extends ExportCounts {
   elapsedMs: number;
 }
 
 export interface ExportSummary extends ExportProgress {
   /** The directory or tar file written. */
   out: string;
-  format: "dir" | "tar";
-  /** Files per label. */
-  perLabel: Record<string, number>;
+  /** How it was written. */
+  as: "dir" | "tar";
+  format: ExportFormat;
+  /** Class names in id order (box formats). */
+  classes: string[];
 }
 
 /** What an export writes, worked out (and checked) before anything is fetched. */
 export interface ExportPlan {
+  format: ExportFormat;
   /** The requested labels, each once, in the order given. */
   labels: string[];
-  /** Folder name of each label. */
+  /** ImageFolder: the folder of each label. */
   folders: Map<string, string>;
   filter: SearchFilter;
   /** Frames matching when the plan was made. */
   total: number;
+  /** Box formats: the classes with their ids. */
+  classes: ClassList;
+  /** Box formats: the whole-frame labels met by the planning pass, sorted. */
+  tags: string[];
+  split: SplitPlan | null;
+  /** Label Studio: the server of the image URLs. */
+  server: string | null;
+  /** Label Studio: the label set, offered as rectangle labels when no box has a class. */
+  labelSet: string[];
 }
 
 /** Name of the list of left-out frames, the last entry of an incomplete export. */
@@ -109,74 +195,54 @@ export const MISSING_FILE = "MISSING.txt";
 export const METADATA_FILE = "metadata.jsonl";
 const DEFAULT_RETRY_DELAYS_MS = [500, 2000];
 
-const pad = (n: number, width: number) => String(n).padStart(width, "0");
-
-/** One line of metadata.jsonl: the file, the label folder it is in, and what is known of the frame. */
-export function metadataRecord(
-  path: string,
-  label: string,
-  row: FrameRow,
-  labels: string[],
-  clips: string[],
-) {
-  return {
-    file_name: path,
-    label,
-    robot_id: row.robotId,
-    capture_time: new Date(row.timestampMs).toISOString(),
-    timestamp_ms: row.timestampMs,
-    seq: row.seq,
-    key: row.key,
-    tier: row.tier,
-    labels,
-    clips,
-  };
-}
-
-/** `<robot>_<YYYYMMDD>T<HHMMSSmmm>Z_<seq:06>.jpg`: unique per frame, sorts by time within a robot. */
-export function exportFileName(row: FrameRow): string {
-  const d = new Date(row.timestampMs);
-  const stamp = `${pad(d.getUTCFullYear(), 4)}${pad(d.getUTCMonth() + 1, 2)}${pad(d.getUTCDate(), 2)}T` +
-    `${pad(d.getUTCHours(), 2)}${pad(d.getUTCMinutes(), 2)}${pad(d.getUTCSeconds(), 2)}` +
-    `${pad(d.getUTCMilliseconds(), 3)}Z`;
-  return `${row.robotId}_${stamp}_${pad(row.seq, 6)}.jpg`;
-}
-
-// -------------------------------------------------------------------------------------------- folder names
-
 const encoder = new TextEncoder();
 
-/** Characters escaped wherever they are: '%' (the escape itself), what Windows refuses, controls, bidi controls. */
-const UNSAFE_CHAR =
-  // deno-lint-ignore no-control-regex
-  /[%<>:"/\\|?*\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/gu;
-/** Windows device names, reserved with any extension and in any case. */
-const DEVICE_NAME = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\.|$)/iu;
+/** Whole-frame labels of a hit: its own and those of the clips it lies in (box classes are not), sorted. */
+export function frameTags(hit: SearchHit): string[] {
+  return [...new Set([...hit.directLabels, ...hit.clips.flatMap((c) => c.labels)])].sort((a, b) =>
+    a < b ? -1 : a > b ? 1 : 0
+  );
+}
 
-const escapeChar = (ch: string) =>
-  Array.from(encoder.encode(ch), (b) => `%${b.toString(16).toUpperCase().padStart(2, "0")}`).join("");
+/** The split planner's view of a hit. */
+const splitFrame = (hit: SearchHit) => ({
+  robotId: hit.frame.robotId,
+  timestampMs: hit.frame.timestampMs,
+  clipIds: hit.clips.map((c) => c.id),
+});
 
-/**
- * The folder a label's frames go to: the label itself when every file system takes it as a name, else with the
- * offending characters as `%XX` escapes of their UTF-8 bytes. `%` is always escaped, so the mapping is one to one
- * (two labels never share a folder) and the label can be read back from it.
- */
-export function labelFolder(label: string): string {
-  let name = label.replace(UNSAFE_CHAR, escapeChar);
-  if (DEVICE_NAME.test(name)) name = escapeChar(name[0]) + name.slice(1);
-  // Windows drops a trailing dot or space from a name; escaping the last one keeps the name intact.
-  const last = name.at(-1);
-  if (last === "." || last === " ") name = name.slice(0, -1) + escapeChar(last);
-  return name;
+/** Every page of a search, oldest first (the catalog read a page at a time). */
+async function* searchPages(catalog: Catalog, filter: SearchFilter): AsyncGenerator<SearchHit[]> {
+  let cursor: string | null = null;
+  do {
+    const page = await searchFrames(catalog, { ...filter, order: "oldest", limit: MAX_LIMIT, cursor });
+    cursor = page.nextCursor;
+    yield page.hits;
+  } while (cursor);
 }
 
 /**
- * Checks an export's filter and works out its folders: at least one label, every label known (search refuses
- * unknown ones), no two folders that differ only in case, every folder name within 255 bytes.
+ * Checks an export's filter and options and works out what it writes. ImageFolder: at least one label, no two
+ * folders that differ only in case, every folder name within 255 bytes. Box formats: a first pass over the
+ * matching frames (catalog only) collects the classes and whole-frame labels and plans the split. Unknown labels
+ * are refused (as search refuses them).
  */
-export async function planExport(catalog: Catalog, filter: ExportFilter): Promise<ExportPlan> {
-  const labels = [...new Set(filter.labels)];
-  if (labels.length === 0) throw new BadInputError("name at least one label to export");
+export async function planExport(
+  catalog: Catalog,
+  filter: ExportFilter,
+  options: DatasetOptions = {},
+): Promise<ExportPlan> {
+  const format = checkFormat(options.format);
+  const labels = [...new Set(filter.labels ?? [])];
+  if (format === "imagefolder" && labels.length === 0) {
+    throw new BadInputError("name at least one label to export");
+  }
+  if (format === "label-studio" && !options.server) {
+    throw new BadInputError(
+      "a Label Studio export needs the frame-bucket server its image URLs point at (--server URL, e.g. " +
+        "http://127.0.0.1:8080)",
+    );
+  }
   const search: SearchFilter = {
     labels,
     allLabels: filter.allLabels ?? false,
@@ -184,8 +250,47 @@ export async function planExport(catalog: Catalog, filter: ExportFilter): Promis
     fromMs: filter.fromMs,
     toMs: filter.toMs,
     tiers: filter.tiers,
+    ...(filter.status?.length ? { status: filter.status } : {}),
   };
   const total = await countFrames(catalog, search); // also checks that the labels exist
+  const folders = format === "imagefolder" ? labelFolders(labels) : new Map<string, string>();
+  const needsPass = format !== "imagefolder" || Boolean(options.split);
+  const planner = options.split ? new SplitPlanner(options.split) : null;
+  const classNames = new Set<string>();
+  const tags = new Set<string>();
+  if (needsPass) {
+    for await (const hits of searchPages(catalog, search)) {
+      for (const hit of hits) {
+        planner?.add(splitFrame(hit));
+        for (const b of hit.boxes) {
+          // Label Studio writes unaccepted boxes too (as predictions), so their classes are in its config.
+          if (b.accepted || format === "label-studio") classNames.add(b.label);
+        }
+        for (const t of frameTags(hit)) tags.add(t);
+      }
+    }
+  }
+  let labelSet: string[] = [];
+  if (options.classes === "all" || format === "label-studio") {
+    labelSet = (await catalog.labels().list()).map((l) => l.name);
+    if (options.classes === "all") { for (const l of labelSet) classNames.add(l); }
+  }
+  return {
+    format,
+    labels,
+    folders,
+    filter: search,
+    total,
+    classes: new ClassList(format === "imagefolder" ? [] : classNames),
+    tags: [...tags].sort(),
+    split: planner ? planner.plan() : null,
+    server: options.server ?? null,
+    labelSet,
+  };
+}
+
+/** The folder of each label; refuses names too long once escaped and labels that differ only in case. */
+function labelFolders(labels: string[]): Map<string, string> {
   const folders = new Map<string, string>();
   const byFolded = new Map<string, string>();
   for (const label of labels) {
@@ -212,7 +317,7 @@ export async function planExport(catalog: Catalog, filter: ExportFilter): Promis
     byFolded.set(folded, label);
     folders.set(label, folder);
   }
-  return { labels, folders, filter: search, total };
+  return folders;
 }
 
 // ------------------------------------------------------------------------------------------------- fetching
@@ -245,56 +350,41 @@ async function fetchSteadily(
   }
 }
 
-/** One matching frame: its bytes and the files it becomes, or null bytes when no store holds it. */
+/** One matching frame and its bytes: null when no store holds it, undefined when the format reads no image. */
 export interface ExportItem {
   hit: SearchHit;
-  data: Uint8Array | null;
-  /** `{label, folder, path}` for each requested label the frame matches (none when missing). */
-  files: { label: string; folder: string; path: string }[];
+  data: Uint8Array | null | undefined;
   /** 1-based position among the matching frames. */
   index: number;
 }
 
 /**
- * The matching frames, oldest first, each fetched (and retried) before it is yielded. Throws a ServiceError when a
- * store keeps failing, or when not one of the matching frames could be found in any store.
+ * The matching frames, oldest first, each fetched (and retried) before it is yielded, unless `fetch` is null.
+ * Throws a ServiceError when a store keeps failing, or when not one of the matching frames is in any store.
  */
 export async function* exportItems(
   catalog: Catalog,
   plan: ExportPlan,
-  fetch: FetchFrame,
+  fetch: FetchFrame | null,
   retryDelaysMs: number[] = DEFAULT_RETRY_DELAYS_MS,
 ): AsyncGenerator<ExportItem> {
-  let cursor: string | null = null;
   let index = 0, found = 0;
   let firstMissing: FrameRow | null = null;
-  do {
-    const page: SearchPage = await searchFrames(catalog, {
-      ...plan.filter,
-      order: "oldest",
-      limit: 200,
-      cursor,
-    });
-    cursor = page.nextCursor;
-    for (const hit of page.hits) {
+  for await (const hits of searchPages(catalog, plan.filter)) {
+    for (const hit of hits) {
       index++;
-      const position = `${index} of ${Math.max(index, plan.total)}`;
-      const data = await fetchSteadily(fetch, hit.frame, retryDelaysMs, position);
-      if (!data) {
-        firstMissing ??= hit.frame;
-        yield { hit, data: null, files: [], index };
+      if (!fetch) {
+        yield { hit, data: undefined, index };
         continue;
       }
-      found++;
-      const name = exportFileName(hit.frame);
-      const files = plan.labels.filter((label) => hit.labels.includes(label)).map((label) => {
-        const folder = plan.folders.get(label)!;
-        return { label, folder, path: `${folder}/${name}` };
-      });
-      yield { hit, data, files, index };
+      const position = `${index} of ${Math.max(index, plan.total)}`;
+      const data = await fetchSteadily(fetch, hit.frame, retryDelaysMs, position);
+      if (!data) firstMissing ??= hit.frame;
+      else found++;
+      yield { hit, data, index };
     }
-  } while (cursor);
-  if (index > 0 && found === 0) {
+  }
+  if (fetch && index > 0 && found === 0) {
     throw new ServiceError(
       "s3",
       `none of the ${index} matching frames is in any store (the first, ${firstMissing!.key}, tier ` +
@@ -311,10 +401,12 @@ export function missingLine(row: FrameRow): string {
 }
 
 /** The head of MISSING.txt, above one missingLine per left-out frame. */
-export function missingHeader(missing: number, total: number): string {
+export function missingHeader(missing: number, total: number, format: ExportFormat = "imagefolder"): string {
+  const listed = format === "imagefolder"
+    ? "metadata.jsonl lists only the files that are here."
+    : "The dataset's files list only the frames that are here.";
   return `INCOMPLETE EXPORT: ${missing} of the ${total} matching frames are not in this dataset.\n` +
-    `The catalog lists them, but neither the local store nor the archive holds their object. ` +
-    `metadata.jsonl lists only the files that are here.\n\n`;
+    `The catalog lists them, but neither the local store nor the archive holds their object. ${listed}\n\n`;
 }
 
 /** The usual `fetch`: the frame from whichever tier holds it (`readFrame`), in the order its row's tier says. */
@@ -503,14 +595,331 @@ export class Spool {
   }
 }
 
+// ------------------------------------------------------------------------------------------------------ entries
+
+/** What an export writes, in order: folders, image and label files as frames come, documents at the end. */
+export type ExportEntry =
+  | { kind: "folder"; path: string }
+  | { kind: "file"; path: string; data: Uint8Array; mtimeMs: number }
+  /** A file made of text and spooled pieces, written whole at the end. */
+  | { kind: "document"; path: string; parts: (string | Spool)[] };
+
+/** Bytes of a document's pieces. */
+export function documentSize(parts: (string | Spool)[]): number {
+  return parts.reduce((s, p) => s + (typeof p === "string" ? encoder.encode(p).length : p.size), 0);
+}
+
+/** A fresh set of counts for a plan. */
+export function newCounts(plan: ExportPlan): ExportCounts {
+  return {
+    frames: 0,
+    total: plan.total,
+    files: 0,
+    bytes: 0,
+    missing: 0,
+    missingKeys: [],
+    boxes: 0,
+    unaccepted: 0,
+    perLabel: Object.fromEntries(plan.labels.map((l) => [l, 0])),
+    perSplit: {},
+  };
+}
+
+/** Spools of one export, removed together. */
+class Spools {
+  readonly #all: Spool[] = [];
+  readonly #named = new Map<string, Spool>();
+
+  async get(name: string): Promise<Spool> {
+    let spool = this.#named.get(name);
+    if (!spool) {
+      spool = await Spool.create(`export-${name.replace(/[^A-Za-z0-9_-]/g, "_")}`);
+      this.#named.set(name, spool);
+      this.#all.push(spool);
+    }
+    return spool;
+  }
+
+  /** The spool if anything was written to it. */
+  peek(name: string): Spool | undefined {
+    return this.#named.get(name);
+  }
+
+  async remove(): Promise<void> {
+    for (const s of this.#all) await s.remove();
+  }
+}
+
+export interface EntryOptions {
+  fetch: FetchFrame;
+  retryDelaysMs?: number[];
+  nowMs?: number;
+  /** Called after every frame. */
+  onFrame?: (counts: ExportCounts) => void;
+  onMissing?: (row: FrameRow) => void;
+}
+
+/**
+ * The entries of an export, in the order they are written, counting into `counts`. The first entry comes only
+ * once the first frame is in hand (a store that is down fails before anything exists). Spool files are removed
+ * when the generator ends, however it ends.
+ */
+export async function* exportEntries(
+  catalog: Catalog,
+  plan: ExportPlan,
+  o: EntryOptions,
+  counts: ExportCounts,
+): AsyncGenerator<ExportEntry> {
+  const nowMs = o.nowMs ?? Date.now();
+  const spools = new Spools();
+  const missing = await spools.get("missing");
+  const format = plan.format;
+  const splitNames: (SplitName | null)[] = plan.split ? plan.split.names : [null];
+  const made = new Set<string>();
+  /** Per split: frames written so far (image ids in COCO and CVAT). */
+  const written = new Map<SplitName | null, number>();
+  const tagsSeen = new Set<string>(plan.tags);
+  try {
+    const fetch = format === "label-studio" ? null : o.fetch;
+    for await (const item of exportItems(catalog, plan, fetch, o.retryDelaysMs)) {
+      const hit = item.hit, row = hit.frame;
+      counts.frames++;
+      if (item.data === null) {
+        counts.missing++;
+        if (counts.missingKeys.length < 20) counts.missingKeys.push(row.key);
+        await missing.append(missingLine(row));
+        o.onMissing?.(row);
+        o.onFrame?.(counts);
+        continue;
+      }
+      const split = plan.split ? plan.split.splitOf(splitFrame(hit)) : null;
+      const setName = split ?? defaultSet(format);
+      counts.perSplit[setName] = (counts.perSplit[setName] ?? 0) + 1;
+      if (format === "imagefolder") {
+        yield* imageFolderFrame(item, plan, split, spools, made, counts);
+        o.onFrame?.(counts);
+        continue;
+      }
+      const accepted = hit.boxes.filter((b) => b.accepted);
+      const unaccepted = hit.boxes.filter((b) => !b.accepted);
+      const tags = frameTags(hit);
+      for (const t of tags) tagsSeen.add(t);
+      const frame = datasetFrame(item, accepted, unaccepted, tags, split, format);
+      const n = (written.get(split) ?? 0) + 1;
+      written.set(split, n);
+      if (format === "label-studio") {
+        await appendItem(await spools.get("tasks"), lsTask(frame, plan.server!));
+        counts.boxes += accepted.length + unaccepted.length;
+        o.onFrame?.(counts);
+        continue;
+      }
+      counts.unaccepted += unaccepted.length;
+      counts.boxes += accepted.length;
+      const data = item.data!;
+      counts.files++;
+      counts.bytes += data.length;
+      if (format === "coco") {
+        yield { kind: "file", path: cocoImagePath(frame), data, mtimeMs: row.timestampMs };
+        await appendItem(await spools.get(`coco-images-${split}`), cocoImage(frame, n));
+        const annotations = await spools.get(`coco-annotations-${split}`);
+        for (const b of accepted) await appendItem(annotations, cocoAnnotation(b, n, plan.classes));
+      } else if (format === "yolo") {
+        yield { kind: "file", path: yoloImagePath(frame), data, mtimeMs: row.timestampMs };
+        yield {
+          kind: "file",
+          path: yoloLabelPath(frame),
+          data: encoder.encode(yoloLabels(accepted, plan.classes)),
+          mtimeMs: row.timestampMs,
+        };
+      } else {
+        yield { kind: "file", path: cvatImagePath(frame), data, mtimeMs: row.timestampMs };
+        for (const b of accepted) plan.classes.index(b.label);
+        await (await spools.get(`cvat-${split}`)).append(cvatImage(frame, n - 1));
+      }
+      o.onFrame?.(counts);
+    }
+
+    // The documents, now that every frame (and so every class and split size) is known.
+    const dateCreated = new Date(nowMs).toISOString();
+    const description = `frame-bucket export (${format}) of ${describeFilter(plan.filter)}`;
+    if (format === "imagefolder") {
+      for (const split of splitNames) {
+        const spool = spools.peek(`metadata-${split}`) ?? await spools.get(`metadata-${split}`);
+        yield { kind: "document", path: split ? `${split}/${METADATA_FILE}` : METADATA_FILE, parts: [spool] };
+      }
+    } else if (format === "coco") {
+      for (const split of splitNames) {
+        yield {
+          kind: "document",
+          path: cocoAnnotationPath(split),
+          parts: [
+            cocoHead(plan.classes, { description, dateCreated }),
+            await spools.get(`coco-images-${split}`),
+            cocoMiddle,
+            await spools.get(`coco-annotations-${split}`),
+            cocoTail,
+          ],
+        };
+      }
+    } else if (format === "yolo") {
+      // Every split's folders exist, also a split that got no frame (Ultralytics refuses a missing folder).
+      for (const split of splitNames) {
+        if (written.get(split)) continue;
+        const name = split ?? defaultSet(format);
+        yield { kind: "folder", path: `images/${name}` };
+        yield { kind: "folder", path: `labels/${name}` };
+      }
+      yield {
+        kind: "document",
+        path: "data.yaml",
+        parts: [dataYaml(plan.classes, plan.split?.names ?? null)],
+      };
+    } else if (format === "cvat") {
+      const labels = [...new Set([...plan.classes.names, ...tagsSeen])].sort((a, b) =>
+        a < b ? -1 : a > b ? 1 : 0
+      );
+      for (const split of splitNames) {
+        yield {
+          kind: "document",
+          path: cvatAnnotationPath(split),
+          parts: [
+            cvatHead({
+              name: split ?? "frame-bucket",
+              size: written.get(split) ?? 0,
+              labels,
+              nowIso: dateCreated,
+            }),
+            await spools.get(`cvat-${split}`),
+            cvatTail,
+          ],
+        };
+      }
+    } else {
+      yield { kind: "document", path: LS_TASKS_FILE, parts: ["[", await spools.get("tasks"), "]\n"] };
+      yield {
+        kind: "document",
+        path: LS_CONFIG_FILE,
+        parts: [lsLabelConfig(plan.classes.names, [...tagsSeen].sort(), plan.labelSet)],
+      };
+    }
+    if (counts.missing) {
+      yield {
+        kind: "document",
+        path: MISSING_FILE,
+        parts: [missingHeader(counts.missing, counts.frames, format), missing],
+      };
+    }
+  } finally {
+    await spools.remove();
+  }
+}
+
+/** The name of the one set of an export without a split. */
+function defaultSet(format: ExportFormat): string {
+  return format === "coco"
+    ? "default"
+    : format === "cvat"
+    ? "annotations"
+    : format === "yolo"
+    ? "train"
+    : "all";
+}
+
+/** A filter in words, for the description inside COCO files. */
+function describeFilter(f: SearchFilter): string {
+  const parts: string[] = [];
+  if (f.labels?.length) parts.push(`labels ${f.labels.join(f.allLabels ? " + " : " | ")}`);
+  if (f.robots?.length) parts.push(`robots ${f.robots.join(", ")}`);
+  if (f.fromMs !== undefined) parts.push(`from ${new Date(f.fromMs).toISOString()}`);
+  if (f.toMs !== undefined) parts.push(`to ${new Date(f.toMs).toISOString()}`);
+  if (f.tiers?.length) parts.push(`tiers ${f.tiers.join(", ")}`);
+  if (f.status?.length) parts.push(`status ${f.status.join(", ")}`);
+  return parts.length ? parts.join("; ") : "all frames";
+}
+
+/** Appends one element of a JSON array: a comma before every element but the first. */
+async function appendItem(spool: Spool, json: string): Promise<void> {
+  await spool.append(spool.lines ? `,\n${json}` : json);
+}
+
+function datasetFrame(
+  item: ExportItem,
+  boxes: Box[],
+  predictions: Box[],
+  tags: string[],
+  split: SplitName | null,
+  format?: ExportFormat,
+): DatasetFrame {
+  const row = item.hit.frame;
+  let width = 0, height = 0;
+  if (item.data) {
+    try {
+      ({ width, height } = jpegSize(item.data));
+    } catch (error) {
+      throw new ServiceError(
+        "store",
+        `frame ${row.key} (tier ${row.tier}) is not a readable JPEG (${
+          messageOf(error)
+        }): the stored object ` +
+          `is damaged; delete the frame or store it again`,
+        { retriable: false, cause: error },
+      );
+    }
+  } else {
+    // Label Studio reads no image: the boxes know the frame's size.
+    const b = boxes[0] ?? predictions[0];
+    if (b) ({ imageWidth: width, imageHeight: height } = b);
+  }
+  return {
+    key: row.key,
+    row,
+    name: format === "yolo" ? flatImageName(row.key) : imageName(row.key),
+    width,
+    height,
+    boxes,
+    predictions,
+    tags,
+    split,
+  };
+}
+
+/** The files and metadata lines of a frame in the ImageFolder layout. */
+async function* imageFolderFrame(
+  item: ExportItem,
+  plan: ExportPlan,
+  split: SplitName | null,
+  spools: Spools,
+  made: Set<string>,
+  counts: ExportCounts,
+): AsyncGenerator<ExportEntry> {
+  const hit = item.hit, row = hit.frame, data = item.data!;
+  const name = exportFileName(row);
+  const clipNames = hit.clips.map((c) => c.name);
+  const metadata = await spools.get(`metadata-${split}`);
+  for (const label of plan.labels) {
+    if (!hit.labels.includes(label)) continue;
+    const folder = plan.folders.get(label)!;
+    const inSplit = `${folder}/${name}`;
+    const dir = split ? `${split}/${folder}` : folder;
+    if (!made.has(dir)) {
+      made.add(dir);
+      yield { kind: "folder", path: dir };
+    }
+    yield { kind: "file", path: `${dir}/${name}`, data, mtimeMs: row.timestampMs };
+    await metadata.append(
+      JSON.stringify(metadataRecord(inSplit, label, row, hit.labels, clipNames, split)) + "\n",
+    );
+    counts.files++;
+    counts.bytes += data.length;
+    counts.perLabel[label]++;
+  }
+}
+
 // ------------------------------------------------------------------------------------------------------ sinks
 
 /** Where exportFrames writes: a directory or a tar file. Created only once there is something to write. */
 interface Sink {
-  folder(folder: string): Promise<void>;
-  file(path: string, data: Uint8Array, mtimeMs: number): Promise<void>;
-  /** Appends a file whose text is `head` followed by the spool's bytes. */
-  spooled(path: string, head: string, spool: Spool): Promise<void>;
+  write(entry: ExportEntry): Promise<void>;
   finish(): Promise<void>;
   /** Removes everything written. */
   abort(): Promise<void>;
@@ -533,23 +942,31 @@ async function dirSink(dir: string, existed: boolean): Promise<Sink> {
   await Deno.mkdir(dir, { recursive: true });
   // Everything below the directory is this export's (it was empty or new), so an abort removes it all.
   const made = new Set<string>();
+  const dirs = new Set<string>();
+  const ensure = async (path: string, isDir: boolean) => {
+    made.add(path.split("/")[0]);
+    const parent = isDir ? path : path.slice(0, Math.max(0, path.lastIndexOf("/")));
+    if (parent && !dirs.has(parent)) {
+      await Deno.mkdir(`${dir}/${parent}`, { recursive: true });
+      dirs.add(parent);
+    }
+  };
   return {
-    async folder(folder) {
-      await Deno.mkdir(`${dir}/${folder}`, { recursive: true });
-      made.add(folder);
-    },
-    async file(path, data, mtimeMs) {
-      await Deno.writeFile(`${dir}/${path}`, data);
-      await Deno.utime(`${dir}/${path}`, new Date(), mtimeMs / 1000);
-    },
-    async spooled(path, head, spool) {
-      const out = await Deno.open(`${dir}/${path}`, { write: true, create: true, truncate: true });
-      made.add(path);
-      try {
-        await writeAll(out, encoder.encode(head));
-        for await (const chunk of spool.chunks()) await writeAll(out, chunk);
-      } finally {
-        out.close();
+    async write(entry) {
+      await ensure(entry.path, entry.kind === "folder");
+      if (entry.kind === "file") {
+        await Deno.writeFile(`${dir}/${entry.path}`, entry.data);
+        await Deno.utime(`${dir}/${entry.path}`, new Date(), entry.mtimeMs / 1000);
+      } else if (entry.kind === "document") {
+        const out = await Deno.open(`${dir}/${entry.path}`, { write: true, create: true, truncate: true });
+        try {
+          for (const part of entry.parts) {
+            if (typeof part === "string") await writeAll(out, encoder.encode(part));
+            else for await (const chunk of part.chunks()) await writeAll(out, chunk);
+          }
+        } finally {
+          out.close();
+        }
       }
     },
     finish: () => Promise.resolve(),
@@ -560,6 +977,25 @@ async function dirSink(dir: string, existed: boolean): Promise<Sink> {
   };
 }
 
+/** The tar bytes of an entry: header, data, padding (a document's pieces streamed from their spools). */
+export async function* tarEntry(entry: ExportEntry, nowMs: number): AsyncGenerator<Uint8Array> {
+  if (entry.kind === "folder") {
+    yield tarHeader(`${entry.path}/`, 0, nowMs, "5");
+  } else if (entry.kind === "file") {
+    yield tarHeader(entry.path, entry.data.length, entry.mtimeMs);
+    yield entry.data;
+    yield tarPadding(entry.data.length);
+  } else {
+    const size = documentSize(entry.parts);
+    yield tarHeader(entry.path, size, nowMs);
+    for (const part of entry.parts) {
+      if (typeof part !== "string") yield* part.chunks();
+      else if (part.length) yield encoder.encode(part);
+    }
+    yield tarPadding(size);
+  }
+}
+
 async function tarSink(path: string, nowMs: number): Promise<Sink> {
   const partial = `${path}.partial`;
   const file = await Deno.open(partial, { write: true, create: true, truncate: true });
@@ -568,24 +1004,12 @@ async function tarSink(path: string, nowMs: number): Promise<Sink> {
     if (!closed) file.close();
     closed = true;
   };
-  const write = (data: Uint8Array) => writeAll(file, data);
   return {
-    folder: (folder) => write(tarHeader(`${folder}/`, 0, nowMs, "5")),
-    async file(p, data, mtimeMs) {
-      await write(tarHeader(p, data.length, mtimeMs));
-      await write(data);
-      await write(tarPadding(data.length));
-    },
-    async spooled(p, head, spool) {
-      const headBytes = encoder.encode(head);
-      const size = headBytes.length + spool.size;
-      await write(tarHeader(p, size, nowMs));
-      await write(headBytes);
-      for await (const chunk of spool.chunks()) await write(chunk);
-      await write(tarPadding(size));
+    async write(entry) {
+      for await (const bytes of tarEntry(entry, nowMs)) await writeAll(file, bytes);
     },
     async finish() {
-      await write(TAR_END);
+      await writeAll(file, TAR_END);
       close();
       await Deno.rename(partial, path);
     },
@@ -599,84 +1023,55 @@ async function tarSink(path: string, nowMs: number): Promise<Sink> {
 // ----------------------------------------------------------------------------------------------------- export
 
 /**
- * Exports the frames matching `options` to `out` (a directory, or a `.tar` file); see the module comment for what
- * is written and how failures show. Frames are visited oldest first. Throws (and removes anything written) when a
- * store keeps failing or when no matching frame is in any store.
+ * Exports the frames matching `options` to `out` (a directory, or a `.tar` file) in `options.format`; see the
+ * module comment for what is written and how failures show. Frames are visited oldest first. Throws (and removes
+ * anything written) when a store keeps failing or when no matching frame is in any store.
  */
 export async function exportFrames(
   catalog: Catalog,
   out: string,
   options: ExportOptions,
 ): Promise<ExportSummary> {
-  const plan = await planExport(catalog, options);
-  const format = out.endsWith(".tar") ? "tar" : "dir";
-  const existed = format === "dir" ? await checkEmptyDir(out) : false;
+  const plan = await planExport(catalog, options, options);
+  const as = out.endsWith(".tar") ? "tar" : "dir";
+  const existed = as === "dir" ? await checkEmptyDir(out) : false;
   const nowMs = options.nowMs ?? Date.now();
   const started = performance.now();
-  const state: ExportProgress = {
-    frames: 0,
-    total: plan.total,
-    files: 0,
-    bytes: 0,
-    missing: 0,
-    elapsedMs: 0,
-  };
-  const perLabel: Record<string, number> = Object.fromEntries(plan.labels.map((l) => [l, 0]));
-  const folders = new Set<string>();
+  const counts = newCounts(plan);
   let lastReport = started;
-  const report = () => {
-    state.elapsedMs = Math.round(performance.now() - started);
-    options.progress?.({ ...state });
-  };
-  const metadata = await Spool.create("export-metadata");
-  const missing = await Spool.create("export-missing");
+  const progress = (): ExportProgress => ({
+    ...counts,
+    missingKeys: [...counts.missingKeys],
+    perLabel: { ...counts.perLabel },
+    perSplit: { ...counts.perSplit },
+    elapsedMs: Math.round(performance.now() - started),
+  });
   let sink: Sink | null = null;
-  // Nothing is created until the first frame is in hand: a store that is down fails the export with no output.
-  const open = async () =>
-    sink ??= format === "tar" ? await tarSink(out, nowMs) : await dirSink(out, existed);
   try {
-    for await (const item of exportItems(catalog, plan, options.fetch, options.retryDelaysMs)) {
-      const row = item.hit.frame;
-      state.frames++;
-      if (!item.data) {
-        state.missing++;
-        await missing.append(missingLine(row));
-        options.onMissing?.(row);
-        continue;
-      }
-      const target = await open();
-      const clipNames = item.hit.clips.map((c) => c.name);
-      for (const { label, folder, path } of item.files) {
-        if (!folders.has(folder)) {
-          await target.folder(folder);
-          folders.add(folder);
+    const entries = exportEntries(catalog, plan, {
+      fetch: options.fetch,
+      retryDelaysMs: options.retryDelaysMs,
+      nowMs,
+      onMissing: options.onMissing,
+      onFrame: () => {
+        if (performance.now() - lastReport >= 1000) {
+          lastReport = performance.now();
+          options.progress?.(progress());
         }
-        await target.file(path, item.data, row.timestampMs);
-        await metadata.append(
-          JSON.stringify(metadataRecord(path, label, row, item.hit.labels, clipNames)) + "\n",
-        );
-        state.files++;
-        state.bytes += item.data.length;
-        perLabel[label]++;
-      }
-      if (performance.now() - lastReport >= 1000) {
-        lastReport = performance.now();
-        report();
-      }
+      },
+    }, counts);
+    // Nothing is created until the first entry is in hand: a store that is down fails the export with no output.
+    for await (const entry of entries) {
+      sink ??= as === "tar" ? await tarSink(out, nowMs) : await dirSink(out, existed);
+      await sink.write(entry);
     }
-    const target = await open();
-    await target.spooled(METADATA_FILE, "", metadata);
-    if (state.missing) {
-      await target.spooled(MISSING_FILE, missingHeader(state.missing, state.frames), missing);
-    }
-    await target.finish();
+    sink ??= as === "tar" ? await tarSink(out, nowMs) : await dirSink(out, existed);
+    await sink.finish();
   } catch (error) {
     await (sink as Sink | null)?.abort();
     throw error;
-  } finally {
-    await metadata.remove();
-    await missing.remove();
   }
-  report();
-  return { ...state, out, format, perLabel };
+  const summary = progress();
+  options.progress?.(summary);
+  return { ...summary, out, as, format: plan.format, classes: [...plan.classes.names] };
 }

@@ -1,36 +1,35 @@
 /**
- * The export of src/library/export.ts (ImageFolder layout: `<label folder>/<robot>_<time>_<seq>.jpg`, `metadata.jsonl`,
- * and `MISSING.txt` when frames are missing) as a tar stream instead of a file, for the HTTP API: entries are
- * produced as the reader pulls them, one frame fetched at a time, so a download starts at once and memory stays
- * bounded however many frames match. The metadata lines and the missing list are spooled to temporary files and
- * sent last (only then is it known which frames no store held). A reader that goes away cancels the stream; the
- * spool files are removed either way.
+ * The export of src/library/export.ts (any format: ImageFolder, COCO, YOLO, CVAT, Label Studio) as a tar stream
+ * instead of a file, for the HTTP API: entries are produced as the reader pulls them, one frame fetched at a time,
+ * so a download starts at once and memory stays bounded however many frames match. The documents (metadata,
+ * COCO JSON, CVAT XML, Label Studio tasks) and the missing list are spooled to temporary files and sent last (only
+ * then is it known which frames no store held). A reader that goes away cancels the stream; the spool files are
+ * removed either way.
  *
  * `openExportStream` runs the export up to its first bytes before it returns: a store that is down, or an export
  * none of whose frames any store holds, fails there, before a response has started (the API answers 502). Once
  * bytes have gone out, a store failure can only cut the stream short (the client sees a transfer error and the
- * tar has no end marker), and `ExportTracker` records the outcome, which the web UI polls and shows.
+ * tar has no end marker), and `ExportTracker` records the outcome and the progress, which the web UI polls and
+ * shows (GET /api/exports/{id}).
  */
 import type { Catalog } from "../catalog/catalog.ts";
 import { messageOf } from "../errors.ts";
 import {
-  exportItems,
+  type ExportCounts,
+  exportEntries,
+  type ExportFormat,
   type ExportPlan,
   type FetchFrame,
-  METADATA_FILE,
-  metadataRecord,
-  MISSING_FILE,
-  missingHeader,
-  missingLine,
-  Spool,
+  newCounts,
   TAR_END,
-  tarHeader,
-  tarPadding,
+  tarEntry,
 } from "./export.ts";
+
+export type { ExportCounts };
 
 export interface ExportStreamOptions {
   fetch: FetchFrame;
-  /** Time of the folder and metadata entries (default: now). */
+  /** Time of the folder and document entries (default: now). */
   nowMs?: number;
   /** Waits before the 2nd, 3rd, ... attempt of a failing fetch (default: export.ts's). */
   retryDelaysMs?: number[];
@@ -40,86 +39,33 @@ export interface ExportStreamOptions {
   onEnd?: (summary: ExportCounts & { error?: unknown }) => void;
 }
 
-export interface ExportCounts {
-  /** Frames handled (written or found missing). */
-  frames: number;
-  /** Frames matching when the export started. */
-  total: number;
-  /** Image files written (a frame in two label folders counts twice). */
-  files: number;
-  bytes: number;
-  missing: number;
-  /** Keys of the first missing frames (at most 20; MISSING.txt lists them all). */
-  missingKeys: string[];
-}
-
-const encoder = new TextEncoder();
-
-async function* entries(
+async function* tarStream(
   catalog: Catalog,
   plan: ExportPlan,
   o: ExportStreamOptions,
   counts: ExportCounts,
 ): AsyncGenerator<Uint8Array> {
   const nowMs = o.nowMs ?? Date.now();
-  const metadata = await Spool.create("http-export-metadata");
-  const missing = await Spool.create("http-export-missing");
   let error: unknown;
   let complete = false;
   try {
-    const folders = new Set<string>();
-    for await (const item of exportItems(catalog, plan, o.fetch, o.retryDelaysMs)) {
-      const row = item.hit.frame;
-      counts.frames++;
-      if (!item.data) {
-        counts.missing++;
-        if (counts.missingKeys.length < 20) counts.missingKeys.push(row.key);
-        await missing.append(missingLine(row));
-        o.onProgress?.(counts);
-        continue;
-      }
-      const clipNames = item.hit.clips.map((c) => c.name);
-      for (const { label, folder, path } of item.files) {
-        if (!folders.has(folder)) {
-          folders.add(folder);
-          yield tarHeader(`${folder}/`, 0, nowMs, "5");
-        }
-        yield tarHeader(path, item.data.length, row.timestampMs);
-        yield item.data;
-        yield tarPadding(item.data.length);
-        await metadata.append(
-          JSON.stringify(metadataRecord(path, label, row, item.hit.labels, clipNames)) + "\n",
-        );
-        counts.files++;
-        counts.bytes += item.data.length;
-      }
-      o.onProgress?.(counts);
-    }
-    yield* spooled(METADATA_FILE, "", metadata, nowMs);
-    if (counts.missing) {
-      yield* spooled(MISSING_FILE, missingHeader(counts.missing, counts.frames), missing, nowMs);
-    }
+    const entries = exportEntries(catalog, plan, {
+      fetch: o.fetch,
+      retryDelaysMs: o.retryDelaysMs,
+      nowMs,
+      onFrame: (c) => o.onProgress?.(c),
+    }, counts);
+    for await (const entry of entries) yield* tarEntry(entry, nowMs);
     yield TAR_END;
     complete = true;
   } catch (e) {
     error = e;
     throw e;
   } finally {
-    await metadata.remove();
-    await missing.remove();
     // A reader that went away before the end (return() without an error) leaves a cut tar too: not complete.
     const failure = complete ? undefined : error ?? new Error("the client went away before the end");
     o.onEnd?.({ ...counts, ...(failure === undefined ? {} : { error: failure }) });
   }
-}
-
-async function* spooled(path: string, head: string, spool: Spool, nowMs: number): AsyncGenerator<Uint8Array> {
-  const headBytes = encoder.encode(head);
-  const size = headBytes.length + spool.size;
-  yield tarHeader(path, size, nowMs);
-  if (headBytes.length) yield headBytes;
-  yield* spool.chunks();
-  yield tarPadding(size);
 }
 
 /**
@@ -131,15 +77,7 @@ export async function openExportStream(
   plan: ExportPlan,
   options: ExportStreamOptions,
 ): Promise<ReadableStream<Uint8Array>> {
-  const counts: ExportCounts = {
-    frames: 0,
-    total: plan.total,
-    files: 0,
-    bytes: 0,
-    missing: 0,
-    missingKeys: [],
-  };
-  const it = entries(catalog, plan, options, counts);
+  const it = tarStream(catalog, plan, options, newCounts(plan));
   let first: IteratorResult<Uint8Array> | null = await it.next();
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
@@ -170,6 +108,8 @@ export type ExportState = "running" | "complete" | "incomplete" | "failed";
 export interface ExportStatus {
   id: string;
   state: ExportState;
+  /** The dataset format. */
+  format: ExportFormat;
   labels: string[];
   total: number;
   frames: number;
@@ -177,6 +117,10 @@ export interface ExportStatus {
   bytes: number;
   missing: number;
   missing_keys: string[];
+  /** Boxes written so far. */
+  boxes: number;
+  /** Frames written per split (or per the format's one set). */
+  splits: Record<string, number>;
   error: string | null;
   started: string;
   ended: string | null;
@@ -195,10 +139,11 @@ export class ExportTracker {
   }
 
   /** Records a new export as running; an id used before starts over. */
-  start(id: string, labels: string[], total: number): ExportStatus {
+  start(id: string, labels: string[], total: number, format: ExportFormat = "imagefolder"): ExportStatus {
     const status: ExportStatus = {
       id,
       state: "running",
+      format,
       labels,
       total,
       frames: 0,
@@ -206,6 +151,8 @@ export class ExportTracker {
       bytes: 0,
       missing: 0,
       missing_keys: [],
+      boxes: 0,
+      splits: {},
       error: null,
       started: new Date().toISOString(),
       ended: null,
@@ -223,6 +170,8 @@ export class ExportTracker {
     status.bytes = counts.bytes;
     status.missing = counts.missing;
     status.missing_keys = [...counts.missingKeys];
+    status.boxes = counts.boxes;
+    status.splits = { ...counts.perSplit };
   }
 
   /** Marks the end: complete, incomplete (frames missing, listed in MISSING.txt) or failed. */

@@ -1,12 +1,30 @@
-/** Export: the frames of a search with labels as a streamed .tar dataset, and how each export ended. */
+/**
+ * Export: the frames of a search as a streamed .tar dataset (ImageFolder, COCO, YOLO, CVAT or Label Studio; see
+ * src/library/export.ts), and how each export went (progress while it runs, the outcome after).
+ */
 import { BadInputError, messageOf, NotFoundError, ServiceError } from "../../errors.ts";
-import { labelFolder, planExport } from "../../library/export.ts";
+import { EXPORT_FORMATS, labelFolder, planExport } from "../../library/export.ts";
 import { EXPORT_ID, openExportStream } from "../../library/export_stream.ts";
+import { DEFAULT_BLOCK_MINUTES, DEFAULT_SPLIT_SEED, splitSpec } from "../../library/split.ts";
 import { errorReply, library } from "../boundary.ts";
 import type { ServerContext } from "../context.ts";
 import { file, ok, type Route, route } from "../route.ts";
-import { array, integer, list, literal, matching, nullable, object, segment, string } from "../schema.ts";
-import { iso } from "../shapes.ts";
+import {
+  anyObject,
+  array,
+  choice,
+  int,
+  integer,
+  list,
+  literal,
+  matching,
+  nullable,
+  object,
+  segment,
+  string,
+  text,
+} from "../schema.ts";
+import { iso, STATUS_LIST } from "../shapes.ts";
 import { SEARCH_FILTER, searchFilter } from "./frames.ts";
 
 /**
@@ -25,6 +43,7 @@ export function attachment(name: string): string {
 const EXPORT_STATUS = object({
   id: string(),
   state: literal(["running", "complete", "incomplete", "failed"] as const),
+  format: literal(EXPORT_FORMATS, "The dataset format."),
   labels: array(string()),
   total: integer("Frames matching when it started."),
   frames: integer("Frames handled so far."),
@@ -32,6 +51,8 @@ const EXPORT_STATUS = object({
   bytes: integer(),
   missing: integer("Frames no store holds (left out)."),
   missing_keys: array(string(), { description: "The first 20 missing frames' keys." }),
+  boxes: integer("Boxes written so far."),
+  splits: anyObject("Frames written per split (or per the format's one set), by name."),
   error: nullable(string()),
   started: string(),
   ended: nullable(string()),
@@ -43,17 +64,50 @@ export function exportRoutes(ctx: ServerContext): Route[] {
     route({
       method: "get",
       path: "/api/export",
-      summary: "A .tar of the frames of a search with labels (<label folder>/<robot>_<time>_<seq>.jpg + " +
-        "metadata.jsonl, and MISSING.txt listing frames no store holds), streamed as it is built. The " +
-        "filters are those of GET /api/frames, so both give the same frames.",
-      description: "A store that fails before the first byte is a 502 with nothing sent. A store that " +
-        "fails later cuts the stream short (a transfer error; the tar has no end marker). Frames whose " +
-        "object no store holds are left out and listed in MISSING.txt, the last entry. GET " +
-        "/api/exports/{id} tells how the export ended. Folder names are the labels with characters that " +
-        "Windows refuses (and %) as %XX escapes; long or non-ASCII paths use PAX extended headers.",
+      summary: "A .tar dataset of the frames of a search, streamed as it is built: imagefolder (default; " +
+        "<label folder>/<robot>_<time>_<seq>.jpg + metadata.jsonl), coco (images/<split>/ + " +
+        "annotations/instances_<split>.json), yolo (Ultralytics: images/<split>/, labels/<split>/, " +
+        "data.yaml), cvat (CVAT for images 1.1: images/ + one XML per split) or label-studio (tasks.json " +
+        "with image URLs of this server + label_config.xml). The filters are those of GET /api/frames, so " +
+        "both give the same frames.",
+      description: "imagefolder needs at least one label; the box formats take any search (frames " +
+        "without boxes are negatives) and write every accepted box of the frames (unaccepted model boxes " +
+        "only as Label Studio predictions). Classes are sorted by name (COCO ids from 1, YOLO from 0). " +
+        "split=train=0.8,val=0.2 splits by robot and time block (split_block_minutes; a clip stays in one " +
+        "split), deterministic from split_seed. A store that fails before the first byte is a 502 with " +
+        "nothing sent. A store that fails later cuts the stream short (a transfer error; the tar has no " +
+        "end marker). Frames whose object no store holds are left out and listed in MISSING.txt, the last " +
+        "entry. GET /api/exports/{id} tells how far the export is and how it ended. Folder names are the " +
+        "labels with characters that Windows refuses (and %) as %XX escapes; long or non-ASCII paths use " +
+        "PAX extended headers.",
       query: {
         ...SEARCH_FILTER,
-        label: list("A label to export (repeatable; at least one)."),
+        label: list("A label to export (repeatable; imagefolder: at least one, one folder each)."),
+        status: STATUS_LIST,
+        format: choice(EXPORT_FORMATS, "imagefolder", "The dataset format."),
+        split: text(
+          "Splits and their shares of the frames, e.g. train=0.8,val=0.2 or train=0.7,val=0.2,test=0.1 " +
+            "(names train, val, test). Default: no split.",
+        ),
+        split_seed: int("Seed of the split (the same seed gives the same split).", {
+          min: -(2 ** 31),
+          max: 2 ** 31 - 1,
+          fallback: DEFAULT_SPLIT_SEED,
+        }),
+        split_block_minutes: int("Minutes of a time block that stays in one split.", {
+          min: 1,
+          max: 525_600,
+          fallback: DEFAULT_BLOCK_MINUTES,
+        }),
+        classes: choice(
+          ["used", "all"] as const,
+          "used",
+          "used: the classes of the exported boxes; all: every label (ids stable across exports).",
+        ),
+        server: text(
+          "label-studio: the base URL of this server as Label Studio will reach it (default: the " +
+            "request's own origin).",
+        ),
         export_id: matching(
           EXPORT_ID,
           "An id for this export (8-64 of A-Z a-z 0-9 - _), to ask GET /api/exports/{id} how it ended; " +
@@ -67,20 +121,34 @@ export function exportRoutes(ctx: ServerContext): Route[] {
         "Content-Disposition": "attachment, named after the labels and the time.",
       }),
       errors: [502],
-      handler: async ({ query }) => {
-        if (query.label.length === 0) {
+      handler: async ({ query, url }) => {
+        const format = query.format;
+        if (format === "imagefolder" && query.label.length === 0) {
           throw new BadInputError("name at least one label to export (label=NAME, repeatable)");
         }
         // The same filter as GET /api/frames, so a search and the export of it give the same frames.
         const filter = searchFilter(query);
+        const split = query.split === undefined ? null : splitSpec(query.split, {
+          seed: query.split_seed,
+          blockMinutes: query.split_block_minutes,
+        });
+        const server = query.server ?? `${url.protocol}//${url.host}`;
         const id = query.export_id ?? crypto.randomUUID();
         // Refuses unknown labels, and labels whose folders would clash, before anything is sent.
-        const plan = await library(() => planExport(catalog, { ...filter, labels: filter.labels ?? [] }), {
-          filter: true,
-        });
-        const status = exports.start(id, plan.labels, plan.total);
+        const plan = await library(
+          () =>
+            planExport(catalog, { ...filter, labels: filter.labels ?? [], status: query.status }, {
+              format,
+              split,
+              classes: query.classes,
+              server,
+            }),
+          { filter: true },
+        );
+        const status = exports.start(id, plan.labels, plan.total, format);
         const started = performance.now();
-        const what = `export ${id} (${plan.labels.join(", ")}; ${plan.total} frames)`;
+        const what = `export ${id} (${format}${plan.labels.length ? `; ${plan.labels.join(", ")}` : ""}; ` +
+          `${plan.total} frames)`;
         let sent = false;
         let stream: ReadableStream<Uint8Array>;
         try {
@@ -91,7 +159,8 @@ export function exportRoutes(ctx: ServerContext): Route[] {
             onEnd: (end) => {
               exports.end(status, end, end.error);
               const line = `${what}: ${end.files} files from ${end.frames - end.missing} frames, ` +
-                `${end.missing} missing, ${((performance.now() - started) / 1000).toFixed(1)} s`;
+                `${end.boxes} boxes, ${end.missing} missing, ` +
+                `${((performance.now() - started) / 1000).toFixed(1)} s`;
               if (end.error !== undefined) {
                 log.error(
                   `${line}; FAILED, ${
@@ -116,7 +185,10 @@ export function exportRoutes(ctx: ServerContext): Route[] {
         const stamp = iso(Date.now()).replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
         const folders = plan.labels.map((l) => plan.folders.get(l) ?? labelFolder(l)).join("+");
         // Cut by code points, not UTF-16 units: half a surrogate pair cannot be percent-encoded.
-        const name = `frame-bucket-${Array.from(folders).slice(0, 120).join("")}-${stamp}.tar`;
+        const title = [...(format === "imagefolder" ? [] : [format]), ...(folders ? [folders] : [])].join(
+          "-",
+        );
+        const name = `frame-bucket-${Array.from(title).slice(0, 120).join("")}-${stamp}.tar`;
         return new Response(stream, {
           headers: {
             "content-type": "application/x-tar",
