@@ -7,6 +7,9 @@
  * and prints what they found as JSON. With FRAME_BUCKET_CHECK_OUT set to a folder, each output is also saved
  * there (`<name>.json`), for the record.
  */
+import { boxPixels } from "../../src/catalog/boxes.ts";
+import type { Box } from "../../src/catalog/catalog.ts";
+
 const ROOT = new URL("../../", import.meta.url).pathname;
 export const FORMATS_VENV = `${ROOT}.venv/formats`;
 export const CHECKER = `${ROOT}tests/fixtures/formats/check_export.py`;
@@ -121,4 +124,74 @@ export async function checkExport(
     await Deno.writeTextFile(`${keep}/${name}.json`, JSON.stringify(result, null, 1) + "\n");
   }
   return result;
+}
+
+// ------------------------------------------------------------------------------------------ comparing with the catalog
+
+/** A frame as the catalog holds it, under the id a tool gives its item (the image name without `.jpg`). */
+export interface ExpectedItem {
+  key: string;
+  /** Accepted boxes. */
+  boxes: Box[];
+  /** Whole-frame labels (own and clips'). */
+  tags: string[];
+  width: number;
+  height: number;
+}
+
+/** Datumaro's resolution: float32 coordinates rounded to 0.01 px, a size the difference of two rounded corners. */
+export const DATUMARO_TOLERANCE = (v: number) => 0.0101 + Math.abs(v) * 2.4e-7;
+
+/**
+ * Refuses a Datumaro reading that differs from the catalog: the items, their image sizes (read from the files),
+ * their boxes (class and pixels, within Datumaro's resolution) and, with `tags`, their tags.
+ */
+export function assertDatumaroMatches(
+  dm: DatumaroResult,
+  expected: Map<string, ExpectedItem>,
+  options: { tags?: boolean } = {},
+): void {
+  const ids = dm.item_list.map((i) => i.id).sort();
+  if (JSON.stringify(ids) !== JSON.stringify([...expected.keys()].sort())) {
+    throw new Error(
+      `Datumaro (${dm.format}) items ${
+        JSON.stringify(ids.slice(0, 5))
+      }... (${ids.length}) are not the frames ` +
+        `exported (${expected.size})`,
+    );
+  }
+  for (const item of dm.item_list) {
+    const want = expected.get(item.id)!;
+    const where = `Datumaro ${dm.format} item ${item.id}`;
+    if (!item.image_exists) throw new Error(`${where}: no image`);
+    if (item.width !== want.width || item.height !== want.height) {
+      throw new Error(
+        `${where}: image ${item.width}x${item.height}, the frame is ${want.width}x${want.height}`,
+      );
+    }
+    if (options.tags && JSON.stringify(item.tags) !== JSON.stringify(want.tags)) {
+      throw new Error(
+        `${where}: tags ${JSON.stringify(item.tags)}, the catalog has ${JSON.stringify(want.tags)}`,
+      );
+    }
+    if (item.boxes.length !== want.boxes.length) {
+      throw new Error(`${where}: ${item.boxes.length} boxes, the catalog has ${want.boxes.length}`);
+    }
+    const left = [...item.boxes];
+    for (const box of want.boxes) {
+      const px = boxPixels(box);
+      const at = left.findIndex((b) =>
+        b.label === box.label && Math.abs(b.x - px.x) <= DATUMARO_TOLERANCE(px.x) &&
+        Math.abs(b.y - px.y) <= DATUMARO_TOLERANCE(px.y) &&
+        Math.abs(b.w - px.w) <= DATUMARO_TOLERANCE(px.w) &&
+        Math.abs(b.h - px.h) <= DATUMARO_TOLERANCE(px.h)
+      );
+      if (at < 0) {
+        throw new Error(
+          `${where}: no box like ${JSON.stringify({ label: box.label, ...px })} in ${JSON.stringify(left)}`,
+        );
+      }
+      left.splice(at, 1);
+    }
+  }
 }
