@@ -108,7 +108,7 @@ export function hideStaleToast(ms = 1500) {
  * Where the frame page goes back to (Esc): the list the user opened frames from, as app.js records it on leaving
  * that list for a frame (its scroll position is restored on return), else `fallback`.
  */
-export const returnTo = { hash: null };
+export const returnTo = { hash: null, entry: null };
 export function goBack(fallback) {
   location.hash = returnTo.hash ?? fallback;
 }
