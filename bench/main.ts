@@ -62,6 +62,13 @@ const BENCHES: Record<string, Bench> = {
       return { usage: m.USAGE, run: m.benchPgClients };
     },
   },
+  export: {
+    summary: "deno task export of 10,000 real frames (local or archive tier, with boxes): frames/s, MB/s, peak RSS",
+    load: async () => {
+      const m = await import("./export.ts");
+      return { usage: m.USAGE, run: m.benchExport };
+    },
+  },
   search: {
     summary: "similar-frame top-k over 1,000,000 in-memory aHashes: p50/p99, build time, memory",
     load: async () => {
