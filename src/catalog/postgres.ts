@@ -12,6 +12,7 @@
  * - Leases use the server's clock (`clock_timestamp()`), so hosts whose clocks disagree still agree on who leads.
  * - Nothing of the file care (fileState, recoverFile, checkpoint): the server owns durability.
  */
+import { journalledIds } from "./copy_ids.ts";
 import {
   type Catalog,
   type CatalogIdentity,
@@ -73,44 +74,6 @@ function values(row: FrameRow): unknown[] {
 }
 
 const SELECT = `SELECT ${FRAME_COLUMNS} FROM frames f`;
-
-/** The largest box and clip ids that raw journal rows (`detail` as JSON text) name; 0 when none. */
-export function journalledIds(rows: Record<string, unknown>[]): { boxes: number; clips: number } {
-  let boxes = 0, clips = 0;
-  const box = (v: unknown) => {
-    const id = typeof v === "object" && v !== null ? (v as { id?: unknown }).id : v;
-    if (typeof id === "number" && Number.isSafeInteger(id)) boxes = Math.max(boxes, id);
-  };
-  for (const row of rows) {
-    let detail: Record<string, unknown>;
-    try {
-      detail = typeof row.detail === "string"
-        ? JSON.parse(row.detail)
-        : (row.detail as Record<string, unknown>);
-    } catch {
-      continue;
-    }
-    if (typeof detail !== "object" || detail === null) continue;
-    const action = String(row.action ?? "");
-    if (action.startsWith("box.")) {
-      for (const field of ["boxes", "before", "after"]) {
-        if (Array.isArray(detail[field])) (detail[field] as unknown[]).forEach(box);
-      }
-    }
-    if (Array.isArray(detail.deletedBoxes)) detail.deletedBoxes.forEach(box);
-    if (Array.isArray(detail.oldBoxes)) detail.oldBoxes.forEach(box);
-    const clip = /^clip:(\d+)$/.exec(String(row.target ?? ""));
-    if (clip) clips = Math.max(clips, Number(clip[1]));
-    for (const field of ["oldClips", "bothClips", "clipIds"]) {
-      if (Array.isArray(detail[field])) {
-        for (const id of detail[field] as unknown[]) {
-          if (typeof id === "number" && Number.isSafeInteger(id)) clips = Math.max(clips, id);
-        }
-      }
-    }
-  }
-  return { boxes, clips };
-}
 
 /**
  * SQL condition on `frames f`: the frame has a label of its own or a box (its class is a label of the frame), or

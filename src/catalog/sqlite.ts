@@ -8,6 +8,7 @@
  * being made or verified, and once it is verified the local object is deleted), "archive" (only in the archive).
  * A crash at any point of a move leaves the row in "archiving", and eviction finishes or redoes the move.
  */
+import { journalledIds } from "./copy_ids.ts";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { mkdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { messageOf, ServiceError } from "../errors.ts";
@@ -838,6 +839,19 @@ export class SqliteCatalog implements Catalog {
             const v = row[c] ?? null;
             return (typeof v === "boolean" ? Number(v) : v) as string | number | null;
           }));
+        }
+        // AUTOINCREMENT already continues after the largest id pasted; it must also continue after every box
+        // and clip id the journal names (see copy_ids.ts).
+        if (table === "changes") {
+          const named = journalledIds(rows);
+          for (const [name, atLeast] of [["boxes", named.boxes], ["clips", named.clips]] as const) {
+            if (atLeast === 0) continue;
+            const bumped = this.#db.prepare("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = ?")
+              .run(atLeast, name);
+            if (Number(bumped.changes) === 0) {
+              this.#db.prepare("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)").run(name, atLeast);
+            }
+          }
         }
       });
     });
