@@ -348,6 +348,24 @@ Deno.test("exports of real frames from both tiers in COCO, YOLO, CVAT and Label 
       },
     );
 
+    await t.step("GET /api/export refuses a bad format, split or label before anything is sent", async () => {
+      const refusals: [string, RegExp][] = [
+        ["format=voc", /format "voc" must be one of imagefolder, coco, yolo, cvat, label-studio/],
+        ["format=coco&split=train%3D0.8%2Cval%3D0.1", /shares add up to 0\.9, not 1/],
+        [
+          "format=yolo&split=train%3D1&split_block_minutes=0",
+          /split_block_minutes "0" must be a whole number from 1/,
+        ],
+        ["format=coco&label=nope", /unknown label "nope"/],
+        ["format=imagefolder", /name at least one label to export/],
+      ];
+      for (const [query, message] of refusals) {
+        const r = await api("GET", `/api/export?${query}`);
+        assert.equal(r.status, 400, query);
+        assert.match(r.body.error, message, query);
+      }
+    });
+
     await t.step(
       "a frame no store holds: COCO without it and MISSING.txt, exit 1; Datumaro reads the rest",
       async () => {
