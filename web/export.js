@@ -3,9 +3,10 @@
 // next to the link. A download alone cannot tell: a tar cut short by a failing store, or one with frames listed
 // in MISSING.txt, lands in the downloads folder looking like any other.
 //
-// The link is only shown when the export can work: GET /api/export refuses a search without a label, with a label
-// nobody has, or with two labels whose folders would clash (they differ only in case), and an export of no frames
-// fails ("no matching frame can be read"). Instead of the link the page then says why there is nothing to export.
+// The link is only shown when the export can work: GET /api/export refuses a search with a label nobody has; an
+// ImageFolder export (the default format) also one without a label, or with two labels whose folders would clash
+// (they differ only in case); and an export of no frames fails ("no matching frame can be read"). Instead of the
+// link the page then says why there is nothing to export.
 
 import { api, qs } from "./api.js";
 import { fmtCount, h } from "./dom.js";
@@ -30,10 +31,12 @@ function describe(s) {
 /** Why an export of `query` cannot work, or null. `total`: frames the search matches; `error`: its failure. */
 export function exportProblem(query, total, error) {
   const labels = [query.label ?? []].flat().filter(Boolean);
-  if (labels.length === 0) return "Pick a label to export a dataset.";
+  // Only ImageFolder writes a folder per label; the box formats take any search.
+  const folders = (query.format ?? "imagefolder") === "imagefolder";
+  if (folders && labels.length === 0) return "Pick a label to export a dataset.";
   if (error) return `Nothing to export: ${error.message}`;
   const seen = new Map();
-  for (const label of labels) {
+  for (const label of folders ? labels : []) {
     const other = seen.get(label.toUpperCase());
     if (other !== undefined && other !== label) {
       return `Cannot export ${other} and ${label} together: they differ only in case, so their folders would be ` +
