@@ -41,9 +41,9 @@
  * in `.tar`, a POSIX tar written here block by block (to `<file>.partial`, renamed when complete). Paths that do
  * not fit the ustar header (over 100/155 bytes) or are not ASCII get a PAX extended header (`path`, UTF-8), which
  * GNU tar, bsdtar, 7-Zip and Python's tarfile read. Memory stays bounded: frames are read from the catalog a page
- * at a time and fetched, written and dropped one at a time; the JSON and XML documents, metadata and the missing
- * list are spooled to temporary files (the pieces of each document apart) and appended at the end, so 100,000
- * frames need no more memory than 100.
+ * at a time and fetched (a few ahead, READ_AHEAD, so store latency overlaps), written and dropped one at a time;
+ * the JSON and XML documents, metadata and the missing list are spooled to temporary files (the pieces of each
+ * document apart) and appended at the end, so 100,000 frames need no more memory than 100.
  *
  * Frames come from `fetch(key, row)`, so the HTTP layer can pass its own; `tierFetcher` is the usual one (the
  * local store, or the archive at `aws_s3.prefix + key` for archived frames, each falling back to the other). A
@@ -130,6 +130,8 @@ export interface ExportOptions extends ExportFilter, DatasetOptions {
   nowMs?: number;
   /** Waits before the 2nd, 3rd, ... attempt of a failing fetch (default 500, 2000 ms). */
   retryDelaysMs?: number[];
+  /** Frames fetched ahead of the one being written (default READ_AHEAD; 0: one at a time). */
+  readAhead?: number;
 }
 
 /** How far an export is. */
@@ -358,31 +360,50 @@ export interface ExportItem {
   index: number;
 }
 
+/** Frames fetched ahead of the one being written (their reads overlap; memory holds at most this many more). */
+export const READ_AHEAD = 4;
+
 /**
- * The matching frames, oldest first, each fetched (and retried) before it is yielded, unless `fetch` is null.
- * Throws a ServiceError when a store keeps failing, or when not one of the matching frames is in any store.
+ * The matching frames, oldest first, each fetched (and retried) before it is yielded, unless `fetch` is null. Up
+ * to `readAhead` frames are fetched ahead, so store latency overlaps; they are still yielded (and their failures
+ * thrown) in order. Throws a ServiceError when a store keeps failing, or when not one of the matching frames is in
+ * any store. Fetches still in flight when the caller stops are awaited (and their results dropped).
  */
 export async function* exportItems(
   catalog: Catalog,
   plan: ExportPlan,
   fetch: FetchFrame | null,
   retryDelaysMs: number[] = DEFAULT_RETRY_DELAYS_MS,
+  readAhead: number = READ_AHEAD,
 ): AsyncGenerator<ExportItem> {
   let index = 0, found = 0;
   let firstMissing: FrameRow | null = null;
-  for await (const hits of searchPages(catalog, plan.filter)) {
-    for (const hit of hits) {
-      index++;
-      if (!fetch) {
-        yield { hit, data: undefined, index };
-        continue;
+  const ahead: { hit: SearchHit; index: number; data: Promise<Uint8Array | null> }[] = [];
+  const take = async (): Promise<ExportItem> => {
+    const next = ahead.shift()!;
+    const data = await next.data;
+    if (!data) firstMissing ??= next.hit.frame;
+    else found++;
+    return { hit: next.hit, data, index: next.index };
+  };
+  try {
+    for await (const hits of searchPages(catalog, plan.filter)) {
+      for (const hit of hits) {
+        index++;
+        if (!fetch) {
+          yield { hit, data: undefined, index };
+          continue;
+        }
+        const position = `${index} of ${Math.max(index, plan.total)}`;
+        const data = fetchSteadily(fetch, hit.frame, retryDelaysMs, position);
+        data.catch(() => {}); // handled when its turn comes (or dropped when the caller stops)
+        ahead.push({ hit, index, data });
+        if (ahead.length > readAhead) yield await take();
       }
-      const position = `${index} of ${Math.max(index, plan.total)}`;
-      const data = await fetchSteadily(fetch, hit.frame, retryDelaysMs, position);
-      if (!data) firstMissing ??= hit.frame;
-      else found++;
-      yield { hit, data, index };
     }
+    while (ahead.length) yield await take();
+  } finally {
+    await Promise.allSettled(ahead.map((a) => a.data));
   }
   if (fetch && index > 0 && found === 0) {
     throw new ServiceError(
@@ -653,6 +674,8 @@ class Spools {
 export interface EntryOptions {
   fetch: FetchFrame;
   retryDelaysMs?: number[];
+  /** Frames fetched ahead (default READ_AHEAD). */
+  readAhead?: number;
   nowMs?: number;
   /** Called after every frame. */
   onFrame?: (counts: ExportCounts) => void;
@@ -681,7 +704,7 @@ export async function* exportEntries(
   const tagsSeen = new Set<string>(plan.tags);
   try {
     const fetch = format === "label-studio" ? null : o.fetch;
-    for await (const item of exportItems(catalog, plan, fetch, o.retryDelaysMs)) {
+    for await (const item of exportItems(catalog, plan, fetch, o.retryDelaysMs, o.readAhead)) {
       const hit = item.hit, row = hit.frame;
       counts.frames++;
       if (item.data === null) {
@@ -1051,6 +1074,7 @@ export async function exportFrames(
     const entries = exportEntries(catalog, plan, {
       fetch: options.fetch,
       retryDelaysMs: options.retryDelaysMs,
+      readAhead: options.readAhead,
       nowMs,
       onMissing: options.onMissing,
       onFrame: () => {

@@ -209,6 +209,7 @@ Deno.test("export labelled frames to a directory and to a tar, from both tiers",
           labels: ["person"],
           fetch: () => (calls++, Promise.reject(new Error("boom"))),
           retryDelaysMs: [10],
+          readAhead: 0, // one frame at a time, so the calls are counted exactly
         }),
       /frame 1 of 3 \(frames\/r1\/.*, tier local\) could not be read after 2 attempts: boom/,
     );
@@ -561,7 +562,9 @@ Deno.test("a store that fails mid-export: the partial tar or directory is remove
         return bytes;
       };
       await assert.rejects(
-        () => exportFrames(b.catalog, out, { labels: ["door"], fetch, retryDelaysMs: [50, 100] }),
+        // One frame at a time, so "after the third frame" is exact (read-ahead is tested below).
+        () =>
+          exportFrames(b.catalog, out, { labels: ["door"], fetch, retryDelaysMs: [50, 100], readAhead: 0 }),
         /^ServiceError: frame 4 of 6 \(.*\) could not be read after 3 attempts/,
       );
       assert.equal(fetched, 3);

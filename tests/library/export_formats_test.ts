@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import type { Box, FrameRow } from "../../src/catalog/catalog.ts";
 import { boxNormalised, boxPixels } from "../../src/catalog/boxes.ts";
 import { SqliteCatalog } from "../../src/catalog/sqlite.ts";
-import { type ExportFormat, exportFrames, frameTags } from "../../src/library/export.ts";
+import { type ExportFormat, exportFrames, frameTags, READ_AHEAD } from "../../src/library/export.ts";
 import { imageName } from "../../src/library/image_names.ts";
 import { searchAll } from "../../src/library/search.ts";
 import { blockKey, splitSpec } from "../../src/library/split.ts";
@@ -357,6 +357,44 @@ Deno.test("Label Studio tasks: image URLs, rectangles in percent, choices, predi
       assert.equal(task.predictions?.[0]?.result.length ?? 0, unaccepted.length);
       if (unaccepted.length) assert.equal(task.predictions[0].model_version, "yolo8");
     }
+  } finally {
+    await b.close();
+  }
+});
+
+Deno.test("read-ahead: at most READ_AHEAD + 1 fetches in flight, frames written in order, the first failure in order named", async () => {
+  const b = await bed();
+  try {
+    let inFlight = 0, most = 0;
+    const delays = [30, 5, 20, 1, 15, 8];
+    const fetch = async (key: string) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      const i = b.rows.findIndex((r) => r.key === key);
+      await new Promise((r) => setTimeout(r, delays[i % delays.length]));
+      inFlight--;
+      return b.jpegs.get(key)!;
+    };
+    const summary = await exportFrames(b.catalog, `${b.dir}/ahead`, { format: "yolo", fetch });
+    assert.equal(summary.frames, 24);
+    assert.equal(most, READ_AHEAD + 1);
+    // COCO image ids follow capture order although the fetches finished out of order.
+    await exportFrames(b.catalog, `${b.dir}/ahead-coco`, { format: "coco", fetch });
+    const doc = JSON.parse(await Deno.readTextFile(`${b.dir}/ahead-coco/annotations/instances_default.json`));
+    assert.deepEqual(doc.images.map((i: { key: string }) => i.key), b.rows.map((r) => r.key));
+    // Frame 3 fails for good, frames after it (already fetched ahead) do not: the error names frame 3.
+    const failing = (key: string) => key === b.rows[2].key ? Promise.reject(new Error("boom")) : fetch(key);
+    await assert.rejects(
+      () =>
+        exportFrames(b.catalog, `${b.dir}/ahead-fail.tar`, {
+          format: "coco",
+          fetch: failing,
+          retryDelaysMs: [5],
+        }),
+      /frame 3 of 24 \(.*\) could not be read after 2 attempts: boom/,
+    );
+    await assert.rejects(() => Deno.stat(`${b.dir}/ahead-fail.tar.partial`), Deno.errors.NotFound);
+    assert.equal(inFlight, 0, "fetches in flight are waited for when the export stops");
   } finally {
     await b.close();
   }
