@@ -4,7 +4,8 @@
 // A frame opened from a search keeps that search in its URL, so `n` goes to the next frame to do in it.
 
 import { api, frameUrl } from "../api.js";
-import { attempt, clear, fmtBytes, fmtTime, h, labelChips, toast } from "../dom.js";
+import { attempt, clear, fmtBytes, fmtTime, goBack, h, labelChips, toast } from "../dom.js";
+import { similarResults } from "../actions.js";
 import { BoxEditor, classColor, classOfHotkey, loadLabelSet } from "../boxes.js";
 
 /** The search parameters a frame page carries along (those of GET /api/frames, and `want`). */
@@ -407,31 +408,7 @@ export async function frameView(root, { parts, params = new URLSearchParams() })
       clear(similarGrid, h("p.muted", {}, error.message));
       return;
     }
-    clear(
-      similarGrid,
-      data.frames.length ? null : h("p.muted", {}, "No other frames with a hash."),
-      data.frames.map((f) =>
-        h(
-          "a.tile.similar-tile",
-          {
-            href: `#/frame/${encodeURIComponent(f.key)}`,
-            title: `${f.robot_id} ${f.capture_time}`,
-            dataset: { key: f.key },
-          },
-          h("img", {
-            src: frameUrl(f.key, "thumb"),
-            alt: `${f.robot_id} at ${f.capture_time}`,
-            loading: "lazy",
-          }),
-          h(
-            "span.caption",
-            {},
-            h("span.distance", { title: "hamming distance in bits" }, `${f.distance} bits`),
-            ` ${f.robot_id} ${fmtTime(f.timestamp_ms, { millis: false })}`,
-          ),
-        )
-      ),
-    );
+    clear(similarGrid, similarResults(data.frames, { label: "frames like this one" }).el);
   }
 
   // ---- keys
@@ -443,7 +420,7 @@ export async function frameView(root, { parts, params = new URLSearchParams() })
       if (typing) t.blur();
       else if (editor.hasDraft) editor.dropDraft();
       else if (editor.selected !== null) editor.select(null);
-      else location.hash = robotHref;
+      else goBack(robotHref);
       return;
     }
     if (typing || e.ctrlKey || e.metaKey || document.querySelector("dialog[open]")) return;

@@ -7,7 +7,8 @@ import { api } from "../api.js";
 import { exportLink } from "../export.js";
 import { attempt, clear, fmtCount, h } from "../dom.js";
 import { Gallery } from "../gallery.js";
-import { actionBar, openFrame, similarResults } from "../actions.js";
+import { actionBar, similarResults } from "../actions.js";
+import { frameHref } from "./frame.js";
 
 export async function searchView(root, { params, restore }) {
   const [{ labels }, { robots }] = await Promise.all([api("/api/labels"), api("/api/robots")]);
@@ -77,6 +78,28 @@ export async function searchView(root, { params, restore }) {
       h(
         "label",
         {},
+        "Status ",
+        h(
+          "select",
+          { name: "status" },
+          [
+            ["", "any"],
+            ["unlabelled", "unlabelled"],
+            ["labelled", "labelled, to review"],
+            ["reviewed", "reviewed"],
+            ["rejected", "rejected"],
+          ].map(([v, text]) => h("option", { value: v, selected: (params.get("status") ?? "") === v }, text)),
+        ),
+      ),
+      h(
+        "label.check",
+        {},
+        h("input", { type: "checkbox", name: "nolabel", checked: params.get("nolabel") === "true" }),
+        " no label",
+      ),
+      h(
+        "label",
+        {},
         "Order ",
         h(
           "select",
@@ -95,16 +118,26 @@ export async function searchView(root, { params, restore }) {
     from: params.get("from") ?? "",
     to: params.get("to") ?? "",
     tier: params.get("tier") ?? "",
+    status: params.get("status") ?? "",
+    nolabel: params.get("nolabel") === "true",
     order: params.get("order") ?? "",
   };
-  // Everything the search filters on (not its order): the export holds exactly the frames found.
-  const { order: _order, ...exportQuery } = query;
-  const exportEl = exportLink(exportQuery, { id: "export-link", total: null });
+  // Everything the search filters on (not its order): the export holds exactly the frames found. The export
+  // does not filter by review status: with a status filter the link is left out rather than export other frames.
+  const { order: _order, status: _status, nolabel: _nolabel, ...exportQuery } = query;
+  const exportEl = query.status || query.nolabel
+    ? h(
+      "span.muted#export-link",
+      {},
+      "Export does not filter by review status: clear Status and no label to export.",
+    )
+    : exportLink(exportQuery, { id: "export-link", total: null });
   const summary = h("span.muted");
   let bar = null;
   const gallery = new Gallery({
     query,
-    onOpen: openFrame,
+    // The frame page gets the search along, so `n` walks this search (to label; to review with status=labelled).
+    onOpen: (hit) => (location.hash = frameHref(hit.key, query)),
     onSelection: () => bar?.paint(),
     emptyText: "No frames match.",
     showRobot: true,
@@ -113,7 +146,7 @@ export async function searchView(root, { params, restore }) {
     selectedKeys: restore?.selected ?? [],
     onPage: (g) => {
       if (!g.error) summary.textContent = `${fmtCount(g.total ?? g.hits.length)} frames match`;
-      exportEl.setMatches(g.total ?? g.hits.length, g.error);
+      exportEl.setMatches?.(g.total ?? g.hits.length, g.error);
       bar?.paint();
     },
   });
@@ -133,7 +166,8 @@ export async function searchView(root, { params, restore }) {
     const q = new URLSearchParams();
     for (const l of data.getAll("label")) q.append("label", l);
     if (data.get("all_labels")) q.set("all_labels", "true");
-    for (const name of ["robot", "from", "to", "tier", "order"]) {
+    if (data.get("nolabel")) q.set("nolabel", "true");
+    for (const name of ["robot", "from", "to", "tier", "status", "order"]) {
       const v = String(data.get(name) ?? "").trim();
       if (v && !(name === "order" && v === "newest")) q.set(name, v);
     }
