@@ -44,6 +44,7 @@ import { exportRoutes } from "./routes/export.ts";
 import { frameRoutes } from "./routes/frames.ts";
 import { labelRoutes } from "./routes/labels.ts";
 import { prelabelRoutes } from "./routes/prelabels.ts";
+import { importRoutes } from "./routes/import.ts";
 import { robotRoutes } from "./routes/robots.ts";
 import { similarRoutes } from "./routes/similar.ts";
 import { systemRoutes } from "./routes/system.ts";
@@ -61,6 +62,8 @@ export interface AppDeps {
   archive: StoragePlugin;
   /** aws_s3.prefix. */
   archivePrefix: string;
+  /** rustfs.prefix: where frame keys start (image names in imports and exports are keys without it). */
+  framePrefix?: string;
   /** Hashes uploads as the consumer does. */
   hasher: Pick<JpegHasher, "hash">;
   similar: SimilarFrames;
@@ -177,6 +180,7 @@ export function createApp(deps: AppDeps): App {
     catalog,
     labels: catalog.labels({ limits: deps.labelLimits }),
     labelLimits: { ...DEFAULT_LABEL_LIMITS, ...deps.labelLimits },
+    framePrefix: deps.framePrefix ?? "frames/",
     similar: deps.similar,
     hasher: deps.hasher,
     thumbnails: new Thumbnails(load, deps.thumbCacheBytes),
@@ -194,6 +198,7 @@ export function createApp(deps: AppDeps): App {
     ...frameRoutes(ctx),
     ...boxRoutes(ctx),
     ...prelabelRoutes(ctx),
+    ...importRoutes(ctx),
     ...similarRoutes(ctx),
     ...labelRoutes(ctx),
     ...clipRoutes(ctx),
@@ -387,6 +392,7 @@ export async function startServer(config: Config, options: ServeOptions = {}): P
       local,
       archive,
       archivePrefix: config.aws_s3.prefix,
+      framePrefix: config.rustfs.prefix,
       hasher,
       similar,
       token,

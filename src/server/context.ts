@@ -16,6 +16,8 @@ export interface ServerContext {
   labels: LabelStore;
   /** `[labels]` limits in force. */
   labelLimits: LabelLimits;
+  /** rustfs.prefix: frame keys start with it; image names in imports and exports are keys without it. */
+  framePrefix: string;
   similar: SimilarFrames;
   /** Hashes uploads as the consumer does. */
   hasher: Pick<JpegHasher, "hash">;

@@ -309,7 +309,7 @@ Deno.test("HTTP API: every route against a real server, S3 and catalog", async (
     });
 
     await t.step(
-      "GET /api/frames/{key}/thumb: a small grey JPEG from the DC coefficients, cached",
+      "GET /api/frames/{key}/thumb: a small colour JPEG from the DC coefficients, cached",
       async () => {
         route("GET", "/api/frames/{key}/thumb");
         const made = app.thumbnails.made;

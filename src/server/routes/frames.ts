@@ -259,7 +259,7 @@ export function frameRoutes(ctx: ServerContext): Route[] {
     route({
       method: "get",
       path: "/api/frames/{key}/thumb",
-      summary: "A small grey JPEG thumbnail (1/8 scale, from the DC coefficients).",
+      summary: "A small colour JPEG thumbnail (1/8 scale, from the DC coefficients).",
       params: { key: KEY },
       headers: CONDITIONAL,
       ok: file("image/jpeg", "The thumbnail.", CACHED),

@@ -110,6 +110,7 @@ export function prelabelRoutes(ctx: ServerContext): Route[] {
               frame: (key) => ctx.catalog.get(key),
               imageSize: (row) => storedSize(ctx, row),
               store: ctx.labels,
+              prefix: ctx.framePrefix,
             },
             predictions,
             { model: body.model, author: body.author ?? null },
