@@ -15,7 +15,8 @@
  * - a result id `fb<N>` (our export's) names frame-bucket's box N, so an edited box updates that box;
  * - anything else (polygons, key points, brushes, text) is left out and listed.
  * Predictions (`model_version`, `score`) come in as pre-labels of `model:<model_version>`, unaccepted, with
- * their scores. Label Studio's JSON-MIN and CSV exports are refused: export as JSON.
+ * their scores; Label Studio's own project export lists them by id only, and those are left out (noted once).
+ * Label Studio's JSON-MIN and CSV exports are refused: export as JSON.
  */
 import { BadInputError } from "../../errors.ts";
 import {
@@ -226,6 +227,7 @@ export function parseLabelStudio(json: unknown, file = "Label Studio export"): P
   const images: ImportedImage[] = [];
   const skipped: ImportSkip[] = [];
   let unannotated = 0;
+  let predictionIds = 0;
   tasks.forEach((task, i) => {
     const at = `${file} task ${i}${isRecord(task) && task.id !== undefined ? ` (id ${show(task.id)})` : ""}`;
     if (!isRecord(task) || !isRecord(task.data)) {
@@ -285,17 +287,24 @@ export function parseLabelStudio(json: unknown, file = "Label Studio export"): P
       problems.add(`${at}: predictions ${show(predictions)} must be a list`);
       return;
     }
+    let read = 0;
     predictions.forEach((p, j) => {
       const where = `${at} predictions[${j}]`;
+      if (Number.isInteger(p)) {
+        // Label Studio's project export lists a task's predictions by id only: nothing to read.
+        predictionIds++;
+        return;
+      }
       if (!isRecord(p)) {
         problems.add(`${where}: expected {model_version, result}, got ${show(p)}`);
         return;
       }
+      read++;
       const score = finite(p.score) && p.score >= 0 && p.score <= 1 ? p.score : null;
       readResults(p.result ?? [], where, ref, modelSource(p.model_version), score, out, skipped, problems);
     });
     if (!picked && cancelled === 0) unannotated++;
-    if (!picked && predictions.length === 0) return;
+    if (!picked && read === 0) return;
     images.push({
       refs,
       at,
@@ -307,6 +316,14 @@ export function parseLabelStudio(json: unknown, file = "Label Studio export"): P
     });
   });
   problems.throwIfAny();
+  if (predictionIds > 0) {
+    skipped.push({
+      ref: file,
+      reason:
+        `${predictionIds} prediction(s) given by id only (Label Studio's project export does not include ` +
+        `them): left out, the frames' model boxes stay as they are`,
+    });
+  }
   if (unannotated > 0) {
     skipped.push({
       ref: file,

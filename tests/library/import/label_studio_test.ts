@@ -106,6 +106,18 @@ Deno.test("Label Studio: a task with predictions only does not say which boxes t
   assert.equal(image.boxes[0].source, "model:m");
 });
 
+Deno.test("Label Studio: predictions listed by id only (the project export) are left out, noted once", () => {
+  const parsed = parseLabelStudio([
+    { data: { image: "x/" + A }, annotations: [{ result: [] }], predictions: [3] },
+    { data: { image: "x/b.jpg" }, predictions: [4, 5] },
+  ]);
+  assert.equal(parsed.images.length, 1);
+  assert.deepEqual(parsed.skipped.map((s) => s.reason.replace(/:.*/, "")), [
+    "3 prediction(s) given by id only (Label Studio's project export does not include them)",
+    "1 task(s) without an annotation",
+  ]);
+});
+
 Deno.test("Label Studio: problems named by task, result and value; JSON-MIN refused", () => {
   refuses(
     () =>
