@@ -42,26 +42,31 @@ export interface ProfileSummary {
 }
 
 /**
- * What a sample's stack was doing, by the first rule that matches any of its frames. Async continuations start
- * from the microtask queue and lose their callers, so the HTTP and socket layers are recognised by their own
- * modules: the consumer's only HTTP client is the AWS SDK's, and its Kafka sockets are driven by kafkajs.
+ * What a sample's stack was doing: the innermost frame (leaf first) that a rule below recognises names it, so the
+ * pipeline's own code called from kafkajs' batch loop counts as the pipeline, and a hash computed for the S3
+ * client's signature as the S3 client. Async continuations start from the microtask queue and lose their
+ * callers, so the HTTP and socket layers are recognised by their own modules: the consumer's only HTTP client is
+ * the AWS SDK's, and its Kafka sockets are driven by kafkajs. The profiler's own cost is recognised anywhere.
  */
 const ACTIVITIES: [string, RegExp][] = [
-  ["profiling overhead", /inspector_network_bridge|op_inspector_emit_protocol_event/],
   ["kafka client (kafkajs)", /\/kafkajs\//],
   [
     "s3 client (AWS SDK, HTTP)",
-    /@aws-sdk|@smithy|\/src\/s3\.ts|node:_http_|_http_outgoing|_http_agent|http\.ts/,
+    /@aws-sdk|@smithy|\/src\/(store\/)?s3\.ts|node:_http_|_http_outgoing|_http_agent|http\.ts/,
   ],
-  ["catalog (SQLite)", /\/src\/catalog\.ts/],
-  ["filter workers (messages)", /\/src\/filter_pool\.ts|11_workers\.js|13_message_port\.js/],
+  ["catalog (SQLite)", /\/src\/catalog(\.ts|\/)|\/pg(-[a-z]+)?\/|node:sqlite/],
+  ["filter workers (messages)", /\/src\/(filter_pool|filter\/pool)\.ts|11_workers\.js|13_message_port\.js/],
   ["metrics and health", /\/src\/metrics\.ts/],
-  ["pipeline (src/, plugins/)", /\/(src|plugins)\/[^/]+\.ts/],
+  ["pipeline (src/, plugins/)", /\/(src|plugins)\/.+\.ts/],
 ];
+const PROFILING = /inspector_network_bridge|op_inspector_emit_protocol_event/;
 
 export function activityOf(stack: CallFrame[]): string {
-  for (const [name, pattern] of ACTIVITIES) {
-    if (stack.some((f) => pattern.test(f.url) || pattern.test(f.functionName))) return name;
+  if (stack.some((f) => PROFILING.test(f.url) || PROFILING.test(f.functionName))) return "profiling overhead";
+  for (const f of stack) {
+    for (const [name, pattern] of ACTIVITIES) {
+      if (pattern.test(f.url) || pattern.test(f.functionName)) return name;
+    }
   }
   const leaf = stack[0];
   if (leaf?.functionName === "(garbage collector)") return "gc";
@@ -86,7 +91,7 @@ export function areaOf(frame: CallFrame): string {
   if (npm) return `npm:${npm[1]}`;
   if (url.startsWith("ext:deno_node/") || url.startsWith("node:")) return "deno node compat";
   if (url.startsWith("ext:")) return `deno ${url.slice(4).split("/")[0]}`;
-  const ours = /\/(src|plugins|tools)\/([^/]+\.ts)$/.exec(url);
+  const ours = /\/(src|plugins|tools)\/(.+\.ts)$/.exec(url);
   if (ours) return `${ours[1]}/${ours[2]}`;
   return url.replace(/^file:\/\//, "");
 }
@@ -139,7 +144,7 @@ export function summarize(profile: Profile, top = 25): ProfileSummary {
     const seen = new Set<string>();
     for (let n: number | undefined = id; n !== undefined; n = parent.get(n)) {
       const f = byId.get(n)!.callFrame;
-      if (/\/(src|plugins)\/[^/]+\.ts$/.test(f.url)) seen.add(label(f));
+      if (/\/(src|plugins)\/.+\.ts$/.test(f.url)) seen.add(label(f));
     }
     if (areaOf(byId.get(id)!.callFrame) === "idle") continue;
     for (const name of seen) inclusiveUs.set(name, (inclusiveUs.get(name) ?? 0) + us);
@@ -170,6 +175,19 @@ export function summarize(profile: Profile, top = 25): ProfileSummary {
 
 /** Samples the main thread of the Deno process whose inspector listens on `port` for `ms` milliseconds. */
 export async function takeProfile(port: number, ms: number, intervalUs = 1000): Promise<Profile> {
+  const profiling = await startProfile(port, intervalUs);
+  await sleep(ms);
+  return await profiling.stop();
+}
+
+/**
+ * Starts sampling the main thread of the Deno process whose inspector listens on `port`; `stop()` ends it and
+ * gives the profile (for a window that ends on an event, such as a drained topic, rather than after a time).
+ */
+export async function startProfile(
+  port: number,
+  intervalUs = 1000,
+): Promise<{ stop(): Promise<Profile> }> {
   const targets = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json() as {
     webSocketDebuggerUrl: string;
   }[];
@@ -203,11 +221,19 @@ export async function takeProfile(port: number, ms: number, intervalUs = 1000): 
     await call("Profiler.enable");
     await call("Profiler.setSamplingInterval", { interval: intervalUs });
     await call("Profiler.start");
-    await sleep(ms);
-    const { profile } = await call("Profiler.stop") as { profile: Profile };
-    await call("Profiler.disable");
-    return profile;
-  } finally {
+  } catch (error) {
     ws.close();
+    throw error;
   }
+  return {
+    async stop() {
+      try {
+        const { profile } = await call("Profiler.stop") as { profile: Profile };
+        await call("Profiler.disable");
+        return profile;
+      } finally {
+        ws.close();
+      }
+    },
+  };
 }

@@ -140,7 +140,7 @@ function processTreeCpuS(pid: number): number {
   }
 }
 
-function procStat(pid: number): { cpuS: number; rssMb: number } {
+export function procStat(pid: number): { cpuS: number; rssMb: number } {
   try {
     const cpuS = statCpuS(`/proc/${pid}/stat`);
     const status = Deno.readTextFileSync(`/proc/${pid}/status`);
@@ -156,7 +156,7 @@ function procStat(pid: number): { cpuS: number; rssMb: number } {
  * catalog), the filter workers (Deno names their threads worker-N), V8's background threads (GC, compilation) and
  * the rest (the runtime's I/O threads).
  */
-function threadCpuS(pid: number): Record<string, number> {
+export function threadCpuS(pid: number): Record<string, number> {
   const out: Record<string, number> = { main: 0, filter_workers: 0, v8_background: 0, other: 0 };
   try {
     for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {

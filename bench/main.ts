@@ -39,6 +39,14 @@ const BENCHES: Record<string, Bench> = {
       return { usage: m.USAGE, run: m.benchE2e };
     },
   },
+  drain: {
+    summary:
+      "consumers (this tree, --rev REV, flag variants) draining one full topic in turn: frames/s, CPU/frame, RSS",
+    load: async () => {
+      const m = await import("./drain.ts");
+      return { usage: m.USAGE, run: m.benchDrain };
+    },
+  },
   compression: {
     summary: "kafka.compression codecs on 1080p camera frames: size ratio, compress/decompress ms per frame",
     load: async () => {
@@ -67,6 +75,14 @@ const BENCHES: Record<string, Bench> = {
     load: async () => {
       const m = await import("./export.ts");
       return { usage: m.USAGE, run: m.benchExport };
+    },
+  },
+  producer: {
+    summary:
+      "one robot's producer at 10 fps of 1080p MJPEG for 60 s: CPU ms per frame, RSS; revisions side by side",
+    load: async () => {
+      const m = await import("./producer.ts");
+      return { usage: m.USAGE, run: m.benchProducer };
     },
   },
   search: {

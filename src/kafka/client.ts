@@ -260,6 +260,8 @@ export interface FrameAdmin {
   describeTopic(): Promise<TopicInfo | null>;
   /** Committed offsets of a group on the topic, per partition ("-1" when none). */
   groupOffsets(groupId: string): Promise<Map<number, string>>;
+  /** Deletes the topic (benchmarks clean up after themselves); nothing happens when it is missing. */
+  deleteTopic(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -338,6 +340,14 @@ export async function openAdmin(config: KafkaConfig, log: Logger): Promise<Frame
         return new Map((entry?.partitions ?? []).map((p) => [p.partition, p.offset]));
       } catch (error) {
         throw kafkaError(config, error, `fetching offsets of group ${groupId}`);
+      }
+    },
+    async deleteTopic() {
+      try {
+        await admin.deleteTopics({ topics: [config.topic], timeout: 30000 });
+      } catch (error) {
+        if ((error as { type?: string })?.type === "UNKNOWN_TOPIC_OR_PARTITION") return;
+        throw kafkaError(config, error, `deleting topic ${config.topic}`);
       }
     },
     close: () => admin.disconnect(),
