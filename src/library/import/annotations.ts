@@ -32,8 +32,13 @@ export interface ImportedBox {
    * the import's own source (`import`, or the one the caller gives).
    */
   source?: string;
-  /** frame-bucket's box id the file carries (a Label Studio result id `fb<id>`, written by our export). */
+  /**
+   * frame-bucket's box id the file carries (a Label Studio result id `fb<id>`, a COCO annotation id with our
+   * export's `attributes.source`): the box it was exported from, when that box is still on the frame.
+   */
   boxId?: number;
+  /** With `boxId`: the id counts only when the box has this source (COCO ids are only ours when it matches). */
+  boxIdSource?: string;
   /** Where in the file, for messages (`task 3 result "fb12"`). */
   at: string;
 }

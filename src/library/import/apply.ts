@@ -18,7 +18,8 @@
  * - a box of the file equal to a box the frame has (same class and rectangle within 0.01 px, any source) is that
  *   box: nothing changes (a box our export wrote comes back as the same box). When the frame's box is an
  *   unaccepted pre-label and the file's box is not a prediction (someone confirmed it in the other tool), it is
- *   accepted. A Label Studio box carrying our id (`fb<N>`) is box N, whatever its rectangle;
+ *   accepted. A box carrying our id is box N, whatever its rectangle and class: a Label Studio result `fb<N>`, a
+ *   COCO annotation `id` N whose `attributes.source` is box N's (both as our exports write them);
  * - a box of the file that differs (moved, resized) from a box of the same source and class the frame has is
  *   that box moved: `updateBox` (one `box.update` journal entry each; the box keeps its id, so undo restores it);
  *   pairs are made nearest centre first;
@@ -202,7 +203,10 @@ export function planFrame(
   // Our ids first (a Label Studio box our export wrote), then equal boxes, preferring the same source.
   const rest: Incoming[] = [];
   for (const inc of incoming) {
-    const b = inc.box.boxId !== undefined ? left.get(inc.box.boxId) : undefined;
+    const byId = inc.box.boxId !== undefined ? left.get(inc.box.boxId) : undefined;
+    const b = byId && (inc.box.boxIdSource === undefined || byId.source === inc.box.boxIdSource)
+      ? byId
+      : undefined;
     if (!b) {
       rest.push(inc);
       continue;

@@ -9,7 +9,9 @@
  *
  * The annotations are read by src/library/prelabels.ts's `parseCocoResults` (the same rules as pre-labels:
  * `bbox` `[x, y, w, h]` in pixels, `category_id` through `categories`, `image_id` through `images`, an optional
- * `score` as the confidence), so a box reads the same whichever way it comes in.
+ * `score` as the confidence), so a box reads the same whichever way it comes in. An annotation with an `id` and
+ * `attributes.source`, as our export writes them, names the box it was exported from (apply.ts updates that box
+ * when it was moved, if it is still on the frame with that source).
  */
 import { BadInputError } from "../../errors.ts";
 import { parseCocoResults, type Prediction } from "../prelabels.ts";
@@ -121,6 +123,11 @@ function readDocument(doc: CocoDocument, images: ImportedImage[], problems: Prob
       byName.set(p.ref, image);
       images.push(image);
     }
+    // Our export writes the box's id as the annotation's and its source in attributes: together they name it.
+    const raw = annotations[i] as Record<string, unknown>;
+    const attributes = isRecord(raw.attributes) ? raw.attributes : {};
+    const ours = Number.isSafeInteger(raw.id) && (raw.id as number) > 0 &&
+      typeof attributes.source === "string";
     image.boxes.push({
       label: p.label,
       x: p.x,
@@ -129,6 +136,7 @@ function readDocument(doc: CocoDocument, images: ImportedImage[], problems: Prob
       h: p.h,
       unit: "px",
       confidence: p.confidence,
+      ...(ours ? { boxId: raw.id as number, boxIdSource: attributes.source as string } : {}),
       at,
     });
   });

@@ -219,6 +219,35 @@ Deno.test("re-import with a moved box: updated in place; a dropped box deleted; 
   }
 });
 
+Deno.test("COCO ids with our attributes.source name the box: a person's box moved in the file moves in place", async () => {
+  const w = await world();
+  try {
+    const [a] = w.rows;
+    const [mine] = await w.store.addBoxes([
+      { key: a.key, label: "person", x: 10, y: 10, w: 20, h: 20, imageWidth: 1920, imageHeight: 1080 },
+    ]);
+    const image = { id: 1, file_name: imageName(a.key), width: 1920, height: 1080 };
+    const ann = (source: string, x: number) => ({
+      id: mine.id,
+      image_id: 1,
+      category_id: 2,
+      bbox: [x, 10, 20, 20],
+      attributes: { source },
+    });
+    // Another source under the same id is not our box: a new import box, the person's box stays.
+    const other = await applyImport(w.deps, coco([image], [ann("import", 50)]));
+    assert.deepEqual([other.added, other.updated], [1, 0]);
+    const moved = await applyImport(w.deps, coco([image], [ann("import", 50), ann("human", 15)]));
+    assert.deepEqual([moved.added, moved.updated, moved.deleted, moved.unchanged], [0, 1, 0, 1]);
+    const box = (await w.store.getBox(mine.id))!;
+    assert.deepEqual([box.x, box.source], [15, "human"]);
+    const again = await applyImport(w.deps, coco([image], [ann("import", 50), ann("human", 15)]));
+    assert.deepEqual([again.added, again.updated, again.deleted, again.unchanged], [0, 0, 0, 2]);
+  } finally {
+    await w.close();
+  }
+});
+
 Deno.test("YOLO and CVAT imports onto the same frames; a size the stored JPEG contradicts is refused per image", async () => {
   const w = await world();
   try {

@@ -85,8 +85,8 @@ Deno.test("COCO: what frame-bucket's COCO writer writes reads back as the same b
   const [image] = parseCoco([{ name: "instances_default.json", json }]).images;
   assert.deepEqual(image.refs, [f.key, f.name]);
   assert.deepEqual(image.tags, ["night"]);
-  assert.deepEqual(image.boxes.map((b) => [b.label, b.x, b.y, b.w, b.h]), [
-    ["person", 10.25, 20, 30.5, 40],
-    ["door", 1, 2, 3, 4],
+  assert.deepEqual(image.boxes.map((b) => [b.label, b.x, b.y, b.w, b.h, b.boxId, b.boxIdSource]), [
+    ["person", 10.25, 20, 30.5, 40, 3, "human"],
+    ["door", 1, 2, 3, 4, 4, "human"],
   ]);
 });
