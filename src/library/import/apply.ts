@@ -32,7 +32,8 @@
  * source's boxes on the frames it names, leaving the frames it does not name alone.
  *
  * Whole-frame labels (CVAT tags, Label Studio choices, our COCO export's `labels`) are added to the frame's own
- * labels when missing (`addLabels`, one `label.add` entry per label and batch). Labels carry no source, so an
+ * labels when the frame has them neither as its own nor from a clip it lies in (`addLabels`, one `label.add`
+ * entry per label and chunk of frames). Labels carry no source, so an
  * import never takes one off: a label dropped in the other tool stays (take it off in frame-bucket).
  *
  * In strict mode every class and label the file names must be in the label set, checked before anything is
@@ -69,6 +70,7 @@ export interface ApplyDeps {
     | "boxesOf"
     | "addLabels"
     | "labelsOf"
+    | "listClips"
     | "list"
     | "limits"
   >;
@@ -436,12 +438,20 @@ export async function applyImport(
       }
     });
     const tagged = sized.filter((s) => s.size && s.f.images.some((i) => i.tags.length));
+    // A frame's labels as an export writes them: its own and those of clips it lies in (a clip's label is the
+    // frame's already: adding it again as the frame's own would make a re-import of our export change something).
     const ownLabels = new Map(
-      await mapLimited(
-        tagged,
-        options.concurrency ?? DEFAULT_CONCURRENCY,
-        async (s) => [s.f.key, new Set(await deps.store.labelsOf(s.f.key))] as const,
-      ),
+      await mapLimited(tagged, options.concurrency ?? DEFAULT_CONCURRENCY, async (s) => {
+        const [own, clips] = await Promise.all([
+          deps.store.labelsOf(s.f.key),
+          deps.store.listClips({
+            robotId: s.f.row.robotId,
+            fromMs: s.f.row.timestampMs,
+            toMs: s.f.row.timestampMs,
+          }),
+        ]);
+        return [s.f.key, new Set([...own, ...clips.flatMap((c) => c.labels)])] as const;
+      }),
     );
     const labelKeys = new Map<string, string[]>();
     const accept: number[] = [];

@@ -248,6 +248,30 @@ Deno.test("COCO ids with our attributes.source name the box: a person's box move
   }
 });
 
+Deno.test("a frame label a clip already gives the frame is not added as its own", async () => {
+  const w = await world();
+  try {
+    const [a, b] = w.rows;
+    await w.store.createClip({
+      robotId: a.robotId,
+      fromMs: a.timestampMs,
+      toMs: a.timestampMs,
+      name: "c",
+      labels: ["docking"],
+    });
+    const parsed = coco([
+      { id: 1, file_name: imageName(a.key), width: 1920, height: 1080, labels: ["docking"] },
+      { id: 2, file_name: imageName(b.key), width: 1920, height: 1080, labels: ["docking"] },
+    ], []);
+    assert.equal((await applyImport(w.deps, parsed)).labels, 1);
+    assert.deepEqual(await w.store.labelsOf(a.key), []);
+    assert.deepEqual(await w.store.labelsOf(b.key), ["docking"]);
+    assert.equal((await applyImport(w.deps, parsed)).labels, 0);
+  } finally {
+    await w.close();
+  }
+});
+
 Deno.test("YOLO and CVAT imports onto the same frames; a size the stored JPEG contradicts is refused per image", async () => {
   const w = await world();
   try {
