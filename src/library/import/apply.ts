@@ -70,7 +70,6 @@ export interface ApplyDeps {
     | "boxesOf"
     | "addLabels"
     | "labelsOf"
-    | "listClips"
     | "list"
     | "limits"
   >;
@@ -438,20 +437,14 @@ export async function applyImport(
       }
     });
     const tagged = sized.filter((s) => s.size && s.f.images.some((i) => i.tags.length));
-    // A frame's labels as an export writes them: its own and those of clips it lies in (a clip's label is the
-    // frame's already: adding it again as the frame's own would make a re-import of our export change something).
+    // A frame's labels as an export writes them: its own and those of clips it lies in (labelsOf gives both; a
+    // clip's label added again as the frame's own would make a re-import of our export change something).
     const ownLabels = new Map(
-      await mapLimited(tagged, options.concurrency ?? DEFAULT_CONCURRENCY, async (s) => {
-        const [own, clips] = await Promise.all([
-          deps.store.labelsOf(s.f.key),
-          deps.store.listClips({
-            robotId: s.f.row.robotId,
-            fromMs: s.f.row.timestampMs,
-            toMs: s.f.row.timestampMs,
-          }),
-        ]);
-        return [s.f.key, new Set([...own, ...clips.flatMap((c) => c.labels)])] as const;
-      }),
+      await mapLimited(
+        tagged,
+        options.concurrency ?? DEFAULT_CONCURRENCY,
+        async (s) => [s.f.key, new Set(await deps.store.labelsOf(s.f.key))] as const,
+      ),
     );
     const labelKeys = new Map<string, string[]>();
     const accept: number[] = [];
