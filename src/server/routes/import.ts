@@ -117,6 +117,7 @@ export function importRoutes(ctx: ServerContext): Route[] {
               frame: (key) => ctx.catalog.get(key),
               imageSize: (row) => storedSize(ctx, row),
               store: ctx.labels,
+              prefix: ctx.framePrefix,
             },
             parsed,
             { source: body.source, author: body.author ?? null, dryRun: body.dry_run ?? false },
