@@ -32,7 +32,7 @@ function describe(s) {
 export function exportProblem(query, total, error) {
   const labels = [query.label ?? []].flat().filter(Boolean);
   // Only ImageFolder writes a folder per label; the box formats take any search.
-  const folders = (query.format ?? "imagefolder") === "imagefolder";
+  const folders = (query.format || "imagefolder") === "imagefolder";
   if (folders && labels.length === 0) return "Pick a label to export a dataset.";
   if (error) return `Nothing to export: ${error.message}`;
   const seen = new Map();
@@ -103,7 +103,9 @@ export function exportLink(query, { id = undefined, text = "Export as .tar", tot
   else if (exportProblem(query, 1, null)) el.setMatches(1);
   else {
     el.setMatches(null);
-    api("/api/frames", { query: { ...query, limit: 1, count: true } }).then(
+    // The search's filters only: format and split are the export's own.
+    const { format: _format, split: _split, ...filters } = query;
+    api("/api/frames", { query: { ...filters, limit: 1, count: true } }).then(
       (page) => el.setMatches(page.total ?? page.frames.length),
       (error) => el.setMatches(null, error),
     );

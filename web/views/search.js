@@ -10,6 +10,15 @@ import { Gallery } from "../gallery.js";
 import { actionBar, similarResults } from "../actions.js";
 import { frameHref } from "./frame.js";
 
+/** Dataset formats of GET /api/export (src/library/formats/). */
+const EXPORT_FORMATS = [
+  ["imagefolder", "ImageFolder"],
+  ["coco", "COCO"],
+  ["yolo", "YOLO (Ultralytics)"],
+  ["cvat", "CVAT 1.1"],
+  ["label-studio", "Label Studio"],
+];
+
 export async function searchView(root, { params, restore }) {
   const [{ labels }, { robots }] = await Promise.all([api("/api/labels"), api("/api/robots")]);
   const chosen = new Set(params.getAll("label"));
@@ -123,15 +132,39 @@ export async function searchView(root, { params, restore }) {
     order: params.get("order") ?? "",
   };
   // Everything the search filters on (not its order): the export holds exactly the frames found. The export
-  // does not filter by review status: with a status filter the link is left out rather than export other frames.
-  const { order: _order, status: _status, nolabel: _nolabel, ...exportQuery } = query;
-  const exportEl = query.status || query.nolabel
-    ? h(
-      "span.muted#export-link",
-      {},
-      "Export does not filter by review status: clear Status and no label to export.",
-    )
-    : exportLink(exportQuery, { id: "export-link", total: null });
+  // does not take "no label": with it the link steps aside rather than export other frames.
+  const { order: _order, nolabel: _nolabel, ...exportQuery } = query;
+  // The dataset's format and split (GET /api/export?format=&split=); the link is made again when they change.
+  const format = h(
+    "select",
+    { name: "format", "aria-label": "export format", onchange: () => renewExport() },
+    EXPORT_FORMATS.map(([v, text]) => h("option", { value: v }, text)),
+  );
+  const split = h("input", {
+    name: "split",
+    placeholder: "split, e.g. train=0.8,val=0.2",
+    size: 24,
+    "aria-label": "export split",
+    onchange: () => renewExport(),
+  });
+  let matches = null;
+  const makeExport = () =>
+    query.nolabel
+      ? h("span.muted#export-link", {}, 'Export does not filter by "no label": clear it to export.')
+      : exportLink(
+        {
+          ...exportQuery,
+          format: format.value === "imagefolder" ? "" : format.value,
+          split: split.value.trim(),
+        },
+        { id: "export-link", total: matches ?? undefined },
+      );
+  let exportEl = makeExport();
+  function renewExport() {
+    const next = makeExport();
+    exportEl.replaceWith(next);
+    exportEl = next;
+  }
   const summary = h("span.muted");
   let bar = null;
   const gallery = new Gallery({
@@ -146,6 +179,7 @@ export async function searchView(root, { params, restore }) {
     selectedKeys: restore?.selected ?? [],
     onPage: (g) => {
       if (!g.error) summary.textContent = `${fmtCount(g.total ?? g.hits.length)} frames match`;
+      if (!g.error) matches = g.total ?? g.hits.length;
       exportEl.setMatches?.(g.total ?? g.hits.length, g.error);
       bar?.paint();
     },
@@ -156,7 +190,7 @@ export async function searchView(root, { params, restore }) {
     h("h1", {}, "Search"),
     form,
     upload,
-    h("div.view-head", {}, h("h2", {}, "Frames"), summary, exportEl),
+    h("div.view-head", {}, h("h2", {}, "Frames"), summary, format, split, exportEl),
     gallery.el,
     bar.el,
   );
