@@ -802,6 +802,21 @@ Deno.test("HTTP API: every route against a real server, S3 and catalog", async (
         const frame = await api("GET", `/api/frames/${enc(key)}`);
         assert.equal(frame.body.status, "reviewed");
         assert.deepEqual(frame.body.labels, ["forklift"]);
+        // A dataset's boxes back onto the frames it names (source import); the same file again changes nothing.
+        route("POST", "/api/import");
+        const dataset = {
+          images: [{ id: 1, file_name: key.slice("frames/".length), width: 1920, height: 1080 }],
+          annotations: [{ id: 1, image_id: 1, category_id: 1, bbox: [10, 20, 30, 40] }],
+          categories: [{ id: 1, name: "forklift" }],
+        };
+        const first = await api("POST", "/api/import", { json: { format: "coco", dataset } });
+        assert.equal(first.status, 200, JSON.stringify(first.body));
+        const again = await api("POST", "/api/import", { json: { format: "coco", dataset } });
+        assert.equal(again.status, 200, JSON.stringify(again.body));
+        const boxed = await api("GET", `/api/frames/${enc(key)}`);
+        const imports = boxed.body.boxes.filter((b: { source: string }) => b.source === "import");
+        assert.equal(imports.length, 1, JSON.stringify(boxed.body.boxes));
+        assert.deepEqual([imports[0].x, imports[0].y, imports[0].w, imports[0].h], [10, 20, 30, 40]);
       },
     );
 
@@ -941,6 +956,7 @@ Deno.test("HTTP API: writes need the token when one is set; reads do not", async
         ["POST", "/api/labels", { json: { name: "v" } }],
         ["POST", "/api/changes/1/undo", { json: {} }],
         ["POST", "/api/prelabels", { json: { model: "m", format: "coco", results: [] } }],
+        ["POST", "/api/import", { json: { format: "coco", files: [] } }],
       ] as const
     ) {
       assert.equal((await api(method, path, options)).status, 401, `${method} ${path} without the token`);

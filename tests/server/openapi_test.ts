@@ -302,6 +302,14 @@ Deno.test("/openapi.json: the document says what the server validates and answer
           }],
           classes: ["door"],
         });
+        await check("POST", "/api/import", {
+          format: "yolo",
+          files: [{
+            name: `labels/${rows[2].key.slice("frames/".length).replace(/\.jpg$/, ".txt")}`,
+            text: "0 .5 .5 .2 .2\n",
+          }],
+          classes: ["door"],
+        });
         for (
           const path of [
             "/api/robots",
