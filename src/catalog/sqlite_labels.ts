@@ -19,7 +19,7 @@
  * (src/catalog/undo.ts); triggers refuse UPDATE and DELETE on it. A change and its journal row are one
  * transaction (the work is synchronous inside node:sqlite, so nothing else runs in between).
  */
-import type { DatabaseSync, SQLInputValue } from "node:sqlite";
+import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import { BadInputError } from "../errors.ts";
 import type {
   Box,
@@ -109,6 +109,9 @@ function toClip(r: ClipRaw): Clip {
   };
 }
 
+/** Most prepared statements a label store keeps. */
+const STATEMENT_CACHE = 256;
+
 /** Keys per statement when a list of keys is checked or changed (below SQLite's parameter limit). */
 const CHUNK = 500;
 
@@ -121,6 +124,23 @@ export class SqliteLabels implements LabelStore {
     this.#db = db;
     this.#now = options.now ?? Date.now;
     this.#limits = { ...DEFAULT_LABEL_LIMITS, ...options.limits };
+  }
+
+  /**
+   * Prepared statements by SQL text. Preparing anew on every call leaves each statement's native memory to the
+   * garbage collector, which lets it pile up (20 MB per 1,000 box updates); the cache keeps at most
+   * STATEMENT_CACHE statements (texts with long IN lists vary, so it starts over when full).
+   */
+  readonly #statements = new Map<string, StatementSync>();
+
+  #prepare(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      if (this.#statements.size >= STATEMENT_CACHE) this.#statements.clear();
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
   }
 
   /** The limits in force. */
@@ -137,14 +157,14 @@ export class SqliteLabels implements LabelStore {
     if (fresh.length === 0) return;
     if (strict) checkStrict(fresh, this.#limits, () => this.#names());
     const have = Number(
-      (this.#db.prepare("SELECT COUNT(*) AS n FROM labels").get() as { n: number }).n,
+      (this.#prepare("SELECT COUNT(*) AS n FROM labels").get() as { n: number }).n,
     );
     checkRoom(fresh, have, this.#limits);
   }
 
   /** Every label's name (the label set), sorted. */
   #names(): string[] {
-    return (this.#db.prepare("SELECT name FROM labels ORDER BY name").all() as { name: string }[]).map((r) =>
+    return (this.#prepare("SELECT name FROM labels ORDER BY name").all() as { name: string }[]).map((r) =>
       r.name
     );
   }
@@ -166,12 +186,12 @@ export class SqliteLabels implements LabelStore {
   /** Writes the journal row of a change; an undo (`by.undoOf`) says which entry it undoes. */
   #journal(by: ChangeBy, action: ChangeAction, target: string, detail: Record<string, unknown>): void {
     const full = by.undoOf === undefined ? detail : { ...detail, undoOf: checkUndoOf(by.undoOf) };
-    this.#db.prepare("INSERT INTO changes (at_ms, author, action, target, detail) VALUES (?, ?, ?, ?, ?)")
+    this.#prepare("INSERT INTO changes (at_ms, author, action, target, detail) VALUES (?, ?, ?, ?, ?)")
       .run(by.nowMs ?? this.#now(), checkAuthor(by.author), action, target, JSON.stringify(full));
   }
 
   #labelId(name: string): number | null {
-    const r = this.#db.prepare("SELECT id FROM labels WHERE name = ?").get(name) as
+    const r = this.#prepare("SELECT id FROM labels WHERE name = ?").get(name) as
       | { id: number }
       | undefined;
     return r ? Number(r.id) : null;
@@ -184,7 +204,7 @@ export class SqliteLabels implements LabelStore {
   }
 
   #ensureLabel(name: string): number {
-    this.#db.prepare("INSERT OR IGNORE INTO labels (name) VALUES (?)").run(checkLabel(name));
+    this.#prepare("INSERT OR IGNORE INTO labels (name) VALUES (?)").run(checkLabel(name));
     return this.#labelId(name)!;
   }
 
@@ -195,7 +215,7 @@ export class SqliteLabels implements LabelStore {
     for (let i = 0; i < unique.length; i += CHUNK) {
       const part = unique.slice(i, i + CHUNK);
       for (
-        const r of this.#db.prepare(`SELECT key FROM frames WHERE key IN (${part.map(() => "?").join(",")})`)
+        const r of this.#prepare(`SELECT key FROM frames WHERE key IN (${part.map(() => "?").join(",")})`)
           .all(...part) as { key: string }[]
       ) found.add(r.key);
     }
@@ -221,7 +241,7 @@ export class SqliteLabels implements LabelStore {
       for (const name of names) {
         const id = this.#ensureLabel(name);
         if ("keys" in selector) {
-          const insert = this.#db.prepare(
+          const insert = this.#prepare(
             "INSERT OR IGNORE INTO frame_labels (key, label_id, created_ms, author) VALUES (?, ?, ?, ?)",
           );
           const fresh: string[] = [];
@@ -236,7 +256,7 @@ export class SqliteLabels implements LabelStore {
             AND NOT EXISTS (SELECT 1 FROM frame_labels fl WHERE fl.key = f.key AND fl.label_id = ?)`;
           addedKeys = this.#keysForUndo(addedKeys, name, missing, [...span, id], added);
           added += Number(
-            this.#db.prepare(
+            this.#prepare(
               `INSERT OR IGNORE INTO frame_labels (key, label_id, created_ms, author)
                SELECT key, ?, ?, ? FROM frames WHERE robot_id = ? AND ts_ms >= ? AND ts_ms <= ?`,
             ).run(id, now, author, ...span).changes,
@@ -267,11 +287,11 @@ export class SqliteLabels implements LabelStore {
     pairs: number,
   ): Map<string, string[]> | null {
     if (perLabel === null) return null;
-    const n = Number((this.#db.prepare(`SELECT COUNT(*) AS n ${from}`).get(...params) as { n: number }).n);
+    const n = Number((this.#prepare(`SELECT COUNT(*) AS n ${from}`).get(...params) as { n: number }).n);
     if (pairs + n > UNDO_KEY_CAP) return null;
     perLabel.set(
       name,
-      (this.#db.prepare(`SELECT f.key ${from} ORDER BY f.key`).all(...params) as { key: string }[]).map((r) =>
+      (this.#prepare(`SELECT f.key ${from} ORDER BY f.key`).all(...params) as { key: string }[]).map((r) =>
         r.key
       ),
     );
@@ -292,7 +312,7 @@ export class SqliteLabels implements LabelStore {
       for (const name of names) {
         const id = this.#existingLabelId(name);
         if ("keys" in selector) {
-          const del = this.#db.prepare("DELETE FROM frame_labels WHERE key = ? AND label_id = ?");
+          const del = this.#prepare("DELETE FROM frame_labels WHERE key = ? AND label_id = ?");
           const gone: string[] = [];
           for (const key of selector.keys) if (Number(del.run(key, id).changes)) gone.push(key);
           removed += gone.length;
@@ -303,7 +323,7 @@ export class SqliteLabels implements LabelStore {
             AND EXISTS (SELECT 1 FROM frame_labels fl WHERE fl.key = f.key AND fl.label_id = ?)`;
           removedKeys = this.#keysForUndo(removedKeys, name, having, [...span, id], removed);
           removed += Number(
-            this.#db.prepare(
+            this.#prepare(
               `DELETE FROM frame_labels WHERE label_id = ? AND key IN
                  (SELECT key FROM frames WHERE robot_id = ? AND ts_ms >= ? AND ts_ms <= ?)`,
             ).run(id, ...span).changes,
@@ -341,21 +361,21 @@ export class SqliteLabels implements LabelStore {
       }
       if (other === null) {
         // Boxes, frames and clips refer to the label by id: they are renamed with it.
-        this.#db.prepare("UPDATE labels SET name = ? WHERE id = ?").run(newName, id);
+        this.#prepare("UPDATE labels SET name = ? WHERE id = ?").run(newName, id);
         this.#journal(by, "label.rename", `label:${oldName}`, { from: oldName, to: newName, merged: false });
         return;
       }
       // What undo needs to split the labels again (frames and clips that had the old one, and those that had
       // both), taken before the rows move.
       const undo = this.#mergeUndo(id, other);
-      this.#db.prepare(
+      this.#prepare(
         "INSERT OR IGNORE INTO frame_labels (key, label_id, created_ms, author) " +
           "SELECT key, ?, created_ms, author FROM frame_labels WHERE label_id = ?",
       ).run(other, id);
-      this.#db.prepare(
+      this.#prepare(
         "INSERT OR IGNORE INTO clip_labels (clip_id, label_id) SELECT clip_id, ? FROM clip_labels WHERE label_id = ?",
       ).run(other, id);
-      this.#db.prepare("UPDATE boxes SET label_id = ? WHERE label_id = ?").run(other, id);
+      this.#prepare("UPDATE boxes SET label_id = ? WHERE label_id = ?").run(other, id);
       this.#deleteLabelRows(id);
       this.#journal(by, "label.rename", `label:${oldName}`, {
         from: oldName,
@@ -375,7 +395,7 @@ export class SqliteLabels implements LabelStore {
     const out: Record<string, unknown> = {};
     const old = "FROM frame_labels fl JOIN frames f ON f.key = fl.key WHERE fl.label_id = ?";
     const both = `${old} AND EXISTS (SELECT 1 FROM frame_labels o WHERE o.key = fl.key AND o.label_id = ?)`;
-    const count = Number((this.#db.prepare(`SELECT COUNT(*) AS n ${old}`).get(id) as { n: number }).n);
+    const count = Number((this.#prepare(`SELECT COUNT(*) AS n ${old}`).get(id) as { n: number }).n);
     if (count <= UNDO_KEY_CAP) {
       out.oldKeys = this.#column(`SELECT fl.key AS v ${old} ORDER BY fl.key`, [id]);
       out.bothKeys = this.#column(`SELECT fl.key AS v ${both} ORDER BY fl.key`, [id, other]);
@@ -390,7 +410,7 @@ export class SqliteLabels implements LabelStore {
       [id, other],
     ).map(Number);
     const boxes = Number(
-      (this.#db.prepare("SELECT COUNT(*) AS n FROM boxes WHERE label_id = ?").get(id) as { n: number }).n,
+      (this.#prepare("SELECT COUNT(*) AS n FROM boxes WHERE label_id = ?").get(id) as { n: number }).n,
     );
     if (boxes <= UNDO_KEY_CAP) {
       out.oldBoxes = this.#column("SELECT id AS v FROM boxes WHERE label_id = ? ORDER BY id", [id]).map(
@@ -403,12 +423,12 @@ export class SqliteLabels implements LabelStore {
 
   /** The first column (`v`) of a query's rows. */
   #column(sql: string, params: SQLInputValue[]): unknown[] {
-    return (this.#db.prepare(sql).all(...params) as { v: unknown }[]).map((r) => r.v);
+    return (this.#prepare(sql).all(...params) as { v: unknown }[]).map((r) => r.v);
   }
 
   /** A label's colour and hotkey (both null when it has none). */
   #look(id: number): LabelLook {
-    const r = this.#db.prepare("SELECT color, hotkey FROM label_set WHERE label_id = ?").get(id) as
+    const r = this.#prepare("SELECT color, hotkey FROM label_set WHERE label_id = ?").get(id) as
       | { color: string | null; hotkey: number | null }
       | undefined;
     return {
@@ -418,11 +438,11 @@ export class SqliteLabels implements LabelStore {
   }
 
   #deleteLabelRows(id: number): { frames: number; clips: number; boxes: number } {
-    const frames = Number(this.#db.prepare("DELETE FROM frame_labels WHERE label_id = ?").run(id).changes);
-    const clips = Number(this.#db.prepare("DELETE FROM clip_labels WHERE label_id = ?").run(id).changes);
-    const boxes = Number(this.#db.prepare("DELETE FROM boxes WHERE label_id = ?").run(id).changes);
-    this.#db.prepare("DELETE FROM label_set WHERE label_id = ?").run(id);
-    this.#db.prepare("DELETE FROM labels WHERE id = ?").run(id);
+    const frames = Number(this.#prepare("DELETE FROM frame_labels WHERE label_id = ?").run(id).changes);
+    const clips = Number(this.#prepare("DELETE FROM clip_labels WHERE label_id = ?").run(id).changes);
+    const boxes = Number(this.#prepare("DELETE FROM boxes WHERE label_id = ?").run(id).changes);
+    this.#prepare("DELETE FROM label_set WHERE label_id = ?").run(id);
+    this.#prepare("DELETE FROM labels WHERE id = ?").run(id);
     return { frames, clips, boxes };
   }
 
@@ -434,7 +454,7 @@ export class SqliteLabels implements LabelStore {
       const undo: Record<string, unknown> = {};
       const withIt = "FROM frame_labels fl JOIN frames f ON f.key = fl.key WHERE fl.label_id = ?";
       if (
-        Number((this.#db.prepare(`SELECT COUNT(*) AS n ${withIt}`).get(id) as { n: number }).n) <=
+        Number((this.#prepare(`SELECT COUNT(*) AS n ${withIt}`).get(id) as { n: number }).n) <=
           UNDO_KEY_CAP
       ) {
         undo.keys = this.#column(`SELECT fl.key AS v ${withIt} ORDER BY fl.key`, [id]);
@@ -445,7 +465,7 @@ export class SqliteLabels implements LabelStore {
       )
         .map(Number);
       const boxCount = Number(
-        (this.#db.prepare("SELECT COUNT(*) AS n FROM boxes WHERE label_id = ?").get(id) as { n: number }).n,
+        (this.#prepare("SELECT COUNT(*) AS n FROM boxes WHERE label_id = ?").get(id) as { n: number }).n,
       );
       if (boxCount <= UNDO_KEY_CAP) {
         undo.deletedBoxes = this.#boxesWhere("b.label_id = ?", [id]);
@@ -462,7 +482,7 @@ export class SqliteLabels implements LabelStore {
    * frame whose row is removed stay, unseen, and come back with the row, e.g. after a reindex.)
    */
   #list(where = "1", params: SQLInputValue[] = []): LabelInfo[] {
-    return (this.#db.prepare(
+    return (this.#prepare(
       `SELECT l.id, l.name,
          (SELECT COUNT(*) FROM frame_labels fl JOIN frames f ON f.key = fl.key WHERE fl.label_id = l.id) AS frames,
          (SELECT COUNT(*) FROM clip_labels cl WHERE cl.label_id = l.id) AS clips,
@@ -490,7 +510,7 @@ export class SqliteLabels implements LabelStore {
 
   /** A frame's labels: its own and those of clips it lies in (sorted, each once); [] for an unknown key. */
   #labelsOf(key: string): string[] {
-    return (this.#db.prepare(
+    return (this.#prepare(
       `SELECT l.name FROM frame_labels fl JOIN labels l ON l.id = fl.label_id WHERE fl.key = ?
        UNION
        SELECT l.name FROM frames f JOIN clips c ON c.robot_id = f.robot_id AND c.from_ms <= f.ts_ms
@@ -507,7 +527,7 @@ export class SqliteLabels implements LabelStore {
       const now = by.nowMs ?? this.#now();
       this.#checkRoomFor(labels);
       const id = Number(
-        this.#db.prepare(
+        this.#prepare(
           "INSERT INTO clips (robot_id, from_ms, to_ms, name, note, created_ms, author) VALUES (?, ?, ?, ?, ?, ?, ?)",
         ).run(input.robotId, input.fromMs, input.toMs, name, note, now, author).lastInsertRowid,
       );
@@ -522,7 +542,7 @@ export class SqliteLabels implements LabelStore {
   }
 
   #linkClip(clipId: number, label: string): void {
-    this.#db.prepare("INSERT OR IGNORE INTO clip_labels (clip_id, label_id) VALUES (?, ?)")
+    this.#prepare("INSERT OR IGNORE INTO clip_labels (clip_id, label_id) VALUES (?, ?)")
       .run(clipId, this.#ensureLabel(label));
   }
 
@@ -533,11 +553,11 @@ export class SqliteLabels implements LabelStore {
       if (!before) throw unknownClip(id);
       const { robotId, fromMs, toMs, name, note, labels } = clipAfterUpdate(before, update, this.#limits);
       this.#checkRoomFor(labels);
-      this.#db.prepare(
+      this.#prepare(
         "UPDATE clips SET robot_id = ?, from_ms = ?, to_ms = ?, name = ?, note = ? WHERE id = ?",
       )
         .run(robotId, fromMs, toMs, name, note, id);
-      this.#db.prepare("DELETE FROM clip_labels WHERE clip_id = ?").run(id);
+      this.#prepare("DELETE FROM clip_labels WHERE clip_id = ?").run(id);
       for (const label of labels) this.#linkClip(id, label);
       const after = this.#getClip(id)!;
       this.#journal(by, "clip.update", `clip:${id}`, {
@@ -553,14 +573,14 @@ export class SqliteLabels implements LabelStore {
     this.#tx(() => {
       const clip = this.#getClip(id);
       if (!clip) throw unknownClip(id);
-      this.#db.prepare("DELETE FROM clip_labels WHERE clip_id = ?").run(id);
-      this.#db.prepare("DELETE FROM clips WHERE id = ?").run(id);
+      this.#prepare("DELETE FROM clip_labels WHERE clip_id = ?").run(id);
+      this.#prepare("DELETE FROM clips WHERE id = ?").run(id);
       this.#journal(by, "clip.delete", `clip:${id}`, { id, clip: clipDetail(clip) });
     });
   }
 
   #getClip(id: number): Clip | null {
-    const r = this.#db.prepare(`${CLIP_SELECT} WHERE c.id = ?`).get(id) as ClipRaw | undefined;
+    const r = this.#prepare(`${CLIP_SELECT} WHERE c.id = ?`).get(id) as ClipRaw | undefined;
     return r ? toClip(r) : null;
   }
 
@@ -589,7 +609,7 @@ export class SqliteLabels implements LabelStore {
     const sql = `${CLIP_SELECT}${
       where.length ? ` WHERE ${where.join(" AND ")}` : ""
     } ORDER BY c.from_ms, c.id`;
-    return (this.#db.prepare(sql).all(...params) as unknown as ClipRaw[]).map(toClip);
+    return (this.#prepare(sql).all(...params) as unknown as ClipRaw[]).map(toClip);
   }
 
   /**
@@ -623,7 +643,7 @@ export class SqliteLabels implements LabelStore {
 
   /** Journal rows matching a condition, with an ORDER BY / LIMIT tail. */
   #changesWhere(where: string, params: SQLInputValue[], tail: string): Change[] {
-    return (this.#db.prepare(
+    return (this.#prepare(
       `SELECT id, at_ms, author, action, target, detail FROM changes WHERE ${where} ${tail}`,
     ).all(...params) as {
       id: number;
@@ -673,7 +693,7 @@ export class SqliteLabels implements LabelStore {
         id = this.#ensureLabel(name);
       }
       if (after.hotkey !== null) {
-        const holder = this.#db.prepare(
+        const holder = this.#prepare(
           "SELECT l.name FROM label_set s JOIN labels l ON l.id = s.label_id WHERE s.hotkey = ? AND s.label_id <> ?",
         ).get(after.hotkey, id) as { name: string } | undefined;
         if (holder) throw hotkeyTaken(after.hotkey, holder.name);
@@ -681,9 +701,9 @@ export class SqliteLabels implements LabelStore {
       const same = before !== null && before.color === after.color && before.hotkey === after.hotkey;
       if (!same) {
         if (after.color === null && after.hotkey === null) {
-          this.#db.prepare("DELETE FROM label_set WHERE label_id = ?").run(id);
+          this.#prepare("DELETE FROM label_set WHERE label_id = ?").run(id);
         } else {
-          this.#db.prepare(
+          this.#prepare(
             `INSERT INTO label_set (label_id, color, hotkey) VALUES (?, ?, ?)
              ON CONFLICT(label_id) DO UPDATE SET color = excluded.color, hotkey = excluded.hotkey`,
           ).run(id, after.color, after.hotkey);
@@ -698,7 +718,7 @@ export class SqliteLabels implements LabelStore {
 
   /** Boxes matching a condition on `boxes b`, in id order. */
   #boxesWhere(where: string, params: SQLInputValue[]): Box[] {
-    return (this.#db.prepare(`${BOX_SELECT} WHERE ${where} ORDER BY b.id`).all(...params) as Record<
+    return (this.#prepare(`${BOX_SELECT} WHERE ${where} ORDER BY b.id`).all(...params) as Record<
       string,
       unknown
     >[]).map(boxFromRow);
@@ -726,7 +746,7 @@ export class SqliteLabels implements LabelStore {
       const now = by.nowMs ?? this.#now();
       this.#checkKeys(boxes.map((b) => b.key));
       this.#checkRoomFor([...new Set(boxes.map((b) => b.label))]);
-      const insert = this.#db.prepare(
+      const insert = this.#prepare(
         `INSERT INTO boxes (key, label_id, x, y, w, h, unit, image_w, image_h, confidence, source, accepted, author,
            created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       );
@@ -767,7 +787,7 @@ export class SqliteLabels implements LabelStore {
       const next = boxAfterUpdate(before, update);
       this.#checkRoomFor([next.label]);
       const now = by.nowMs ?? this.#now();
-      this.#db.prepare(
+      this.#prepare(
         "UPDATE boxes SET label_id = ?, x = ?, y = ?, w = ?, h = ?, unit = ?, accepted = ?, updated_ms = ? WHERE id = ?",
       ).run(
         this.#ensureLabel(next.label),
@@ -791,7 +811,7 @@ export class SqliteLabels implements LabelStore {
     const unique = checkBoxIds(ids);
     return this.#tx(() => {
       const boxes = this.#boxesById(unique);
-      const del = this.#db.prepare("DELETE FROM boxes WHERE id = ?");
+      const del = this.#prepare("DELETE FROM boxes WHERE id = ?");
       for (const b of boxes) del.run(b.id);
       this.#journal(by, "box.delete", keysTarget(boxes.map((b) => b.key)), { boxes });
       return boxes.length;
@@ -811,7 +831,7 @@ export class SqliteLabels implements LabelStore {
       }
       if (before.length === 0) return 0;
       const now = by.nowMs ?? this.#now();
-      const accept = this.#db.prepare("UPDATE boxes SET accepted = 1, updated_ms = ? WHERE id = ?");
+      const accept = this.#prepare("UPDATE boxes SET accepted = 1, updated_ms = ? WHERE id = ?");
       for (const b of before) accept.run(now, b.id);
       const after = this.#boxesById(before.map((b) => b.id));
       this.#journal({ ...by, nowMs: now }, "box.update", keysTarget(before.map((b) => b.key)), {
@@ -843,7 +863,7 @@ export class SqliteLabels implements LabelStore {
     for (let i = 0; i < keys.length; i += CHUNK) {
       const part = keys.slice(i, i + CHUNK);
       for (
-        const r of this.#db.prepare(
+        const r of this.#prepare(
           `SELECT key, status, author, at_ms FROM reviews WHERE key IN (${part.map(() => "?").join(",")})`,
         ).all(...part) as {
           key: string;
@@ -874,7 +894,7 @@ export class SqliteLabels implements LabelStore {
       }
       const changed = Object.keys(before);
       if (changed.length === 0) return 0;
-      const write = next === null ? this.#db.prepare("DELETE FROM reviews WHERE key = ?") : this.#db.prepare(
+      const write = next === null ? this.#prepare("DELETE FROM reviews WHERE key = ?") : this.#prepare(
         `INSERT INTO reviews (key, status, author, at_ms) VALUES (?, ?, ?, ?)
            ON CONFLICT(key) DO UPDATE SET status = excluded.status, author = excluded.author, at_ms = excluded.at_ms`,
       );
@@ -899,7 +919,7 @@ export class SqliteLabels implements LabelStore {
       const part = unique.slice(i, i + CHUNK);
       const marks = part.map(() => "?").join(",");
       for (
-        const r of this.#db.prepare(
+        const r of this.#prepare(
           `SELECT key FROM frame_labels WHERE key IN (${marks}) UNION SELECT key FROM boxes WHERE key IN (${marks})`,
         ).all(...part, ...part) as { key: string }[]
       ) own.set(r.key, 1);
