@@ -12,7 +12,7 @@ import { parseCli, runMain, untilSignal } from "./cli.ts";
 import { loadConfig } from "../config.ts";
 import { ServiceError } from "../errors.ts";
 import { HEADER_BYTES } from "../ingest/frame.ts";
-import { openAdmin, openProducer } from "../kafka/client.ts";
+import { WireProducer } from "../ingest/kafka_wire.ts";
 import { checkRobotId } from "../key.ts";
 import { createLogger } from "../log.ts";
 import { Registry, startMetricsServer } from "../metrics.ts";
@@ -56,14 +56,16 @@ runMain(async () => {
       `(compression ${config.kafka.compression}, buffer ${config.producer.buffer_frames} frames)`,
   );
 
-  const admin = await openAdmin(config.kafka, log);
-  const topic = await admin.describeTopic().finally(() => admin.close());
+  // The producer's own Kafka client, not kafkajs: on the robot every millisecond and megabyte counts
+  // (src/ingest/kafka_wire.ts). Reading the topic's metadata also checks the broker is there.
+  const kafka = new WireProducer(config.kafka, log);
+  const topic = await kafka.topic();
   if (!topic) {
+    await kafka.close();
     throw new ServiceError("kafka", `topic ${config.kafka.topic} does not exist: run \`deno task topic\``, {
       retriable: false,
     });
   }
-  const kafka = await openProducer(config.kafka, log);
   const sender = new FrameSender({ config, robotId, log, kafka });
   const sending = sender.run();
 
@@ -94,12 +96,11 @@ runMain(async () => {
   }
   const registry = new Registry();
   registry.collect(() => sender.toPrometheus());
-  const healthAdmin = metricsPort ? await openAdmin(config.kafka, log) : null;
   const server = startMetricsServer(config, log, metricsPort, registry, [
     {
       name: "kafka",
       check: async () => {
-        if (!(await healthAdmin?.describeTopic())) throw new Error(`topic ${config.kafka.topic} is missing`);
+        if (!(await kafka.topic())) throw new Error(`topic ${config.kafka.topic} is missing`);
       },
     },
     {
@@ -125,7 +126,6 @@ runMain(async () => {
   if (!drained) log.warn(`gave up sending ${sender.queued} queued frames after 10 s`);
   clearInterval(stats);
   await server?.close();
-  await healthAdmin?.close().catch(() => {});
   log.info(`[stats] final: ${sender.line()}`);
   await kafka.close();
   return 0;
