@@ -5,20 +5,21 @@
  * pixels the mouse gave): drawing with class hotkeys, moving and resizing by keyboard and mouse, pre-labels,
  * review with `n`, zoom, the focus after a whole-frame label, the label set's colours and hotkeys, undo from the
  * History, boxes on thumbnails. Two scripted sessions count the keystrokes and clicks a labeller needs (printed),
- * and screenshots of the frame page go to /tmp/i14/shots/.
+ * and screenshots of the frame page go to $TMPDIR/frame-bucket-ui/boxes/.
  */
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
 import { DEFAULT_LABEL_LIMITS } from "../../src/catalog/rules.ts";
 import { imageName } from "../../src/library/image_names.ts";
-import { imageLoaded, type UiSession, uiSession } from "../support/browser.ts";
+import { imageLoaded, SHOTS as UI_SHOTS, type UiSession, uiSession } from "../support/browser.ts";
 import { REAL } from "../support/ui_fixture.ts";
 
 // The page functions below run in the browser; this file is type-checked without the DOM library.
 // deno-lint-ignore no-explicit-any
 declare const document: any;
 
-const SHOTS = "/tmp/i14/shots";
+// Screenshots of the labelling pages, beside those of the other browser tests.
+const SHOTS = `${UI_SHOTS}/boxes`;
 
 // ------------------------------------------------------------------------------------------------ helpers
 

@@ -114,6 +114,7 @@ export async function labelsView(root) {
     ),
     h("p.muted", {}, "Keys 1–9 pick a class on the frame page. Colours are those of the boxes."),
     createForm,
+    importForm(),
   );
   if (labels.length === 0) {
     root.append(h("p.empty", {}, "No labels yet. Create a class above, or label frames in a robot's view."));
@@ -185,4 +186,78 @@ export async function labelsView(root) {
       ),
     ),
   );
+}
+
+/** Import formats of POST /api/import (src/library/import/). */
+const IMPORT_FORMATS = [
+  ["coco", "COCO (instances_*.json)"],
+  ["yolo", "YOLO (labels/*.txt + data.yaml or classes.txt)"],
+  ["cvat", "CVAT for images 1.1 (*.xml)"],
+  ["label-studio", "Label Studio (JSON export)"],
+];
+
+/**
+ * Labels made in another tool, back onto the frames: the dataset's files (or a folder of them) are read in the
+ * browser and sent as text to POST /api/import, which matches them to frames and says what changed. "Only
+ * count" asks for the plan without writing (dry_run).
+ */
+function importForm() {
+  const format = h(
+    "select",
+    { name: "format", "aria-label": "import format" },
+    IMPORT_FORMATS.map(([v, text]) => h("option", { value: v }, text)),
+  );
+  const files = h("input", { type: "file", multiple: true, "aria-label": "dataset files" });
+  const folder = h("input", { type: "file", webkitdirectory: true, "aria-label": "dataset folder" });
+  const dry = h("input", { type: "checkbox", name: "dry_run" });
+  const result = h("p.import-result", { role: "status", "aria-live": "polite" });
+  const form = h(
+    "form#import-form.panel",
+    {
+      onsubmit: (e) => {
+        e.preventDefault();
+        (async () => {
+          const chosen = [...files.files, ...folder.files].filter((f) => !/(^|\/)\./.test(f.name));
+          if (chosen.length === 0) {
+            result.textContent = "Pick the dataset's files (or its folder) first.";
+            return;
+          }
+          result.textContent = `Reading ${fmtCount(chosen.length)} files…`;
+          const sent = await Promise.all(
+            chosen.map(async (f) => ({ name: f.webkitRelativePath || f.name, text: await f.text() })),
+          );
+          result.textContent = `Importing ${fmtCount(sent.length)} files…`;
+          const r = await api("/api/import", {
+            method: "POST",
+            body: { format: format.value, files: sent, dry_run: dry.checked },
+          });
+          const what = `${fmtCount(r.frames)} of ${fmtCount(r.images)} images matched frames: ` +
+            `${fmtCount(r.added)} boxes added, ${fmtCount(r.updated)} moved, ${
+              fmtCount(r.deleted)
+            } deleted, ` +
+            `${fmtCount(r.accepted)} pre-labels accepted, ${fmtCount(r.unchanged)} unchanged, ` +
+            `${fmtCount(r.labels)} frame labels added` +
+            (r.skipped.length
+              ? `; ${fmtCount(r.skipped.length)} skipped (first: ${r.skipped[0].ref}: ` +
+                `${r.skipped[0].reason})`
+              : "");
+          result.textContent = r.dry_run
+            ? `Would change: ${what}. Nothing was written.`
+            : `Imported: ${what}.`;
+          toast(r.dry_run ? "Import counted (nothing written)." : "Import done.");
+        })().catch((error) => {
+          result.textContent = `Import refused: ${error.message}`;
+          toast(result.textContent, "error");
+        });
+      },
+    },
+    h("strong", {}, "Import labels"),
+    h("label", {}, "format ", format),
+    h("label", {}, "files ", files),
+    h("label", {}, "or a folder ", folder),
+    h("label.check", {}, dry, " only count"),
+    h("button#import-labels", { type: "submit" }, "Import"),
+    result,
+  );
+  return form;
 }
