@@ -140,6 +140,11 @@ function threadCpuS(pid: number): Record<string, number> {
   return out;
 }
 
+/** User + system CPU seconds of the whole process, threads that already ended included. */
+function processCpuS(pid: number): number {
+  return cpuS(`/proc/${pid}/stat`);
+}
+
 /** Resident and peak resident memory of a process, in MB (MiB). */
 function memoryMb(pid: number): { rss: number; peak: number } {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
@@ -292,6 +297,7 @@ async function runOnce(
     };
     const hw0 = await Promise.all(running.map(watermark));
     const cpu0 = running.map((r) => threadCpuS(r.proc.pid));
+    const total0 = running.map((r) => processCpuS(r.proc.pid));
     const t0 = performance.now();
     say(`measuring for ${opts.seconds} s`);
     const rss: number[][] = running.map(() => []);
@@ -308,6 +314,7 @@ async function runOnce(
     await sleep(opts.seconds * 1000);
     clearInterval(sampler);
     const cpu1 = running.map((r) => threadCpuS(r.proc.pid));
+    const total1 = running.map((r) => processCpuS(r.proc.pid));
     const t1 = performance.now();
     const hw1 = await Promise.all(running.map(watermark));
     const mem = running.map((r) => memoryMb(r.proc.pid));
@@ -332,7 +339,7 @@ async function runOnce(
       const cpu = Object.fromEntries(
         Object.keys(cpu0[i]).map((k) => [k, (cpu1[i][k] - cpu0[i][k]) * 1000 / Math.max(1, frames)]),
       );
-      const total = Object.values(cpu).reduce((a, b) => a + b, 0);
+      const total = (total1[i] - total0[i]) * 1000 / Math.max(1, frames);
       const sorted = [...rss[i]].sort((a, b) => a - b);
       const line = {
         variant: r.variant.label,

@@ -6,6 +6,7 @@
 
 import { messageOf, ServiceError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { allocateFrame } from "./frame.ts";
 import { boundaryFromContentType, isJpeg, MjpegParser } from "./mjpeg.ts";
 
 export interface CameraFrame {
@@ -162,7 +163,7 @@ export async function* mjpegFrames(url: string, options: MjpegFramesOptions): As
   const controller = new AbortController();
   const onAbort = () => controller.abort(signal?.reason);
   signal?.addEventListener("abort", onAbort, { once: true });
-  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  let reader: BodyReader | undefined;
   try {
     const response = await fetchCamera(url, "camera stream", readTimeoutMs, controller);
     await checkStatus(response, url, "camera stream");
@@ -176,14 +177,14 @@ export async function* mjpegFrames(url: string, options: MjpegFramesOptions): As
     if (boundary === null) {
       log.debug(`no boundary in Content-Type "${contentType}"; learning it from the stream`);
     }
-    const parser = new MjpegParser({ boundary, maxPartBytes });
+    const parser = new MjpegParser({ boundary, maxPartBytes, allocate: allocateFrame });
     if (response.body === null) return;
-    reader = response.body.getReader();
+    reader = new BodyReader(response.body, readTimeoutMs, `camera stream at ${url}`, controller, signal);
     log.info(`connected to camera stream at ${url}`);
     while (true) {
-      const result = await readWithDeadline(reader, readTimeoutMs, `camera stream at ${url}`, signal);
+      const chunk = await reader.read();
       const receivedAtMs = Date.now();
-      const events = result.done ? parser.end() : parser.push(result.value);
+      const events = chunk === null ? parser.end() : parser.push(chunk);
       for (const event of events) {
         if (event.kind === "error") {
           onReject?.(event.reason);
@@ -204,7 +205,7 @@ export async function* mjpegFrames(url: string, options: MjpegFramesOptions): As
           onReject?.("not-jpeg");
         }
       }
-      if (result.done) return;
+      if (chunk === null) return;
     }
   } catch (error) {
     // Aborting is how the caller stops us: end quietly instead of reporting the AbortError.
@@ -241,6 +242,103 @@ function notAStream(url: string, type: string): ServiceError {
     `camera at ${url} serves ${served}, not an MJPEG stream (multipart/x-mixed-replace); check stream.url`,
     { retriable: true },
   );
+}
+
+/** Size of the one buffer a stream is read into: what a read returns at most. */
+const READ_BUFFER_BYTES = 64 * 1024;
+
+/**
+ * Reads a response body chunk by chunk into one buffer it reuses (a BYOB reader; a plain reader where the body is
+ * not a byte stream), so that reading a camera allocates nothing per chunk. A watchdog replaces a timer per read:
+ * one timer per `ms`, re-armed from the time of the last bytes, aborts the connection once `ms` went by without
+ * any; the read then fails with a retriable "stalled" ServiceError. A broken connection is a retriable "broke
+ * off"; the caller's abort passes through as it is, so that the caller can end quietly.
+ */
+class BodyReader {
+  readonly #byob: ReadableStreamBYOBReader | null;
+  readonly #plain: ReadableStreamDefaultReader<Uint8Array> | null;
+  #buffer: ArrayBuffer = new ArrayBuffer(READ_BUFFER_BYTES);
+  #lastBytesAt = Date.now();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #stalled = false;
+  #done = false;
+
+  constructor(
+    body: ReadableStream<Uint8Array>,
+    private readonly ms: number,
+    private readonly what: string,
+    private readonly controller: AbortController,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    let byob: ReadableStreamBYOBReader | null = null;
+    try {
+      byob = body.getReader({ mode: "byob" });
+    } catch {
+      // Not a byte stream: read its chunks as they come.
+    }
+    this.#byob = byob;
+    this.#plain = byob ? null : body.getReader();
+    this.#arm(ms);
+  }
+
+  #arm(ms: number): void {
+    this.#timer = setTimeout(() => {
+      const quiet = Date.now() - this.#lastBytesAt;
+      if (quiet < this.ms) return this.#arm(this.ms - quiet);
+      this.#stalled = true;
+      this.controller.abort();
+    }, ms);
+  }
+
+  /** The next bytes (valid until the next read), or null at the end of the body. */
+  async read(): Promise<Uint8Array | null> {
+    let result: ReadableStreamReadResult<Uint8Array>;
+    try {
+      result = this.#byob ? await this.#byob.read(new Uint8Array(this.#buffer)) : await this.#plain!.read();
+    } catch (error) {
+      this.#stop();
+      if (this.#stalled) throw this.#stall();
+      if (error instanceof ServiceError || this.signal?.aborted) throw error;
+      throw new ServiceError("camera", `${this.what} broke off: ${messageOf(error)}`, {
+        retriable: true,
+        cause: error,
+      });
+    }
+    if (this.#stalled) {
+      this.#stop();
+      throw this.#stall();
+    }
+    if (result.done) {
+      this.#stop();
+      return null;
+    }
+    this.#lastBytesAt = Date.now();
+    // A BYOB read hands the buffer back (transferred): it is the one to read into next time.
+    if (this.#byob) this.#buffer = result.value.buffer as ArrayBuffer;
+    return result.value;
+  }
+
+  #stall(): ServiceError {
+    return new ServiceError(
+      "camera",
+      `${this.what} stalled: no bytes for ${
+        seconds(this.ms)
+      } (the camera accepted the connection but stopped ` +
+        `sending)`,
+      { retriable: true },
+    );
+  }
+
+  #stop(): void {
+    this.#done = true;
+    clearTimeout(this.#timer);
+  }
+
+  /** Releases the connection, also in the middle of the stream. */
+  async cancel(): Promise<void> {
+    if (!this.#done) this.#stop();
+    await (this.#byob ?? this.#plain)!.cancel().catch(() => {});
+  }
 }
 
 /**
@@ -293,7 +391,7 @@ async function readBody(
   } finally {
     await reader.cancel().catch(() => {});
   }
-  const out = new Uint8Array(size);
+  const out = allocateFrame(size);
   let at = 0;
   for (const c of chunks) {
     out.set(c, at);

@@ -17,7 +17,50 @@ export interface Frame {
   jpeg: Uint8Array;
 }
 
-/** Wraps a JPEG; the result is a new buffer of 16 + jpeg.length bytes. */
+/**
+ * Buffers made by `allocateFrame`: they hold HEADER_BYTES of free room before the JPEG, where `encodeFrame` writes
+ * the header instead of copying the JPEG into a new buffer.
+ */
+const withHeadroom = new WeakSet<ArrayBuffer>();
+/** Buffers of frames already sent, kept for the next frames: a producer then allocates nothing per frame. */
+const spare: ArrayBuffer[] = [];
+/** At most this many spare buffers are kept (a few frames' worth; the queue may hold many more while Kafka is away). */
+const MAX_SPARE = 4;
+/** Buffers are made in steps of this size, so that frames of slightly different sizes can share them. */
+const SIZE_STEP = 16 * 1024;
+
+/**
+ * A buffer for a JPEG of `length` bytes with room for the frame header in front (see encodeFrame), reusing one of
+ * a frame `releaseFrame` gave back when one is large enough (and not more than twice as large).
+ */
+export function allocateFrame(length: number): Uint8Array {
+  const need = HEADER_BYTES + length;
+  for (let i = spare.length - 1; i >= 0; i--) {
+    const buffer = spare[i];
+    if (buffer.byteLength >= need && buffer.byteLength <= 2 * need + SIZE_STEP) {
+      spare.splice(i, 1);
+      return new Uint8Array(buffer, HEADER_BYTES, length);
+    }
+  }
+  const buffer = new ArrayBuffer(Math.ceil(need / SIZE_STEP) * SIZE_STEP);
+  withHeadroom.add(buffer);
+  return new Uint8Array(buffer, HEADER_BYTES, length);
+}
+
+/**
+ * Hands a frame's buffer back for reuse by `allocateFrame`, once nothing reads the frame any more (Kafka
+ * acknowledged it, or it was dropped). Bytes of other origins are ignored.
+ */
+export function releaseFrame(bytes: Uint8Array): void {
+  const buffer = bytes.buffer as ArrayBuffer;
+  if (!withHeadroom.has(buffer) || spare.length >= MAX_SPARE || spare.includes(buffer)) return;
+  spare.push(buffer);
+}
+
+/**
+ * Wraps a JPEG: 16 + jpeg.length bytes. A JPEG from `allocateFrame` gets the header written in front of it, in
+ * the same buffer (no copy); any other JPEG is copied into a new buffer.
+ */
 export function encodeFrame(timestampMs: number, seq: number, jpeg: Uint8Array): Uint8Array {
   if (!Number.isSafeInteger(timestampMs)) {
     throw new RangeError(`frame timestamp ${timestampMs} is not an integer`);
@@ -25,11 +68,17 @@ export function encodeFrame(timestampMs: number, seq: number, jpeg: Uint8Array):
   if (!Number.isSafeInteger(seq) || seq < 0) {
     throw new RangeError(`frame sequence ${seq} is not a non-negative integer`);
   }
-  const out = new Uint8Array(HEADER_BYTES + jpeg.length);
-  const view = new DataView(out.buffer);
-  view.setBigInt64(0, BigInt(timestampMs));
-  view.setBigUint64(8, BigInt(seq));
-  out.set(jpeg, HEADER_BYTES);
+  const inPlace = jpeg.byteOffset === HEADER_BYTES && withHeadroom.has(jpeg.buffer as ArrayBuffer);
+  const out = inPlace
+    ? new Uint8Array(jpeg.buffer, 0, HEADER_BYTES + jpeg.length)
+    : new Uint8Array(HEADER_BYTES + jpeg.length);
+  const view = new DataView(out.buffer, out.byteOffset, HEADER_BYTES);
+  // Two 32-bit halves rather than setBigInt64: no BigInt per frame.
+  view.setInt32(0, Math.floor(timestampMs / 0x1_0000_0000));
+  view.setUint32(4, timestampMs >>> 0);
+  view.setUint32(8, Math.floor(seq / 0x1_0000_0000));
+  view.setUint32(12, seq >>> 0);
+  if (!inPlace) out.set(jpeg, HEADER_BYTES);
   return out;
 }
 

@@ -355,15 +355,23 @@ export class BrokerConnection {
   #pending = new Map<number, {
     resolve: (r: ResponseReader) => void;
     reject: (e: Error) => void;
-    timer: ReturnType<typeof setTimeout>;
+    /** performance.now() by which the answer must have come. */
+    deadline: number;
   }>();
+  /** One timer for every request's deadline (not one per request: a frame costs a timer less). */
+  #watchdog: ReturnType<typeof setTimeout> | undefined;
   #writing: Promise<void> = Promise.resolve();
   #closed: Error | null = null;
   readonly #clientId: Uint8Array;
   /** Highest version of each API the broker serves (after `negotiate`). */
   versions = new Map<number, [number, number]>();
 
-  private constructor(socket: Socket, readonly where: string, clientId: string) {
+  private constructor(
+    socket: Socket,
+    readonly where: string,
+    clientId: string,
+    private readonly requestTimeoutMs: number,
+  ) {
     this.#socket = socket;
     this.#clientId = encoder.encode(clientId);
     void this.#readLoop();
@@ -375,6 +383,7 @@ export class BrokerConnection {
     clientId: string,
     timeoutMs: number,
     connect: Connect = tcpConnect,
+    requestTimeoutMs = REQUEST_TIMEOUT_MS,
   ): Promise<BrokerConnection> {
     const where = `${host}:${port}`;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -384,7 +393,7 @@ export class BrokerConnection {
         timer = setTimeout(() => reject(new Error(`Connection timeout after ${timeoutMs} ms`)), timeoutMs);
       }),
     ]).finally(() => clearTimeout(timer));
-    const conn = new BrokerConnection(socket, where, clientId);
+    const conn = new BrokerConnection(socket, where, clientId, requestTimeoutMs);
     try {
       await conn.#negotiate();
     } catch (error) {
@@ -430,11 +439,9 @@ export class BrokerConnection {
     await build(w);
     w.patch32(0, w.offset - 4);
     const answer = new Promise<ResponseReader>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#fail(new Error(`no answer from ${this.where} within ${REQUEST_TIMEOUT_MS / 1000} s`));
-      }, REQUEST_TIMEOUT_MS);
-      this.#pending.set(id, { resolve, reject, timer });
+      this.#pending.set(id, { resolve, reject, deadline: performance.now() + this.requestTimeoutMs });
     });
+    this.#watch(this.requestTimeoutMs);
     const parts = w.parts();
     this.#writing = this.#writing.then(async () => {
       if (this.#closed) return;
@@ -484,7 +491,6 @@ export class BrokerConnection {
           const waiter = this.#pending.get(id);
           if (!waiter) throw new Error(`${this.where} answered request ${id}, which nobody asked`);
           this.#pending.delete(id);
-          clearTimeout(waiter.timer);
           waiter.resolve(new ResponseReader(answer.subarray(4)));
         }
         if (at > 0) {
@@ -497,6 +503,23 @@ export class BrokerConnection {
     }
   }
 
+  /**
+   * Arms the deadline timer unless it runs: when it fires it fails the connection if a request is overdue (its
+   * state is unknown then), else waits for the next deadline. Requests answered in time cost no timer of their own.
+   */
+  #watch(ms: number): void {
+    if (this.#watchdog !== undefined || this.#closed) return;
+    this.#watchdog = setTimeout(() => {
+      this.#watchdog = undefined;
+      let next = Infinity;
+      for (const waiter of this.#pending.values()) next = Math.min(next, waiter.deadline);
+      if (next === Infinity) return;
+      const left = next - performance.now();
+      if (left > 0) return this.#watch(left);
+      this.#fail(new Error(`no answer from ${this.where} within ${this.requestTimeoutMs / 1000} s`));
+    }, ms);
+  }
+
   /** Closes the connection for good, rejecting every request still waiting with `error`. */
   #fail(error: Error): void {
     if (this.#closed) return;
@@ -506,8 +529,9 @@ export class BrokerConnection {
     } catch {
       // already closed
     }
+    clearTimeout(this.#watchdog);
+    this.#watchdog = undefined;
     for (const [id, waiter] of this.#pending) {
-      clearTimeout(waiter.timer);
       waiter.reject(error);
       this.#pending.delete(id);
     }
@@ -535,6 +559,8 @@ interface TopicMetadata {
 export interface WireProducerOptions {
   /** Opens a socket; Deno.connect by default (tests pass a fake broker's). */
   connect?: Connect;
+  /** How long a request may wait for its answer before the connection is given up; 30 s by default. */
+  requestTimeoutMs?: number;
 }
 
 /** A producer for `config.topic` that speaks the Kafka protocol itself (see the module comment). */
@@ -543,6 +569,7 @@ export class WireProducer implements FrameProducer {
   readonly #log: Logger;
   readonly #connect: Connect;
   readonly #clientId: string;
+  readonly #requestTimeoutMs: number;
   readonly #connections = new Map<string, Promise<BrokerConnection>>();
   #metadata: TopicMetadata | null = null;
   #closed = false;
@@ -552,6 +579,7 @@ export class WireProducer implements FrameProducer {
     this.#log = log.child("kafka");
     this.#connect = options.connect ?? tcpConnect;
     this.#clientId = `${config.client_id}-producer`;
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
   }
 
   /** A connection to `host:port`, opened (and its versions learned) on first use and after it broke. */
@@ -569,6 +597,7 @@ export class WireProducer implements FrameProducer {
       this.#clientId,
       this.#config.connect_timeout_ms,
       this.#connect,
+      this.#requestTimeoutMs,
     );
     this.#connections.set(where, pending);
     pending.catch(() => {

@@ -7,7 +7,7 @@
  */
 import type { Config } from "../config.ts";
 import { messageOf } from "../errors.ts";
-import { encodeFrame, HEADER_BYTES } from "./frame.ts";
+import { encodeFrame, HEADER_BYTES, releaseFrame } from "./frame.ts";
 import type { FrameProducer, OutgoingMessage } from "../kafka/client.ts";
 import { messageKey } from "../key.ts";
 import type { Logger } from "../log.ts";
@@ -80,8 +80,17 @@ export class FrameSender {
     return this.#queue.length;
   }
 
-  /** Takes one camera frame: throttles, checks, queues. Returns what happened to it. */
+  /**
+   * Takes one camera frame: throttles, checks, queues. Returns what happened to it. A frame that is not queued
+   * gives its buffer back for the next frames (src/ingest/frame.ts), so the caller must not use it afterwards.
+   */
   offer(frame: CameraFrame): "queued" | "throttled" | "refused" | "dropped" {
+    const outcome = this.#offer(frame);
+    if (outcome !== "queued") releaseFrame(frame.jpeg);
+    return outcome;
+  }
+
+  #offer(frame: CameraFrame): "queued" | "throttled" | "refused" | "dropped" {
     const { config, robotId } = this.deps;
     this.counts.read++;
     // A token bucket holding up to two frames: the average rate stays at stream.fps, while a camera running at
@@ -121,7 +130,7 @@ export class FrameSender {
       // Drop the oldest frame that is not being sent right now, to keep the newest scene; when every queued
       // frame is in flight, the new one is the one to go.
       if (this.#queue.length <= this.#inFlight) return "dropped";
-      this.#queue.splice(this.#inFlight, 1);
+      releaseFrame(this.#queue.splice(this.#inFlight, 1)[0].value);
     }
     this.#queue.push({
       key: messageKey(robotId, timestampMs),
@@ -164,6 +173,8 @@ export class FrameSender {
       try {
         await kafka.send(batch);
         this.#queue.splice(0, batch.length);
+        // Acknowledged, so written: the buffers can take the next frames.
+        for (const m of batch) releaseFrame(m.value);
         this.counts.sent += batch.length;
         if (failingSince) {
           this.#log.info(

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { decodeFrame, encodeFrame, HEADER_BYTES } from "../../src/ingest/frame.ts";
+import {
+  allocateFrame,
+  decodeFrame,
+  encodeFrame,
+  HEADER_BYTES,
+  releaseFrame,
+} from "../../src/ingest/frame.ts";
 
 const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, "0")).join(" ");
 
@@ -57,4 +63,29 @@ Deno.test("frame codec refuses bad input with a message naming it", async (t) =>
     assert.equal(frame.timestampMs, 5);
     assert.equal(frame.seq, 6);
   });
+});
+
+Deno.test("a frame from allocateFrame is wrapped in place, and its buffer is reused once released", () => {
+  const jpeg = allocateFrame(5);
+  jpeg.set([0xff, 0xd8, 1, 0xff, 0xd9]);
+  const message = encodeFrame(1708300000000, 42, jpeg);
+  assert.equal(message.buffer, jpeg.buffer, "the header went in front of the JPEG, nothing was copied");
+  assert.equal(hex(message), "00 00 01 8d be 9d 5b 00 00 00 00 00 00 00 00 2a ff d8 01 ff d9");
+  assert.deepEqual(decodeFrame(message).jpeg, jpeg);
+
+  const other = allocateFrame(5);
+  assert.notEqual(other.buffer, jpeg.buffer, "not reused before it was released");
+  releaseFrame(message);
+  const again = allocateFrame(7);
+  assert.equal(again.buffer, jpeg.buffer, "reused after release");
+  assert.equal(again.length, 7);
+  releaseFrame(again);
+  releaseFrame(again); // twice is harmless
+  assert.equal(allocateFrame(3).buffer, jpeg.buffer);
+  assert.notEqual(allocateFrame(3).buffer, jpeg.buffer, "handed out once only");
+
+  const plain = new Uint8Array(new ArrayBuffer(21), 16, 5);
+  releaseFrame(plain); // not ours: ignored
+  const copied = encodeFrame(0, 0, plain);
+  assert.notEqual(copied.buffer, plain.buffer, "any other JPEG is copied");
 });

@@ -94,6 +94,8 @@ function fakeBroker(options: { topic: string; partitions: number }) {
     down: false,
     /** Close the connection instead of answering the next produce request. */
     dropNextProduce: false,
+    /** Leave produce requests unanswered. */
+    silentProduce: false,
     topicExists: true,
     connections: 0,
   };
@@ -146,6 +148,7 @@ function fakeBroker(options: { topic: string; partitions: number }) {
             assert.equal(r.string(), null, "not transactional");
             assert.equal(r.int16(), -1, "acks=all");
             r.int32();
+            if (state.silentProduce) continue;
             if (state.dropNextProduce) {
               state.dropNextProduce = false;
               conn.close();
@@ -228,13 +231,13 @@ function fakeBroker(options: { topic: string; partitions: number }) {
 const TOPIC = "camera.frames";
 const T0 = Date.UTC(2026, 1, 18, 9, 39, 32);
 
-function setup(partitions = 3, toml = "") {
+function setup(partitions = 3, toml = "", requestTimeoutMs?: number) {
   const broker = fakeBroker({ topic: TOPIC, partitions });
   const config = resolveConfig(
     `[kafka]\nbrokers = ["${broker.brokers[0]}"]\ntopic = "${TOPIC}"\nconnect_timeout_ms = 1000\n${toml}`,
   );
   const log = memoryLogger();
-  const producer = new WireProducer(config.kafka, log);
+  const producer = new WireProducer(config.kafka, log, { requestTimeoutMs });
   return { broker, config, producer, log };
 }
 
@@ -421,6 +424,32 @@ Deno.test("with the frame sender: while the broker is away frames wait (bounded)
   } finally {
     sender.close();
     await running;
+    await producer.close();
+    broker.close();
+  }
+});
+
+Deno.test("a request without an answer fails after the request timeout; the next send opens a new connection", async () => {
+  const { broker, producer } = setup(1, "", 300);
+  try {
+    await producer.send([frame("robot-a", 0)]);
+    broker.state.silentProduce = true;
+    const started = performance.now();
+    await assert.rejects(
+      producer.send([frame("robot-a", 1)]),
+      (e: Error) =>
+        e instanceof ServiceError && e.retriable &&
+        /no answer from 127\.0\.0\.1:\d+ within 0\.3 s/.test(e.message),
+    );
+    assert.ok(performance.now() - started < 2000, "within about the timeout");
+    broker.state.silentProduce = false;
+    await producer.send([frame("robot-a", 2)]);
+    assert.deepEqual(
+      broker.state.records.map((r) => r.key.split(":")[1]),
+      [0, 2].map((i) => `${T0 + i * 100}`),
+    );
+    assert.equal(broker.state.connections, 2);
+  } finally {
     await producer.close();
     broker.close();
   }

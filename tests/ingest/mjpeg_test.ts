@@ -616,3 +616,41 @@ Deno.test("MjpegParser bounds memory and reports oversized or endless input once
     assert.throws(() => new MjpegParser({ maxPartBytes: 1000, maxSeekBytes: -1 }), /maxSeekBytes/);
   });
 });
+
+Deno.test("MjpegParser keeps nothing of its input: one reused read buffer gives the same frames", () => {
+  // The camera reader reads every chunk into the same buffer (src/ingest/camera.ts), so the parser must copy what
+  // it keeps before push() returns, with and without Content-Length.
+  for (const contentLength of [true, false]) {
+    const { bytes } = buildStream(SAMPLES.slice(0, 4), { contentLength });
+    const parser = new MjpegParser({ boundary: "frame", maxPartBytes: MAX_PART });
+    const reused = new Uint8Array(7000);
+    const events: MjpegEvent[] = [];
+    for (let at = 0; at < bytes.length; at += reused.length) {
+      const n = Math.min(reused.length, bytes.length - at);
+      reused.set(bytes.subarray(at, at + n));
+      events.push(...parser.push(reused.subarray(0, n)));
+      reused.fill(0xaa); // whatever the next read brings
+    }
+    events.push(...parser.end());
+    assertFrames(bodies(events), SAMPLES.slice(0, 4), `contentLength ${contentLength}`);
+  }
+});
+
+Deno.test("MjpegParser puts every part body in a buffer from `allocate`", () => {
+  for (const contentLength of [true, false]) {
+    const made: Uint8Array[] = [];
+    const parser = new MjpegParser({
+      boundary: "frame",
+      maxPartBytes: MAX_PART,
+      allocate: (length) => {
+        const body = new Uint8Array(new ArrayBuffer(length + 16), 16, length);
+        made.push(body);
+        return body;
+      },
+    });
+    const { bytes } = buildStream(SAMPLES.slice(0, 3), { contentLength });
+    const parts = bodies(feed(parser, [bytes.subarray(0, 1000), bytes.subarray(1000)]));
+    assertFrames(parts, SAMPLES.slice(0, 3), `contentLength ${contentLength}`);
+    parts.forEach((body, i) => assert.equal(body, made[i], `part ${i} is the allocated buffer`));
+  }
+});
