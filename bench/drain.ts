@@ -43,10 +43,12 @@ each consumer variant drain it from the start, in turn, and prints one JSON line
   --rev REV        also run the consumer of git revision REV (a worktree under /tmp), repeatable
   --variant SPEC   a variant of its own: fields separated by ';': name=LABEL, rev=REV (default: this tree),
                    flags=DENO FLAGS (space-separated, e.g. --v8-flags=--max-semi-space-size=2),
+                   env=NAME=VALUE (an environment variable; repeatable within the spec),
                    set=SECTION.KEY=VALUE (a config key; repeatable within the spec), repeatable
   --no-tree        leave this tree's own consumer out (only --rev / --variant ones)
   --pairs N        rounds; each round runs every variant once, the order rotating (default 3)
   --timeout S      give up on a run after S seconds (default 300)
+  --log DIR        write each run's consumer output to DIR/run-N.log
   --profile        sample each run's main thread (inspector) over the drain and print the profile's busy time
                    by activity as one more line per run (the profiler costs the run some throughput)`;
 
@@ -59,6 +61,8 @@ export interface Variant {
   /** The tree whose src/main/consume.ts runs (this checkout or a worktree of a revision). */
   dir: string;
   flags: string[];
+  /** Environment variables for the consumer. */
+  env: Record<string, string>;
   /** Config keys, section -> key -> value. */
   set: Record<string, Record<string, unknown>>;
 }
@@ -73,15 +77,19 @@ function configValue(text: string): unknown {
 /** Parses `--variant` text (see USAGE); `rev` is resolved by the caller. */
 export function parseVariant(
   spec: string,
-): { name?: string; rev?: string; flags: string[]; set: Variant["set"] } {
-  const out: { name?: string; rev?: string; flags: string[]; set: Variant["set"] } = { flags: [], set: {} };
+): { name?: string; rev?: string; flags: string[]; env: Record<string, string>; set: Variant["set"] } {
+  const out: ReturnType<typeof parseVariant> = { flags: [], env: {}, set: {} };
   for (const field of spec.split(";").map((f) => f.trim()).filter(Boolean)) {
     const eq = field.indexOf("=");
     const [key, value] = eq < 0 ? [field, ""] : [field.slice(0, eq), field.slice(eq + 1)];
     if (key === "name") out.name = value;
     else if (key === "rev") out.rev = value;
     else if (key === "flags") out.flags.push(...value.split(/\s+/).filter(Boolean));
-    else if (key === "set") {
+    else if (key === "env") {
+      const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(value);
+      if (!m) throw new RangeError(`--variant env=${value}: expected env=NAME=VALUE`);
+      out.env[m[1]] = m[2];
+    } else if (key === "set") {
       const m = /^([a-z_]+)\.([a-z_]+)=(.*)$/.exec(value);
       if (!m) {
         throw new RangeError(
@@ -91,7 +99,7 @@ export function parseVariant(
       (out.set[m[1]] ??= {})[m[2]] = configValue(m[3]);
     } else {
       throw new RangeError(
-        `--variant field ${JSON.stringify(key)} is unknown: use name=, rev=, flags= or set=`,
+        `--variant field ${JSON.stringify(key)} is unknown: use name=, rev=, flags=, env= or set=`,
       );
     }
   }
@@ -157,6 +165,16 @@ async function fill(
   return md5s;
 }
 
+/** System (kernel) CPU seconds of a process's main thread: its socket reads and writes, mostly. */
+function mainSysS(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/task/${pid}/stat`);
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[12]) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 /** Each family of a /metrics text summed over its labels. */
 async function scrape(port: number): Promise<Map<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -194,7 +212,7 @@ async function drainOnce(
   variant: Variant,
   base: { topic: string; brokers: string; s3: string; total: number; md5s: Set<string> },
   run: number,
-  options: { timeoutS: number; profile: boolean },
+  options: { timeoutS: number; profile: boolean; log?: string },
 ): Promise<{ result: RunResult; profile: Profile | null }> {
   const id = crypto.randomUUID().slice(0, 8);
   const dataDir = await Deno.makeTempDir({ prefix: "frame-bucket-drain-" });
@@ -225,12 +243,16 @@ async function drainOnce(
       configPath,
     ],
     cwd: variant.dir,
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...variant.env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
   const lines: string[] = [];
+  const logFile = options.log
+    ? await Deno.open(`${options.log}/run-${run}.log`, { create: true, write: true, truncate: true })
+    : null;
+  const encoder = new TextEncoder();
   let joined: (() => void) | null = null;
   const joinedP = new Promise<void>((resolve) => (joined = resolve));
   const pump = async (stream: ReadableStream<Uint8Array>) => {
@@ -241,6 +263,7 @@ async function drainOnce(
       for (const line of parts) {
         lines.push(line);
         if (lines.length > 200) lines.shift();
+        logFile?.writeSync(encoder.encode(line + "\n"));
         if (/joined group/.test(line)) joined?.();
       }
     }
@@ -267,6 +290,7 @@ async function drainOnce(
     const t0 = performance.now();
     const cpu0 = procStat(proc.pid).cpuS;
     const threads0 = threadCpuS(proc.pid);
+    const sys0 = mainSysS(proc.pid);
     const profiling = options.profile ? await startProfile(inspectPort) : null;
     let m = new Map<string, number>();
     for (;;) {
@@ -274,7 +298,9 @@ async function drainOnce(
       if (performance.now() - t0 > options.timeoutS * 1000) {
         throw fail(`not drained in ${options.timeoutS} s`);
       }
-      await sleep(50);
+      // Scraping costs the consumer a little: seldom while far from the end, often near it.
+      const seen = m.get("frame_bucket_frames_received_total") ?? 0;
+      await sleep(seen < base.total * 0.9 ? 250 : 25);
       m = await scrape(metricsPort).catch(() => m);
       const received = m.get("frame_bucket_frames_received_total") ?? 0;
       const accepted = m.get("frame_bucket_frames_accepted_total") ?? 0;
@@ -284,6 +310,7 @@ async function drainOnce(
     const drainS = (performance.now() - t0) / 1000;
     const { cpuS: cpu1, rssMb } = procStat(proc.pid);
     const threads1 = threadCpuS(proc.pid);
+    const sys1 = mainSysS(proc.pid);
     const profile = profiling ? await profiling.stop() : null;
     proc.kill("SIGTERM");
     const killer = setTimeout(() => {
@@ -330,6 +357,8 @@ async function drainOnce(
       threads_cpu_ms_per_frame: Object.fromEntries(
         Object.keys(threads1).map((k) => [k, perFrame((threads1[k] ?? 0) - (threads0[k] ?? 0))]),
       ),
+      // Of the main thread's: in the kernel (socket reads and writes).
+      main_sys_ms_per_frame: perFrame(sys1 - sys0),
       drain_s: round(drainS, 2),
       load: load(),
     };
@@ -342,6 +371,7 @@ async function drainOnce(
     }
     await status;
     await pumps.catch(() => {});
+    logFile?.close();
     await Deno.remove(dataDir, { recursive: true }).catch(() => {});
   }
 }
@@ -358,6 +388,7 @@ export async function benchDrain(args: string[]): Promise<Record<string, unknown
       pairs: { type: "string", default: "3" },
       timeout: { type: "string", default: "300" },
       profile: { type: "boolean", default: false },
+      log: { type: "string" },
     },
   });
   const robots = Number(values.robots), frames = Number(values.frames), rounds = Number(values.pairs);
@@ -365,7 +396,7 @@ export async function benchDrain(args: string[]): Promise<Record<string, unknown
     if (!Number.isInteger(v) || v < 1) throw new RangeError(`${name} ${v} must be a whole number >= 1`);
   }
   const variants: Variant[] = [];
-  if (!values["no-tree"]) variants.push({ name: "tree", dir: PROJECT, flags: [], set: {} });
+  if (!values["no-tree"]) variants.push({ name: "tree", dir: PROJECT, flags: [], env: {}, set: {} });
   for (const spec of [...values.rev.map((r) => `rev=${r}`), ...values.variant]) {
     const v = parseVariant(spec);
     let dir = PROJECT, label = "tree";
@@ -375,10 +406,17 @@ export async function benchDrain(args: string[]): Promise<Record<string, unknown
       label = `rev ${tree.sha.slice(0, 7)}`;
     }
     const extras = [
+      ...Object.entries(v.env).map(([k, x]) => `${k}=${x}`),
       ...v.flags,
       ...Object.entries(v.set).flatMap(([s, ks]) => Object.entries(ks).map(([k, x]) => `${s}.${k}=${x}`)),
     ];
-    variants.push({ name: v.name ?? [label, ...extras].join(" "), dir, flags: v.flags, set: v.set });
+    variants.push({
+      name: v.name ?? [label, ...extras].join(" "),
+      dir,
+      flags: v.flags,
+      env: v.env,
+      set: v.set,
+    });
   }
   if (!variants.length) throw new RangeError("no consumer to run: drop --no-tree or add --rev / --variant");
   if (new Set(variants.map((v) => v.name)).size !== variants.length) {
@@ -421,6 +459,7 @@ export async function benchDrain(args: string[]): Promise<Record<string, unknown
         const { result, profile } = await drainOnce(variant, base, run, {
           timeoutS: Number(values.timeout),
           profile: values.profile,
+          log: values.log,
         });
         console.log(JSON.stringify(result));
         if (profile) {

@@ -62,6 +62,41 @@ class Slots {
   }
 }
 
+/**
+ * Writes catalog rows in groups: rows that arrive within a millisecond or so of each other (stores completing in
+ * the same turn of the event loop) go in one `upsertMany`, one transaction instead of one each. Each caller
+ * still learns whether its own row was written: a failed group fails every row of it, and each is then retried
+ * on its own terms by its caller.
+ */
+class RowWriter {
+  #rows: FrameRow[] = [];
+  #waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  constructor(private readonly catalog: Catalog) {}
+
+  write(row: FrameRow): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#rows.push(row);
+      this.#waiters.push({ resolve, reject });
+      this.#timer ??= setTimeout(() => this.#flush(), 1);
+    });
+  }
+
+  async #flush(): Promise<void> {
+    this.#timer = null;
+    const rows = this.#rows, waiters = this.#waiters;
+    this.#rows = [];
+    this.#waiters = [];
+    try {
+      if (rows.length === 1) await this.catalog.upsert(rows[0]);
+      else await this.catalog.upsertMany(rows);
+      for (const w of waiters) w.resolve();
+    } catch (error) {
+      for (const w of waiters) w.reject(error);
+    }
+  }
+}
+
 export function toHex(bytes: Uint8Array): string {
   let s = "";
   for (const b of bytes) s += b.toString(16).padStart(2, "0");
@@ -134,6 +169,7 @@ export class Pipeline {
   readonly #warned = new Map<string, { at: number; since: number }>();
   /** Why the last catalog write failed, while it keeps failing (the /healthz catalog check reads it). */
   #catalogTrouble: string | null = null;
+  readonly #rows: RowWriter | null;
 
   constructor(private readonly deps: PipelineDeps) {
     this.counters = deps.counters ?? new Counters();
@@ -141,6 +177,7 @@ export class Pipeline {
     this.#now = deps.now ?? Date.now;
     this.#sleep = deps.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.#log = deps.log;
+    this.#rows = deps.catalog ? new RowWriter(deps.catalog) : null;
   }
 
   /** Processes one partition's batch; resolves offsets in order as frames become final. */
@@ -516,7 +553,7 @@ export class Pipeline {
     let delay = 200;
     for (let attempt = 1;; attempt++) {
       try {
-        await catalog.upsert(row);
+        await this.#rows!.write(row);
         if (this.#catalogTrouble) {
           this.#log.info(
             `[catalog] ${catalog.where}: writing again (${row.key} recorded after ${attempt} attempts)`,

@@ -18,6 +18,7 @@ import { Buffer } from "node:buffer";
 // Not part of kafkajs' public API: imported to repair its request queue's timer and to replace its record-batch
 // checksum (below); the version is pinned in deno.json and the tests check that both replacements took.
 import RequestQueue from "kafkajs/src/network/requestQueue/index.js";
+import Connection from "kafkajs/src/network/connection.js";
 import "kafkajs/src/protocol/recordBatch/crc32C/index.js";
 import { createRequire } from "node:module";
 import { crc32c } from "./crc32c.ts";
@@ -56,6 +57,76 @@ if (typeof requestQueue.scheduleCheckPendingRequests !== "function") {
   );
 }
 requestQueue.scheduleCheckPendingRequests = scheduleCheckPendingRequests;
+
+// kafkajs gathers a response's socket chunks (64 KiB each) in a list until the whole response is there, then
+// concatenates them: a fetch of N MiB holds 2N MiB at its peak, and hundreds of chunks wait for the garbage
+// collector. The replacement reads the response's size first and copies each chunk into a buffer of that size as it
+// arrives (the same bytes copied once, the chunk free at once); a response that lies within one chunk is a view of
+// it, as before. What is handed on is the same: the payload after the correlation id, as a Buffer.
+interface ConnectionInternals {
+  socket: unknown;
+  authHandlers: { onSuccess(data: Buffer): void } | null;
+  authExpectResponse: boolean;
+  requestQueue: { fulfillRequest(r: { size: number; correlationId: number; payload: Buffer }): void };
+  /** The response being assembled, on this socket: its buffer and how much of it has arrived. */
+  fbResponse?: { socket: unknown; buffer: Buffer; filled: number } | null;
+  /** The first bytes of a response's 4-byte size, when a chunk ended inside it. */
+  fbSizeBytes?: { socket: unknown; bytes: Buffer } | null;
+}
+const connection = (Connection as { prototype: Record<string, unknown> }).prototype;
+const kafkajsProcessData = connection.processData as (this: ConnectionInternals, data: Buffer) => void;
+if (typeof kafkajsProcessData !== "function") {
+  throw new Error("kafkajs changed: Connection.processData is gone; revisit src/kafka/client.ts");
+}
+export function processData(this: ConnectionInternals, rawData: Buffer): void {
+  // SASL exchanges (not used by frame-bucket, kept working) go through kafkajs' own code, unchanged.
+  if (this.authHandlers) return kafkajsProcessData.call(this, rawData);
+  const socket = this.socket;
+  if (this.fbResponse && this.fbResponse.socket !== socket) this.fbResponse = null;
+  if (this.fbSizeBytes && this.fbSizeBytes.socket !== socket) this.fbSizeBytes = null;
+  let data = rawData;
+  while (data.length > 0) {
+    const pending = this.fbResponse;
+    if (pending) {
+      const n = Math.min(data.length, pending.buffer.length - pending.filled);
+      pending.buffer.set(data.subarray(0, n), pending.filled);
+      pending.filled += n;
+      data = data.subarray(n);
+      if (pending.filled < pending.buffer.length) return;
+      this.fbResponse = null;
+      deliver(this, pending.buffer);
+      continue;
+    }
+    if (this.fbSizeBytes || data.length < 4) {
+      const head = this.fbSizeBytes ? Buffer.concat([this.fbSizeBytes.bytes, data]) : data;
+      if (head.length < 4) {
+        this.fbSizeBytes = { socket, bytes: Buffer.from(head) };
+        return;
+      }
+      this.fbSizeBytes = null;
+      data = head;
+    }
+    const size = data.readInt32BE(0);
+    if (size < 4) {
+      throw new RangeError(`Kafka response of ${size} bytes is too short to hold a correlation id`);
+    }
+    if (data.length >= 4 + size) {
+      deliver(this, data.subarray(4, 4 + size));
+      data = data.subarray(4 + size);
+      continue;
+    }
+    this.fbResponse = { socket, buffer: Buffer.allocUnsafe(size), filled: 0 };
+    data = data.subarray(4);
+  }
+}
+function deliver(conn: ConnectionInternals, response: Buffer): void {
+  conn.requestQueue.fulfillRequest({
+    size: response.length,
+    correlationId: response.readInt32BE(0),
+    payload: response.subarray(4),
+  });
+}
+connection.processData = processData;
 
 // kafkajs checksums each produced record batch with a byte-at-a-time CRC-32C: 0.4 ms for a 180 KB frame, a fifth
 // of a producer's CPU. The record-batch encoder takes the function from the CommonJS module cache when kafkajs

@@ -333,3 +333,33 @@ Deno.test("replays are recognised by Kafka offset: an older capture time at a ne
   assert.equal(c.clockJumps, 1);
   await catalog.close();
 });
+
+Deno.test("catalog rows of stores that finish together are written as one group; a failed group is retried", async () => {
+  const inner = new SqliteCatalog(":memory:");
+  const groups: number[] = [];
+  let failures = 1;
+  // Every Catalog method passes through; the writes are counted, and the first one fails.
+  const catalog = new Proxy(inner, {
+    get(target, name, receiver) {
+      const write = (rows: unknown[]) => {
+        groups.push(rows.length);
+        if (failures-- > 0) throw new Error("disk I/O error");
+      };
+      if (name === "upsert") return (row: never) => (write([row]), target.upsert(row));
+      if (name === "upsertMany") return (rows: never[]) => (write(rows), target.upsertMany(rows));
+      const value = Reflect.get(target, name, receiver);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  }) as Catalog;
+  const { pipeline, log } = await setup("", new MemoryStore(), undefined, catalog);
+  // Six robots, one new scene each: six stores that complete in the same turn of the event loop.
+  const batch = fakeBatch(["a", "b", "c", "d", "e", "f"].map((r, i) => message(i, r, T0 + i, i, samples[0])));
+  await pipeline.handleBatch(batch);
+  assert.equal((await inner.all()).length, 6, "every row written");
+  assert.equal(groups[0], 6, "the first try was one group of six");
+  assert.ok(groups.length < 1 + 6 + 6, `few writes: ${groups.join(", ")}`);
+  assert.deepEqual(batch.resolved, ["0", "1", "2", "3", "4", "5"]);
+  assert.ok(log.lines.some((l) => /disk I\/O error/.test(l)), "the failure was reported");
+  assert.equal(pipeline.catalogTrouble, null, "and is over");
+  await inner.close();
+});

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { resolveConfig } from "../../src/config.ts";
-import { FilterPool, pooled } from "../../src/filter/pool.ts";
+import { FilterPool, PER_WORKER, pooled } from "../../src/filter/pool.ts";
 import { filterFromSpec, filterSpec } from "../../src/filter/loader.ts";
 import { readSamples } from "../support/images.ts";
 
@@ -71,5 +71,69 @@ Deno.test("a user's plugin from a path runs in the workers too", async () => {
     assert.equal(typeof s.value, "number");
   } finally {
     pool.close();
+  }
+});
+
+/** A plugin module (written to a temp folder) whose signature names the worker that computed it, slowly. */
+async function whoPlugin(): Promise<{ spec: ReturnType<typeof filterSpec>; dir: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "frame-bucket-pool-test-" });
+  const contract = new URL("../../src/plugin.ts", import.meta.url).href;
+  await Deno.writeTextFile(
+    `${dir}/who.ts`,
+    `import { API_VERSION } from "${contract}";
+const me = crypto.randomUUID();
+let inside = 0;
+export default () => ({
+  name: "who",
+  apiVersion: API_VERSION,
+  async signature(jpeg: Uint8Array) {
+    inside++;
+    const most = inside;
+    await new Promise((r) => setTimeout(r, 20));
+    inside--;
+    return { value: { me, most, size: jpeg.length } };
+  },
+  distance: () => 0,
+  accepts: () => true,
+});
+`,
+  );
+  return { spec: filterSpec({ ...settings, primary: `${dir}/who.ts`, options: {} }, dir), dir };
+}
+
+Deno.test("frames asked for at once are spread over every worker, in bounded numbers", async () => {
+  const { spec, dir } = await whoPlugin();
+  const pool = new FilterPool(spec, 2);
+  try {
+    const frames = Array.from({ length: 24 }, (_, i) => new Uint8Array(100 + i));
+    const out = await Promise.all(frames.map((f) => pool.signature(f)));
+    const values = out.map((s) => s.value as { me: string; most: number; size: number });
+    assert.deepEqual(
+      values.map((v) => v.size),
+      frames.map((f) => f.length),
+      "each answer is its own frame's",
+    );
+    assert.equal(new Set(values.map((v) => v.me)).size, 2, "both workers computed signatures");
+    // A worker holds at most PER_WORKER frames at once (the rest wait on the main thread, uncopied).
+    assert.ok(Math.max(...values.map((v) => v.most)) <= PER_WORKER);
+  } finally {
+    pool.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("frames still waiting when the pool closes are refused, not left hanging", async () => {
+  const { spec, dir } = await whoPlugin();
+  const pool = new FilterPool(spec, 1);
+  try {
+    await pool.signature(new Uint8Array(10)); // the worker is ready
+    const pending = Array.from({ length: PER_WORKER + 3 }, () => pool.signature(new Uint8Array(10)));
+    pool.close();
+    const settled = await Promise.allSettled(pending);
+    assert.ok(settled.every((s) => s.status === "rejected"));
+    await assert.rejects(() => pool.signature(new Uint8Array(10)), /closed/);
+  } finally {
+    pool.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });
