@@ -371,6 +371,14 @@ async function runOnce(
   } finally {
     await Promise.all(running.map((r) => stopProducer(r)));
     for (const r of running) await r.camera.close();
+    // Each variant's topic holds ~2 MB a second of frames: gone at the end, so that runs do not fill the disk.
+    for (const r of running) {
+      const admin = await openAdmin(r.config.kafka, quiet).catch(() => null);
+      await admin?.deleteTopic().catch((e) =>
+        console.error(`could not delete topic ${r.topic}: ${e.message}`)
+      );
+      await admin?.close();
+    }
     for (const p of scratch) await Deno.remove(p, { recursive: true }).catch(() => {});
   }
 }
