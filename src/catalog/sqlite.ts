@@ -281,6 +281,12 @@ export class SqliteCatalog implements Catalog {
       this.#db.close();
       throw catalogError(path, "preparing the schema", error);
     }
+    // Fold what opening wrote (a new schema is ~150 KB of pages) into the file and empty the WAL: otherwise those
+    // pages live only in the WAL until 1 MiB of it is written, and on a small disk that fills up meanwhile the
+    // checkpoint that would free the WAL has no room to copy them into the file (it never can again).
+    try {
+      this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    } catch { /* a full disk or a busy reader: the next checkpoint does it */ }
     this.#file = this.#stat();
     this.#prepare();
   }

@@ -300,7 +300,11 @@ Deno.test({
     });
     const freedAt = Date.now();
     await Deno.remove(filler);
-    await waitForDrain(config, quietLog, { describe: () => proc.lines.slice(-10).join("\n") });
+    await waitForDrain(config, quietLog, {
+      describe: () =>
+        [...Deno.readDirSync(disk.dir)].map((e) => `${e.name} ${Deno.statSync(`${disk.dir}/${e.name}`).size}`)
+          .join(", ") + "\n" + proc.lines.filter((l) => !/\[stats\]/.test(l)).slice(-12).join("\n"),
+    });
     console.log(
       `catalog full: caught up ${((Date.now() - freedAt) / 1000).toFixed(1)} s after space was freed`,
     );
