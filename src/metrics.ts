@@ -57,6 +57,12 @@ export class Gauge extends Metric {
   set(labels: Labels, value: number): void {
     this.entry(labels).value = value;
   }
+  /** The values of every series added up (the consumer's lag over all its partitions, for eviction's pace). */
+  sum(): number {
+    let total = 0;
+    for (const s of this.series.values()) total += s.value;
+    return total;
+  }
 }
 
 export class Histogram {

@@ -89,6 +89,13 @@ export interface PutOptions {
   ifAbsent?: boolean;
 }
 
+/** What became of one key of a `deleteMany`. */
+export interface DeleteResult {
+  key: string;
+  /** Why the key was not deleted; absent when it is gone. */
+  error?: string;
+}
+
 /** Page of a listing. */
 export interface ListOptions {
   /** Only keys under this prefix. */
@@ -136,6 +143,14 @@ export interface StoragePlugin {
   head(key: string): Promise<ObjectInfo | null>;
   /** Deletes the object; deleting a missing object is not an error. */
   delete(key: string): Promise<void>;
+  /**
+   * Optional: deletes many objects in as few requests as the store allows (S3's DeleteObjects takes 1000 keys),
+   * and says for each key whether it is gone: one result per key, in the order given, with `error` set for a key
+   * the store did not delete (a missing object counts as deleted). Throws only when no key could be attempted
+   * (the store is unreachable). Eviction uses it to delete the local copies of frames it archived with one request
+   * instead of one per frame; without it, it calls `delete` for each.
+   */
+  deleteMany?(keys: string[]): Promise<DeleteResult[]>;
   /** Lists objects in key order. */
   list(options?: ListOptions): AsyncIterable<ObjectInfo>;
   /** Lists the buckets the credentials can see. */

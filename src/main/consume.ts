@@ -54,6 +54,7 @@ async function startEviction(
   local: StoragePlugin,
   catalog: Catalog,
   consumer: FrameConsumer,
+  backlog: () => number | null,
 ): Promise<Evictor | null> {
   if (!config.eviction.enabled) return null;
   const settings = evictionSettings(config);
@@ -81,6 +82,8 @@ async function startEviction(
     localPrefix: config.rustfs.prefix,
     log,
     onPause: (paused) => paused ? consumer.pause() : consumer.resume(),
+    // Moves slow down while the consumer falls behind (src/retention/pace.ts).
+    backlog,
     // Every consumer is a candidate; the catalog's lease makes one of them the evictor (src/retention/leader.ts).
     leadership: new Leadership({
       catalog,
@@ -271,7 +274,7 @@ runMain(async () => {
   ]);
   const stopWatching = watchCatalog(config, log, catalog, storage, metrics);
   const consumer = await openConsumer(config.kafka, log, { onRebalance: (p) => pipeline.onAssignment(p) });
-  const evictor = await startEviction(config, log, storage, catalog, consumer);
+  const evictor = await startEviction(config, log, storage, catalog, consumer, () => metrics.lag.sum());
   if (evictor) metrics.registry.collect(() => evictionLines(evictor.stats()));
   const stats = setInterval(
     () => log.info(`[stats] ${pipeline.counters.line()}${evictor ? `; ${evictor.statsLine()}` : ""}`),

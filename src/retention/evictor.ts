@@ -1,8 +1,11 @@
 /**
  * Eviction's round loop: the local store as a circular buffer. When the local tier is too full (src/retention/
- * plan.ts decides), the globally oldest frames (across robots) are moved to the archive one by one
- * (src/retention/move.ts: copy, verify, then delete locally) until usage is back at the target. Frames stay
- * findable through the catalog in either tier.
+ * plan.ts decides), the globally oldest frames (across robots) are moved to the archive until usage is back at
+ * the target, a candidate batch at a time (src/retention/move.ts): the batch's frames are copied and verified
+ * with several copies in flight, then their local objects are deleted together (one DeleteObjects request when
+ * the store has `deleteMany`, each key's result checked). How many copies are in flight follows the consumer's
+ * spare capacity (src/retention/pace.ts): fewer while its event loop runs late or its Kafka backlog grows, more
+ * while it keeps up, all it takes at the hard limit. Frames stay findable through the catalog in either tier.
  *
  * Each round first finishes moves a crash left in "archiving". A row that says "archive" while the local object
  * still exists (possible only when a frame was stored again concurrently, or by hand) is found by a sweep of the
@@ -24,7 +27,8 @@ import type { Logger } from "../log.ts";
 import type { StoragePlugin } from "../plugin.ts";
 import { readFrame } from "../store/tiers.ts";
 import { isMd5Etag } from "../store/content.ts";
-import { FrameMover, type Outcome, StoreFailure } from "./move.ts";
+import { type CopyOutcome, FrameMover, type Outcome, StoreFailure } from "./move.ts";
+import { MovePace } from "./pace.ts";
 import {
   afterFreeing,
   bytesAbove,
@@ -59,8 +63,16 @@ export interface EvictorOptions {
   now?: () => number;
   /** Waits `ms` or until the signal aborts (resolves either way). */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
-  /** Frames moved at once. Default 4. */
+  /**
+   * Most frame copies in flight; how many run follows the consumer's spare capacity up to this (see
+   * src/retention/pace.ts). Default 8.
+   */
   concurrency?: number;
+  /**
+   * The consumer's backlog (Kafka messages behind the newest), or null when unknown: eviction slows down while it
+   * grows. Without it, only this process's event-loop lateness paces eviction.
+   */
+  backlog?: () => number | null;
   /** First retry delay after a store failure. Default 1000 ms. */
   backoffInitialMs?: number;
   /** Longest retry delay. Default 60000 ms. */
@@ -143,8 +155,9 @@ const defaultSleep = (ms: number, signal: AbortSignal) =>
 
 export class Evictor {
   readonly #o:
-    & Required<Omit<EvictorOptions, "usage" | "statfs" | "onPause" | "candidates" | "leadership">>
+    & Required<Omit<EvictorOptions, "usage" | "statfs" | "onPause" | "candidates" | "leadership" | "backlog">>
     & Pick<EvictorOptions, "onPause" | "leadership">;
+  readonly #pace: MovePace;
   readonly #usage: () => Usage | Promise<Usage>;
   readonly #candidates: (limit: number) => FrameRow[] | Promise<FrameRow[]>;
   readonly #dropCandidates: (limit: number) => FrameRow[] | Promise<FrameRow[]>;
@@ -184,7 +197,7 @@ export class Evictor {
       localPrefix: "",
       now: Date.now,
       sleep: defaultSleep,
-      concurrency: 4,
+      concurrency: 8,
       backoffInitialMs: 1000,
       backoffMaxMs: 60_000,
       progressIntervalMs: 10_000,
@@ -193,6 +206,12 @@ export class Evictor {
       log: options.log.child("evict"),
     };
     this.#mover = new FrameMover({ ...this.#o, fence: () => this.#o.leadership?.fence() });
+    this.#pace = new MovePace({
+      max: this.#o.concurrency,
+      start: Math.min(2, this.#o.concurrency),
+      backlog: options.backlog,
+      now: this.#o.now,
+    });
     const catalog = options.catalog;
     this.#candidates = options.candidates ?? ((limit) => catalog.oldestLocalPinnedLast(limit));
     // Dropping deletes without a copy: labelled (pinned) frames are never dropped, only archived.
@@ -336,7 +355,7 @@ export class Evictor {
       );
       const progress = { freed: 0 };
       try {
-        await this.#evict(plan.bytesToFree, r, progress);
+        await this.#evict(plan.bytesToFree, r, progress, plan.hardLimit);
         contacted = true;
       } catch (error) {
         if (!(error instanceof StoreFailure)) throw error;
@@ -466,24 +485,75 @@ export class Evictor {
     this.#nextAttemptMs = 0;
   }
 
-  /** Runs `work` over rows with the configured concurrency; the first failure stops taking new rows. */
-  async #pool(rows: FrameRow[], work: (row: FrameRow) => Promise<boolean>): Promise<void> {
+  /**
+   * Runs `work` over rows with at most `limit()` at once (read again as each one ends, so the pace can change it
+   * while the batch runs); the first failure stops taking new rows, and so does `work` returning false.
+   */
+  async #pool(
+    rows: FrameRow[],
+    work: (row: FrameRow) => Promise<boolean>,
+    limit: () => number = () => this.#o.concurrency,
+  ): Promise<void> {
     let next = 0;
+    let active = 0;
     let failure: unknown = null;
     let more = true;
-    await Promise.all(
-      Array.from({ length: Math.min(this.#o.concurrency, rows.length) }, async () => {
-        while (more && failure === null && !this.#stopping && next < rows.length) {
+    await new Promise<void>((resolve) => {
+      const pump = () => {
+        while (more && failure === null && !this.#stopping && next < rows.length && active < limit()) {
           const row = rows[next++];
-          try {
-            more = await work(row);
-          } catch (error) {
-            failure ??= error;
-          }
+          active++;
+          work(row).then(
+            (go) => void (more &&= go),
+            (error) => void (failure ??= error),
+          ).finally(() => {
+            active--;
+            pump();
+          });
         }
-      }),
-    );
+        if (active === 0) resolve();
+      };
+      pump();
+    });
     if (failure !== null) throw failure;
+  }
+
+  /**
+   * Moves a batch of frames: copies them (`copyLimit` at once) and then deletes the local objects of the verified
+   * copies together. `onCopy` sees each copy as it ends (false: take no more rows). A copy that fails stops the
+   * batch; the copies verified before it are still finished, then the failure is thrown.
+   */
+  async #moveBatch(
+    rows: FrameRow[],
+    r: RoundResult,
+    recovery: boolean,
+    onCopy: (outcome: CopyOutcome) => boolean,
+    copyLimit: () => number,
+  ): Promise<{ attempted: number; freed: number }> {
+    const copies: { row: FrameRow; bytes: number }[] = [];
+    let attempted = 0;
+    let failure: unknown = null;
+    try {
+      await this.#pool(rows, async (row) => {
+        attempted++;
+        const outcome = await this.#mover.copy(row);
+        if (outcome.kind === "copied") copies.push(outcome);
+        else this.#count(outcome, r, recovery);
+        return onCopy(outcome);
+      }, copyLimit);
+    } catch (error) {
+      failure = error;
+    }
+    let freed = 0;
+    if (copies.length > 0) {
+      for (const done of await this.#mover.finish(copies)) {
+        if (done.kind !== "archived") continue;
+        this.#count({ kind: "archived", bytes: done.bytes }, r, recovery);
+        freed += done.bytes;
+      }
+    }
+    if (failure !== null) throw failure;
+    return { attempted, freed };
   }
 
   /** Finishes moves left in "archiving" by a crash or a failure; true when a store was contacted. */
@@ -498,12 +568,8 @@ export class Evictor {
       if (rows.length === 0 || this.#stopping) break;
       if (seen.size === 0) log.info(`finishing ${rows.length}+ interrupted move(s) left in "archiving"`);
       contacted = true;
-      await this.#pool(rows, async (row) => {
-        seen.add(row.key);
-        const outcome = await this.#mover.move(row);
-        this.#count(outcome, r, true);
-        return true;
-      });
+      for (const row of rows) seen.add(row.key);
+      await this.#moveBatch(rows, r, true, () => true, () => this.#o.concurrency);
     }
     return contacted;
   }
@@ -576,40 +642,56 @@ export class Evictor {
     }
   }
 
-  /** Archives the oldest local frames until `bytesToFree` bytes are deleted locally (counted in `progress`). */
-  async #evict(bytesToFree: number, r: RoundResult, progress: { freed: number }): Promise<void> {
+  /**
+   * Archives the oldest local frames until `bytesToFree` bytes are deleted locally (counted in `progress`), a
+   * candidate batch at a time, copies paced by the consumer's spare capacity (all it takes at the hard limit).
+   */
+  async #evict(
+    bytesToFree: number,
+    r: RoundResult,
+    progress: { freed: number },
+    hardLimit: boolean,
+  ): Promise<void> {
     const { settings, log, now } = this.#o;
     const started = now();
     let lastProgress = started;
-    while (progress.freed < bytesToFree && !this.#stopping) {
-      const rows = await this.#candidates(settings.batch_size);
-      if (rows.length === 0) {
-        log.warn(
-          `nothing left in the local tier to archive, ${
-            fmtBytes(bytesToFree - progress.freed)
-          } short of the ` +
-            `target: the rest is used by other data`,
-        );
-        break;
-      }
-      let moved = 0;
-      await this.#pool(rows, async (row) => {
-        const outcome = await this.#mover.move(row);
-        this.#count(outcome, r, false);
-        moved++;
-        if (outcome.kind === "archived") progress.freed += outcome.bytes;
-        if (now() - lastProgress >= this.#o.progressIntervalMs) {
-          lastProgress = now();
-          const seconds = (lastProgress - started) / 1000;
-          log.info(
-            `progress: ${r.archived} frames archived, ${fmtBytes(progress.freed)} of ${
-              fmtBytes(bytesToFree)
-            } freed, ${(r.archived / seconds).toFixed(1)} frames/s`,
+    const pace = this.#pace;
+    pace.start();
+    try {
+      while (progress.freed < bytesToFree && !this.#stopping) {
+        const rows = await this.#candidates(settings.batch_size);
+        if (rows.length === 0) {
+          log.warn(
+            `nothing left in the local tier to archive, ${
+              fmtBytes(bytesToFree - progress.freed)
+            } short of the ` +
+              `target: the rest is used by other data`,
           );
+          break;
         }
-        return progress.freed < bytesToFree;
-      });
-      if (moved === 0) break; // stopping, or candidates that cannot move: never spin
+        // Bytes of this batch copied so far: the batch takes no more rows once they would free enough.
+        let copied = 0;
+        const done = await this.#moveBatch(rows, r, false, (outcome) => {
+          if (outcome.kind === "copied") copied += outcome.bytes;
+          pace.tick(hardLimit);
+          if (now() - lastProgress >= this.#o.progressIntervalMs) {
+            lastProgress = now();
+            const seconds = (lastProgress - started) / 1000;
+            log.info(
+              `progress: ${r.archived} frames archived, ${fmtBytes(progress.freed + copied)} of ${
+                fmtBytes(bytesToFree)
+              } copied, ${
+                (r.archived / seconds).toFixed(1)
+              } frames/s, ${pace.limit} in flight (${pace.reason})`,
+            );
+          }
+          return progress.freed + copied < bytesToFree;
+        }, () => hardLimit ? pace.max : pace.limit);
+        progress.freed += done.freed;
+        if (done.attempted === 0) break; // stopping, or candidates that cannot move: never spin
+      }
+    } finally {
+      pace.stop();
     }
   }
 

@@ -1,21 +1,29 @@
 /**
- * One frame's move from the local store to the archive, and its verification. Each step is safe to be
- * interrupted (SIGKILL, power loss) and redone by the next round:
- *   row -> "archiving"; read the local object (and its metadata); put it to the archive at archive prefix + key
- *   with Content-MD5, so the archive refuses bytes that differ; verify the copy (the put's ETag against the MD5,
- *   else a HEAD for size and ETag, and a read-back when the ETag is not an MD5); delete the local object;
- *   row -> "archive". With a store that reads bytes and metadata in one request, a move is one get, one put and one delete.
+ * One frame's move from the local store to the archive, and its verification, in two steps a round can run for
+ * many frames at once: `copy` (row -> "archiving"; read the local object and its metadata; put it to the archive
+ * at archive prefix + key with Content-MD5, so the archive refuses bytes that differ; verify the copy: the put's
+ * ETag against the MD5, else a HEAD for size and ETag, and a read-back when the ETag is not an MD5) and `finish`
+ * (delete the local objects of verified copies, several in one request when the store has `deleteMany`; rows ->
+ * "archive"). Each step is safe to be interrupted (SIGKILL, power loss) and redone by the next round. With a
+ * store that reads bytes and metadata in one request, a move is one get and one put, plus a share of one delete.
+ *
+ * The MD5 sent with the put is the local object's ETag when that is an MD5 and the one the catalog recorded when
+ * the frame was stored: the archive then checks the bytes it receives against the local object's own digest, so
+ * a copy is verified end to end without hashing 200 KB per frame here. Should a put with it ever fail (a store
+ * whose MD5-looking tags are not MD5s), the mover hashes the bytes itself from then on.
+ *
  * The local object is deleted only after the copy is verified, so a frame is always in at least one tier. The
  * row goes to "archive" after the local delete, so a crash anywhere leaves the row in "archiving", which the next
  * round finds and finishes (a local object that is gone with a verified archive copy is simply marked
  * "archive"). A frame whose local object is gone without a verified archive copy was lost before eviction
  * touched it: `lost`, and its row is removed.
  */
+import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import type { Catalog, Fence, FrameRow } from "../catalog/catalog.ts";
 import { messageOf } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { ObjectInfo, StoragePlugin } from "../plugin.ts";
+import type { DeleteResult, ObjectInfo, StoragePlugin } from "../plugin.ts";
 import { equalBytes, isMd5Etag } from "../store/content.ts";
 
 /** A store failure: which store and what happened. */
@@ -30,6 +38,17 @@ export type Outcome =
   | { kind: "archived"; bytes: number }
   | { kind: "marked"; bytes: number }
   | { kind: "lost" };
+
+/** What `copy` did: a verified archive copy whose local object awaits `finish`, or a frame it could settle at once. */
+export type CopyOutcome = { kind: "copied"; row: FrameRow; bytes: number } | Outcome;
+
+/** What `finish` did with one verified copy: archived, or its local object could not be deleted (yet). */
+export type FinishOutcome =
+  | { kind: "archived"; row: FrameRow; bytes: number }
+  | { kind: "kept"; row: FrameRow; error: string };
+
+/** Local deletes run at once when the store has no deleteMany. */
+const DELETE_CONCURRENCY = 4;
 
 function contentTypeOf(info: ObjectInfo, key: string): string {
   const given = (info as ObjectInfo & { contentType?: string }).contentType;
@@ -81,18 +100,35 @@ export class FrameMover {
     }
   }
 
+  /** Whether an MD5-looking ETag of the local store can be sent as the copy's Content-MD5 (see module comment). */
+  #trustEtags = true;
+
   /**
-   * Moves one frame to the archive (see the module comment for the steps). Row in "local" or "archiving".
-   * Throws StoreFailure when a store fails; the row then goes back to "local" unless the verified copy only
-   * awaits the local delete, in which case it stays "archiving" for the next round.
+   * Moves one frame to the archive: `copy`, then `finish`. Row in "local" or "archiving". Throws StoreFailure
+   * when a store fails; the row then goes back to "local" unless the verified copy only awaits the local delete,
+   * in which case it stays "archiving" for the next round.
    */
   async move(row: FrameRow): Promise<Outcome> {
-    const { catalog, local, archive, archivePrefix, log, now } = this.#d;
+    const copied = await this.copy(row);
+    if (copied.kind !== "copied") return copied;
+    const [done] = await this.finish([copied]);
+    if (done.kind === "kept") {
+      throw new StoreFailure("local", `deleting ${row.key}`, new Error(done.error));
+    }
+    return { kind: "archived", bytes: done.bytes };
+  }
+
+  /**
+   * Copies one frame to the archive and verifies the copy; the local object stays until `finish`. Row in "local"
+   * or "archiving" (left "archiving"). A frame whose local object is gone is settled here ("marked" or "lost").
+   * Throws StoreFailure when a store fails, with the row back in "local".
+   */
+  async copy(row: FrameRow): Promise<CopyOutcome> {
+    const { catalog, archive, archivePrefix, now } = this.#d;
     const key = row.key;
     const archiveKey = archivePrefix + key;
     const fence = this.#d.fence?.();
     if (row.tier === "local") await catalog.setTier(key, "archiving", now(), fence);
-    let verified = false;
     try {
       const found = await this.#readLocal(key);
       if (!found) return await this.#localGone(row);
@@ -104,31 +140,74 @@ export class FrameMover {
           new Error(`got ${body.length} of ${info.size} bytes`),
         );
       }
-      const md5 = createHash("md5").update(body).digest();
+      const etag = isMd5Etag(info.etag) && isMd5Etag(row.etag) &&
+          info.etag.toLowerCase() === row.etag.toLowerCase()
+        ? info.etag
+        : null;
+      const tagged = this.#trustEtags && etag !== null;
+      const md5 = tagged ? Buffer.from(etag, "hex") : createHash("md5").update(body).digest();
       const put = await this.archiveCall(`storing ${archiveKey}`, () =>
         archive.put(archiveKey, body, {
           contentType: contentTypeOf(info, key),
           metadata: info.metadata,
           contentMd5: md5.toString("base64"),
-        }));
+        })).catch((error) => {
+          // The archive refused the local store's own digest: its tags are not MD5s after all (or the bytes were
+          // damaged on the way, which a retry tells). From now on the bytes are hashed here; this frame is retried.
+          if (tagged && /BadDigest|InvalidDigest|Content-?MD5/i.test(messageOf(error))) {
+            this.#trustEtags = false;
+          }
+          throw error;
+        });
       await this.#verify(archiveKey, body, put.etag, md5.toString("hex"));
-      verified = true;
-      // Still the evictor? (Fenced: throws LeaseLostError when another host has taken over meanwhile.)
-      if (fence) await catalog.setTier(key, "archiving", now(), fence);
-      await this.localCall(`deleting ${key}`, () => local.delete(key));
-      const current = await catalog.get(key);
-      if (current?.tier === "archiving") await catalog.setTier(key, "archive", now(), fence);
-      else {log.debug(
-          `${key}: row changed to ${current?.tier ?? "none"} meanwhile (stored again); left as it is`,
-        );}
-      log.debug(`${key}: archived (${body.length} bytes)`);
-      return { kind: "archived", bytes: body.length };
+      return { kind: "copied", row: { ...row, tier: "archiving" }, bytes: body.length };
     } catch (error) {
-      if (!verified && (await catalog.get(key))?.tier === "archiving") {
-        await catalog.setTier(key, "local", now(), fence);
-      }
+      if ((await catalog.get(key))?.tier === "archiving") await catalog.setTier(key, "local", now(), fence);
       throw error;
     }
+  }
+
+  /**
+   * Deletes the local objects of verified copies (one request for all of them when the local store has
+   * `deleteMany`) and marks their rows "archive". A key the store did not delete stays "archiving" and comes back
+   * as "kept": the next round finishes it. Throws StoreFailure when the local store cannot be reached at all
+   * (every row stays "archiving"), LeaseLostError when another host took over eviction.
+   */
+  async finish(copies: { row: FrameRow; bytes: number }[]): Promise<FinishOutcome[]> {
+    const { catalog, local, log, now } = this.#d;
+    if (copies.length === 0) return [];
+    const fence = this.#d.fence?.();
+    // Still the evictor? (Fenced: throws LeaseLostError when another host has taken over meanwhile.)
+    if (fence) { for (const { row } of copies) await catalog.setTier(row.key, "archiving", now(), fence); }
+    const keys = copies.map((c) => c.row.key);
+    const results = await this.localCall(
+      `deleting ${keys.length === 1 ? keys[0] : `${keys.length} objects`}`,
+      () => local.deleteMany ? local.deleteMany(keys) : deleteEach(local, keys),
+    );
+    const errors = new Map(results.filter((r) => r.error !== undefined).map((r) => [r.key, r.error!]));
+    const out: FinishOutcome[] = [];
+    for (const { row, bytes } of copies) {
+      const error = errors.get(row.key) ?? (results.some((r) => r.key === row.key) ? undefined : "no answer");
+      if (error !== undefined) {
+        out.push({ kind: "kept", row, error });
+        continue;
+      }
+      const current = await catalog.get(row.key);
+      if (current?.tier === "archiving") await catalog.setTier(row.key, "archive", now(), fence);
+      else {log.debug(
+          `${row.key}: row changed to ${current?.tier ?? "none"} meanwhile (stored again); left as it is`,
+        );}
+      log.debug(`${row.key}: archived (${bytes} bytes)`);
+      out.push({ kind: "archived", row, bytes });
+    }
+    if (errors.size > 0) {
+      const [key, error] = errors.entries().next().value!;
+      log.warn(
+        `${errors.size} of ${keys.length} local objects not deleted (e.g. ${key}: ${error}); their archive copies ` +
+          `are verified, so they stay "archiving" and the next round deletes them`,
+      );
+    }
+    return out;
   }
 
   /** A local object's bytes and info: one GET when the store offers read() (a move is then one get, one put and one delete). */
@@ -204,4 +283,27 @@ export class FrameMover {
     );
     return { kind: "lost" };
   }
+}
+
+/** `deleteMany` for a store without it: one delete per key, a few at a time, each key's failure kept apart. */
+async function deleteEach(store: StoragePlugin, keys: string[]): Promise<DeleteResult[]> {
+  const results: DeleteResult[] = keys.map((key) => ({ key }));
+  let next = 0;
+  let reached = false;
+  let last: unknown = null;
+  await Promise.all(Array.from({ length: Math.min(DELETE_CONCURRENCY, keys.length) }, async () => {
+    while (next < keys.length) {
+      const i = next++;
+      try {
+        await store.delete(keys[i]);
+        reached = true;
+      } catch (error) {
+        last = error;
+        results[i].error = messageOf(error);
+      }
+    }
+  }));
+  // Nothing deleted at all: the store is away, which the caller reports as a store failure.
+  if (!reached) throw last;
+  return results;
 }

@@ -5,6 +5,7 @@
 import {
   CreateBucketCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
@@ -14,7 +15,7 @@ import {
   S3Client,
 } from "@aws-sdk/client-s3";
 import { messageOf, ServiceError } from "../errors.ts";
-import { API_VERSION, type ObjectInfo, type StoragePlugin } from "../plugin.ts";
+import { API_VERSION, type DeleteResult, type ObjectInfo, type StoragePlugin } from "../plugin.ts";
 
 export interface S3StoreOptions {
   /** Plugin name for logs. */
@@ -310,6 +311,35 @@ export function s3Store(options: S3StoreOptions): StoragePlugin {
             },
           ),
       );
+    },
+    async deleteMany(keys) {
+      // DeleteObjects takes up to 1000 keys and answers for each: Deleted, or an Error with its code.
+      const results: DeleteResult[] = [];
+      for (let at = 0; at < keys.length; at += 1000) {
+        const chunk = keys.slice(at, at + 1000);
+        const out = await call(
+          `deleting ${chunk.length} objects`,
+          (abortSignal) =>
+            client.send(
+              new DeleteObjectsCommand({
+                Bucket: bucket,
+                Delete: { Objects: chunk.map((Key) => ({ Key })), Quiet: false },
+              }),
+              { abortSignal },
+            ),
+        );
+        const gone = new Set((out.Deleted ?? []).map((d) => d.Key));
+        const failed = new Map(
+          (out.Errors ?? []).map((e) => [e.Key, `${e.Code ?? "error"}: ${e.Message ?? ""}`]),
+        );
+        for (const key of chunk) {
+          const error = failed.get(key);
+          // A key the server reports as missing is gone all the same; one it does not mention was not deleted.
+          if (gone.has(key) || error?.startsWith("NoSuchKey")) results.push({ key });
+          else results.push({ key, error: error ?? "not in the server's answer" });
+        }
+      }
+      return results;
     },
     async *list(listOptions = {}) {
       let token: string | undefined;

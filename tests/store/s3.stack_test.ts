@@ -92,6 +92,27 @@ Deno.test("listing pages through more than 1000 objects", async () => {
   }
 });
 
+Deno.test("deleteMany: one DeleteObjects per 1000 keys, an answer per key, missing keys count as deleted", async () => {
+  await ensureStack();
+  const store = await loadStorage("rustfs", { endpoint: ENDPOINT, bucket: bucketName("delete-many") });
+  try {
+    await store.open();
+    // 1001 keys: two requests. Only some exist; deleting the others is fine too.
+    const keys = Array.from({ length: 1001 }, (_, i) => `d/${String(i).padStart(5, "0")}.jpg`);
+    const existing = [keys[0], keys[1], keys[500], keys[999], keys[1000]];
+    for (const k of existing) await store.put(k, new Uint8Array([1, 2, 3]));
+    await store.put("d/kept.jpg", new Uint8Array([4]));
+    const results = await store.deleteMany!(keys);
+    assert.deepEqual(results.map((r) => r.key), keys, "one result per key, in order");
+    assert.deepEqual(results.filter((r) => r.error !== undefined), [], "every key is gone");
+    for (const k of existing) assert.equal(await store.head(k), null, `${k} deleted`);
+    assert.equal((await store.head("d/kept.jpg"))?.size, 1, "other keys are left alone");
+    assert.deepEqual(await store.deleteMany!([]), []);
+  } finally {
+    store.close();
+  }
+});
+
 Deno.test("the newest stored frame of a robot is found by binary search", async () => {
   await ensureStack();
   const store = await loadStorage("rustfs", { endpoint: ENDPOINT, bucket: bucketName("newest") });
