@@ -546,5 +546,41 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
         say(`could not drop schema ${schema}: ${error instanceof Error ? error.message : error}`)
       );
     }
+    // A run leaves ~36 MB a second of frames on the broker and a few GB in the buckets: gone at the end, so that
+    // runs do not fill the stack's disk (one did, and took the shared broker down).
+    await cleanUp(config.kafka, [
+      ["rustfs", { endpoint: stack.s3Endpoint, bucket: config.rustfs.bucket }],
+      ...(localMaxMb
+        ? [["s3_archive", {
+          endpoint: stack.s3Endpoint,
+          bucket: archiveBucket,
+          accessKey: stack.accessKey,
+          secretKey: stack.secretKey,
+        }] as [string, Record<string, unknown>]]
+        : []),
+    ]).catch((error) => say(`cleaning up: ${error instanceof Error ? error.message : error}`));
+  }
+}
+
+/** Deletes the run's topic and every object of its buckets. */
+async function cleanUp(
+  kafka: Parameters<typeof openAdmin>[0],
+  buckets: [string, Record<string, unknown>][],
+): Promise<void> {
+  const admin = await openAdmin(kafka, quiet);
+  await admin.deleteTopic().finally(() => admin.close());
+  for (const [plugin, options] of buckets) {
+    const store = await loadStorage(plugin, options);
+    try {
+      // Listed first, deleted after: deleting while paging through a listing may skip keys.
+      const keys: string[] = [];
+      for await (const item of store.list()) keys.push(item.key);
+      for (let at = 0; at < keys.length; at += 1000) {
+        const chunk = keys.slice(at, at + 1000);
+        await (store.deleteMany?.(chunk) ?? Promise.all(chunk.map((k) => store.delete(k))));
+      }
+    } finally {
+      store.close();
+    }
   }
 }
