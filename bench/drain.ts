@@ -175,6 +175,17 @@ function mainSysS(pid: number): number {
   }
 }
 
+/** A process's resident memory now, split: anonymous (heaps, buffers) and file-backed (code), in MB. */
+function residentMb(pid: number): { anon: number; file: number } {
+  try {
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
+    return { anon: round(kb("RssAnon") / 1024, 1), file: round(kb("RssFile") / 1024, 1) };
+  } catch {
+    return { anon: 0, file: 0 };
+  }
+}
+
 /** Each family of a /metrics text summed over its labels. */
 async function scrape(port: number): Promise<Map<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -293,6 +304,7 @@ async function drainOnce(
     const sys0 = mainSysS(proc.pid);
     const profiling = options.profile ? await startProfile(inspectPort) : null;
     let m = new Map<string, number>();
+    let anonPeak = 0, filePeak = 0;
     for (;;) {
       if (exited) throw fail("the consumer exited during the drain");
       if (performance.now() - t0 > options.timeoutS * 1000) {
@@ -302,6 +314,9 @@ async function drainOnce(
       const seen = m.get("frame_bucket_frames_received_total") ?? 0;
       await sleep(seen < base.total * 0.9 ? 250 : 25);
       m = await scrape(metricsPort).catch(() => m);
+      const now = residentMb(proc.pid);
+      anonPeak = Math.max(anonPeak, now.anon);
+      filePeak = Math.max(filePeak, now.file);
       const received = m.get("frame_bucket_frames_received_total") ?? 0;
       const accepted = m.get("frame_bucket_frames_accepted_total") ?? 0;
       const stored = m.get("frame_bucket_frames_stored_total") ?? 0;
@@ -351,6 +366,8 @@ async function drainOnce(
       frames_per_s: round(frames / drainS, 1),
       cpu_ms_per_frame: perFrame(cpu1 - cpu0),
       peak_rss_mb: rssMb,
+      // Sampled at each poll during the drain: buffers and heaps (anonymous) apart from code (file-backed).
+      rss_sampled_peak_mb: { anon: anonPeak, file: filePeak },
       objects_stored: objects,
       objects_not_identical: foreign,
       accepted: m.get("frame_bucket_frames_accepted_total") ?? 0,

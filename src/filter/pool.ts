@@ -4,18 +4,24 @@
  * of the consumer: distance, accepts and restore stay on the main thread (they are cheap), only signature moves.
  *
  * Frames wait on the main thread, in the order they were asked for, as views into their Kafka fetch response (no
- * copy), and each worker holds at most `PER_WORKER` of them: the memory handed to workers stays a few frames
- * whatever the size of a fetch (a whole fetch used to be copied out at once), and a worker never idles waiting for
- * the main thread. A frame is copied once, when it is sent, into a buffer the worker then owns: the frame itself
- * is a view into a fetch response, which cannot be transferred without detaching every other frame of it. (Handing
- * the buffers back for reuse was measured: the transfers back cost the workers and V8 more than the allocations
- * they save, and a plugin may keep views of its input, as the built-in JPEG reader's table cache does.)
+ * copy), and each worker holds at most `PER_WORKER` of them, so the memory handed to workers stays a few frames
+ * whatever the size of a fetch (a whole fetch used to be copied out at once), and a worker does not idle waiting
+ * for the main thread.
+ *
+ * A frame reaches its worker through a slot of a SharedArrayBuffer the two share from the start: one copy into
+ * memory that is already there, no buffer allocated or transferred per frame, so no garbage in either isolate
+ * (per-frame copies left ~100 MB of dead buffers to the workers' collectors). The frame itself cannot be shared:
+ * it is a view into a fetch response, which cannot be transferred without detaching every other frame of it.
+ * Reusing a slot is only right when the filter keeps nothing of its input between calls; each worker checks
+ * that of its plugin when it starts (see worker.ts) and otherwise gets a fresh copy of every frame.
  */
 import type { FilterPlugin, Signature } from "../plugin.ts";
 import type { FilterSpec } from "./loader.ts";
 
 /** Frames a worker holds at once: one it works on and a few queued, so it does not idle while the event loop is busy. */
 export const PER_WORKER = 4;
+/** Bytes of a shared slot; a larger frame (a full-HD JPEG is ~200 KB) goes to its worker as a copy of its own. */
+export const SLOT_BYTES = 1024 * 1024;
 
 interface Job {
   jpeg: Uint8Array;
@@ -26,8 +32,13 @@ interface Job {
 interface Slot {
   worker: Worker;
   ready: boolean;
-  /** Jobs sent to this worker and not answered yet, by id. */
-  busy: Map<number, Job>;
+  /** Whether frames may go through the shared slots (the worker's plugin keeps nothing of its input). */
+  shared: boolean;
+  ring: Uint8Array;
+  /** Shared slots not in use. */
+  free: number[];
+  /** Jobs sent to this worker and not answered yet, by id, with the shared slot each occupies (-1: none). */
+  busy: Map<number, { job: Job; slot: number }>;
 }
 
 const ERRORS: Record<string, new (message: string) => Error> = { SyntaxError, RangeError, TypeError };
@@ -44,30 +55,45 @@ export class FilterPool {
     for (let i = 0; i < size; i++) this.#slots.push(this.#spawn());
   }
 
+  /** Whether the workers take frames through shared slots (false until they are ready, or for a plugin that keeps its input). */
+  get sharing(): boolean {
+    return this.#slots.length > 0 && this.#slots.every((s) => s.ready && s.shared);
+  }
+
   #spawn(): Slot {
     const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
-    const slot: Slot = { worker, ready: false, busy: new Map() };
+    const ring = new SharedArrayBuffer(PER_WORKER * SLOT_BYTES);
+    const slot: Slot = {
+      worker,
+      ready: false,
+      shared: false,
+      ring: new Uint8Array(ring),
+      free: Array.from({ length: PER_WORKER }, (_, i) => i),
+      busy: new Map(),
+    };
     worker.onmessage = (event: MessageEvent) => {
       const m = event.data;
       if (m.type === "ready") {
         slot.ready = true;
+        slot.shared = m.shared === true;
         return this.#pump();
       }
       if (m.type === "failed") {
         return this.#fail(new Error(`filter worker could not build ${this.spec.name}: ${m.error}`));
       }
-      const job = slot.busy.get(m.id);
-      if (!job) return;
+      const sent = slot.busy.get(m.id);
+      if (!sent) return;
       slot.busy.delete(m.id);
-      if (m.type === "signed") job.resolve(m.signature);
-      else job.reject(new (ERRORS[m.name] ?? Error)(m.error));
+      if (sent.slot >= 0) slot.free.push(sent.slot);
+      if (m.type === "signed") sent.job.resolve(m.signature);
+      else sent.job.reject(new (ERRORS[m.name] ?? Error)(m.error));
       this.#pump();
     };
     worker.onerror = (event: ErrorEvent) => {
       event.preventDefault();
       if (!slot.ready) this.#fail(new Error(`filter worker crashed: ${event.message}`));
     };
-    worker.postMessage({ type: "init", spec: this.spec });
+    worker.postMessage({ type: "init", spec: this.spec, ring, slotBytes: SLOT_BYTES });
     return slot;
   }
 
@@ -86,10 +112,18 @@ export class FilterPool {
       if (!slot) return;
       const job = this.#queue.shift()!;
       const id = this.#next++;
-      const own = new Uint8Array(job.jpeg.length);
-      own.set(job.jpeg);
-      slot.busy.set(id, job);
-      slot.worker.postMessage({ type: "sign", id, jpeg: own }, [own.buffer]);
+      const length = job.jpeg.length;
+      if (slot.shared && length <= SLOT_BYTES && slot.free.length > 0) {
+        const index = slot.free.pop()!;
+        slot.ring.set(job.jpeg, index * SLOT_BYTES);
+        slot.busy.set(id, { job, slot: index });
+        slot.worker.postMessage({ type: "sign", id, slot: index, length });
+      } else {
+        const own = new Uint8Array(length);
+        own.set(job.jpeg);
+        slot.busy.set(id, { job, slot: -1 });
+        slot.worker.postMessage({ type: "sign", id, jpeg: own }, [own.buffer]);
+      }
     }
   }
 
@@ -109,7 +143,7 @@ export class FilterPool {
     const closed = new Error("filter pool closed");
     for (const job of this.#queue.splice(0)) job.reject(closed);
     for (const s of this.#slots) {
-      for (const job of s.busy.values()) job.reject(closed);
+      for (const { job } of s.busy.values()) job.reject(closed);
       s.busy.clear();
     }
   }

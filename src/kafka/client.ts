@@ -8,6 +8,7 @@ import {
   CompressionTypes,
   type Consumer,
   type EachBatchPayload,
+  type ISocketFactory,
   Kafka,
   type LogEntry,
   logLevel,
@@ -15,6 +16,8 @@ import {
 } from "kafkajs";
 import snappy from "snappyjs";
 import { Buffer } from "node:buffer";
+import net from "node:net";
+import tls from "node:tls";
 // Not part of kafkajs' public API: imported to repair its request queue's timer and to replace its record-batch
 // checksum (below); the version is pinned in deno.json and the tests check that both replacements took.
 import RequestQueue from "kafkajs/src/network/requestQueue/index.js";
@@ -79,8 +82,10 @@ if (typeof kafkajsProcessData !== "function") {
   throw new Error("kafkajs changed: Connection.processData is gone; revisit src/kafka/client.ts");
 }
 export function processData(this: ConnectionInternals, rawData: Buffer): void {
-  // SASL exchanges (not used by frame-bucket, kept working) go through kafkajs' own code, unchanged.
-  if (this.authHandlers) return kafkajsProcessData.call(this, rawData);
+  // SASL exchanges (not used by frame-bucket, kept working) go through kafkajs' own code, which keeps chunks.
+  if (this.authHandlers) {
+    return kafkajsProcessData.call(this, volatile(rawData) ? Buffer.from(rawData) : rawData);
+  }
   const socket = this.socket;
   if (this.fbResponse && this.fbResponse.socket !== socket) this.fbResponse = null;
   if (this.fbSizeBytes && this.fbSizeBytes.socket !== socket) this.fbSizeBytes = null;
@@ -111,7 +116,9 @@ export function processData(this: ConnectionInternals, rawData: Buffer): void {
       throw new RangeError(`Kafka response of ${size} bytes is too short to hold a correlation id`);
     }
     if (data.length >= 4 + size) {
-      deliver(this, data.subarray(4, 4 + size));
+      // kafkajs decodes a response after this returns: a view of the reused read buffer would change under it.
+      const response = data.subarray(4, 4 + size);
+      deliver(this, volatile(response) ? Buffer.from(response) : response);
       data = data.subarray(4 + size);
       continue;
     }
@@ -127,6 +134,47 @@ function deliver(conn: ConnectionInternals, response: Buffer): void {
   });
 }
 connection.processData = processData;
+
+// Every socket read used to allocate a fresh 64 KiB Buffer (a fetch of N MiB made N*16 of them, each garbage as
+// soon as copied into its response). Kafka sockets read into one buffer instead (Node's `onread`): processData
+// above copies what it keeps before the next read can reuse it, and copies a response that lies within one read.
+// The event loop handles one read at a time, so one buffer serves every connection.
+const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
+const volatile = (bytes: Uint8Array) => bytes.buffer === READ_BUFFER.buffer;
+const KEEP_ALIVE_MS = 60000; // kafkajs' own socket factory's TCP keep-alive
+
+/** kafkajs' `socketFactory`: a plain TCP socket whose reads go through READ_BUFFER to kafkajs' data handler. */
+export function readBufferSocket(
+  { host, port, ssl, onConnect }: {
+    host: string;
+    port: number;
+    ssl?: tls.ConnectionOptions;
+    onConnect: () => void;
+  },
+): net.Socket {
+  // TLS (not configurable in frame-bucket today) as kafkajs' own factory does it: reads into fresh Buffers.
+  if (ssl) {
+    const secure = tls.connect(
+      { host, port, ...(net.isIP(host) ? {} : { servername: host }), ...ssl },
+      onConnect,
+    );
+    secure.setKeepAlive(true, KEEP_ALIVE_MS);
+    return secure;
+  }
+  const socket: net.Socket = net.connect({
+    host,
+    port,
+    onread: {
+      buffer: READ_BUFFER,
+      callback: (bytes: number, buffer: Uint8Array) => {
+        socket.emit("data", Buffer.from(buffer.buffer, buffer.byteOffset, bytes));
+        return true;
+      },
+    },
+  }, onConnect);
+  socket.setKeepAlive(true, KEEP_ALIVE_MS);
+  return socket;
+}
 
 // kafkajs checksums each produced record batch with a byte-at-a-time CRC-32C: 0.4 ms for a 180 KB frame, a fifth
 // of a producer's CPU. The record-batch encoder takes the function from the CommonJS module cache when kafkajs
@@ -257,6 +305,7 @@ function kafkaClient(config: KafkaConfig, log: Logger, clientSuffix: string): Ka
     // clear log lines and bounded buffers around it.
     retry: { initialRetryTime: 300, retries: 5, maxRetryTime: 5000 },
     logLevel: logLevel.WARN,
+    socketFactory: readBufferSocket as unknown as ISocketFactory,
     logCreator: () => (entry: LogEntry) => {
       const text = kafkaLogText(entry.log as unknown as Record<string, unknown>);
       if (entry.level <= logLevel.ERROR) kafkaLog.warn(text);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { resolveConfig } from "../../src/config.ts";
-import { FilterPool, PER_WORKER, pooled } from "../../src/filter/pool.ts";
+import { FilterPool, PER_WORKER, pooled, SLOT_BYTES } from "../../src/filter/pool.ts";
 import { filterFromSpec, filterSpec } from "../../src/filter/loader.ts";
 import { readSamples } from "../support/images.ts";
 
@@ -105,6 +105,9 @@ Deno.test("frames asked for at once are spread over every worker, in bounded num
   const { spec, dir } = await whoPlugin();
   const pool = new FilterPool(spec, 2);
   try {
+    // Both workers up first (the plugin keeps nothing of its input, so they share slots once ready).
+    for (let i = 0; i < 200 && !pool.sharing; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(pool.sharing);
     const frames = Array.from({ length: 24 }, (_, i) => new Uint8Array(100 + i));
     const out = await Promise.all(frames.map((f) => pool.signature(f)));
     const values = out.map((s) => s.value as { me: string; most: number; size: number });
@@ -135,5 +138,57 @@ Deno.test("frames still waiting when the pool closes are refused, not left hangi
   } finally {
     pool.close();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("frames go through shared memory only to a plugin that keeps nothing of its input", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "frame-bucket-pool-test-" });
+  const contract = new URL("../../src/plugin.ts", import.meta.url).href;
+  // A plugin that remembers a view of the first JPEG it saw and mixes it into every answer.
+  await Deno.writeTextFile(
+    `${dir}/keeper.ts`,
+    `import { API_VERSION } from "${contract}";
+let first: Uint8Array | null = null;
+export default () => ({
+  name: "keeper",
+  apiVersion: API_VERSION,
+  signature(jpeg: Uint8Array) {
+    first ??= jpeg.subarray(0, 64);
+    let sum = 0;
+    for (const b of first) sum += b;
+    return { value: [sum, jpeg.length, jpeg[0], jpeg[jpeg.length - 1]] };
+  },
+  distance: () => 0,
+  accepts: () => true,
+});
+`,
+  );
+  const { spec: who, dir: whoDir } = await whoPlugin();
+  const keeper = new FilterPool(
+    filterSpec({ ...settings, primary: `${dir}/keeper.ts`, options: {} }, dir),
+    1,
+  );
+  const pure = new FilterPool(who, 1);
+  try {
+    const frames = [7, 9, 11, 13, 15, 17].map((n) => new Uint8Array(1000 + n).fill(n));
+    const answers = [];
+    for (const f of frames) answers.push((await keeper.signature(f)).value as number[]);
+    assert.equal(keeper.sharing, false, "the keeper gets copies");
+    // What it kept is still what it saw: one sum throughout, and every frame read as itself.
+    assert.equal(new Set(answers.map((a) => a[0])).size, 1);
+    assert.deepEqual(answers.map((a) => a.slice(1)), frames.map((f) => [f.length, f[0], f[0]]));
+    await pure.signature(new Uint8Array(10));
+    assert.equal(pure.sharing, true, "a plugin that keeps nothing shares the slots");
+    const big = new Uint8Array(SLOT_BYTES + 1).fill(3);
+    assert.equal(
+      ((await pure.signature(big)).value as { size: number }).size,
+      big.length,
+      "larger than a slot",
+    );
+  } finally {
+    keeper.close();
+    pure.close();
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(whoDir, { recursive: true });
   }
 });

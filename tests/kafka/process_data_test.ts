@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { processData } from "../../src/kafka/client.ts";
+import { processData, readBufferSocket } from "../../src/kafka/client.ts";
 
 /** Kafka's framing: a 4-byte size, then the correlation id and the payload. */
 function response(correlationId: number, payload: Uint8Array): Buffer {
@@ -67,4 +67,34 @@ Deno.test("a partial response is dropped when the connection has a new socket", 
   conn.socket = {}; // reconnected: the rest of the old response will never come
   processData.call(conn, response(2, new Uint8Array([5])));
   assert.deepEqual(got.map((g) => g.correlationId), [2]);
+});
+
+Deno.test("reads through the shared read buffer: responses kept intact after later reads reuse it", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const served = (async () => {
+    const conn = await listener.accept();
+    // Small writes (several responses in one read) and big ones (a response over many reads).
+    for (let at = 0; at < stream.length;) {
+      const n = Math.min(stream.length - at, at % 3 === 0 ? 1000 : 90_000);
+      await conn.write(stream.subarray(at, at + n));
+      at += n;
+    }
+    conn.close();
+  })();
+  const { got, conn } = fakeConnection();
+  await new Promise<void>((resolve, reject) => {
+    const socket = readBufferSocket({ host: "127.0.0.1", port, onConnect: () => {} });
+    conn.socket = socket;
+    socket.on("data", (data: Buffer) => processData.call(conn, data));
+    socket.on("end", () => resolve());
+    socket.on("error", reject);
+  });
+  await served;
+  listener.close();
+  // Only now, after every read, are the payloads looked at (kafkajs decodes them later too).
+  assert.equal(got.length, payloads.length);
+  for (const [i, p] of payloads.entries()) {
+    assert.ok(Buffer.from(p).equals(got[i].payload), `payload ${i} intact`);
+  }
 });
