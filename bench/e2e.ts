@@ -34,6 +34,7 @@ import { ensureServers, type Service, stackEndpoints, stackPids } from "../tools
 import { loadStorage } from "../src/filter/loader.ts";
 import { summarize, takeProfile } from "./cpu_profile.ts";
 import { dropSchema, freshSchema, withSchema } from "./catalog.ts";
+import { revisionTree } from "./drain.ts";
 
 export const USAGE =
   `usage: deno task bench e2e [--robots N] [--fps F] [--seconds S] [--consumers N] [--catalog sqlite|postgres]
@@ -56,6 +57,8 @@ use.
   --local-max-mb M  give the local tier a budget of M MiB (eviction.max_bytes) and an archive bucket on the same
                     S3 server, so eviction runs during the window as on a fleet whose local disk is full
   --metrics-out F   write the consumer's /metrics text at the end of the window to file F
+  --consumer-rev R  run the consumer of git revision R (a worktree under /tmp), to compare before and after
+  --consumer-flags F  more Deno flags for the consumer (e.g. "--v8-flags=--max-semi-space-size=2")
   --profile         sample the consumer's main thread and the first producer (inspector) during the measured
                     window and print where their time goes, as two more JSON lines`;
 
@@ -247,6 +250,8 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
       profile: { type: "boolean", default: false },
       "metrics-out": { type: "string" },
       "local-max-mb": { type: "string" },
+      "consumer-rev": { type: "string" },
+      "consumer-flags": { type: "string" },
       consumers: { type: "string", default: "1" },
       catalog: { type: "string", default: "sqlite" },
       "postgres-url": { type: "string" },
@@ -334,17 +339,29 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
       );
     }
     const inspectPort = values.profile ? freePort() : 0;
-    say(`starting ${consumerCount} consumer${consumerCount > 1 ? "s" : ""}, catalog ${backend}`);
+    // Another revision's consumer (before/after a change), from a worktree of it under /tmp with its own deno.json.
+    const consumerTree = values["consumer-rev"] ? await revisionTree(values["consumer-rev"]) : null;
+    const consumerScript = consumerTree ? `${consumerTree.dir}/src/main/consume.ts` : "src/main/consume.ts";
+    const treeFlags = consumerTree ? ["--config", `${consumerTree.dir}/deno.json`] : [];
+    const extraFlags = (values["consumer-flags"] ?? "").split(/\s+/).filter(Boolean);
+    say(
+      `starting ${consumerCount} consumer${consumerCount > 1 ? "s" : ""}` +
+        `${consumerTree ? ` of ${consumerTree.sha.slice(0, 7)}` : ""}, catalog ${backend}`,
+    );
     for (let n = 0; n < consumerCount; n++) {
       const own = await consumerConfig(path, n, metricsPorts[n]);
       scratch.push(own.path, own.dir);
-      consumers.push(spawnDeno(consumerCount > 1 ? `consumer ${n}` : "consumer", "src/main/consume.ts", [
+      consumers.push(spawnDeno(consumerCount > 1 ? `consumer ${n}` : "consumer", consumerScript, [
         "--config",
         own.path,
       ], {
         env: localMaxMb ? { AWS_ACCESS_KEY_ID: stack.accessKey, AWS_SECRET_ACCESS_KEY: stack.secretKey } : {},
         // The profile is of the first consumer.
-        denoFlags: values.profile && n === 0 ? [`--inspect=127.0.0.1:${inspectPort}`] : [],
+        denoFlags: [
+          ...treeFlags,
+          ...extraFlags,
+          ...(values.profile && n === 0 ? [`--inspect=127.0.0.1:${inspectPort}`] : []),
+        ],
       }));
     }
     await Promise.all(consumers.map((c) => c.waitFor(/joined group/, 60000)));
@@ -511,9 +528,20 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
       lag_end: lagEnd,
       catalog_rows_window: latencies.length,
       consumer_cpu_s: Math.round((cpu1 - cpu0) * 10) / 10,
+      // All the consumer's threads (event loop, filter workers, V8's) per frame it received in the window.
+      consumer_cpu_ms_per_frame: Math.round(
+        (cpu1 - cpu0) * 1000 /
+          Math.max(
+            1,
+            (m1.get("frame_bucket_frames_received_total") ?? 0) -
+              (m0.get("frame_bucket_frames_received_total") ?? 0),
+          ) *
+          1000,
+      ) / 1000,
       // Means over the window from the consumer's histograms: filter = queueing for a worker + decode + hash.
       filter_ms_mean: mean("frame_bucket_filter_seconds"),
       store_ms_mean: mean("frame_bucket_store_seconds"),
+      // Peak resident memory (VmHWM) of the consumer (the largest one's, with several).
       consumer_rss_mb: consumerRss,
       producer_rss_mb: producerRss,
       // Cores used during the window, per process group and for the whole machine (all its processes).

@@ -587,9 +587,12 @@ export async function openConsumer(
     heartbeatInterval: Math.min(3000, Math.floor(config.session_timeout_ms / 3)),
     rebalanceTimeout: 60000,
     allowAutoTopicCreation: false,
-    // A fetch must be able to carry the biggest frame the topic allows, or the consumer stalls on it.
+    // A fetch must be able to carry the biggest frame the topic allows, or the consumer stalls on it. One such
+    // frame is also all a whole fetch needs to hold: the broker fills it from as many partitions as fit, a fleet's
+    // live traffic is far below it, and a backlog is read a fetch at a time anyway. Four times as much (the old
+    // setting) drained no measurably faster (bench drain) and added 60-140 MB to the consumer's peak memory.
     maxBytesPerPartition: config.max_message_bytes + 1024 * 1024,
-    maxBytes: 4 * (config.max_message_bytes + 1024 * 1024),
+    maxBytes: config.max_message_bytes + 1024 * 1024,
     maxWaitTimeInMs: 250,
     retry: { initialRetryTime: 300, retries: 10, maxRetryTime: 5000 },
   });
