@@ -49,7 +49,7 @@ export interface ProfileSummary {
  * the AWS SDK's, and its Kafka sockets are driven by kafkajs. The profiler's own cost is recognised anywhere.
  */
 const ACTIVITIES: [string, RegExp][] = [
-  ["kafka client (kafkajs)", /\/kafkajs\//],
+  ["kafka client (kafkajs)", /\/kafkajs\/|\/src\/kafka\//],
   [
     "s3 client (AWS SDK, HTTP)",
     /@aws-sdk|@smithy|\/src\/(store\/)?s3\.ts|node:_http_|_http_outgoing|_http_agent|http\.ts/,
