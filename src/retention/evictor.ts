@@ -239,6 +239,7 @@ export class Evictor {
       ` lost ${s.lost} recovered ${s.recovered} failures ${s.failures}` +
       ` usage ${s.lastPercent === null ? "-" : `${s.lastPercent.toFixed(1)}%`}` +
       ` paused ${s.paused ? "YES" : "no"}${s.failing ? " archive FAILING" : ""}` +
+      (s.archived ? ` copies in flight ${this.#pace.limit} (${this.#pace.reason})` : "") +
       (s.leading === null ? "" : s.leading ? " (the evictor)" : " (standby: another host evicts)");
   }
 
