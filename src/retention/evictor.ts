@@ -356,7 +356,7 @@ export class Evictor {
       );
       const progress = { freed: 0 };
       try {
-        await this.#evict(plan.bytesToFree, r, progress, plan.hardLimit);
+        await this.#evict(plan.bytesToFree, r, progress, urgencyOf(plan, settings));
         contacted = true;
       } catch (error) {
         if (!(error instanceof StoreFailure)) throw error;
@@ -651,7 +651,7 @@ export class Evictor {
     bytesToFree: number,
     r: RoundResult,
     progress: { freed: number },
-    hardLimit: boolean,
+    urgency: number,
   ): Promise<void> {
     const { settings, log, now } = this.#o;
     const started = now();
@@ -674,7 +674,7 @@ export class Evictor {
         let copied = 0;
         const done = await this.#moveBatch(rows, r, false, (outcome) => {
           if (outcome.kind === "copied") copied += outcome.bytes;
-          pace.tick(hardLimit);
+          pace.tick(urgency);
           if (now() - lastProgress >= this.#o.progressIntervalMs) {
             lastProgress = now();
             const seconds = (lastProgress - started) / 1000;
@@ -687,7 +687,7 @@ export class Evictor {
             );
           }
           return progress.freed + copied < bytesToFree;
-        }, () => hardLimit ? pace.max : pace.limit);
+        }, () => urgency >= 1 ? pace.max : pace.limit);
         progress.freed += done.freed;
         if (done.attempted === 0) break; // stopping, or candidates that cannot move: never spin
       }
@@ -732,4 +732,11 @@ export class Evictor {
     }
     return freed;
   }
+}
+
+/** Where usage is between the threshold (0) and the hard limit (1 or more), for the pace of a round's copies. */
+function urgencyOf(plan: EvictionPlan, settings: EvictionSettings): number {
+  if (plan.hardLimit) return 1;
+  const span = settings.hard_limit_percent - settings.threshold_percent;
+  return span > 0 ? Math.max(0, (plan.percent - settings.threshold_percent) / span) : 1;
 }

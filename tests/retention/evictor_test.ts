@@ -323,7 +323,7 @@ Deno.test("pace: one more copy in flight per calm interval, half as many under s
   pace.stop(); // the sampler is not needed: lateness is reported by hand below
   const step = (ms = 1000) => {
     clock += ms;
-    pace.tick(false);
+    pace.tick(0);
     return pace.limit;
   };
   assert.equal(pace.limit, 2);
@@ -343,12 +343,28 @@ Deno.test("pace: one more copy in flight per calm interval, half as many under s
   assert.equal(step(), 2, "a steady backlog is no strain");
   backlog = 300;
   assert.equal(step(), 3, "nor a falling one");
-  pace.tick(true);
+  pace.tick(1);
   assert.equal(pace.limit, 6);
   assert.equal(pace.reason, "hard limit");
   backlog = null;
   assert.equal(step(), 6, "no backlog known: the loop alone decides");
   assert.throws(() => new MovePace({ min: 0 }), RangeError);
+});
+
+Deno.test("pace: strain never takes it below a floor that rises with usage towards the hard limit", () => {
+  let clock = 0;
+  const pace = new MovePace({ min: 1, max: 9, start: 2, intervalMs: 1000, now: () => clock });
+  const strained = (urgency: number) => {
+    clock += 1000;
+    pace.noteLoopDelay(500);
+    pace.tick(urgency);
+    return pace.limit;
+  };
+  assert.equal(strained(0), 1, "at the threshold strain halves it down to min");
+  assert.equal(strained(0.5), 5, "half way to the hard limit: at least half way to max");
+  assert.equal(pace.reason, "usage");
+  assert.equal(strained(0.75), 7);
+  assert.equal(strained(0.1), 3, "halved, and the floor is lower again");
 });
 
 Deno.test("the evictor keeps fewer copies in flight while the consumer's backlog grows", async () => {
@@ -361,8 +377,10 @@ Deno.test("the evictor keeps fewer copies in flight while the consumer's backlog
     let backlog = 0;
     try {
       await fill(local, catalog, 60);
-      const e = evictor(local, archive, catalog, Math.round(60 * 2000 / 0.9), {
-        settings: settings({ max_bytes: Math.round(60 * 2000 / 0.9), batch_size: 20, target_percent: 10 }),
+      // Just over the threshold (far from the hard limit, where the pace's floor would rise), down to 10 %.
+      const maxBytes = Math.round(60 * 2000 / 0.805);
+      const e = evictor(local, archive, catalog, maxBytes, {
+        settings: settings({ max_bytes: maxBytes, batch_size: 20, target_percent: 10 }),
         // Every reading of the clock moves it on, so that every completed copy may adjust the pace.
         now: () => (clock += 400),
         backlog: () => (growing ? (backlog += 500) : 0),
