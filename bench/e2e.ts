@@ -517,6 +517,8 @@ export async function benchE2e(args: string[]): Promise<Record<string, unknown>>
       ...(localMaxMb
         ? {
           evicted_per_s: Math.round(delta("frame_bucket_frames_evicted_total") * 10) / 10,
+          // Times the local tier reached the hard limit in the window, pausing the consumer (eviction behind).
+          consumer_pauses: Math.round(delta("frame_bucket_consumer_pauses_total") * elapsed),
           local_percent_end: m1.get("frame_bucket_local_usage_percent") ?? null,
         }
         : {}),

@@ -298,6 +298,7 @@ export function evictionLines(stats: {
   lost: number;
   failures: number;
   paused: boolean;
+  pauses?: number;
   lastPercent: number | null;
 }): string {
   const one = (name: string, type: string, help: string, value: number) =>
@@ -339,6 +340,12 @@ export function evictionLines(stats: {
       "gauge",
       "1 while fetching is paused because local storage is full.",
       stats.paused ? 1 : 0,
+    ),
+    one(
+      "frame_bucket_consumer_pauses_total",
+      "counter",
+      "Times fetching was paused because local storage reached the hard limit.",
+      stats.pauses ?? 0,
     ),
   ].join("\n");
 }
