@@ -8,20 +8,22 @@
  * whatever the size of a fetch (a whole fetch used to be copied out at once), and a worker does not idle waiting
  * for the main thread.
  *
- * A frame reaches its worker through a slot of a SharedArrayBuffer the two share from the start: one copy into
- * memory that is already there, no buffer allocated or transferred per frame, so no garbage in either isolate
- * (per-frame copies left ~100 MB of dead buffers to the workers' collectors). The frame itself cannot be shared:
- * it is a view into a fetch response, which cannot be transferred without detaching every other frame of it.
- * Reusing a slot is only right when the filter keeps nothing of its input between calls; each worker checks
- * that of its plugin when it starts (see worker.ts) and otherwise gets a fresh copy of every frame.
+ * A frame reaches its worker in a transfer buffer that the worker hands back with the signature, so the same few
+ * buffers carry every frame: one copy per frame into memory that is already there, no buffer allocated per frame.
+ * (Fresh copies left ~100 MB of dead buffers to the collectors at 200 frames/s; a SharedArrayBuffer slot per frame
+ * avoided the copies' allocation as well but measured no smaller: the transfers back and forth also make V8
+ * collect both isolates' garbage sooner.) The frame itself cannot be transferred: it is a view into a fetch
+ * response, and transferring that would detach every other frame of it. Reusing a buffer is only right when the
+ * filter keeps nothing of its input between calls; each worker checks that of its plugin when it starts (see
+ * worker.ts) and otherwise gets a fresh copy of every frame, which it keeps.
  */
 import type { FilterPlugin, Signature } from "../plugin.ts";
 import type { FilterSpec } from "./loader.ts";
 
 /** Frames a worker holds at once: one it works on and a few queued, so it does not idle while the event loop is busy. */
 export const PER_WORKER = 4;
-/** Bytes of a shared slot; a larger frame (a full-HD JPEG is ~200 KB) goes to its worker as a copy of its own. */
-export const SLOT_BYTES = 1024 * 1024;
+/** Transfer buffers grow in steps of this (at least one), so that a slightly larger frame fits one already there. */
+const BUFFER_STEP = 256 * 1024;
 
 interface Job {
   jpeg: Uint8Array;
@@ -32,13 +34,12 @@ interface Job {
 interface Slot {
   worker: Worker;
   ready: boolean;
-  /** Whether frames may go through the shared slots (the worker's plugin keeps nothing of its input). */
+  /** Whether transfer buffers come back for reuse (the worker's plugin keeps nothing of its input). */
   shared: boolean;
-  ring: Uint8Array;
-  /** Shared slots not in use. */
-  free: number[];
-  /** Jobs sent to this worker and not answered yet, by id, with the shared slot each occupies (-1: none). */
-  busy: Map<number, { job: Job; slot: number }>;
+  /** Transfer buffers back from the worker, for the next frames. */
+  spare: ArrayBuffer[];
+  /** Jobs sent to this worker and not answered yet, by id. */
+  busy: Map<number, Job>;
 }
 
 const ERRORS: Record<string, new (message: string) => Error> = { SyntaxError, RangeError, TypeError };
@@ -55,22 +56,14 @@ export class FilterPool {
     for (let i = 0; i < size; i++) this.#slots.push(this.#spawn());
   }
 
-  /** Whether the workers take frames through shared slots (false until they are ready, or for a plugin that keeps its input). */
+  /** Whether every worker is ready and reuses transfer buffers (not for a plugin that keeps its input). */
   get sharing(): boolean {
     return this.#slots.length > 0 && this.#slots.every((s) => s.ready && s.shared);
   }
 
   #spawn(): Slot {
     const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
-    const ring = new SharedArrayBuffer(PER_WORKER * SLOT_BYTES);
-    const slot: Slot = {
-      worker,
-      ready: false,
-      shared: false,
-      ring: new Uint8Array(ring),
-      free: Array.from({ length: PER_WORKER }, (_, i) => i),
-      busy: new Map(),
-    };
+    const slot: Slot = { worker, ready: false, shared: false, spare: [], busy: new Map() };
     worker.onmessage = (event: MessageEvent) => {
       const m = event.data;
       if (m.type === "ready") {
@@ -81,19 +74,19 @@ export class FilterPool {
       if (m.type === "failed") {
         return this.#fail(new Error(`filter worker could not build ${this.spec.name}: ${m.error}`));
       }
-      const sent = slot.busy.get(m.id);
-      if (!sent) return;
+      const job = slot.busy.get(m.id);
+      if (!job) return;
       slot.busy.delete(m.id);
-      if (sent.slot >= 0) slot.free.push(sent.slot);
-      if (m.type === "signed") sent.job.resolve(m.signature);
-      else sent.job.reject(new (ERRORS[m.name] ?? Error)(m.error));
+      if (m.buffer instanceof ArrayBuffer && slot.spare.length < PER_WORKER) slot.spare.push(m.buffer);
+      if (m.type === "signed") job.resolve(m.signature);
+      else job.reject(new (ERRORS[m.name] ?? Error)(m.error));
       this.#pump();
     };
     worker.onerror = (event: ErrorEvent) => {
       event.preventDefault();
       if (!slot.ready) this.#fail(new Error(`filter worker crashed: ${event.message}`));
     };
-    worker.postMessage({ type: "init", spec: this.spec, ring, slotBytes: SLOT_BYTES });
+    worker.postMessage({ type: "init", spec: this.spec });
     return slot;
   }
 
@@ -113,17 +106,18 @@ export class FilterPool {
       const job = this.#queue.shift()!;
       const id = this.#next++;
       const length = job.jpeg.length;
-      if (slot.shared && length <= SLOT_BYTES && slot.free.length > 0) {
-        const index = slot.free.pop()!;
-        slot.ring.set(job.jpeg, index * SLOT_BYTES);
-        slot.busy.set(id, { job, slot: index });
-        slot.worker.postMessage({ type: "sign", id, slot: index, length });
+      let buffer: ArrayBuffer | undefined;
+      if (slot.shared) {
+        buffer = slot.spare.pop();
+        if (!buffer || buffer.byteLength < length) {
+          buffer = new ArrayBuffer(Math.max(1, Math.ceil(length / BUFFER_STEP)) * BUFFER_STEP);
+        }
       } else {
-        const own = new Uint8Array(length);
-        own.set(job.jpeg);
-        slot.busy.set(id, { job, slot: -1 });
-        slot.worker.postMessage({ type: "sign", id, jpeg: own }, [own.buffer]);
+        buffer = new ArrayBuffer(length);
       }
+      new Uint8Array(buffer, 0, length).set(job.jpeg);
+      slot.busy.set(id, job);
+      slot.worker.postMessage({ type: "sign", id, buffer, length }, [buffer]);
     }
   }
 
@@ -143,7 +137,7 @@ export class FilterPool {
     const closed = new Error("filter pool closed");
     for (const job of this.#queue.splice(0)) job.reject(closed);
     for (const s of this.#slots) {
-      for (const { job } of s.busy.values()) job.reject(closed);
+      for (const job of s.busy.values()) job.reject(closed);
       s.busy.clear();
     }
   }

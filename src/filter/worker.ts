@@ -1,7 +1,8 @@
 /**
  * A worker that computes filter signatures off the consumer's event loop (see pool.ts). It builds the same
  * plugin from the same module and options as the main thread, then answers one message per frame. A frame comes
- * in a slot of the memory it shares with the pool, or as a buffer of its own.
+ * in a transfer buffer, which goes back with the answer for the next frame when the plugin keeps nothing of its
+ * input (checked once, at start), and stays here otherwise.
  */
 /// <reference lib="deno.worker" />
 import { encode } from "jpeg-js";
@@ -9,8 +10,8 @@ import { filterFromSpec, type FilterSpec } from "./loader.ts";
 import type { FilterPlugin, Signature } from "../plugin.ts";
 
 let plugin: FilterPlugin | null = null;
-let ring: SharedArrayBuffer | null = null;
-let slotBytes = 0;
+/** Whether transfer buffers go back to the pool (the plugin keeps nothing of its input). */
+let giveBack = false;
 
 /** A 128x128 JPEG of four grey quadrants, with its own Huffman tables: something every image filter can read. */
 function probeJpeg(): Uint8Array {
@@ -48,7 +49,7 @@ export function sameSignature(a: unknown, b: unknown, depth = 0): boolean {
  * Whether the plugin's answers depend on memory of inputs it was given before (a cache holding views of a JPEG,
  * say): the probe is read once from a scratch copy that is then wiped, and once more from a fresh copy; a plugin
  * that keeps nothing of its input gives the same signature both times. Slots are reused only for such a plugin.
- * One that fails on the probe, or answers differently for any reason, gets a fresh copy of every frame.
+ * One that fails on the probe, or answers differently for any reason, gets a fresh copy of every frame to keep.
  */
 export async function keepsInput(filter: FilterPlugin, probe = probeJpeg()): Promise<boolean> {
   const scratch = probe.slice();
@@ -70,31 +71,33 @@ const kept: Uint8Array[] = [];
 
 self.onmessage = async (event: MessageEvent) => {
   const message = event.data as
-    | { type: "init"; spec: FilterSpec; ring: SharedArrayBuffer; slotBytes: number }
-    | { type: "sign"; id: number; jpeg?: Uint8Array; slot?: number; length?: number };
+    | { type: "init"; spec: FilterSpec }
+    | { type: "sign"; id: number; buffer: ArrayBuffer; length: number };
   if (message.type === "init") {
     try {
       // The main thread type-checked a user's module already.
       plugin = await filterFromSpec(message.spec, true);
-      ring = message.ring;
-      slotBytes = message.slotBytes;
-      self.postMessage({ type: "ready", shared: !(await keepsInput(plugin)) });
+      giveBack = !(await keepsInput(plugin));
+      self.postMessage({ type: "ready", shared: giveBack });
     } catch (error) {
       self.postMessage({ type: "failed", error: (error as Error).message });
     }
     return;
   }
+  const { id, buffer, length } = message;
+  const back = giveBack ? { buffer } : {};
+  const transfer = giveBack ? [buffer] : [];
   try {
-    const jpeg = message.jpeg ?? new Uint8Array(ring!, message.slot! * slotBytes, message.length!);
-    const signature = await plugin!.signature(jpeg);
-    self.postMessage({ type: "signed", id: message.id, signature });
+    const signature = await plugin!.signature(new Uint8Array(buffer, 0, length));
+    self.postMessage({ type: "signed", id, signature, ...back }, transfer);
   } catch (error) {
     const e = error as Error;
     self.postMessage({
       type: "error",
-      id: message.id,
+      id,
       name: e?.name ?? "Error",
       error: e?.message ?? String(error),
-    });
+      ...back,
+    }, transfer);
   }
 };
