@@ -5,7 +5,6 @@
  * input (checked once, at start), and stays here otherwise.
  */
 /// <reference lib="deno.worker" />
-import { encode } from "jpeg-js";
 import { filterFromSpec, type FilterSpec } from "./loader.ts";
 import type { FilterPlugin, Signature } from "../plugin.ts";
 
@@ -13,17 +12,36 @@ let plugin: FilterPlugin | null = null;
 /** Whether transfer buffers go back to the pool (the plugin keeps nothing of its input). */
 let giveBack = false;
 
-/** A 128x128 JPEG of four grey quadrants, with its own Huffman tables: something every image filter can read. */
+/**
+ * A 128x128 JPEG of four grey quadrants with faint noise (1.5 KB, as jpeg-js encodes it at quality 75, with its
+ * own Huffman tables): something every image filter can read. Kept as text so that a worker does not load an
+ * encoder, and Node compatibility with it, for one image: that cost each worker ~60 MB (bench drain).
+ */
+const PROBE_BASE64 =
+  "/9j/4AAQSkZJRgABAQAAAQABAAD/2wCEAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8UHRofHh0aHBwgJC4nICIsIxwcKDcpLDAx" +
+  "NDQ0Hyc5PTgyPC4zNDIBCQkJDAsMGA0NGDIhHCEyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIy" +
+  "MjIyMv/AABEIAIAAgAMBEQACEQEDEQH/xAGiAAABBQEBAQEBAQAAAAAAAAAAAQIDBAUGBwgJCgsQAAIBAwMCBAMFBQQEAAABfQEC" +
+  "AwAEEQUSITFBBhNRYQcicRQygZGhCCNCscEVUtHwJDNicoIJChYXGBkaJSYnKCkqNDU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVm" +
+  "Z2hpanN0dXZ3eHl6g4SFhoeIiYqSk5SVlpeYmZqio6Slpqeoqaqys7S1tre4ubrCw8TFxsfIycrS09TV1tfY2drh4uPk5ebn6Onq" +
+  "8fLz9PX29/j5+gEAAwEBAQEBAQEBAQAAAAAAAAECAwQFBgcICQoLEQACAQIEBAMEBwUEBAABAncAAQIDEQQFITEGEkFRB2FxEyIy" +
+  "gQgUQpGhscEJIzNS8BVictEKFiQ04SXxFxgZGiYnKCkqNTY3ODk6Q0RFRkdISUpTVFVWV1hZWmNkZWZnaGlqc3R1dnd4eXqCg4SF" +
+  "hoeIiYqSk5SVlpeYmZqio6Slpqeoqaqys7S1tre4ubrCw8TFxsfIycrS09TV1tfY2dri4+Tl5ufo6ery8/T19vf4+fr/2gAMAwEA" +
+  "AhEDEQA/APLP0oAPpQAfrQAfX9KAD9KAD6UAH60AH1oA+oP880AH+eaAD60AH6UAH0oAP1oAPr+lAB+lAHy/+tAB9f0oAP0oAPpQ" +
+  "AfrQAfWgA/zzQAf55oA+oPrQAfpQAfSgA/WgA+v6UAH6UAH0oAP1oA+X/wBKAD6UAH60AH1oAP8APNAB/nmgA+tAB+lAH1B9KAD9" +
+  "aAD6/pQAfpQAfSgA/WgA+tAB/nmgD5f/AFoAPrQAf55oAP8APNAB9aAD9KAD6UAH60AfUH1/SgA/SgA+lAB+tAB9aAD/ADzQAf55" +
+  "oAPrQB8v/wCeaAD/ADzQAfWgA/SgA+lAB+tAB9f0oAP0oA+oPpQAfrQAfWgA/wA80AH+eaAD60AH6UAH0oA+X/rQAfpQAfSgA/Wg" +
+  "A+v6UAH6UAH0oAP1oA+oPrQAf55oAP8APNAB9aAD9KAD6UAH60AH1/SgD5f+lAB+tAB9f0oAP0oAPpQAfrQAfWgA/wA80AfUH+ea" +
+  "AD60AH6UAH0oAP1oAPr+lAB+lAB9KAPl/wCv6UAH6UAH0oAP1oAPrQAf55oAP880AH1oA+oP0oAPpQAfrQAfX9KAD9KAD6UAH60A" +
+  "H1oA+ffpQAfrQAfWgA/zzQAf55oAPrQAfpQAfSgD6g/WgA+v6UAH6UAH0oAP1oAPrQAf55oAP880AfL/ANaAD/PNAB/nmgA+tAB+" +
+  "lAB9KAD9aAD6/pQB9QfpQAfSgA/WgA+tAB/nmgA/zzQAfWgA/SgD5f8A880AH1oAP0oAPpQAfrQAfX9KAD9KAD6UAfUH60AH1oAP" +
+  "880AH+eaAD60AH6UAH0oAP1oA+X/ANKAD6UAH60AH1/SgA/SgA+lAB+tAB9aAPqD/PNAB/nmgA+tAB+lAB9KAD9aAD6/pQAfpQB8" +
+  "v/rQAfX9KAD9KAD6UAH60AH1oAP880AH+eaAPqD60AH6UAH0oAP1oAPr+lAB+lAB9KAD9aAPl/8ASgA+lAB+tAB9aAD/ADzQAf55" +
+  "oAPrQAfpQB9QfSgA/WgA+v6UAH6UAH0oAP1oAPrQAf55oA+X/wBaAD60AH+eaAD/ADzQAfWgA/SgA+lAB+tAH1B9f0oAP0oAPpQA" +
+  "frQAfWgA/wA80AH+eaAD60AfL/8AnmgA/wA80AH1oAP0oAPpQAfrQAfX9KAD9KAPqD6UAH60AH1oAP8APNAB/nmgA+tAB+lAB9KA" +
+  "P//Z";
+
 function probeJpeg(): Uint8Array {
-  const size = 128;
-  const data = new Uint8Array(size * size * 4);
-  for (let y = 0; y < size; y++) {
-    for (let x = 0; x < size; x++) {
-      const v = (x < size / 2 ? 40 : 200) + (y < size / 2 ? 0 : 30) + ((x * 7 + y * 3) % 11);
-      data.set([v, v, v, 255], (y * size + x) * 4);
-    }
-  }
-  return new Uint8Array(encode({ data, width: size, height: size }, 85).data);
+  return Uint8Array.from(atob(PROBE_BASE64), (c) => c.charCodeAt(0));
 }
 
 /** Structural equality of two signatures (typed arrays by content). */
