@@ -520,17 +520,17 @@ export class Evictor {
   }
 
   /**
-   * Moves a batch of frames: copies them (`copyLimit` at once) and then deletes the local objects of the verified
-   * copies together. `onCopy` sees each copy as it ends (false: take no more rows). A copy that fails stops the
-   * batch; the copies verified before it are still finished, then the failure is thrown.
+   * Copies a batch of frames (`copyLimit` at once); `onCopy` sees each copy as it ends (false: take no more rows).
+   * A copy that fails stops the batch and comes back as `failure`, next to the copies verified before it (which
+   * still have to be finished).
    */
-  async #moveBatch(
+  async #copyBatch(
     rows: FrameRow[],
     r: RoundResult,
     recovery: boolean,
     onCopy: (outcome: CopyOutcome) => boolean,
     copyLimit: () => number,
-  ): Promise<{ attempted: number; freed: number }> {
+  ): Promise<{ copies: { row: FrameRow; bytes: number }[]; attempted: number; failure: unknown }> {
     const copies: { row: FrameRow; bytes: number }[] = [];
     let attempted = 0;
     let failure: unknown = null;
@@ -545,14 +545,34 @@ export class Evictor {
     } catch (error) {
       failure = error;
     }
+    return { copies, attempted, failure };
+  }
+
+  /** Deletes the local objects of verified copies together and counts them; returns the bytes freed. */
+  async #finishBatch(
+    copies: { row: FrameRow; bytes: number }[],
+    r: RoundResult,
+    recovery: boolean,
+  ): Promise<number> {
     let freed = 0;
-    if (copies.length > 0) {
-      for (const done of await this.#mover.finish(copies)) {
-        if (done.kind !== "archived") continue;
-        this.#count({ kind: "archived", bytes: done.bytes }, r, recovery);
-        freed += done.bytes;
-      }
+    for (const done of await this.#mover.finish(copies)) {
+      if (done.kind !== "archived") continue;
+      this.#count({ kind: "archived", bytes: done.bytes }, r, recovery);
+      freed += done.bytes;
     }
+    return freed;
+  }
+
+  /** Copies a batch, then finishes it (see #copyBatch); throws the first failure once the copies are finished. */
+  async #moveBatch(
+    rows: FrameRow[],
+    r: RoundResult,
+    recovery: boolean,
+    onCopy: (outcome: CopyOutcome) => boolean,
+    copyLimit: () => number,
+  ): Promise<{ attempted: number; freed: number }> {
+    const { copies, attempted, failure } = await this.#copyBatch(rows, r, recovery, onCopy, copyLimit);
+    const freed = copies.length > 0 ? await this.#finishBatch(copies, r, recovery) : 0;
     if (failure !== null) throw failure;
     return { attempted, freed };
   }
@@ -658,10 +678,23 @@ export class Evictor {
     let lastProgress = started;
     const pace = this.#pace;
     pace.start();
+    // The previous batch's deletes run while the next batch is copied (one delete request in flight).
+    let finishing: { promise: Promise<number>; bytes: number } | null = null;
+    const settle = async () => {
+      if (!finishing) return;
+      const { promise } = finishing;
+      try {
+        progress.freed += await promise;
+      } finally {
+        finishing = null;
+      }
+    };
     try {
-      while (progress.freed < bytesToFree && !this.#stopping) {
+      while (progress.freed + (finishing?.bytes ?? 0) < bytesToFree && !this.#stopping) {
         const rows = await this.#candidates(settings.batch_size);
         if (rows.length === 0) {
+          await settle();
+          if (progress.freed >= bytesToFree) break;
           log.warn(
             `nothing left in the local tier to archive, ${
               fmtBytes(bytesToFree - progress.freed)
@@ -670,9 +703,9 @@ export class Evictor {
           );
           break;
         }
-        // Bytes of this batch copied so far: the batch takes no more rows once they would free enough.
-        let copied = 0;
-        const done = await this.#moveBatch(rows, r, false, (outcome) => {
+        // Bytes copied and not yet freed: the batch takes no more rows once they would free enough.
+        let copied = finishing?.bytes ?? 0;
+        const batch = await this.#copyBatch(rows, r, false, (outcome) => {
           if (outcome.kind === "copied") copied += outcome.bytes;
           pace.tick(urgency);
           if (now() - lastProgress >= this.#o.progressIntervalMs) {
@@ -688,11 +721,24 @@ export class Evictor {
           }
           return progress.freed + copied < bytesToFree;
         }, () => urgency >= 1 ? pace.max : pace.limit);
-        progress.freed += done.freed;
-        if (done.attempted === 0) break; // stopping, or candidates that cannot move: never spin
+        await settle();
+        if (batch.copies.length > 0) {
+          const promise = this.#finishBatch(batch.copies, r, false);
+          // Awaited by settle(); until then a failure must not count as unhandled.
+          promise.catch(() => {});
+          finishing = { promise, bytes: batch.copies.reduce((n, c) => n + c.bytes, 0) };
+        }
+        if (batch.failure !== null) {
+          await settle();
+          throw batch.failure;
+        }
+        if (batch.attempted === 0) break; // stopping, or candidates that cannot move: never spin
       }
+      await settle();
     } finally {
       pace.stop();
+      // A failure above left a batch's deletes running: wait for them, whatever they do.
+      await (finishing as { promise: Promise<number> } | null)?.promise.catch(() => {});
     }
   }
 
