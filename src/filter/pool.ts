@@ -9,13 +9,11 @@
  * for the main thread.
  *
  * A frame reaches its worker in a transfer buffer that the worker hands back with the signature, so the same few
- * buffers carry every frame: one copy per frame into memory that is already there, no buffer allocated per frame.
- * (Fresh copies left ~100 MB of dead buffers to the collectors at 200 frames/s; a SharedArrayBuffer slot per frame
- * avoided the copies' allocation as well but measured no smaller: the transfers back and forth also make V8
- * collect both isolates' garbage sooner.) The frame itself cannot be transferred: it is a view into a fetch
- * response, and transferring that would detach every other frame of it. Reusing a buffer is only right when the
- * filter keeps nothing of its input between calls; each worker checks that of its plugin when it starts (see
- * worker.ts) and otherwise gets a fresh copy of every frame, which it keeps.
+ * buffers carry every frame: one copy per frame into memory that is already there, no buffer allocated per frame
+ * and none left for the collectors. The frame itself cannot be transferred: it is a view into a fetch response,
+ * and transferring that would detach every other frame of it. Reusing a buffer is only right when the filter
+ * keeps nothing of its input between calls; each worker checks that of its plugin when it starts (see worker.ts)
+ * and otherwise gets a fresh copy of every frame, which it keeps.
  */
 import type { FilterPlugin, Signature } from "../plugin.ts";
 import type { FilterSpec } from "./loader.ts";
