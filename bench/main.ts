@@ -77,6 +77,14 @@ const BENCHES: Record<string, Bench> = {
       return { usage: m.USAGE, run: m.benchExport };
     },
   },
+  evict: {
+    summary:
+      "eviction alone: N 1080p frames moved to an archive bucket, revisions side by side: frames/s, CPU/frame",
+    load: async () => {
+      const m = await import("./evict.ts");
+      return { usage: m.USAGE, run: m.benchEvict };
+    },
+  },
   producer: {
     summary:
       "one robot's producer at 10 fps of 1080p MJPEG for 60 s: CPU ms per frame, RSS; revisions side by side",
