@@ -263,9 +263,12 @@ function cachedHuffTable(key: Uint8Array, isAc: boolean, where: string): HuffTab
   for (const c of tableCache) {
     if (c.isAc === isAc && sameBytes(c.key, key)) return c.table;
   }
-  const table = buildHuffTable(key.subarray(0, 16), key.subarray(16), isAc, where);
+  // The cached table must own its bytes: a view into the caller's JPEG would pin that buffer, and a buffer the
+  // caller reuses (the filter pool's transfer buffers) would change the table under later decodes.
+  const own = key.slice();
+  const table = buildHuffTable(own.subarray(0, 16), own.subarray(16), isAc, where);
   if (tableCache.length >= TABLE_CACHE_MAX) tableCache.shift();
-  tableCache.push({ isAc, key: key.slice(), table });
+  tableCache.push({ isAc, key: own, table });
   return table;
 }
 
