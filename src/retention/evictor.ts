@@ -678,6 +678,17 @@ export class Evictor {
     let lastProgress = started;
     const pace = this.#pace;
     pace.start();
+    // Usage is measured again every second while the round runs: frames keep coming in, and the closer usage gets
+    // to the hard limit, the more copies the pace keeps in flight whatever the consumer is doing.
+    let measuring = false;
+    const remeasure = setInterval(() => {
+      if (measuring) return;
+      measuring = true;
+      Promise.resolve(this.#usage()).then(
+        (usage) => void (urgency = urgencyOf(planEviction(usage, settings), settings)),
+        () => {}, // the next check reports it
+      ).finally(() => (measuring = false));
+    }, 1000);
     // The previous batch's deletes run while the next batch is copied (one delete request in flight).
     let finishing: { promise: Promise<number>; bytes: number } | null = null;
     const settle = async () => {
@@ -736,6 +747,7 @@ export class Evictor {
       }
       await settle();
     } finally {
+      clearInterval(remeasure);
       pace.stop();
       // A failure above left a batch's deletes running: wait for them, whatever they do.
       await (finishing as { promise: Promise<number> } | null)?.promise.catch(() => {});
