@@ -50,7 +50,7 @@ const BUILTIN_STORAGE: Record<string, string> = {
 
 export const BUILTIN_STORAGE_NAMES = Object.keys(BUILTIN_STORAGE);
 
-/** Methods every storage plugin has (`read` and `conditionalPut` are optional). */
+/** Methods every storage plugin has (`read`, `conditionalPut` and `deleteMany` are optional). */
 const STORAGE_METHODS = ["open", "put", "get", "head", "delete", "list", "buckets", "close"];
 const FILTER_METHODS = ["signature", "distance", "accepts"];
 
