@@ -19,6 +19,7 @@
  * COCO's numbers as they are, YOLO's centre moved to the corner by one subtraction (an export back to YOLO adds
  * it again, equal to the file's value to the last bit or within one unit in the last place).
  */
+import { mapLimited } from "../map_limited.ts";
 import type { Box, BoxInput, BoxUnit, ChangeBy, FrameRow, LabelStore } from "../catalog/catalog.ts";
 import { labelProblem, notInLabelSet } from "../catalog/rules.ts";
 import { BadInputError } from "../errors.ts";
@@ -406,20 +407,6 @@ function sameBox(a: Box, b: BoxInput): boolean {
   const near = (p: number, q: number) => Math.abs(p - q) <= 1e-9 * Math.max(1, Math.abs(p));
   return a.label === b.label && a.source === b.source && a.unit === b.unit && near(a.x, b.x) &&
     near(a.y, b.y) && near(a.w, b.w) && near(a.h, b.h);
-}
-
-/** Runs `work` over `items` with at most `limit` at a time; results in input order. */
-async function mapLimited<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await work(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 /**

@@ -3,6 +3,7 @@
  * again, from its key and the metadata the consumer stored with it. For deployments that predate the catalog and
  * after a lost catalog file.
  */
+import { mapLimited } from "../map_limited.ts";
 import type { Catalog, FrameRow, Tier } from "../catalog/catalog.ts";
 import { parseObjectKey } from "../key.ts";
 import type { ObjectInfo, StoragePlugin } from "../plugin.ts";
@@ -66,19 +67,6 @@ export function rowFromObject(key: string, info: ObjectInfo, tier: Tier): FrameR
     partition: known ? partition : null,
     offset: known ? offset : null,
   };
-}
-
-/** Runs `work` over `items` with at most `limit` in flight, keeping order of results. */
-async function mapLimited<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await work(items[i]);
-    }
-  }));
-  return out;
 }
 
 export async function reindex(options: ReindexOptions): Promise<ReindexCounts> {

@@ -39,6 +39,7 @@
  * In strict mode every class and label the file names must be in the label set, checked before anything is
  * written. A dry run does the matching and the planning and writes nothing.
  */
+import { mapLimited } from "../../map_limited.ts";
 import { boxPixels, checkSource, isModelSource } from "../../catalog/boxes.ts";
 import type { Box, BoxInput, BoxUnit, ChangeBy, FrameRow, LabelStore } from "../../catalog/catalog.ts";
 import { notInLabelSet } from "../../catalog/rules.ts";
@@ -281,20 +282,6 @@ export function planFrame(
   });
   for (const b of left.values()) if (scope.has(b.source)) plan.delete.push(b.id);
   return plan;
-}
-
-/** Runs `work` over `items` with at most `limit` at a time; results in input order. */
-async function mapLimited<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await work(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 /** A frame and everything the file says about it (several images of the file may name one frame). */
