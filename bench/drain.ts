@@ -17,6 +17,7 @@
  * that window (all its threads; the stack's CPU is in no figure), peak RSS the process's high-water mark. The
  * stored objects are listed afterwards and their ETags (MD5s) checked against the frames that were produced.
  */
+import { PROJECT, revisionTree } from "../dev/revisions.ts";
 import { parseArgs } from "node:util";
 import { stringify as stringifyToml } from "smol-toml";
 import { resolveConfig } from "../src/config.ts";
@@ -54,7 +55,6 @@ each consumer variant drain it from the start, in turn, and prints one JSON line
 
 const quiet = createLogger({ level: "error", format: "text" });
 const say = (line: string) => console.error(line);
-const PROJECT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 
 export interface Variant {
   name: string;
@@ -104,31 +104,6 @@ export function parseVariant(
     }
   }
   return out;
-}
-
-async function git(args: string[], cwd = PROJECT): Promise<string> {
-  const out = await new Deno.Command("git", { args, cwd, stdout: "piped", stderr: "piped" }).output();
-  if (!out.success) {
-    throw new Error(`git ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr).trim()}`);
-  }
-  return new TextDecoder().decode(out.stdout).trim();
-}
-
-/** A detached worktree of `rev` under /tmp (reused when it is there), for running that revision's consumer. */
-export async function revisionTree(rev: string): Promise<{ dir: string; sha: string }> {
-  const sha = await git(["rev-parse", "--verify", `${rev}^{commit}`]).catch(() => {
-    throw new RangeError(`--rev ${rev} is not a commit of ${PROJECT}: name a commit, a tag or a branch`);
-  });
-  const dir = `/tmp/frame-bucket-rev-${sha.slice(0, 12)}`;
-  try {
-    if ((await git(["rev-parse", "HEAD"], dir)) === sha) return { dir, sha };
-  } catch {
-    // Not there yet (or not a worktree any more): make it.
-  }
-  await Deno.remove(dir, { recursive: true }).catch(() => {});
-  await git(["worktree", "prune"]);
-  await git(["worktree", "add", "--detach", dir, sha]);
-  return { dir, sha };
 }
 
 /** Fills the topic: `frames` per robot, 10 fps capture times ending now, robots interleaved as a fleet would. */

@@ -34,7 +34,7 @@ import { ensureServers, type Service, stackEndpoints, stackPids } from "../tools
 import { loadStorage } from "../src/filter/loader.ts";
 import { summarize, takeProfile } from "./cpu_profile.ts";
 import { dropSchema, freshSchema, withSchema } from "./catalog.ts";
-import { revisionTree } from "./drain.ts";
+import { revisionTree } from "../dev/revisions.ts";
 
 export const USAGE =
   `usage: deno task bench e2e [--robots N] [--fps F] [--seconds S] [--consumers N] [--catalog sqlite|postgres]

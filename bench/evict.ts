@@ -10,6 +10,7 @@
  * per second, CPU ms per moved frame of the evicting process, requests it made, and a check of the result
  * (every frame in the archive, byte-identical by MD5, nothing left locally, no row outside "archive").
  */
+import { PROJECT, removeTrees, revisionTree } from "../dev/revisions.ts";
 import { parseArgs } from "node:util";
 import { md5Hex } from "../src/store/content.ts";
 import { objectKey } from "../src/key.ts";
@@ -29,30 +30,6 @@ prints a JSON line per variant: frames/s, CPU ms per moved frame, and a check th
   --rev REV         also run git revision REV (a worktree under /tmp); repeatable
   --no-tree         leave the working tree out
   --keep-worktrees  leave the worktrees of --rev for the next run`;
-
-const PROJECT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
-
-async function git(args: string[], cwd = PROJECT): Promise<string> {
-  const out = await new Deno.Command("git", { args, cwd, stdout: "piped", stderr: "piped" }).output();
-  if (!out.success) {
-    throw new Error(`git ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr).trim()}`);
-  }
-  return new TextDecoder().decode(out.stdout).trim();
-}
-
-async function worktree(rev: string): Promise<{ dir: string; commit: string }> {
-  const commit = await git(["rev-parse", "--verify", `${rev}^{commit}`]).catch(() => {
-    throw new RangeError(`--rev ${rev} is not a commit of this repository (try a hash or HEAD~1)`);
-  });
-  const dir = `/tmp/frame-bucket-rev-${commit.slice(0, 12)}`;
-  try {
-    if ((await git(["rev-parse", "HEAD"], dir)) === commit) return { dir, commit };
-  } catch {
-    // Not there yet: made below.
-  }
-  await git(["worktree", "add", "--force", "--detach", dir, commit]);
-  return { dir, commit };
-}
 
 function cpuS(pid: number): number {
   const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
@@ -151,7 +128,7 @@ export async function benchEvict(args: string[]): Promise<Record<string, unknown
   if (!values["no-tree"]) sides.push({ label: "tree", dir: PROJECT, commit: null });
   const made: string[] = [];
   for (const rev of values.rev) {
-    const { dir, commit } = await worktree(rev);
+    const { dir, sha: commit } = await revisionTree(rev);
     made.push(dir);
     sides.push({ label: `@${rev}`, dir, commit });
   }
@@ -288,7 +265,7 @@ export async function benchEvict(args: string[]): Promise<Record<string, unknown
       await Deno.remove(p.dataDir, { recursive: true }).catch(() => {});
     }
     if (!values["keep-worktrees"]) {
-      for (const dir of made) await git(["worktree", "remove", "--force", dir]).catch(() => {});
+      await removeTrees(made);
     }
   }
 }

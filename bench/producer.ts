@@ -14,6 +14,7 @@
  * life, the median and last of a per-second sample in the window) and how many of the frames on its topic are
  * byte-identical to a frame the camera served (every one of them should be).
  */
+import { PROJECT, removeTrees, revisionTree } from "../dev/revisions.ts";
 import { parseArgs } from "node:util";
 import { decodeFrame } from "../src/ingest/frame.ts";
 import { openAdmin } from "../src/kafka/client.ts";
@@ -49,7 +50,6 @@ to its own topic on the local stack, and prints one JSON line per variant: frame
   --keep-worktrees  leave the worktrees of --rev under /tmp for the next run (default: removed at the end)`;
 
 const quiet = createLogger({ level: "error", format: "text" });
-const PROJECT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 
 interface Variant {
   label: string;
@@ -89,29 +89,6 @@ export function parseVariant(spec: string): Variant {
     }
   }
   return v;
-}
-
-async function git(args: string[], cwd = PROJECT): Promise<string> {
-  const out = await new Deno.Command("git", { args, cwd, stdout: "piped", stderr: "piped" }).output();
-  if (!out.success) {
-    throw new Error(`git ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr).trim()}`);
-  }
-  return new TextDecoder().decode(out.stdout).trim();
-}
-
-/** A checkout of `rev` under /tmp (reused when it is already there); returns its folder and full commit. */
-async function worktree(rev: string): Promise<{ dir: string; commit: string }> {
-  const commit = await git(["rev-parse", "--verify", `${rev}^{commit}`]).catch(() => {
-    throw new RangeError(`--rev ${rev} is not a commit of this repository (try a hash or HEAD~1)`);
-  });
-  const dir = `/tmp/frame-bucket-rev-${commit.slice(0, 12)}`;
-  try {
-    if ((await git(["rev-parse", "HEAD"], dir)) === commit) return { dir, commit };
-  } catch {
-    // Not there yet (or not a worktree): made below.
-  }
-  await git(["worktree", "add", "--force", "--detach", dir, commit]);
-  return { dir, commit };
 }
 
 /** Fields of /proc/PID/stat after the command name (utime is [11], stime [12]). */
@@ -420,7 +397,7 @@ export async function benchProducer(args: string[]): Promise<Record<string, unkn
       resolved.push({ variant, dir: PROJECT, commit: null });
       continue;
     }
-    const { dir, commit } = await worktree(variant.rev);
+    const { dir, sha: commit } = await revisionTree(variant.rev);
     if (!made.includes(dir)) made.push(dir);
     resolved.push({ variant, dir, commit });
   }
@@ -435,7 +412,7 @@ export async function benchProducer(args: string[]): Promise<Record<string, unkn
     }
   } finally {
     if (!values["keep-worktrees"]) {
-      for (const dir of made) await git(["worktree", "remove", "--force", dir]).catch(() => {});
+      await removeTrees(made);
     }
   }
   return all;
