@@ -17,6 +17,7 @@
  * that window (all its threads; the stack's CPU is in no figure), peak RSS the process's high-water mark. The
  * stored objects are listed afterwards and their ETags (MD5s) checked against the frames that were produced.
  */
+import { forEachLine } from "../dev/processes.ts";
 import { PROJECT, revisionTree } from "../dev/revisions.ts";
 import { parseArgs } from "node:util";
 import { stringify as stringifyToml } from "smol-toml";
@@ -241,19 +242,13 @@ async function drainOnce(
   const encoder = new TextEncoder();
   let joined: (() => void) | null = null;
   const joinedP = new Promise<void>((resolve) => (joined = resolve));
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    let rest = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      const parts = (rest + chunk).split("\n");
-      rest = parts.pop() ?? "";
-      for (const line of parts) {
-        lines.push(line);
-        if (lines.length > 200) lines.shift();
-        logFile?.writeSync(encoder.encode(line + "\n"));
-        if (/joined group/.test(line)) joined?.();
-      }
-    }
-  };
+  const pump = (stream: ReadableStream<Uint8Array>) =>
+    forEachLine(stream, (line) => {
+      lines.push(line);
+      if (lines.length > 200) lines.shift();
+      logFile?.writeSync(encoder.encode(line + "\n"));
+      if (/joined group/.test(line)) joined?.();
+    });
   const pumps = Promise.all([pump(proc.stdout), pump(proc.stderr)]);
   let exited = false;
   const status = proc.status.then((s) => {

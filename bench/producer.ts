@@ -14,6 +14,7 @@
  * life, the median and last of a per-second sample in the window) and how many of the frames on its topic are
  * byte-identical to a frame the camera served (every one of them should be).
  */
+import { forEachLine } from "../dev/processes.ts";
 import { PROJECT, removeTrees, revisionTree } from "../dev/revisions.ts";
 import { parseArgs } from "node:util";
 import { decodeFrame } from "../src/ingest/frame.ts";
@@ -175,18 +176,12 @@ function spawnProducer(
   const lines: string[] = [];
   let connected!: () => void;
   const connectedP = new Promise<void>((r) => (connected = r));
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    let rest = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      const parts = (rest + chunk).split("\n");
-      rest = parts.pop() ?? "";
-      for (const line of parts) {
-        lines.push(line);
-        if (lines.length > 200) lines.shift();
-        if (/connected to camera/.test(line)) connected();
-      }
-    }
-  };
+  const pump = (stream: ReadableStream<Uint8Array>) =>
+    forEachLine(stream, (line) => {
+      lines.push(line);
+      if (lines.length > 200) lines.shift();
+      if (/connected to camera/.test(line)) connected();
+    });
   void pump(proc.stdout);
   void pump(proc.stderr);
   const exited = proc.status.then((s) => {

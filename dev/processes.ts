@@ -36,24 +36,17 @@ export function spawnDeno(
   }).spawn();
   const lines: string[] = [];
   const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    let rest = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      const parts = (rest + chunk).split("\n");
-      rest = parts.pop() ?? "";
-      for (const line of parts) {
-        lines.push(line);
-        if (options.echo) console.log(`[${name}] ${line}`);
-        for (const w of [...waiters]) {
-          if (w.pattern.test(line)) {
-            waiters.splice(waiters.indexOf(w), 1);
-            w.resolve(line);
-          }
-        }
+  const onLine = (line: string) => {
+    lines.push(line);
+    if (options.echo) console.log(`[${name}] ${line}`);
+    for (const w of [...waiters]) {
+      if (w.pattern.test(line)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(line);
       }
     }
-    if (rest) lines.push(rest);
   };
+  const pump = (stream: ReadableStream<Uint8Array>) => forEachLine(stream, onLine);
   const pumps = Promise.all([pump(proc.stdout), pump(proc.stderr)]);
   const exited = proc.status.then(async (s) => {
     await pumps;
@@ -120,4 +113,21 @@ export function freePort(): number {
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
   return port;
+}
+
+/**
+ * Calls `onLine` for each line of a child's output as it arrives (without the newline), and for a last line
+ * without one when the stream ends.
+ */
+export async function forEachLine(
+  stream: ReadableStream<Uint8Array>,
+  onLine: (line: string) => void,
+): Promise<void> {
+  let rest = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    const parts = (rest + chunk).split("\n");
+    rest = parts.pop() ?? "";
+    for (const line of parts) onLine(line);
+  }
+  if (rest) onLine(rest);
 }
