@@ -43,6 +43,7 @@ import { clipRoutes } from "./routes/clips.ts";
 import { exportRoutes } from "./routes/export.ts";
 import { frameRoutes } from "./routes/frames.ts";
 import { labelRoutes } from "./routes/labels.ts";
+import { playbackRoutes } from "./routes/playback.ts";
 import { prelabelRoutes } from "./routes/prelabels.ts";
 import { importRoutes } from "./routes/import.ts";
 import { robotRoutes } from "./routes/robots.ts";
@@ -202,6 +203,7 @@ export function createApp(deps: AppDeps): App {
     ...similarRoutes(ctx),
     ...labelRoutes(ctx),
     ...clipRoutes(ctx),
+    ...playbackRoutes(ctx),
     ...changeRoutes(ctx),
     ...exportRoutes(ctx),
     ...systemRoutes(() => document ??= openApiDocument(routes, { readsNeedToken }), ctx.catalog),

@@ -267,6 +267,7 @@ Deno.test("/openapi.json: the document says what the server validates and answer
           labels: ["walking"],
         });
         await check("PATCH", `/api/clips/${clip.id}`, { add_labels: ["slow"], note: "n" });
+        await check("GET", `/api/playback?clip=${clip.id}&count=true`);
         // Boxes (the frame's size read from its stored JPEG), review, the label set, undo, pre-labels.
         const boxes = (await check("POST", `/api/frames/${key}/boxes`, {
           boxes: [
