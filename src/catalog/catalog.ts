@@ -11,7 +11,8 @@
  * - frames: one row per stored frame (key, robot, capture time, sequence, size, entity tag, filter, distance, hash
  *   bits, tier, Kafka partition and offset);
  * - labels on frames, clips (a robot's time span with a name, a note and labels of its own that apply to every
- *   frame of the robot inside the span, also frames stored later), and an append-only journal of every change;
+ *   frame of the robot inside the span, also frames stored later), collections (named, ordered groups of clips,
+ *   exported as one dataset), and an append-only journal of every change;
  * - what the catalog belongs to (topic, bucket, prefix, endpoint).
  */
 
@@ -279,6 +280,41 @@ export interface ClipFilter {
   toMs?: number;
 }
 
+/**
+ * A named, ordered group of clips ("docking attempts, week 47"): listed, exported as one dataset. A clip may be in
+ * any number of collections, at most once in each; deleting a clip takes it out of them (the clip.delete journal
+ * entry records where it was, so undo puts it back).
+ */
+export interface Collection {
+  id: number;
+  /** Unique across collections (exactly as typed: case and spaces count). */
+  name: string;
+  note: string;
+  /** The clips, in the collection's order. */
+  clipIds: number[];
+  createdMs: number;
+  author: string | null;
+}
+
+export interface CollectionInput {
+  name: string;
+  note?: string;
+  /** The clips in order (each once); unknown ids are refused. */
+  clipIds?: number[];
+}
+
+/**
+ * Fields of a collection to change: `clipIds` replaces the list (its order is the new order), then `addClipIds`
+ * appends clips not in it yet and `removeClipIds` takes clips out.
+ */
+export interface CollectionUpdate {
+  name?: string;
+  note?: string;
+  clipIds?: number[];
+  addClipIds?: number[];
+  removeClipIds?: number[];
+}
+
 export type ChangeAction =
   | "label.add"
   | "label.remove"
@@ -291,7 +327,10 @@ export type ChangeAction =
   | "box.add"
   | "box.update"
   | "box.delete"
-  | "review.set";
+  | "review.set"
+  | "collection.create"
+  | "collection.update"
+  | "collection.delete";
 
 /** One journal row. */
 export interface Change {
@@ -301,7 +340,7 @@ export interface Change {
   action: ChangeAction;
   /**
    * What changed: a frame key (one frame), `frames` (a list of keys, in the detail), `robot:ID` (a robot's time
-   * span), `label:NAME` (rename/delete, the name before the change) or `clip:ID`.
+   * span), `label:NAME` (rename/delete, the name before the change), `clip:ID` or `collection:ID`.
    */
   target: string;
   detail: Record<string, unknown>;
@@ -320,7 +359,7 @@ export interface ChangeBy {
 export interface ChangeFilter {
   /** Entries after this id (polling). */
   afterId?: number;
-  /** Only changes to this target (a frame key, `robot:ID`, `label:NAME`, `clip:ID`, `frames`). */
+  /** Only changes to this target (a frame key, `robot:ID`, `label:NAME`, `clip:ID`, `collection:ID`, `frames`). */
   target?: string;
   /** Only changes at or after this time. */
   sinceMs?: number;
@@ -380,6 +419,18 @@ export interface LabelStore {
   change(id: number): Promise<Change | null>;
   /** The entry that undid entry `id` (its detail has `undoOf: id`); null when none did. */
   undoneBy(id: number): Promise<Change | null>;
+
+  // Collections.
+  /** Creates a collection: its name must be new (ConflictError), its clips must exist (NotFoundError naming them). */
+  createCollection(input: CollectionInput, by?: ChangeBy): Promise<Collection>;
+  /** Renames, re-notes or changes the clips of a collection; refuses an unknown id, a taken name, unknown clips. */
+  updateCollection(id: number, update: CollectionUpdate, by?: ChangeBy): Promise<Collection>;
+  /** Deletes a collection (its clips stay); refuses an unknown id. */
+  deleteCollection(id: number, by?: ChangeBy): Promise<void>;
+  getCollection(id: number): Promise<Collection | null>;
+  collectionByName(name: string): Promise<Collection | null>;
+  /** Every collection, by name. */
+  listCollections(): Promise<Collection[]>;
 
   // The label set.
   /** Creates the label when new (also in strict mode) and sets its colour and hotkey; a hotkey held by another
@@ -441,7 +492,8 @@ export class LeaseLostError extends Error {
 
 /**
  * The label-side tables a copy carries besides frames, with their columns and the order they are read in. Raw
- * rows keep their ids (clips and journal entries are referred to by id); `changes.detail` is a JSON string.
+ * rows keep their ids (clips, collections and journal entries are referred to by id); `changes.detail` and
+ * `status.state` are JSON strings.
  */
 export const COPY_TABLES = {
   labels: { columns: ["id", "name"], order: "id" },
@@ -475,7 +527,16 @@ export const COPY_TABLES = {
   },
   reviews: { columns: ["key", "status", "author", "at_ms"], order: "key" },
   label_set: { columns: ["label_id", "color", "hotkey"], order: "label_id" },
+  collections: { columns: ["id", "name", "note", "created_ms", "author"], order: "id" },
+  collection_clips: {
+    columns: ["collection_id", "clip_id", "position"],
+    order: "collection_id, position",
+  },
+  status: { columns: ["name", "state", "updated_ms"], order: "name" },
 } as const;
+
+/** Columns of COPY_TABLES that hold JSON (text in raw rows, whatever type the backend keeps them in). */
+export const JSON_COLUMNS: ReadonlySet<string> = new Set(["detail", "state"]);
 
 export type CopyTable = keyof typeof COPY_TABLES;
 
@@ -574,6 +635,12 @@ export interface Catalog {
   pasteRows(table: CopyTable, rows: Record<string, unknown>[]): Promise<void>;
   /** Rows in a table (verifying a copy). */
   countRows(table: CopyTable): Promise<number>;
+
+  // Status of background jobs (the evictor's storage health), shared by every process on the catalog.
+  /** Records the state of `name` (replacing what was there) at `nowMs`. */
+  putStatus(name: string, state: Record<string, unknown>, nowMs: number): Promise<void>;
+  /** The last state recorded for `name` and when; null when none was. */
+  status(name: string): Promise<{ state: Record<string, unknown>; updatedMs: number } | null>;
 
   // Identity and health.
   /** What the catalog belongs to; null when nothing is recorded yet. */

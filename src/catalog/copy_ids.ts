@@ -1,12 +1,16 @@
 /**
- * Ids a copied journal names. A box or clip deleted at the top of the source's id range is gone from its table but
+ * Ids a copied journal names. A box, clip or collection deleted at the top of the source's id range is gone from its table but
  * not from the journal, and undo acts on journalled ids: after a copy (`deno task catalog migrate`), both backends
- * hand out new box and clip ids only above every id the journal names, so a new box is never taken for an old one.
+ * hand out new box, clip and collection ids only above every id the journal names, so a new box is never taken
+ * for an old one.
  */
 
-/** The largest box and clip ids that raw journal rows (`detail` as JSON text) name; 0 when none. */
-export function journalledIds(rows: Record<string, unknown>[]): { boxes: number; clips: number } {
-  let boxes = 0, clips = 0;
+/** The largest box, clip and collection ids that raw journal rows (`detail` as JSON text) name; 0 when none. */
+export function journalledIds(
+  rows: Record<string, unknown>[],
+): { boxes: number; clips: number; collections: number } {
+  let boxes = 0, clips = 0, collections = 0;
+  const safe = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v);
   const box = (v: unknown) => {
     const id = typeof v === "object" && v !== null ? (v as { id?: unknown }).id : v;
     if (typeof id === "number" && Number.isSafeInteger(id)) boxes = Math.max(boxes, id);
@@ -34,10 +38,19 @@ export function journalledIds(rows: Record<string, unknown>[]): { boxes: number;
     for (const field of ["oldClips", "bothClips", "clipIds"]) {
       if (Array.isArray(detail[field])) {
         for (const id of detail[field] as unknown[]) {
-          if (typeof id === "number" && Number.isSafeInteger(id)) clips = Math.max(clips, id);
+          if (safe(id)) clips = Math.max(clips, id);
         }
       }
     }
+    const collection = /^collection:(\d+)$/.exec(String(row.target ?? ""));
+    if (collection) collections = Math.max(collections, Number(collection[1]));
+    // A clip.delete entry names the collections the clip was taken out of.
+    if (Array.isArray(detail.collections)) {
+      for (const c of detail.collections as unknown[]) {
+        const id = typeof c === "object" && c !== null ? (c as { id?: unknown }).id : undefined;
+        if (safe(id)) collections = Math.max(collections, id);
+      }
+    }
   }
-  return { boxes, clips };
+  return { boxes, clips, collections };
 }

@@ -22,6 +22,7 @@ import {
   type FramePosition,
   type FrameRow,
   type HashRow,
+  JSON_COLUMNS,
   type LabelLimits,
   type LabelStore,
   type Lease,
@@ -35,6 +36,7 @@ import {
 } from "./catalog.ts";
 import { PgDb, postgresTarget, type Queryable } from "./pg_db.ts";
 import { PostgresLabels } from "./postgres_labels.ts";
+import { checkStatus } from "./rules.ts";
 import * as reads from "./postgres_search.ts";
 import { FRAME_COLUMNS, Params, pgRow } from "./postgres_search.ts";
 
@@ -341,10 +343,10 @@ export class PostgresCatalog implements Catalog {
 
   async copyRows(table: CopyTable, offset: number, limit: number): Promise<Record<string, unknown>[]> {
     const { columns, order } = COPY_TABLES[table];
-    // Raw rows as SQLite keeps them, so a copy goes either way: the journal's detail as JSON text, a box's
-    // `accepted` as 0/1.
+    // Raw rows as SQLite keeps them, so a copy goes either way: the journal's detail and a status's state as
+    // JSON text, a box's `accepted` as 0/1.
     const list = columns.map((c: string) =>
-      c === "detail" ? "detail::text AS detail" : c === "accepted" ? "accepted::int AS accepted" : c
+      JSON_COLUMNS.has(c) ? `${c}::text AS ${c}` : c === "accepted" ? "accepted::int AS accepted" : c
     ).join(", ");
     const r = await this.#db.query(
       `reading ${table}`,
@@ -361,15 +363,17 @@ export class PostgresCatalog implements Catalog {
       for (let i = 0; i < rows.length; i += BATCH) {
         const p = new Params();
         const tuples = rows.slice(i, i + BATCH).map((row) =>
-          `(${columns.map((c) => `${p.add(row[c] ?? null)}${c === "detail" ? "::json" : ""}`).join(", ")})`
+          `(${
+            columns.map((c) => `${p.add(row[c] ?? null)}${JSON_COLUMNS.has(c) ? "::json" : ""}`).join(", ")
+          })`
         ).join(", ");
         await q.query(
           `INSERT INTO ${table} (${columns.join(", ")}) VALUES ${tuples} ON CONFLICT DO NOTHING`,
           p.values,
         );
       }
-      // Rows written with their ids: the identity sequences continue after the largest, and after every box and
-      // clip id the journal names. A box or clip deleted at the top of the source's range is gone from its table
+      // Rows written with their ids: the identity sequences continue after the largest, and after every box,
+      // clip and collection id the journal names. A box or clip deleted at the top of the source's range is gone from its table
       // but not from the journal, and undo acts on journalled ids: a new box given such an id would be taken
       // for the old one (undoing the old box.add would delete it).
       const raise = async (name: CopyTable, atLeast: number) =>
@@ -384,6 +388,7 @@ export class PostgresCatalog implements Catalog {
         const named = journalledIds(rows);
         await raise("boxes", named.boxes);
         await raise("clips", named.clips);
+        await raise("collections", named.collections);
       }
     });
   }
@@ -440,6 +445,27 @@ export class PostgresCatalog implements Catalog {
     return row
       ? { name, holder: row.holder as string, token: Number(row.token), expiresMs: Number(row.expires_ms) }
       : null;
+  }
+
+  async putStatus(name: string, state: Record<string, unknown>, nowMs: number): Promise<void> {
+    const json = checkStatus(name, state, nowMs);
+    await this.#db.query(
+      `recording the status of ${name}`,
+      `INSERT INTO status (name, state, updated_ms) VALUES ($1, $2::json, $3)
+       ON CONFLICT (name) DO UPDATE SET state = excluded.state, updated_ms = excluded.updated_ms`,
+      [name, json, nowMs],
+    );
+  }
+
+  async status(name: string): Promise<{ state: Record<string, unknown>; updatedMs: number } | null> {
+    if (typeof name !== "string" || name.includes("\0")) return null;
+    const r = await this.#db.query(
+      `reading the status of ${name}`,
+      "SELECT state, updated_ms FROM status WHERE name = $1",
+      [name],
+    );
+    const row = r.rows[0];
+    return row ? { state: row.state as Record<string, unknown>, updatedMs: Number(row.updated_ms) } : null;
   }
 
   async identity(): Promise<CatalogIdentity | null> {

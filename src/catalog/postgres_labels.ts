@@ -31,6 +31,9 @@ import type {
   ClipFilter,
   ClipInput,
   ClipUpdate,
+  Collection,
+  CollectionInput,
+  CollectionUpdate,
   FrameSelector,
   LabelDefinition,
   LabelInfo,
@@ -55,6 +58,8 @@ import { Params } from "./postgres_search.ts";
 import {
   checkAuthor,
   checkClipInput,
+  checkClipsFound,
+  checkCollectionInput,
   checkKeysFound,
   checkLabel,
   checkReviewSet,
@@ -62,6 +67,9 @@ import {
   checkSpanSelector,
   clipAfterUpdate,
   clipDetail,
+  collectionAfterUpdate,
+  collectionDetail,
+  collectionNameTaken,
   DEFAULT_LABEL_LIMITS,
   definitionAfter,
   describeTarget,
@@ -75,6 +83,7 @@ import {
   UNDO_KEY_CAP,
   uniqueKeys,
   unknownClip,
+  unknownCollection,
   unknownLabel,
 } from "./rules.ts";
 
@@ -85,6 +94,22 @@ const CLIP_SELECT = `SELECT c.id, c.robot_id, c.from_ms, c.to_ms, c.name, c.note
   (SELECT COALESCE(json_agg(l.name ORDER BY l.name), '[]'::json) FROM clip_labels cl
     JOIN labels l ON l.id = cl.label_id WHERE cl.clip_id = c.id) AS labels
   FROM clips c`;
+
+const COLLECTION_SELECT = `SELECT k.id, k.name, k.note, k.created_ms, k.author,
+  (SELECT COALESCE(json_agg(cc.clip_id ORDER BY cc.position), '[]'::json) FROM collection_clips cc
+    WHERE cc.collection_id = k.id) AS clip_ids
+  FROM collections k`;
+
+function toCollection(r: Record<string, unknown>): Collection {
+  return {
+    id: Number(r.id),
+    name: r.name as string,
+    note: r.note as string,
+    clipIds: Array.isArray(r.clip_ids) ? (r.clip_ids as unknown[]).map(Number) : [],
+    createdMs: Number(r.created_ms),
+    author: r.author as string | null,
+  };
+}
 
 /** A label with its use counts and its look, for `list` and `defineLabel` (add a WHERE and an ORDER BY). */
 const LABEL_INFO_SELECT = `SELECT l.id, l.name,
@@ -624,14 +649,134 @@ export class PostgresLabels implements LabelStore {
     await this.#change("deleting a clip", async (q) => {
       const clip = await this.#getClip(q, id);
       if (!clip) throw unknownClip(id);
+      // Where the clip was in collections (id and index in its order), so undo puts it back there.
+      const collections = (await q.query(
+        `SELECT cc.collection_id AS id, (SELECT COUNT(*) FROM collection_clips o
+           WHERE o.collection_id = cc.collection_id AND o.position < cc.position) AS position
+         FROM collection_clips cc WHERE cc.clip_id = $1 ORDER BY cc.collection_id`,
+        [id],
+      )).rows.map((r) => ({ id: Number(r.id), position: Number(r.position) }));
+      await q.query("DELETE FROM collection_clips WHERE clip_id = $1", [id]);
       await q.query("DELETE FROM clip_labels WHERE clip_id = $1", [id]);
       await q.query("DELETE FROM clips WHERE id = $1", [id]);
-      await this.#journal(q, by, "clip.delete", `clip:${id}`, { id, clip: clipDetail(clip) });
+      await this.#journal(q, by, "clip.delete", `clip:${id}`, {
+        id,
+        clip: clipDetail(clip),
+        ...(collections.length ? { collections } : {}),
+      });
     });
   }
 
   async getClip(id: number): Promise<Clip | null> {
     return await this.#getClip(this.#reads("reading a clip"), id);
+  }
+
+  // ---------------------------------------------------------------------------------------------- collections
+
+  async #getCollection(q: Queryable, id: number): Promise<Collection | null> {
+    if (!idOk(id)) return null;
+    const r = await q.query(`${COLLECTION_SELECT} WHERE k.id = $1`, [id]);
+    return r.rows.length ? toCollection(r.rows[0]) : null;
+  }
+
+  /** Refuses clip ids that are not in the catalog, naming the first few. */
+  async #checkClips(q: Queryable, ids: number[]): Promise<void> {
+    if (ids.length === 0) return;
+    const r = await q.query("SELECT id FROM clips WHERE id = ANY($1::bigint[])", [ids]);
+    checkClipsFound(ids, new Set(r.rows.map((row) => Number(row.id))));
+  }
+
+  /** Refuses a name another collection than `self` has. */
+  async #checkNameFree(q: Queryable, name: string, self: number | null): Promise<void> {
+    const r = await q.query("SELECT id FROM collections WHERE name = $1", [name]);
+    const holder = r.rows.length ? Number(r.rows[0].id) : null;
+    if (holder !== null && holder !== self) throw collectionNameTaken(name, holder);
+  }
+
+  /** Writes a collection's clips in order (positions 0, 1, ...), replacing what it had. */
+  async #setCollectionClips(q: Queryable, id: number, clipIds: number[]): Promise<void> {
+    await q.query("DELETE FROM collection_clips WHERE collection_id = $1", [id]);
+    if (clipIds.length === 0) return;
+    await q.query(
+      `INSERT INTO collection_clips (collection_id, clip_id, position)
+       SELECT $1, clip_id, (n - 1)::integer FROM unnest($2::bigint[]) WITH ORDINALITY AS u (clip_id, n)`,
+      [id, clipIds],
+    );
+  }
+
+  /** Creates a collection; refuses a taken name and unknown clips. */
+  async createCollection(input: CollectionInput, by: ChangeBy = {}): Promise<Collection> {
+    const { name, note, clipIds, author } = checkCollectionInput(input, by);
+    storableText(name, "collection name");
+    storableText(note, "note");
+    return await this.#change("creating a collection", async (q) => {
+      const now = by.nowMs ?? this.#now();
+      await this.#checkNameFree(q, name, null);
+      await this.#checkClips(q, clipIds);
+      const r = await q.query(
+        "INSERT INTO collections (name, note, created_ms, author) VALUES ($1, $2, $3, $4) RETURNING id",
+        [name, note, now, author],
+      );
+      const id = Number(r.rows[0].id);
+      await this.#setCollectionClips(q, id, clipIds);
+      const collection = (await this.#getCollection(q, id))!;
+      await this.#journal(q, { ...by, author, nowMs: now }, "collection.create", `collection:${id}`, {
+        id,
+        collection: collectionDetail(collection),
+      });
+      return collection;
+    });
+  }
+
+  /** Renames a collection, changes its note or its clips; refuses an unknown id, a taken name, unknown clips. */
+  async updateCollection(id: number, update: CollectionUpdate, by: ChangeBy = {}): Promise<Collection> {
+    return await this.#change("changing a collection", async (q) => {
+      const before = await this.#getCollection(q, id);
+      if (!before) throw unknownCollection(id);
+      const { name, note, clipIds, added } = collectionAfterUpdate(before, update);
+      storableText(name, "collection name");
+      storableText(note, "note");
+      await this.#checkNameFree(q, name, id);
+      await this.#checkClips(q, added);
+      await q.query("UPDATE collections SET name = $1, note = $2 WHERE id = $3", [name, note, id]);
+      await this.#setCollectionClips(q, id, clipIds);
+      const after = (await this.#getCollection(q, id))!;
+      await this.#journal(q, by, "collection.update", `collection:${id}`, {
+        id,
+        before: collectionDetail(before),
+        after: collectionDetail(after),
+      });
+      return after;
+    });
+  }
+
+  /** Deletes a collection (its clips stay); refuses an unknown id. */
+  async deleteCollection(id: number, by: ChangeBy = {}): Promise<void> {
+    await this.#change("deleting a collection", async (q) => {
+      const collection = await this.#getCollection(q, id);
+      if (!collection) throw unknownCollection(id);
+      await q.query("DELETE FROM collection_clips WHERE collection_id = $1", [id]);
+      await q.query("DELETE FROM collections WHERE id = $1", [id]);
+      await this.#journal(q, by, "collection.delete", `collection:${id}`, {
+        id,
+        collection: collectionDetail(collection),
+      });
+    });
+  }
+
+  async getCollection(id: number): Promise<Collection | null> {
+    return await this.#getCollection(this.#reads("reading a collection"), id);
+  }
+
+  async collectionByName(name: string): Promise<Collection | null> {
+    if (!storable(name)) return null;
+    const r = await this.#db.query("reading a collection", `${COLLECTION_SELECT} WHERE k.name = $1`, [name]);
+    return r.rows.length ? toCollection(r.rows[0]) : null;
+  }
+
+  async listCollections(): Promise<Collection[]> {
+    const r = await this.#db.query("listing collections", `${COLLECTION_SELECT} ORDER BY k.name, k.id`);
+    return r.rows.map(toCollection);
   }
 
   /** Clips, oldest span first; optionally of one robot, carrying a label, or overlapping [fromMs, toMs]. */

@@ -11,6 +11,9 @@ import {
   type Clip,
   type ClipInput,
   type ClipUpdate,
+  type Collection,
+  type CollectionInput,
+  type CollectionUpdate,
   type FrameSelector,
   type LabelLimits,
   REVIEW_STATUSES,
@@ -121,8 +124,8 @@ export function checkClipName(name: string): string {
   return name;
 }
 
-export function checkNote(note: string): string {
-  if (typeof note !== "string") throw new BadInputError("a clip's note must be text");
+export function checkNote(note: string, what = "a clip's note"): string {
+  if (typeof note !== "string") throw new BadInputError(`${what} must be text`);
   if (note.length > MAX_NOTE) {
     throw new BadInputError(`note is ${note.length} characters long (at most ${MAX_NOTE})`);
   }
@@ -298,6 +301,152 @@ export function clipAfterUpdate(
     labels = labels.filter((l) => !gone.has(l));
   }
   return { robotId, fromMs, toMs, name, note, labels };
+}
+
+// ------------------------------------------------------------------------------------------------ collections
+
+const MAX_COLLECTION_NAME = 200;
+
+/** Most clips one collection holds: far above a hand-picked dataset, small enough for one journal row. */
+export const MAX_COLLECTION_CLIPS = 10_000;
+
+/**
+ * A collection's name: 1 to 200 characters, not only white space, no control characters, bidirectional-text
+ * controls or line separators (it is shown in lists and may name an exported dataset).
+ */
+export function checkCollectionName(name: string): string {
+  if (typeof name !== "string" || name.trim() === "") {
+    throw new BadInputError('a collection needs a name (e.g. "docking attempts, week 47")');
+  }
+  if (name.length > MAX_COLLECTION_NAME) {
+    throw new BadInputError(
+      `collection name is ${name.length} characters long (at most ${MAX_COLLECTION_NAME})`,
+    );
+  }
+  // deno-lint-ignore no-control-regex
+  if (/[\x00-\x1f\x7f-\x9f]/.test(name) || INVISIBLE_CONTROLS.test(name)) {
+    throw new BadInputError(
+      `collection name ${JSON.stringify(name)} contains a control character: type it on one line without`,
+    );
+  }
+  return name;
+}
+
+/** A list of clip ids: whole positive numbers, each once (the first place a repeated id is given counts). */
+export function checkClipIds(ids: unknown, what = "clipIds"): number[] {
+  if (!Array.isArray(ids)) throw new BadInputError(`${what} must be a list of clip ids`);
+  for (const id of ids) {
+    if (typeof id !== "number" || !Number.isSafeInteger(id) || id <= 0) {
+      throw new BadInputError(`${what}: ${JSON.stringify(id)} is not a clip id (a whole number above 0)`);
+    }
+  }
+  return [...new Set(ids as number[])];
+}
+
+/** Refuses a collection of more than MAX_COLLECTION_CLIPS clips. */
+function checkCollectionSize(ids: number[]): number[] {
+  if (ids.length > MAX_COLLECTION_CLIPS) {
+    throw new BadInputError(
+      `a collection holds at most ${MAX_COLLECTION_CLIPS} clips (${ids.length} given): split it into several`,
+    );
+  }
+  return ids;
+}
+
+/** A new collection's fields checked: name, note, clips (each once, in order), author. */
+export function checkCollectionInput(
+  input: CollectionInput,
+  by: ChangeBy,
+): { name: string; note: string; clipIds: number[]; author: string | null } {
+  if (typeof input !== "object" || input === null) {
+    throw new BadInputError("a collection needs at least a name: { name, note?, clipIds? }");
+  }
+  return {
+    name: checkCollectionName(input.name),
+    note: checkNote(input.note ?? "", "a collection's note"),
+    clipIds: checkCollectionSize(checkClipIds(input.clipIds ?? [])),
+    author: checkAuthor(by.author),
+  };
+}
+
+/**
+ * A collection's fields after `update` (checked): unchanged fields from `before`; `clipIds` replaces the list,
+ * then `addClipIds` appends those not in it yet and `removeClipIds` takes clips out. Also gives the clips the
+ * update names that were not in the collection before (the store checks those exist).
+ */
+export function collectionAfterUpdate(
+  before: Collection,
+  update: CollectionUpdate,
+): { name: string; note: string; clipIds: number[]; added: number[] } {
+  if (typeof update !== "object" || update === null) {
+    throw new BadInputError(
+      "a collection update is an object: { name?, note?, clipIds?, addClipIds?, removeClipIds? }",
+    );
+  }
+  const name = update.name === undefined ? before.name : checkCollectionName(update.name);
+  const note = update.note === undefined ? before.note : checkNote(update.note, "a collection's note");
+  let clipIds = update.clipIds === undefined ? before.clipIds : checkClipIds(update.clipIds);
+  if (update.addClipIds !== undefined) {
+    const have = new Set(clipIds);
+    clipIds = [...clipIds, ...checkClipIds(update.addClipIds, "addClipIds").filter((id) => !have.has(id))];
+  }
+  if (update.removeClipIds !== undefined) {
+    const gone = new Set(checkClipIds(update.removeClipIds, "removeClipIds"));
+    clipIds = clipIds.filter((id) => !gone.has(id));
+  }
+  checkCollectionSize(clipIds);
+  const had = new Set(before.clipIds);
+  return { name, note, clipIds, added: clipIds.filter((id) => !had.has(id)) };
+}
+
+/** The refusal of a collection id that does not exist. */
+export function unknownCollection(id: number): NotFoundError {
+  return new NotFoundError(`no collection ${id}`);
+}
+
+/** The refusal of a collection name another collection has. */
+export function collectionNameTaken(name: string, holder: number): ConflictError {
+  return new ConflictError(
+    `a collection named ${
+      JSON.stringify(name)
+    } exists already (collection ${holder}): pick another name, or ` +
+      `add the clips to that one`,
+  );
+}
+
+/** Refuses `ids` unless every one is in `found` (the clips the catalog has), naming the first few missing. */
+export function checkClipsFound(ids: number[], found: ReadonlySet<number>): void {
+  const missing = ids.filter((id) => !found.has(id));
+  if (missing.length) {
+    throw new NotFoundError(
+      `${missing.length === 1 ? "no clip" : `${missing.length} clips do not exist:`} ${
+        missing.slice(0, 5).join(", ")
+      }${missing.length > 5 ? ", ..." : ""}: list clips with GET /api/clips`,
+    );
+  }
+}
+
+/** A collection as the journal records it. */
+export function collectionDetail(c: Collection): { name: string; note: string; clipIds: number[] } {
+  return { name: c.name, note: c.note, clipIds: c.clipIds };
+}
+
+// ------------------------------------------------------------------------------------------------ status
+
+const MAX_STATUS_NAME = 200;
+
+/** A status entry's name and state checked: a short non-empty name and a plain object (stored as JSON). */
+export function checkStatus(name: string, state: Record<string, unknown>, nowMs: number): string {
+  if (typeof name !== "string" || name === "" || name.length > MAX_STATUS_NAME || name.includes("\0")) {
+    throw new BadInputError(`status name ${JSON.stringify(name)} must be 1 to ${MAX_STATUS_NAME} characters`);
+  }
+  if (typeof state !== "object" || state === null || Array.isArray(state)) {
+    throw new BadInputError(`the state of status ${JSON.stringify(name)} must be an object`);
+  }
+  if (!Number.isSafeInteger(nowMs)) {
+    throw new BadInputError(`status time ${nowMs} is not a whole number of ms`);
+  }
+  return JSON.stringify(state);
 }
 
 // ------------------------------------------------------------------------------------------------ the label set

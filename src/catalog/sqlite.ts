@@ -32,6 +32,7 @@ import {
   type TierCounts,
   type TimelineBucket,
 } from "./catalog.ts";
+import { checkStatus } from "./rules.ts";
 import { SqliteLabels } from "./sqlite_labels.ts";
 import * as reads from "./sqlite_search.ts";
 
@@ -41,8 +42,9 @@ import * as reads from "./sqlite_search.ts";
  * partition and offset of each frame (replay detection) and a `meta` table naming what the catalog belongs to. 4: `leases`
  * (one evictor at a time, with fencing tokens). 5: `boxes` (classes with rectangles on frames), `reviews` (status a
  * person set) and `label_set` (colour and hotkey of a label), and an index finding the entry that undid another.
+ * 6: `collections` and `collection_clips` (named, ordered groups of clips) and `status` (background jobs' state).
  */
-const SCHEMA_VERSION = 5;
+const SCHEMA_VERSION = 6;
 
 /** The WAL is checkpointed every this many pages (4 KiB each) and truncated to `WAL_LIMIT_BYTES` after. */
 const WAL_CHECKPOINT_PAGES = 256;
@@ -164,6 +166,35 @@ const SCHEMA_5 = `
   CREATE INDEX IF NOT EXISTS changes_undo ON changes (json_extract(detail, '$.undoOf'))
     WHERE json_extract(detail, '$.undoOf') IS NOT NULL;
   PRAGMA user_version = 5;
+`;
+
+/**
+ * Version 6 (idempotent, like 5). A collection is a named, ordered group of clips; `collection_clips` holds its
+ * clips with their place in it (`position`, ascending), each clip once per collection, looked up by clip too
+ * (deleting a clip takes it out of its collections). Names are unique. `status` holds the last state a background
+ * job (the evictor) reported, as JSON, so every process on the catalog can show it.
+ */
+const SCHEMA_6 = `
+  CREATE TABLE IF NOT EXISTS collections (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    note TEXT NOT NULL DEFAULT '',
+    created_ms INTEGER NOT NULL,
+    author TEXT
+  );
+  CREATE TABLE IF NOT EXISTS collection_clips (
+    collection_id INTEGER NOT NULL,
+    clip_id INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (collection_id, clip_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS collection_clips_clip ON collection_clips (clip_id, collection_id);
+  CREATE TABLE IF NOT EXISTS status (
+    name TEXT PRIMARY KEY,
+    state TEXT NOT NULL CHECK (json_valid(state)),
+    updated_ms INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  PRAGMA user_version = 6;
 `;
 
 /**
@@ -380,6 +411,7 @@ export class SqliteCatalog implements Catalog {
       });
     }
     if (version < 5) this.#transaction(() => this.#db.exec(SCHEMA_5));
+    if (version < 6) this.#transaction(() => this.#db.exec(SCHEMA_6));
   }
 
   /** Version 3: Kafka partition and offset per frame, and the `meta` table (see CatalogIdentity). */
@@ -846,11 +878,17 @@ export class SqliteCatalog implements Catalog {
             return (typeof v === "boolean" ? Number(v) : v) as string | number | null;
           }));
         }
-        // AUTOINCREMENT already continues after the largest id pasted; it must also continue after every box
-        // and clip id the journal names (see copy_ids.ts).
+        // AUTOINCREMENT already continues after the largest id pasted; it must also continue after every box,
+        // clip and collection id the journal names (see copy_ids.ts).
         if (table === "changes") {
           const named = journalledIds(rows);
-          for (const [name, atLeast] of [["boxes", named.boxes], ["clips", named.clips]] as const) {
+          for (
+            const [name, atLeast] of [
+              ["boxes", named.boxes],
+              ["clips", named.clips],
+              ["collections", named.collections],
+            ] as const
+          ) {
             if (atLeast === 0) continue;
             const bumped = this.#db.prepare("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = ?")
               .run(atLeast, name);
@@ -878,6 +916,23 @@ export class SqliteCatalog implements Catalog {
   }
   lease(name: string): Promise<Lease | null> {
     return this.#run("reading a lease", () => this.#leaseSync(name));
+  }
+  putStatus(name: string, state: Record<string, unknown>, nowMs: number): Promise<void> {
+    return this.#run(`recording the status of ${name}`, () => {
+      const json = checkStatus(name, state, nowMs);
+      this.#db.prepare(
+        `INSERT INTO status (name, state, updated_ms) VALUES (?, ?, ?)
+         ON CONFLICT(name) DO UPDATE SET state = excluded.state, updated_ms = excluded.updated_ms`,
+      ).run(name, json, nowMs);
+    });
+  }
+  status(name: string): Promise<{ state: Record<string, unknown>; updatedMs: number } | null> {
+    return this.#run(`reading the status of ${name}`, () => {
+      const r = this.#db.prepare("SELECT state, updated_ms FROM status WHERE name = ?").get(name) as
+        | { state: string; updated_ms: number }
+        | undefined;
+      return r ? { state: JSON.parse(r.state), updatedMs: Number(r.updated_ms) } : null;
+    });
   }
   remove(key: string): Promise<void> {
     return this.#run("removing a frame", () => this.#removeSync(key));

@@ -33,6 +33,9 @@ import type {
   ClipFilter,
   ClipInput,
   ClipUpdate,
+  Collection,
+  CollectionInput,
+  CollectionUpdate,
   FrameSelector,
   LabelDefinition,
   LabelInfo,
@@ -55,6 +58,8 @@ import { derivedStatus } from "./hits.ts";
 import {
   checkAuthor,
   checkClipInput,
+  checkClipsFound,
+  checkCollectionInput,
   checkKeysFound,
   checkLabel,
   checkReviewSet,
@@ -63,6 +68,9 @@ import {
   checkStrict,
   clipAfterUpdate,
   clipDetail,
+  collectionAfterUpdate,
+  collectionDetail,
+  collectionNameTaken,
   DEFAULT_LABEL_LIMITS,
   definitionAfter,
   describeTarget,
@@ -75,6 +83,7 @@ import {
   UNDO_KEY_CAP,
   uniqueKeys,
   unknownClip,
+  unknownCollection,
   unknownLabel,
 } from "./rules.ts";
 
@@ -106,6 +115,22 @@ function toClip(r: ClipRaw): Clip {
     labels: r.labels ? JSON.parse(r.labels) as string[] : [],
     createdMs: Number(r.created_ms),
     author: r.author,
+  };
+}
+
+const COLLECTION_SELECT = `SELECT k.id, k.name, k.note, k.created_ms, k.author,
+  (SELECT json_group_array(clip_id) FROM (SELECT cc.clip_id FROM collection_clips cc
+    WHERE cc.collection_id = k.id ORDER BY cc.position)) AS clip_ids
+  FROM collections k`;
+
+function toCollection(r: Record<string, unknown>): Collection {
+  return {
+    id: Number(r.id),
+    name: r.name as string,
+    note: r.note as string,
+    clipIds: r.clip_ids ? (JSON.parse(r.clip_ids as string) as number[]).map(Number) : [],
+    createdMs: Number(r.created_ms),
+    author: r.author as string | null,
   };
 }
 
@@ -573,9 +598,23 @@ export class SqliteLabels implements LabelStore {
     this.#tx(() => {
       const clip = this.#getClip(id);
       if (!clip) throw unknownClip(id);
+      // Where the clip was in collections (id and index in its order), so undo puts it back there.
+      const collections = (this.#prepare(
+        `SELECT cc.collection_id AS id, (SELECT COUNT(*) FROM collection_clips o
+           WHERE o.collection_id = cc.collection_id AND o.position < cc.position) AS position
+         FROM collection_clips cc WHERE cc.clip_id = ? ORDER BY cc.collection_id`,
+      ).all(id) as { id: number; position: number }[]).map((r) => ({
+        id: Number(r.id),
+        position: Number(r.position),
+      }));
+      this.#prepare("DELETE FROM collection_clips WHERE clip_id = ?").run(id);
       this.#prepare("DELETE FROM clip_labels WHERE clip_id = ?").run(id);
       this.#prepare("DELETE FROM clips WHERE id = ?").run(id);
-      this.#journal(by, "clip.delete", `clip:${id}`, { id, clip: clipDetail(clip) });
+      this.#journal(by, "clip.delete", `clip:${id}`, {
+        id,
+        clip: clipDetail(clip),
+        ...(collections.length ? { collections } : {}),
+      });
     });
   }
 
@@ -672,6 +711,109 @@ export class SqliteLabels implements LabelStore {
   #undoneBy(id: number): Change | null {
     if (!Number.isSafeInteger(id)) return null;
     return this.#changesWhere("json_extract(detail, '$.undoOf') = ?", [id], "ORDER BY id LIMIT 1")[0] ?? null;
+  }
+
+  // ---------------------------------------------------------------------------------------------- collections
+
+  #getCollection(id: number): Collection | null {
+    if (!Number.isSafeInteger(id)) return null;
+    const r = this.#prepare(`${COLLECTION_SELECT} WHERE k.id = ?`).get(id) as
+      | Record<string, unknown>
+      | undefined;
+    return r ? toCollection(r) : null;
+  }
+
+  #collectionByName(name: string): Collection | null {
+    if (typeof name !== "string") return null;
+    const r = this.#prepare(`${COLLECTION_SELECT} WHERE k.name = ?`).get(name) as
+      | Record<string, unknown>
+      | undefined;
+    return r ? toCollection(r) : null;
+  }
+
+  /** Refuses clip ids that are not in the catalog, naming the first few. */
+  #checkClips(ids: number[]): void {
+    const found = new Set<number>();
+    for (let i = 0; i < ids.length; i += CHUNK) {
+      const part = ids.slice(i, i + CHUNK);
+      for (
+        const r of this.#prepare(`SELECT id FROM clips WHERE id IN (${part.map(() => "?").join(",")})`)
+          .all(...part) as { id: number }[]
+      ) found.add(Number(r.id));
+    }
+    checkClipsFound(ids, found);
+  }
+
+  /** Refuses a name another collection than `self` has. */
+  #checkNameFree(name: string, self: number | null): void {
+    const holder = this.#prepare("SELECT id FROM collections WHERE name = ?").get(name) as
+      | { id: number }
+      | undefined;
+    if (holder && Number(holder.id) !== self) throw collectionNameTaken(name, Number(holder.id));
+  }
+
+  /** Writes a collection's clips in order (positions 0, 1, ...), replacing what it had. */
+  #setCollectionClips(id: number, clipIds: number[]): void {
+    this.#prepare("DELETE FROM collection_clips WHERE collection_id = ?").run(id);
+    const insert = this.#prepare(
+      "INSERT INTO collection_clips (collection_id, clip_id, position) VALUES (?, ?, ?)",
+    );
+    clipIds.forEach((clipId, position) => insert.run(id, clipId, position));
+  }
+
+  /** Creates a collection; refuses a taken name and unknown clips. */
+  #createCollection(input: CollectionInput, by: ChangeBy = {}): Collection {
+    const { name, note, clipIds, author } = checkCollectionInput(input, by);
+    return this.#tx(() => {
+      const now = by.nowMs ?? this.#now();
+      this.#checkNameFree(name, null);
+      this.#checkClips(clipIds);
+      const id = Number(
+        this.#prepare("INSERT INTO collections (name, note, created_ms, author) VALUES (?, ?, ?, ?)")
+          .run(name, note, now, author).lastInsertRowid,
+      );
+      this.#setCollectionClips(id, clipIds);
+      const collection = this.#getCollection(id)!;
+      this.#journal({ ...by, author, nowMs: now }, "collection.create", `collection:${id}`, {
+        id,
+        collection: collectionDetail(collection),
+      });
+      return collection;
+    });
+  }
+
+  /** Renames a collection, changes its note or its clips; refuses an unknown id, a taken name, unknown clips. */
+  #updateCollection(id: number, update: CollectionUpdate, by: ChangeBy = {}): Collection {
+    return this.#tx(() => {
+      const before = this.#getCollection(id);
+      if (!before) throw unknownCollection(id);
+      const { name, note, clipIds, added } = collectionAfterUpdate(before, update);
+      this.#checkNameFree(name, id);
+      this.#checkClips(added);
+      this.#prepare("UPDATE collections SET name = ?, note = ? WHERE id = ?").run(name, note, id);
+      this.#setCollectionClips(id, clipIds);
+      const after = this.#getCollection(id)!;
+      this.#journal(by, "collection.update", `collection:${id}`, {
+        id,
+        before: collectionDetail(before),
+        after: collectionDetail(after),
+      });
+      return after;
+    });
+  }
+
+  /** Deletes a collection (its clips stay); refuses an unknown id. */
+  #deleteCollection(id: number, by: ChangeBy = {}): void {
+    this.#tx(() => {
+      const collection = this.#getCollection(id);
+      if (!collection) throw unknownCollection(id);
+      this.#prepare("DELETE FROM collection_clips WHERE collection_id = ?").run(id);
+      this.#prepare("DELETE FROM collections WHERE id = ?").run(id);
+      this.#journal(by, "collection.delete", `collection:${id}`, {
+        id,
+        collection: collectionDetail(collection),
+      });
+    });
   }
 
   // ---------------------------------------------------------------------------------------------- the label set
@@ -980,6 +1122,28 @@ export class SqliteLabels implements LabelStore {
   }
   listClips(filter: ClipFilter = {}): Promise<Clip[]> {
     return run(() => this.#listClips(filter));
+  }
+  createCollection(input: CollectionInput, by: ChangeBy = {}): Promise<Collection> {
+    return run(() => this.#createCollection(input, by));
+  }
+  updateCollection(id: number, update: CollectionUpdate, by: ChangeBy = {}): Promise<Collection> {
+    return run(() => this.#updateCollection(id, update, by));
+  }
+  deleteCollection(id: number, by: ChangeBy = {}): Promise<void> {
+    return run(() => this.#deleteCollection(id, by));
+  }
+  getCollection(id: number): Promise<Collection | null> {
+    return run(() => this.#getCollection(id));
+  }
+  collectionByName(name: string): Promise<Collection | null> {
+    return run(() => this.#collectionByName(name));
+  }
+  listCollections(): Promise<Collection[]> {
+    return run(() =>
+      (this.#prepare(`${COLLECTION_SELECT} ORDER BY k.name, k.id`).all() as Record<string, unknown>[]).map(
+        toCollection,
+      )
+    );
   }
   changes(filter: ChangeFilter = {}): Promise<Change[]> {
     return run(() => this.#changes(filter));

@@ -6,7 +6,7 @@
  * large to list their frames (rules.ts: UNDO_KEY_CAP), are refused with the reason.
  *
  * An inverse that takes several calls (a merge split apart again, a deleted label brought back with its frames,
- * clips and boxes) is not one transaction: each call is. The calls are ordered so that the ones most likely to
+ * clips and boxes, a deleted clip put back into its collections) is not one transaction: each call is. The calls are ordered so that the ones most likely to
  * be refused (a name or hotkey taken since) come first; a refusal later on leaves the earlier calls done and in
  * the journal, where they can be seen and undone.
  */
@@ -90,6 +90,26 @@ function clipFields(entry: Change, field: string) {
     note: c.note,
     labels: c.labels,
   };
+}
+
+/** The collection id of a collection.* entry: its detail's `id`, or its target `collection:ID`. */
+function collectionId(entry: Change): number {
+  const id = Number(entry.detail.id ?? entry.target.replace(/^collection:/, ""));
+  if (!Number.isSafeInteger(id)) throw noUndoData(entry);
+  return id;
+}
+
+/** A collection as collection.* entries record it (see collectionDetail in rules.ts). */
+function collectionFields(entry: Change, field: string): { name: string; note: string; clipIds: number[] } {
+  const c = need<{ name: string; note?: string; clipIds?: number[] }>(entry, field);
+  return { name: c.name, note: c.note ?? "", clipIds: c.clipIds ?? [] };
+}
+
+/** Of these clip ids, those still there (a clip deleted since cannot be put back into a collection). */
+async function clipsLeft(store: LabelStore, ids: number[]): Promise<number[]> {
+  const out: number[] = [];
+  for (const id of ids) if (await store.getClip(id)) out.push(id);
+  return out;
 }
 
 /** A label's look as recorded (missing: none). */
@@ -222,7 +242,34 @@ const INVERSES: Record<Change["action"], Inverse> = {
   },
 
   async "clip.delete"(store, entry, by) {
-    await store.createClip(clipFields(entry, "clip"), by);
+    const clip = await store.createClip(clipFields(entry, "clip"), by);
+    // The clip comes back under a new id: into each collection it was taken out of (still there) at its place.
+    const places = (entry.detail.collections ?? []) as { id: number; position: number }[];
+    for (const { id, position } of places) {
+      const collection = await store.getCollection(id);
+      if (!collection) continue;
+      const clipIds = [...collection.clipIds];
+      clipIds.splice(Math.min(position, clipIds.length), 0, clip.id);
+      await store.updateCollection(id, { clipIds }, by);
+    }
+  },
+
+  async "collection.create"(store, entry, by) {
+    await store.deleteCollection(collectionId(entry), by);
+  },
+
+  async "collection.update"(store, entry, by) {
+    const before = collectionFields(entry, "before");
+    await store.updateCollection(
+      collectionId(entry),
+      { ...before, clipIds: await clipsLeft(store, before.clipIds) },
+      by,
+    );
+  },
+
+  async "collection.delete"(store, entry, by) {
+    const collection = collectionFields(entry, "collection");
+    await store.createCollection({ ...collection, clipIds: await clipsLeft(store, collection.clipIds) }, by);
   },
 
   async "box.add"(store, entry, by) {

@@ -286,4 +286,70 @@ export function catalogSuite(backend: string, open: () => Catalog | Promise<Cata
       await copy.close();
     }
   });
+
+  test("status: put replaces the state and time of a name; unknown names are null; bad input refused", async (catalog) => {
+    assert.equal(await catalog.status("evictor"), null);
+    await catalog.putStatus(
+      "evictor",
+      { state: "moving", archived: 12, since: null, tiers: { local: 1 } },
+      T0,
+    );
+    assert.deepEqual(await catalog.status("evictor"), {
+      state: { state: "moving", archived: 12, since: null, tiers: { local: 1 } },
+      updatedMs: T0,
+    });
+    await catalog.putStatus("evictor", { state: "idle" }, T0 + 1000);
+    assert.deepEqual(await catalog.status("evictor"), { state: { state: "idle" }, updatedMs: T0 + 1000 });
+    await catalog.putStatus("other", {}, T0 + 5);
+    assert.deepEqual(await catalog.status("other"), { state: {}, updatedMs: T0 + 5 });
+    assert.deepEqual((await catalog.status("evictor"))?.state, { state: "idle" }, "names are apart");
+    await assert.rejects(catalog.putStatus("", {}, T0), BadInputError);
+    await assert.rejects(
+      catalog.putStatus("x", [] as unknown as Record<string, unknown>, T0),
+      /must be an object/,
+    );
+    await assert.rejects(catalog.putStatus("x", {}, 1.5), /whole number/);
+  });
+
+  test(
+    "a copy carries collections and status with their ids; new collections come after journalled ids",
+    async (catalog, all) => {
+      const labels = catalog.labels();
+      const clips = [];
+      for (let i = 0; i < 3; i++) {
+        clips.push(
+          await labels.createClip({
+            robotId: "r1",
+            fromMs: T0 + i * 1000,
+            toMs: T0 + i * 1000,
+            name: `c${i}`,
+          }),
+        );
+      }
+      const kept = await labels.createCollection({ name: "kept", clipIds: [clips[2].id, clips[0].id] });
+      // The newest collection deleted: its id lives on only in the journal.
+      const gone = await labels.createCollection({ name: "gone", clipIds: [clips[1].id] });
+      await labels.deleteCollection(gone.id);
+      await catalog.putStatus("evictor", { state: "paused", since: T0 }, T0 + 7);
+      const copy = await open();
+      try {
+        await copy.upsertMany(all);
+        for (const table of Object.keys(COPY_TABLES) as CopyTable[]) {
+          await copy.pasteRows(table, await catalog.copyRows(table, 0, 1000));
+          assert.equal(await copy.countRows(table), await catalog.countRows(table), table);
+        }
+        assert.equal(await copy.countRows("collection_clips"), 2);
+        const copied = copy.labels();
+        assert.deepEqual(await copied.listCollections(), [kept]);
+        assert.deepEqual(await copy.status("evictor"), {
+          state: { state: "paused", since: T0 },
+          updatedMs: T0 + 7,
+        });
+        const more = await copied.createCollection({ name: "more" });
+        assert.ok(more.id > gone.id, `new collection ${more.id} must come after the deleted ${gone.id}`);
+      } finally {
+        await copy.close();
+      }
+    },
+  );
 }

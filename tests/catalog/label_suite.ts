@@ -1170,4 +1170,175 @@ export function labelSuite(
       ["rejected", "unlabelled", "unlabelled"],
     );
   });
+
+  /** Three clips of r1 (a, b, c) made by the store. */
+  async function threeClips(labels: LabelStore) {
+    const make = (name: string, i: number) =>
+      labels.createClip({ robotId: "r1", fromMs: T0 + i * 1000, toMs: T0 + i * 1000 + 500, name });
+    return [await make("a", 0), await make("b", 3), await make("c", 6)];
+  }
+
+  test("collections: created, listed, found by id and name, changed and deleted, each journalled", async ({ fixture }) => {
+    const { labels } = await fixture(T0 + 5_000_000);
+    const [a, b, c] = await threeClips(labels);
+    const made = await labels.createCollection(
+      { name: "docking attempts, week 47", note: "for the planner team", clipIds: [c.id, a.id, c.id] },
+      { author: "ana" },
+    );
+    assert.deepEqual(
+      [made.name, made.note, made.clipIds, made.author],
+      ["docking attempts, week 47", "for the planner team", [c.id, a.id], "ana"],
+      "in the order given, a repeated clip once",
+    );
+    assert.equal(typeof made.createdMs, "number");
+    assert.deepEqual(await labels.getCollection(made.id), made);
+    assert.deepEqual(await labels.collectionByName("docking attempts, week 47"), made);
+    assert.equal(await labels.collectionByName("Docking attempts, week 47"), null, "names match exactly");
+    assert.equal(await labels.getCollection(made.id + 1000), null);
+    const empty = await labels.createCollection({ name: "an empty one" });
+    assert.deepEqual([empty.note, empty.clipIds], ["", []]);
+    assert.deepEqual((await labels.listCollections()).map((x) => x.name), [
+      "an empty one",
+      "docking attempts, week 47",
+    ]);
+
+    // Reorder, rename, re-note; then add (appended, those already in left where they are) and remove.
+    const moved = await labels.updateCollection(made.id, {
+      name: "docking, week 47",
+      note: "",
+      clipIds: [a.id, c.id],
+    });
+    assert.deepEqual([moved.name, moved.note, moved.clipIds], ["docking, week 47", "", [a.id, c.id]]);
+    const edited = await labels.updateCollection(made.id, {
+      addClipIds: [b.id, a.id],
+      removeClipIds: [c.id],
+    });
+    assert.deepEqual(edited.clipIds, [a.id, b.id]);
+    assert.deepEqual(await labels.getCollection(made.id), edited);
+
+    await labels.deleteCollection(empty.id, { author: "bob" });
+    assert.equal(await labels.getCollection(empty.id), null);
+    assert.deepEqual((await labels.listCollections()).map((x) => x.id), [made.id]);
+    assert.ok(await labels.getClip(a.id), "clips stay when their collection goes");
+
+    const log = await labels.changes({ target: `collection:${made.id}` });
+    assert.deepEqual(log.map((x) => [x.action, x.author]), [
+      ["collection.create", "ana"],
+      ["collection.update", null],
+      ["collection.update", null],
+    ]);
+    assert.deepEqual(log[0].detail, {
+      id: made.id,
+      collection: { name: "docking attempts, week 47", note: "for the planner team", clipIds: [c.id, a.id] },
+    });
+    assert.deepEqual(log[2].detail, {
+      id: made.id,
+      before: { name: "docking, week 47", note: "", clipIds: [a.id, c.id] },
+      after: { name: "docking, week 47", note: "", clipIds: [a.id, b.id] },
+    });
+    assert.deepEqual((await last(labels)).action, "collection.delete");
+    assert.deepEqual((await last(labels)).target, `collection:${empty.id}`);
+  });
+
+  test("collections: refusals name the value (taken name, unknown clips and ids, bad names); nothing changes", async ({ fixture }) => {
+    const { labels } = await fixture();
+    const [a, b] = await threeClips(labels);
+    const one = await labels.createCollection({ name: "one", clipIds: [a.id] });
+    const two = await labels.createCollection({ name: "two" });
+    const before = (await labels.changes()).length;
+    await assert.rejects(labels.createCollection({ name: "one" }), (e: Error) => {
+      assert.ok(e instanceof ConflictError);
+      assert.match(e.message, /"one" exists already \(collection \d+\)/);
+      return true;
+    });
+    await assert.rejects(labels.updateCollection(two.id, { name: "one" }), ConflictError);
+    await assert.rejects(labels.createCollection({ name: "x", clipIds: [a.id, 9999, 8888] }), (e: Error) => {
+      assert.ok(e instanceof NotFoundError);
+      assert.match(e.message, /2 clips do not exist: 9999, 8888/);
+      return true;
+    });
+    await assert.rejects(labels.updateCollection(one.id, { addClipIds: [7777] }), /no clip 7777/);
+    await assert.rejects(labels.updateCollection(4242, { name: "z" }), NotFoundError);
+    await assert.rejects(labels.deleteCollection(4242), /no collection 4242/);
+    await assert.rejects(labels.createCollection({ name: "  " }), BadInputError);
+    await assert.rejects(labels.createCollection({ name: "a\nb" }), /control character/);
+    await assert.rejects(labels.createCollection({ name: "n".repeat(201) }), /at most 200/);
+    await assert.rejects(labels.createCollection({ name: "y", clipIds: [1.5] }), /not a clip id/);
+    await assert.rejects(
+      labels.createCollection({ name: "y", clipIds: "1" as unknown as number[] }),
+      /list of clip ids/,
+    );
+    assert.equal((await labels.changes()).length, before, "a refused change leaves no journal entry");
+    assert.deepEqual((await labels.getCollection(one.id))?.clipIds, [a.id]);
+    assert.equal(await labels.collectionByName("x"), null);
+    // Renaming a collection to its own name is fine; removing a clip that is not in it changes nothing.
+    assert.deepEqual(
+      (await labels.updateCollection(one.id, { name: "one", removeClipIds: [b.id] })).clipIds,
+      [
+        a.id,
+      ],
+    );
+  });
+
+  test("collections: deleting a clip takes it out of its collections; undo puts it back in its place", async ({ fixture }) => {
+    const { labels } = await fixture();
+    const [a, b, c] = await threeClips(labels);
+    const first = await labels.createCollection({ name: "first", clipIds: [a.id, b.id, c.id] });
+    const second = await labels.createCollection({ name: "second", clipIds: [b.id] });
+    const other = await labels.createCollection({ name: "other", clipIds: [a.id] });
+    await labels.deleteClip(b.id);
+    const deletion = await last(labels);
+    assert.deepEqual(deletion.detail.collections, [{ id: first.id, position: 1 }, {
+      id: second.id,
+      position: 0,
+    }]);
+    assert.deepEqual((await labels.getCollection(first.id))?.clipIds, [a.id, c.id]);
+    assert.deepEqual((await labels.getCollection(second.id))?.clipIds, []);
+    assert.deepEqual((await labels.getCollection(other.id))?.clipIds, [a.id]);
+
+    const undone = await undoChange(labels, deletion.id);
+    assert.deepEqual(undone.map((x) => x.action), ["clip.create", "collection.update", "collection.update"]);
+    const back = (await labels.listClips()).find((x) => x.name === "b")!;
+    assert.notEqual(back.id, b.id, "a clip put back gets a new id");
+    assert.deepEqual((await labels.getCollection(first.id))?.clipIds, [a.id, back.id, c.id]);
+    assert.deepEqual((await labels.getCollection(second.id))?.clipIds, [back.id]);
+    assert.deepEqual((await labels.getCollection(other.id))?.clipIds, [a.id]);
+    // Undoing the undo deletes the clip again, out of both collections.
+    const [again] = await undoChange(labels, undone[0].id);
+    assert.equal(again.action, "clip.delete");
+    assert.deepEqual((await labels.getCollection(first.id))?.clipIds, [a.id, c.id]);
+  });
+
+  test("undo: collections created, updated and deleted", async ({ fixture }) => {
+    const { labels } = await fixture();
+    const [a, b, c] = await threeClips(labels);
+    const made = await labels.createCollection({ name: "w47", note: "n", clipIds: [a.id, b.id] });
+    const create = await last(labels);
+    await labels.updateCollection(made.id, { name: "w48", note: "", clipIds: [c.id, a.id] });
+    const update = await last(labels);
+    const [reverse] = await undoChange(labels, update.id);
+    assert.equal(reverse.action, "collection.update");
+    const back = (await labels.getCollection(made.id))!;
+    assert.deepEqual([back.name, back.note, back.clipIds], ["w47", "n", [a.id, b.id]]);
+    // A clip deleted since cannot go back in: the others do.
+    await labels.updateCollection(made.id, { clipIds: [c.id] });
+    const swap = await last(labels);
+    await labels.deleteClip(b.id);
+    await undoChange(labels, swap.id);
+    assert.deepEqual((await labels.getCollection(made.id))?.clipIds, [a.id]);
+
+    await labels.deleteCollection(made.id);
+    const deletion = await last(labels);
+    const [recreate] = await undoChange(labels, deletion.id);
+    assert.equal(recreate.action, "collection.create");
+    const again = (await labels.collectionByName("w47"))!;
+    assert.deepEqual([again.note, again.clipIds], ["n", [a.id]]);
+    assert.notEqual(again.id, made.id, "a collection put back gets a new id");
+    await assert.rejects(undoChange(labels, create.id), NotFoundError, "the collection it made is gone");
+    await undoChange(labels, recreate.id);
+    assert.deepEqual(await labels.listCollections(), []);
+    // A name taken since: undo of the delete is refused, naming it.
+    await labels.createCollection({ name: "w47" });
+    await assert.rejects(undoChange(labels, deletion.id), ConflictError);
+  });
 }

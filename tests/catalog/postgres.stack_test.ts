@@ -298,8 +298,8 @@ Deno.test("catalog (postgres): a schema at version 1 with labels is migrated to 
     try {
       // Back to what version 1 had.
       await raw.query(
-        `DROP TABLE boxes, reviews, label_set; DROP INDEX changes_undo_of;
-         DELETE FROM schema_version WHERE version >= 2`,
+        `DROP TABLE boxes, reviews, label_set, collections, collection_clips, status;
+         DROP INDEX changes_undo_of; DELETE FROM schema_version WHERE version >= 2`,
       );
     } finally {
       await raw.close();
@@ -321,6 +321,58 @@ Deno.test("catalog (postgres): a schema at version 1 with labels is migrated to 
     } finally {
       await c.close();
     }
+  });
+});
+
+Deno.test("catalog (postgres): a schema at version 2 is migrated to 3 (collections, status), keeping its clips", async () => {
+  await twoServers(async (a, _b) => {
+    const clip = await a.labels().createClip({ robotId: "r1", fromMs: T0, toMs: T0 + 1000, name: "kept" });
+    const raw = postgresSql(a);
+    try {
+      await raw.query(
+        "DROP TABLE collections, collection_clips, status; DELETE FROM schema_version WHERE version >= 3",
+      );
+    } finally {
+      await raw.close();
+    }
+    const c = await anotherServer(a);
+    try {
+      const labels = c.labels();
+      assert.equal((await labels.getClip(clip.id))?.name, "kept");
+      const made = await labels.createCollection({ name: "w47", clipIds: [clip.id] });
+      assert.deepEqual((await labels.collectionByName("w47"))?.clipIds, [clip.id]);
+      assert.equal(made.name, "w47");
+      await c.putStatus("evictor", { state: "idle" }, T0);
+      assert.deepEqual(await a.status("evictor"), { state: { state: "idle" }, updatedMs: T0 });
+      const raw2 = postgresSql(a);
+      try {
+        const v = await raw2.query("SELECT MAX(version) AS v FROM schema_version");
+        assert.equal(Number(v[0].v), 3);
+        assert.equal(PG_SCHEMA_VERSION, 3);
+      } finally {
+        await raw2.close();
+      }
+    } finally {
+      await c.close();
+    }
+  });
+});
+
+Deno.test("label store (postgres): servers creating collections of one name at once: one wins, the others are refused", async () => {
+  await twoServers(async (a, b) => {
+    const clip = await a.labels().createClip({ robotId: "r1", fromMs: T0, toMs: T0, name: "c" });
+    const stores = [a.labels(), b.labels()];
+    const results = await Promise.allSettled(
+      Array.from(
+        { length: 8 },
+        (_, i) => stores[i % 2].createCollection({ name: "same", clipIds: [clip.id] }),
+      ),
+    );
+    assert.equal(results.filter((r) => r.status === "fulfilled").length, 1);
+    for (const r of results) {
+      if (r.status === "rejected") assert.ok(r.reason instanceof ConflictError, String(r.reason));
+    }
+    assert.equal((await stores[1].listCollections()).length, 1);
   });
 });
 

@@ -101,7 +101,8 @@ Deno.test("a v4 catalog is migrated to v5 (boxes, reviews, label set) in place, 
     const raw = new DatabaseSync(path);
     assert.equal(
       Number((raw.prepare("PRAGMA user_version").get() as { user_version: number }).user_version),
-      5,
+      6,
+      "and on to v6",
     );
     raw.close();
     const labels = catalog.labels();
@@ -123,6 +124,40 @@ Deno.test("a v4 catalog is migrated to v5 (boxes, reviews, label set) in place, 
     await catalog.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("a v5 catalog is migrated to v6 (collections, status) in place, keeping its clips", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/catalog.sqlite`;
+  const made = new SqliteCatalog(path);
+  await made.upsert(frameRow("r1", T0, 0));
+  const clip = await made.labels().createClip({ robotId: "r1", fromMs: T0, toMs: T0, name: "kept" });
+  await made.close();
+  const v5 = new DatabaseSync(path);
+  v5.exec(`DROP TABLE collections; DROP TABLE collection_clips; DROP TABLE status; PRAGMA user_version = 5;`);
+  v5.close();
+  const catalog = new SqliteCatalog(path);
+  try {
+    const raw = new DatabaseSync(path);
+    assert.equal(
+      Number((raw.prepare("PRAGMA user_version").get() as { user_version: number }).user_version),
+      6,
+    );
+    raw.close();
+    const labels = catalog.labels();
+    assert.equal((await labels.getClip(clip.id))?.name, "kept");
+    const collection = await labels.createCollection({ name: "w47", clipIds: [clip.id] });
+    assert.deepEqual((await labels.getCollection(collection.id))?.clipIds, [clip.id]);
+    await catalog.putStatus("evictor", { state: "idle" }, T0);
+    assert.equal((await catalog.status("evictor"))?.updatedMs, T0);
+  } finally {
+    await catalog.close();
+  }
+  // Opening again is a no-op.
+  const again = new SqliteCatalog(path);
+  assert.equal((await again.labels().listCollections()).length, 1);
+  await again.close();
+  await Deno.remove(dir, { recursive: true });
 });
 
 Deno.test("label store (sqlite): a change to more than UNDO_KEY_CAP frames keeps no keys, and undo refuses it", async () => {
