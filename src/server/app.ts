@@ -40,6 +40,7 @@ import type { Route } from "./route.ts";
 import { boxRoutes } from "./routes/boxes.ts";
 import { changeRoutes } from "./routes/changes.ts";
 import { clipRoutes } from "./routes/clips.ts";
+import { collectionRoutes } from "./routes/collections.ts";
 import { exportRoutes } from "./routes/export.ts";
 import { frameRoutes } from "./routes/frames.ts";
 import { labelRoutes } from "./routes/labels.ts";
@@ -203,6 +204,7 @@ export function createApp(deps: AppDeps): App {
     ...similarRoutes(ctx),
     ...labelRoutes(ctx),
     ...clipRoutes(ctx),
+    ...collectionRoutes(ctx),
     ...playbackRoutes(ctx),
     ...changeRoutes(ctx),
     ...exportRoutes(ctx),

@@ -267,6 +267,11 @@ Deno.test("/openapi.json: the document says what the server validates and answer
           labels: ["walking"],
         });
         await check("PATCH", `/api/clips/${clip.id}`, { add_labels: ["slow"], note: "n" });
+        const collection = await check("POST", "/api/collections", { name: "week 47", clip_ids: [clip.id] });
+        await check("PATCH", `/api/collections/${collection.id}`, { note: "n", add_clip_ids: [clip.id] });
+        await check("GET", `/api/collections/${collection.id}`);
+        await check("GET", "/api/collections?name=week%2047");
+        await check("DELETE", `/api/collections/${collection.id}?author=test`);
         await check("GET", `/api/playback?clip=${clip.id}&count=true`);
         // Boxes (the frame's size read from its stored JPEG), review, the label set, undo, pre-labels.
         const boxes = (await check("POST", `/api/frames/${key}/boxes`, {

@@ -33,10 +33,12 @@ const CHANGE = named(
     author: nullable(string()),
     action: string({
       description: "label.add, label.remove, label.rename, label.delete, label.define, clip.create, " +
-        "clip.update, clip.delete, box.add, box.update, box.delete or review.set.",
+        "clip.update, clip.delete, box.add, box.update, box.delete, review.set, collection.create, " +
+        "collection.update or collection.delete.",
     }),
     target: string({
-      description: "A frame key, frames (keys in the detail), robot:ID, label:NAME or clip:ID.",
+      description:
+        "A frame key, frames (keys in the detail), robot:ID, label:NAME, clip:ID or collection:ID.",
     }),
     detail: anyObject("What changed; undoOf: N when the entry undid entry N."),
   }),
@@ -62,7 +64,9 @@ export function changeRoutes(ctx: ServerContext): Route[] {
       summary: "The change journal (labels, clips, boxes, reviews), oldest first unless order=newest.",
       query: {
         after: int("Only entries after this id (for polling).", { min: 0, max: Number.MAX_SAFE_INTEGER }),
-        target: text("Only entries for this target (a key, robot:ID, label:NAME, clip:ID, frames)."),
+        target: text(
+          "Only entries for this target (a key, robot:ID, label:NAME, clip:ID, collection:ID, frames).",
+        ),
         since: at("Only entries at or after this time."),
         limit: int("At most this many.", { min: 1, max: MAX_LIMIT, fallback: 100 }),
         order: choice(["oldest", "newest"] as const, "oldest", "oldest (default) or newest first."),
