@@ -10,6 +10,7 @@ import { frameView } from "./views/frame.js";
 import { searchView } from "./views/search.js";
 import { labelsView } from "./views/labels.js";
 import { clipsView } from "./views/clips.js";
+import { collectionsView } from "./views/collections.js";
 import { changesView } from "./views/changes.js";
 
 const view = document.getElementById("view");
@@ -63,6 +64,7 @@ const routes = {
   search: () => ["search", searchView],
   labels: () => ["labels", labelsView],
   clips: () => ["clips", clipsView],
+  collections: () => ["collections", collectionsView],
   changes: () => ["changes", changesView],
 };
 

@@ -2,10 +2,11 @@
 
 import { api } from "../api.js";
 import { attempt, fmtCount, fmtTime, h, labelChips, toast } from "../dom.js";
+import { addToCollection } from "./collections.js";
 
 export async function clipsView(root) {
   root.append(h("h1", {}, "Clips"));
-  const { clips } = await api("/api/clips");
+  const [{ clips }, { collections }] = await Promise.all([api("/api/clips"), api("/api/collections")]);
   if (clips.length === 0) {
     root.append(h("p.empty", {}, "No clips yet. In a robot's view, pick a span or frames and make a clip."));
     return;
@@ -79,6 +80,7 @@ export async function clipsView(root) {
                   add,
                   h("button.quiet", { type: "submit" }, "Add"),
                 ),
+                addToCollection(c, collections),
                 h("button.danger", { type: "button", onclick: () => remove(c) }, "Delete"),
               ),
             ),
