@@ -528,6 +528,34 @@ async function sameCalls(catalog: Catalog): Promise<unknown[]> {
   for (const id of [1, 3, 4, 6, 9, 10, 11, 12, 14, 15, 17, 18, 19, 20, 21, 22, 21]) {
     await call(() => undoChange(labels, id, { author: "u" }));
   }
+  // Collections (after the undo above, whose entry ids stay as they are), a clip deleted out of two and put
+  // back, and undo of their changes; the status store.
+  const d = await labels.createClip({ robotId: "r1", fromMs: T0, toMs: T0 + 2000, name: "d" });
+  const e = await labels.createClip({ robotId: "r2", fromMs: T0 + 8000, toMs: T0 + 8000, name: "e" });
+  out.push([d, e]);
+  const newest = async () => (await labels.changes({ newest: true, limit: 1 }))[0].id;
+  await call(() =>
+    labels.createCollection({ name: "w47", note: "n", clipIds: [e.id, d.id, e.id] }, { author: "a" })
+  );
+  await call(() => labels.createCollection({ name: "w47" }));
+  await call(() => labels.createCollection({ name: "x", clipIds: [d.id, 999, 998] }));
+  await call(() => labels.updateCollection(1, { name: "w48", addClipIds: [d.id, 997] }));
+  await call(() => labels.updateCollection(1, { name: "w48", note: "", clipIds: [d.id, e.id] }));
+  const reorder = await newest();
+  await call(() => labels.createCollection({ name: "other", clipIds: [e.id] }));
+  await call(() => labels.deleteClip(e.id));
+  const clipGone = await newest();
+  await call(() => undoChange(labels, clipGone));
+  await call(() => undoChange(labels, reorder));
+  await call(() => labels.deleteCollection(2));
+  const collectionGone = await newest();
+  await call(() => undoChange(labels, collectionGone));
+  await call(() => labels.deleteCollection(2));
+  out.push(await labels.listCollections());
+  out.push(await labels.collectionByName("w47"));
+  await catalog.putStatus("evictor", { state: "moving", n: 3 }, T0);
+  await catalog.putStatus("evictor", { state: "idle", nested: { a: [1, null] } }, T0 + 1);
+  out.push(await catalog.status("evictor"), await catalog.status("none"));
   out.push(await labels.changes({ limit: 1000 }));
   out.push((await labels.list()).map(noId));
   out.push(await labels.listClips());
