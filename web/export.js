@@ -3,6 +3,9 @@
 // next to the link. A download alone cannot tell: a tar cut short by a failing store, or one with frames listed
 // in MISSING.txt, lands in the downloads folder looking like any other.
 //
+// MP4 and MCAP (format=mp4|mcap) download one file: the video (with a second link to its frame list, the sidecar
+// JSON, sidecar=true) or the log; clip=ID and collection=ID in the query export a clip or a collection.
+//
 // The link is only shown when the export can work: GET /api/export refuses a search with a label nobody has; an
 // ImageFolder export (the default format) also one without a label, or with two labels whose folders would clash
 // (they differ only in case); and an export of no frames fails ("no matching frame can be read"). Instead of the
@@ -19,10 +22,14 @@ function describe(s) {
     case "running":
       return `Exporting… ${of}`;
     case "complete":
-      return `Export complete: ${fmtCount(s.frames)} frames, ${fmtCount(s.files)} files.`;
+      return s.format === "mp4" || s.format === "mcap"
+        ? `Export complete: ${fmtCount(s.frames)} frames in the .${s.format}.`
+        : `Export complete: ${fmtCount(s.frames)} frames, ${fmtCount(s.files)} files.`;
     case "incomplete":
       return `Export INCOMPLETE: ${fmtCount(s.missing)} of ${fmtCount(s.total)} frames are in no store and ` +
-        `were left out; the .tar lists them in MISSING.txt.`;
+        (s.format === "mp4" || s.format === "mcap"
+          ? `were left out (${s.missing_keys.slice(0, 3).join(", ")}…).`
+          : `were left out; the .tar lists them in MISSING.txt.`);
     default:
       return `Export FAILED after ${of}: ${s.error}. The download is incomplete: do not use it.`;
   }
@@ -54,9 +61,19 @@ export function exportProblem(query, total, error) {
  * link shows only once the search is known to match frames. Without `total` (undefined), the element asks the
  * server how many frames match by itself.
  */
-export function exportLink(query, { id = undefined, text = "Export as .tar", total = undefined } = {}) {
+export function exportLink(query, { id = undefined, text = undefined, total = undefined } = {}) {
   const status = h("span.export-status", { role: "status", "aria-live": "polite" });
+  const media = query.format === "mp4" || query.format === "mcap";
+  text ??= media ? `Export as .${query.format}` : "Export as .tar";
   const link = h("a.button", { href: `/api/export${qs(query)}`, download: "", hidden: true }, text);
+  // The video's frame list: each frame's key, capture time and time in the video.
+  const sidecar = query.format === "mp4"
+    ? h(
+      "a.sidecar",
+      { href: `/api/export${qs({ ...query, sidecar: true })}`, download: "", hidden: true },
+      "frame list",
+    )
+    : null;
   const note = h("span.export-note.muted");
   if (id) link.id = id;
   let polling = 0;
@@ -92,11 +109,12 @@ export function exportLink(query, { id = undefined, text = "Export as .tar", tot
     };
     setTimeout(poll, 300);
   });
-  const el = h("span.export", {}, link, note, " ", status);
+  const el = h("span.export", {}, link, ...(sidecar ? [" ", sidecar] : []), note, " ", status);
   /** Shows the link when an export of `total` matching frames can work, else says why not. */
   el.setMatches = (matching, error = null) => {
     const problem = matching === null && !error ? "" : exportProblem(query, matching, error);
     link.hidden = problem !== null;
+    if (sidecar) sidecar.hidden = link.hidden;
     note.textContent = problem ?? "";
   };
   if (total !== undefined) el.setMatches(total);
@@ -104,7 +122,7 @@ export function exportLink(query, { id = undefined, text = "Export as .tar", tot
   else {
     el.setMatches(null);
     // The search's filters only: format and split are the export's own.
-    const { format: _format, split: _split, ...filters } = query;
+    const { format: _format, split: _split, fps: _fps, ...filters } = query;
     api("/api/frames", { query: { ...filters, limit: 1, count: true } }).then(
       (page) => el.setMatches(page.total ?? page.frames.length),
       (error) => el.setMatches(null, error),

@@ -1,5 +1,7 @@
 /**
- * Export of the frames of a search as a dataset, in one of five formats (src/library/formats/ writes each):
+ * Export of the frames of a search, a clip or a collection (src/library/export_selection.ts) as a dataset, in one
+ * of five formats (src/library/formats/ writes each), or as a video or a robotics log (MP4 and MCAP:
+ * src/library/export_media.ts, planned here like the others):
  *
  * - `imagefolder` (image classification; the default): `<label folder>/<robot>_<time>_<seq>.jpg`, one folder per
  *   requested label, and `metadata.jsonl` (formats/image_folder.ts). Needs at least one label.
@@ -58,6 +60,14 @@ import { jpegSize } from "./image_size.ts";
 import { countFrames, MAX_LIMIT, type SearchFilter, searchFrames, type SearchHit } from "./search.ts";
 import { type SplitName, SplitPlan, SplitPlanner, type SplitSpec } from "./split.ts";
 import { ClassList, type DatasetFrame } from "./formats/common.ts";
+import {
+  describeSelection,
+  type ExportPart,
+  type ExportSelection,
+  mergedParts,
+  resolveSelection,
+  videoParts,
+} from "./export_selection.ts";
 import { exportFileName, labelFolder, metadataRecord } from "./formats/image_folder.ts";
 import {
   cocoAnnotation,
@@ -77,8 +87,11 @@ export { exportFileName, labelFolder, metadataRecord };
 export type FetchFrame = (key: string, row: FrameRow) => Promise<Uint8Array | null>;
 
 /** The formats, as `--format` and `format=` name them. */
-export const EXPORT_FORMATS = ["imagefolder", "coco", "yolo", "cvat", "label-studio"] as const;
+export const EXPORT_FORMATS = ["imagefolder", "coco", "yolo", "cvat", "label-studio", "mp4", "mcap"] as const;
 export type ExportFormat = typeof EXPORT_FORMATS[number];
+/** The formats that write one video or log file instead of a dataset (src/library/export_media.ts). */
+export const MEDIA_FORMATS: readonly ExportFormat[] = ["mp4", "mcap"];
+export const isMediaFormat = (f: ExportFormat): f is "mp4" | "mcap" => f === "mp4" || f === "mcap";
 
 /** Checks a format name (default imagefolder). */
 export function checkFormat(format: string | undefined | null): ExportFormat {
@@ -105,6 +118,10 @@ export interface ExportFilter {
   tiers?: Tier[];
   /** Only frames whose review status is one of these (e.g. only reviewed frames). */
   status?: ReviewStatus[];
+  /** Only the frames of this clip (its robot and span; not with robots, fromMs, toMs). */
+  clip?: number;
+  /** Only the frames of this collection's clips (not with robots, fromMs, toMs). */
+  collection?: number;
 }
 
 /** What kind of dataset: format, split, classes, and where Label Studio finds the images. */
@@ -117,6 +134,8 @@ export interface DatasetOptions {
   classes?: "used" | "all";
   /** Label Studio: the frame-bucket server its image URLs point at, e.g. `http://127.0.0.1:8080`. */
   server?: string;
+  /** MP4: frames per second of a fixed-rate video (frames held until the next); none: capture times (VFR). */
+  fps?: number | null;
 }
 
 export interface ExportOptions extends ExportFilter, DatasetOptions {
@@ -164,11 +183,15 @@ export interface ExportProgress extends ExportCounts {
 export interface ExportSummary extends ExportProgress {
   /** The directory or tar file written. */
   out: string;
-  /** How it was written. */
-  as: "dir" | "tar";
+  /** How it was written (MP4 and MCAP: one file). */
+  as: "dir" | "tar" | "file";
   format: ExportFormat;
   /** Class names in id order (box formats). */
   classes: string[];
+  /** MP4: the sidecar JSON's path, the frames in the video and its duration. */
+  sidecar?: string;
+  videoFrames?: number;
+  durationMs?: number;
 }
 
 /** What an export writes, worked out (and checked) before anything is fetched. */
@@ -179,7 +202,13 @@ export interface ExportPlan {
   /** ImageFolder: the folder of each label. */
   folders: Map<string, string>;
   filter: SearchFilter;
-  /** Frames matching when the plan was made. */
+  /** The clip or collection exported (kind "search" for neither). */
+  selection: ExportSelection;
+  /** The spans read, in order: one for a search; per clip or merged spans for a clip or collection. */
+  parts: ExportPart[];
+  /** MP4: a fixed frame rate, or null for capture times. */
+  fps: number | null;
+  /** Frames matching when the plan was made (MP4: counted once per part they are in). */
   total: number;
   /** Box formats: the classes with their ids. */
   classes: ClassList;
@@ -223,6 +252,16 @@ async function* searchPages(catalog: Catalog, filter: SearchFilter): AsyncGenera
   } while (cursor);
 }
 
+/** Every page of every part of a plan, in order, with the part's index. */
+async function* planPages(
+  catalog: Catalog,
+  parts: ExportPart[],
+): AsyncGenerator<{ hits: SearchHit[]; part: number }> {
+  for (let part = 0; part < parts.length; part++) {
+    for await (const hits of searchPages(catalog, parts[part].filter)) yield { hits, part };
+  }
+}
+
 /**
  * Checks an export's filter and options and works out what it writes. ImageFolder: at least one label, no two
  * folders that differ only in case, every folder name within 255 bytes. Box formats: a first pass over the
@@ -235,7 +274,16 @@ export async function planExport(
   options: DatasetOptions = {},
 ): Promise<ExportPlan> {
   const format = checkFormat(options.format);
+  const media = isMediaFormat(format);
   const labels = [...new Set(filter.labels ?? [])];
+  const fps = options.fps ?? null;
+  if (fps !== null && (format !== "mp4" || !(fps > 0 && fps <= 120))) {
+    throw new BadInputError(
+      format !== "mp4"
+        ? `a frame rate (fps ${fps}) is for MP4 only: leave it out or export --format mp4`
+        : `fps ${fps} is not a frame rate: give one from 0 (exclusive) to 120, or none for capture times`,
+    );
+  }
   if (format === "imagefolder" && labels.length === 0) {
     throw new BadInputError("name at least one label to export");
   }
@@ -254,14 +302,21 @@ export async function planExport(
     tiers: filter.tiers,
     ...(filter.status?.length ? { status: filter.status } : {}),
   };
-  const total = await countFrames(catalog, search); // also checks that the labels exist
+  const selection = await resolveSelection(catalog, search, filter);
+  if (media && options.split) throw new BadInputError(`${format} writes one file: leave out the split`);
+  const parts = format === "mp4"
+    ? await videoParts(catalog, search, selection)
+    : mergedParts(search, selection);
+  let total = 0;
+  if (parts.length === 0) await countFrames(catalog, search); // checks that the labels exist
+  for (const part of parts) total += await countFrames(catalog, part.filter); // also checks the labels
   const folders = format === "imagefolder" ? labelFolders(labels) : new Map<string, string>();
-  const needsPass = format !== "imagefolder" || Boolean(options.split);
+  const needsPass = !media && (format !== "imagefolder" || Boolean(options.split));
   const planner = options.split ? new SplitPlanner(options.split) : null;
   const classNames = new Set<string>();
   const tags = new Set<string>();
   if (needsPass) {
-    for await (const hits of searchPages(catalog, search)) {
+    for await (const { hits } of planPages(catalog, parts)) {
       for (const hit of hits) {
         planner?.add(splitFrame(hit));
         for (const b of hit.boxes) {
@@ -282,6 +337,9 @@ export async function planExport(
     labels,
     folders,
     filter: search,
+    selection,
+    parts,
+    fps,
     total,
     classes: new ClassList(format === "imagefolder" ? [] : classNames),
     tags: [...tags].sort(),
@@ -358,6 +416,8 @@ export interface ExportItem {
   data: Uint8Array | null | undefined;
   /** 1-based position among the matching frames. */
   index: number;
+  /** The index of the plan's part the frame was read in. */
+  part: number;
 }
 
 /** Frames fetched ahead of the one being written (their reads overlap; memory holds at most this many more). */
@@ -378,26 +438,26 @@ export async function* exportItems(
 ): AsyncGenerator<ExportItem> {
   let index = 0, found = 0;
   let firstMissing: FrameRow | null = null;
-  const ahead: { hit: SearchHit; index: number; data: Promise<Uint8Array | null> }[] = [];
+  const ahead: { hit: SearchHit; index: number; part: number; data: Promise<Uint8Array | null> }[] = [];
   const take = async (): Promise<ExportItem> => {
     const next = ahead.shift()!;
     const data = await next.data;
     if (!data) firstMissing ??= next.hit.frame;
     else found++;
-    return { hit: next.hit, data, index: next.index };
+    return { hit: next.hit, data, index: next.index, part: next.part };
   };
   try {
-    for await (const hits of searchPages(catalog, plan.filter)) {
+    for await (const { hits, part } of planPages(catalog, plan.parts)) {
       for (const hit of hits) {
         index++;
         if (!fetch) {
-          yield { hit, data: undefined, index };
+          yield { hit, data: undefined, index, part };
           continue;
         }
         const position = `${index} of ${Math.max(index, plan.total)}`;
         const data = fetchSteadily(fetch, hit.frame, retryDelaysMs, position);
         data.catch(() => {}); // handled when its turn comes (or dropped when the caller stops)
-        ahead.push({ hit, index, data });
+        ahead.push({ hit, index, part, data });
         if (ahead.length > readAhead) yield await take();
       }
     }
@@ -764,7 +824,11 @@ export async function* exportEntries(
 
     // The documents, now that every frame (and so every class and split size) is known.
     const dateCreated = new Date(nowMs).toISOString();
-    const description = `frame-bucket export (${format}) of ${describeFilter(plan.filter)}`;
+    const selected = describeSelection(plan.selection);
+    const filtered = describeFilter(plan.filter);
+    const description = `frame-bucket export (${format}) of ${
+      selected ? (filtered === "all frames" ? selected : `${selected}; ${filtered}`) : filtered
+    }`;
     if (format === "imagefolder") {
       for (const split of splitNames) {
         const spool = spools.peek(`metadata-${split}`) ?? await spools.get(`metadata-${split}`);
@@ -1056,6 +1120,11 @@ export async function exportFrames(
   options: ExportOptions,
 ): Promise<ExportSummary> {
   const plan = await planExport(catalog, options, options);
+  if (isMediaFormat(plan.format)) {
+    // Imported when used: export_media.ts builds on this module.
+    const { exportMedia } = await import("./export_media.ts");
+    return await exportMedia(catalog, plan, out, options);
+  }
   const as = out.endsWith(".tar") ? "tar" : "dir";
   const existed = as === "dir" ? await checkEmptyDir(out) : false;
   const nowMs = options.nowMs ?? Date.now();

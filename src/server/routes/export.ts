@@ -1,10 +1,12 @@
 /**
- * Export: the frames of a search as a streamed .tar dataset (ImageFolder, COCO, YOLO, CVAT or Label Studio; see
- * src/library/export.ts), and how each export went (progress while it runs, the outcome after).
+ * Export: the frames of a search, a clip or a collection as a streamed .tar dataset (ImageFolder, COCO, YOLO, CVAT
+ * or Label Studio; see src/library/export.ts), an MP4 video (and its sidecar JSON) or an MCAP log
+ * (src/library/export_media.ts), and how each export went (progress while it runs, the outcome after).
  */
 import { BadInputError, messageOf, NotFoundError, ServiceError } from "../../errors.ts";
-import { EXPORT_FORMATS, labelFolder, planExport } from "../../library/export.ts";
+import { EXPORT_FORMATS, isMediaFormat, labelFolder, planExport } from "../../library/export.ts";
 import { EXPORT_ID, openExportStream } from "../../library/export_stream.ts";
+import { mp4SidecarFromCatalog, openMediaStream } from "../../library/export_media.ts";
 import { DEFAULT_BLOCK_MINUTES, DEFAULT_SPLIT_SEED, splitSpec } from "../../library/split.ts";
 import { errorReply, library } from "../boundary.ts";
 import type { ServerContext } from "../context.ts";
@@ -13,6 +15,7 @@ import {
   anyObject,
   array,
   choice,
+  flag,
   int,
   integer,
   list,
@@ -58,13 +61,28 @@ const EXPORT_STATUS = object({
   ended: nullable(string()),
 });
 
+/**
+ * The answer of GET /api/export: a tar, a video or an MCAP log. The MP4 sidecar (sidecar=true) is a JSON file to
+ * save (attachment), declared as a download like the others rather than as an API answer.
+ */
+const EXPORT_OK = file("application/x-tar", "The archive, video, log or sidecar.", {
+  "X-Frame-Count": "Frames matching.",
+  "X-Export-Id": "The export's id.",
+  "Content-Disposition": "attachment, named after the labels (or the clip) and the time.",
+});
+for (const type of ["video/mp4", "application/x-mcap"]) {
+  EXPORT_OK.content![type] = { schema: { type: "string", contentMediaType: type } };
+}
+
 export function exportRoutes(ctx: ServerContext): Route[] {
   const { catalog, exports, log } = ctx;
   return [
     route({
       method: "get",
       path: "/api/export",
-      summary: "A .tar dataset of the frames of a search, streamed as it is built: imagefolder (default; " +
+      summary: "The frames of a search, a clip (clip=ID) or a collection (collection=ID), streamed as it " +
+        "is built: an MP4 video (format=mp4; sidecar=true: its frame list as JSON), an MCAP log " +
+        "(format=mcap), or a .tar dataset: imagefolder (default; " +
         "<label folder>/<robot>_<time>_<seq>.jpg + metadata.jsonl), coco (images/<split>/ + " +
         "annotations/instances_<split>.json), yolo (Ultralytics: images/<split>/, labels/<split>/, " +
         "data.yaml), cvat (CVAT for images 1.1: images/ + one XML per split) or label-studio (tasks.json " +
@@ -79,7 +97,12 @@ export function exportRoutes(ctx: ServerContext): Route[] {
         "end marker). Frames whose object no store holds are left out and listed in MISSING.txt, the last " +
         "entry. GET /api/exports/{id} tells how far the export is and how it ended. Folder names are the " +
         "labels with characters that Windows refuses (and %) as %XX escapes; long or non-ASCII paths use " +
-        "PAX extended headers.",
+        "PAX extended headers. mp4: H.264 by ffmpeg, fragmented so it streams; each frame at its capture " +
+        "time (fps=N: a fixed rate, frames held), a clip's or robot's last frame held 1 s; a collection " +
+        "plays clip after clip, a search robot after robot. sidecar=true answers the video's frame list " +
+        "(key, capture time, video time; from the catalog, so frames no store holds are listed as shown). " +
+        "mcap: /ROBOT/camera (foxglove.CompressedImage, the stored JPEG), /ROBOT/annotations " +
+        "(foxglove.ImageAnnotations), /ROBOT/frames (JSON records), clips as metadata; chunked, indexed.",
       query: {
         ...SEARCH_FILTER,
         label: list("A label to export (repeatable; imagefolder: at least one, one folder each)."),
@@ -104,6 +127,19 @@ export function exportRoutes(ctx: ServerContext): Route[] {
           "used",
           "used: the classes of the exported boxes; all: every label (ids stable across exports).",
         ),
+        clip: int("Only the frames of this clip (its robot and span; not with robot, from, to).", {
+          min: 1,
+          max: Number.MAX_SAFE_INTEGER,
+        }),
+        collection: int(
+          "Only the frames of this collection's clips, as one dataset (not with robot, from, to).",
+          { min: 1, max: Number.MAX_SAFE_INTEGER },
+        ),
+        fps: int("mp4: a fixed frame rate (frames held until the next); default: capture times.", {
+          min: 1,
+          max: 120,
+        }),
+        sidecar: flag("mp4: answer the video's sidecar JSON (its frames and their times) instead."),
         server: text(
           "label-studio: the base URL of this server as Label Studio will reach it (default: the " +
             "request's own origin).",
@@ -115,14 +151,11 @@ export function exportRoutes(ctx: ServerContext): Route[] {
           "must be 8 to 64 letters, digits, '-' or '_'",
         ),
       },
-      ok: file("application/x-tar", "The archive.", {
-        "X-Frame-Count": "Frames matching.",
-        "X-Export-Id": "The export's id.",
-        "Content-Disposition": "attachment, named after the labels and the time.",
-      }),
+      ok: EXPORT_OK,
       errors: [502],
       handler: async ({ query, url }) => {
         const format = query.format;
+        if (query.sidecar && format !== "mp4") throw new BadInputError("sidecar=true is for format=mp4");
         if (format === "imagefolder" && query.label.length === 0) {
           throw new BadInputError("name at least one label to export (label=NAME, repeatable)");
         }
@@ -137,14 +170,39 @@ export function exportRoutes(ctx: ServerContext): Route[] {
         // Refuses unknown labels, and labels whose folders would clash, before anything is sent.
         const plan = await library(
           () =>
-            planExport(catalog, { ...filter, labels: filter.labels ?? [], status: query.status }, {
+            planExport(catalog, {
+              ...filter,
+              labels: filter.labels ?? [],
+              status: query.status,
+              clip: query.clip,
+              collection: query.collection,
+            }, {
               format,
               split,
               classes: query.classes,
               server,
+              fps: query.fps ?? null,
             }),
           { filter: true },
         );
+        const stamp = iso(Date.now()).replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+        const selected = plan.selection.clip
+          ? `clip-${plan.selection.clip.id}`
+          : plan.selection.collection
+          ? `collection-${plan.selection.collection.id}`
+          : "";
+        if (query.sidecar) {
+          const video = `frame-bucket-${selected || "search"}-${stamp}.mp4`;
+          const body = await library(() => mp4SidecarFromCatalog(catalog, plan, video), { filter: true });
+          return new Response(body as Uint8Array<ArrayBuffer>, {
+            headers: {
+              "content-type": "application/json",
+              "content-disposition": attachment(video.replace(/\.mp4$/, ".frames.json")),
+              "cache-control": "no-store",
+              "x-frame-count": String(plan.total),
+            },
+          });
+        }
         const status = exports.start(id, plan.labels, plan.total, format);
         const started = performance.now();
         const what = `export ${id} (${format}${plan.labels.length ? `; ${plan.labels.join(", ")}` : ""}; ` +
@@ -152,7 +210,8 @@ export function exportRoutes(ctx: ServerContext): Route[] {
         let sent = false;
         let stream: ReadableStream<Uint8Array>;
         try {
-          stream = await openExportStream(catalog, plan, {
+          const open = isMediaFormat(format) ? openMediaStream : openExportStream;
+          stream = await open(catalog, plan, {
             fetch: (key) => ctx.fetchFrame(key),
             retryDelaysMs: ctx.exportRetryDelaysMs,
             onProgress: (counts) => exports.update(status, counts),
@@ -182,16 +241,24 @@ export function exportRoutes(ctx: ServerContext): Route[] {
           return errorReply(failed, (m) => log.error(m), { "x-export-id": id });
         }
         sent = true;
-        const stamp = iso(Date.now()).replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
         const folders = plan.labels.map((l) => plan.folders.get(l) ?? labelFolder(l)).join("+");
         // Cut by code points, not UTF-16 units: half a surrogate pair cannot be percent-encoded.
         const title = [...(format === "imagefolder" ? [] : [format]), ...(folders ? [folders] : [])].join(
           "-",
         );
-        const name = `frame-bucket-${Array.from(title).slice(0, 120).join("")}-${stamp}.tar`;
+        const name = isMediaFormat(format)
+          ? `frame-bucket-${
+            [selected, ...(folders ? [folders] : [])].filter(Boolean).join("-") || "search"
+          }-` +
+            `${stamp}.${format}`
+          : `frame-bucket-${Array.from(title).slice(0, 120).join("")}-${stamp}.tar`;
         return new Response(stream, {
           headers: {
-            "content-type": "application/x-tar",
+            "content-type": format === "mp4"
+              ? "video/mp4"
+              : format === "mcap"
+              ? "application/x-mcap"
+              : "application/x-tar",
             "content-disposition": attachment(name),
             "cache-control": "no-store",
             "x-frame-count": String(plan.total),
