@@ -75,6 +75,12 @@ export interface Config {
      * and another takes over within about this long after it dies.
      */
     lease_secs: number;
+    /**
+     * How long space freed by eviction may take to show on the disk at watch_path (RustFS and MinIO free a deleted
+     * object's space in a trash sweep minutes later): until the disk shows it, or this long, the disk trigger
+     * counts it as free. 0 = every delete counts as shown at once.
+     */
+    free_lag_secs: number;
   };
   catalog: {
     /**
@@ -217,6 +223,7 @@ export const SCHEMA: Record<string, Record<string, KeySpec>> = {
     hard_limit_percent: { kind: "number", default: 95.0, min: 1, max: 100 },
     on_archive_failure: { kind: "string", default: "pause", oneOf: ["pause", "drop_oldest"] },
     lease_secs: { kind: "number", default: 15, min: 1, max: 3600 },
+    free_lag_secs: { kind: "number", default: 600, min: 0, max: 86400 },
   },
   catalog: {
     url: { kind: "string", default: "", env: "FRAME_BUCKET_CATALOG_URL" },

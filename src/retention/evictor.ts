@@ -39,7 +39,9 @@ import {
   planEviction,
   statfsUsage,
   type Usage,
+  withPending,
 } from "./plan.ts";
+import { FreedLedger } from "./ledger.ts";
 
 export interface EvictorOptions {
   /** The local tier (plugin rustfs). */
@@ -133,6 +135,11 @@ export interface RoundResult {
   recovered: number;
   /** The failure that stopped the round, if any. */
   failure: string | null;
+  /**
+   * Bytes deleted by eviction that the watched disk did not show as free at the round's start, counted as free by
+   * its plan (see src/retention/ledger.ts).
+   */
+  pendingFreeBytes: number;
   /** True when the round skipped archive work because of the backoff. */
   backedOff: boolean;
   paused: boolean;
@@ -186,10 +193,14 @@ export class Evictor {
   #swept = false;
   /** The current pause was reported at error level. */
   #pauseLoud = false;
-  /** Current failure streak. */
-  #streak: { since: number; attempts: number; store: string } | null = null;
+  /** Current failure streak: since when, which store, and whether it was unreachable or refused a copy. */
+  #streak:
+    | { since: number; attempts: number; store: string; kind: StoreFailure["kind"]; message: string }
+    | null = null;
   #backoffMs = 0;
   #nextAttemptMs = 0;
+  /** Bytes deleted from the watched disk that it does not show as free yet (see src/retention/ledger.ts). */
+  readonly #ledger: FreedLedger;
 
   constructor(options: EvictorOptions) {
     const statfs = options.statfs;
@@ -218,12 +229,15 @@ export class Evictor {
     this.#dropCandidates = options.candidates ?? ((limit) => catalog.oldestLocalUnpinned(limit));
     this.#usage = options.usage ?? (async () => {
       const s = this.#o.settings;
+      // The catalog first, then the disk: the ledger compares their changes (a frame stored in between then
+      // shows on the disk before the catalog, which the next measurement evens out).
       const t = await this.#o.catalog.totals();
       return {
         disk: s.watch_path ? statfsUsage(s.watch_path, statfs) : null,
         localBytes: t.local.bytes + t.archiving.bytes,
       };
     });
+    this.#ledger = new FreedLedger((this.#o.settings.free_lag_secs ?? 600) * 1000);
   }
 
   /** A copy of the counters. */
@@ -307,6 +321,7 @@ export class Evictor {
       lost: 0,
       recovered: 0,
       failure: null,
+      pendingFreeBytes: 0,
       backedOff: false,
       paused: this.#stats.paused,
       seconds: 0,
@@ -335,15 +350,30 @@ export class Evictor {
       }
     }
 
-    let usage: Usage;
+    let measured: Usage;
     try {
-      usage = await this.#usage();
+      measured = await this.#usage();
     } catch (error) {
       log.error(`cannot measure usage: ${messageOf(error)}; no eviction this round`);
       return this.#finish(r, started);
     }
+    // Space this process deleted that the disk does not show yet counts as free: the plan does not evict the same
+    // bytes again while the store's trash sweep has not run. The disk as measured still decides the hard limit.
+    const pending = measured.disk
+      ? this.#ledger.observe(measured.disk.usedBytes, measured.localBytes, this.#o.now())
+      : 0;
+    const usage = withPending(measured, pending);
+    r.pendingFreeBytes = pending;
     const plan = planEviction(usage, settings);
     r.plan = plan;
+    if (pending > 0 && measured.disk) {
+      log.info(
+        `disk ${planEviction(measured, settings).disk!.percent.toFixed(1)}% as measured, ${
+          plan.disk!.percent.toFixed(1)
+        }% counting ${fmtBytes(pending)} deleted by eviction that the store has not freed yet`,
+      );
+    }
+    const diskFull = planEviction(measured, settings).disk?.hard === true;
 
     let freed = 0;
     if (plan.evict && mayTry && !failure && !this.#stopping) {
@@ -389,6 +419,9 @@ export class Evictor {
     else if (contacted) this.#noteSuccess();
 
     let after = planEviction(afterFreeing(usage, freed), settings);
+    // The disk as measured, less this round's deletes (the ledger's earlier ones have not shown up by now).
+    const stillFull = () =>
+      diskFull && planEviction(afterFreeing(measured, freed), settings).disk?.hard === true;
     if (after.hardLimit && this.#streak && !this.#stopping) {
       if (settings.on_archive_failure === "drop_oldest") {
         try {
@@ -408,6 +441,15 @@ export class Evictor {
         ? `${level} and the ${this.#streak.store} is unreachable`
         : `${level} and nothing more could be archived this round`;
       await this.#setPaused(true, why, true);
+    } else if (stillFull() && !this.#stopping) {
+      await this.#setPaused(
+        true,
+        `disk ${planEviction(measured, settings).percent.toFixed(1)}% >= hard limit ` +
+          `${settings.hard_limit_percent}%, of which ${
+            fmtBytes(pending)
+          } deleted by eviction is not freed by the ` +
+          `store yet (its trash sweep)`,
+      );
     } else if (this.#stats.paused && !after.hardLimit) {
       await this.#setPaused(false, `usage ~${after.percent.toFixed(1)}% is below the hard limit again`);
     }
@@ -461,15 +503,18 @@ export class Evictor {
     const storeName = f.store === "archive"
       ? `archive ${this.#o.archive.name} (bucket ${this.#o.archive.bucket})`
       : `local store ${this.#o.local.name} (bucket ${this.#o.local.bucket})`;
-    if (!this.#streak) {
-      this.#streak = { since: now(), attempts: 1, store: f.store === "archive" ? "archive" : "local store" };
+    const what = f.kind === "refused" ? "refusing copies" : "failing";
+    if (!this.#streak || this.#streak.kind !== f.kind || this.#streak.store !== storeLabel(f)) {
+      const since = this.#streak?.since ?? now();
+      this.#streak = { since, attempts: 1, store: storeLabel(f), kind: f.kind, message: f.message };
       log.warn(
-        `${storeName} failing: ${f.message}; nothing is deleted locally until it works again; retrying with ` +
+        `${storeName} ${what}: ${f.message}; nothing is deleted locally until it works again; retrying with ` +
           `backoff (${this.#backoffMs} ms doubling up to ${this.#o.backoffMaxMs} ms)`,
       );
     } else {
       this.#streak.attempts++;
-      log.debug(`${storeName} still failing (attempt ${this.#streak.attempts}): ${f.message}`);
+      this.#streak.message = f.message;
+      log.debug(`${storeName} still ${what} (attempt ${this.#streak.attempts}): ${f.message}`);
     }
   }
 
@@ -560,6 +605,7 @@ export class Evictor {
       this.#count({ kind: "archived", bytes: done.bytes }, r, recovery);
       freed += done.bytes;
     }
+    this.#ledger.deleted(freed, this.#o.now());
     return freed;
   }
 
@@ -624,6 +670,8 @@ export class Evictor {
             : await this.#mover.sameContent(item.key));
         if (same) {
           await this.#mover.localCall(`deleting ${item.key}`, () => local.delete(item.key));
+          // Its row says "archive": the catalog's local bytes do not drop with it.
+          this.#ledger.deleted(item.size, now(), false);
           freed += item.size;
           r.recovered++;
           this.#stats.recovered++;
@@ -685,7 +733,11 @@ export class Evictor {
       if (measuring) return;
       measuring = true;
       Promise.resolve(this.#usage()).then(
-        (usage) => void (urgency = urgencyOf(planEviction(usage, settings), settings)),
+        (usage) =>
+          void (urgency = urgencyOf(
+            planEviction(withPending(usage, this.#ledger.pending), settings),
+            settings,
+          )),
         () => {}, // the next check reports it
       ).finally(() => (measuring = false));
     }, 1000);
@@ -776,6 +828,7 @@ export class Evictor {
         planned += row.size;
         await this.#mover.localCall(`deleting ${row.key}`, () => local.delete(row.key));
         await catalog.remove(row.key);
+        this.#ledger.deleted(row.size, this.#o.now());
         freed += row.size;
         r.dropped++;
         r.droppedBytes += row.size;
@@ -791,6 +844,8 @@ export class Evictor {
     return freed;
   }
 }
+
+const storeLabel = (f: StoreFailure) => f.store === "archive" ? "archive" : "local store";
 
 /** Where usage is between the threshold (0) and the hard limit (1 or more), for the pace of a round's copies. */
 function urgencyOf(plan: EvictionPlan, settings: EvictionSettings): number {

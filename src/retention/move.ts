@@ -26,9 +26,18 @@ import type { Logger } from "../log.ts";
 import type { DeleteResult, ObjectInfo, StoragePlugin } from "../plugin.ts";
 import { equalBytes, isMd5Etag } from "../store/content.ts";
 
-/** A store failure: which store and what happened. */
+/**
+ * A store failure: which store, what happened, and whether the store could not be reached ("unreachable": no
+ * answer, or an error answer to every request) or answered and refused this one ("refused": e.g. an archive that
+ * did not keep the bytes of a copy).
+ */
 export class StoreFailure extends Error {
-  constructor(readonly store: "local" | "archive", readonly doing: string, cause: unknown) {
+  constructor(
+    readonly store: "local" | "archive",
+    readonly doing: string,
+    cause: unknown,
+    readonly kind: "unreachable" | "refused" = "unreachable",
+  ) {
     super(`${doing}: ${messageOf(cause)}`, { cause });
   }
 }
@@ -146,20 +155,29 @@ export class FrameMover {
         : null;
       const tagged = this.#trustEtags && etag !== null;
       const md5 = tagged ? Buffer.from(etag, "hex") : createHash("md5").update(body).digest();
-      const put = await this.archiveCall(`storing ${archiveKey}`, () =>
-        archive.put(archiveKey, body, {
-          contentType: contentTypeOf(info, key),
-          metadata: info.metadata,
-          contentMd5: md5.toString("base64"),
-        })).catch((error) => {
-          // The archive refused the local store's own digest: its tags are not MD5s after all (or the bytes were
-          // damaged on the way, which a retry tells). From now on the bytes are hashed here; this frame is retried.
-          if (tagged && /BadDigest|InvalidDigest|Content-?MD5/i.test(messageOf(error))) {
-            this.#trustEtags = false;
-          }
-          throw error;
-        });
-      await this.#verify(archiveKey, body, put.etag, md5.toString("hex"));
+      let putEtag: string | undefined;
+      try {
+        putEtag = (await this.archiveCall(`storing ${archiveKey}`, () =>
+          archive.put(archiveKey, body, {
+            contentType: contentTypeOf(info, key),
+            metadata: info.metadata,
+            contentMd5: md5.toString("base64"),
+          }))).etag;
+      } catch (error) {
+        // The archive refused the local store's own digest: its tags are not MD5s after all (or the bytes were
+        // damaged on the way, which a retry tells). From now on the bytes are hashed here; this frame is retried.
+        // A server may say so with 500 InternalError instead of 400 BadDigest (RustFS): what the archive holds
+        // decides (see #afterFailedPut).
+        const refused = await this.#afterFailedPut(
+          archiveKey,
+          body,
+          md5.toString("hex"),
+          error as StoreFailure,
+        );
+        if (refused && tagged) this.#trustEtags = false;
+        if (refused) throw refused;
+      }
+      await this.#verify(archiveKey, body, putEtag, md5.toString("hex"));
       return { kind: "copied", row: { ...row, tier: "archiving" }, bytes: body.length };
     } catch (error) {
       if ((await catalog.get(key))?.tier === "archiving") await catalog.setTier(key, "local", now(), fence);
@@ -260,6 +278,63 @@ export class FrameMover {
     if (!back || !equalBytes(back, body)) {
       throw new StoreFailure("archive", `verifying ${archiveKey}`, new Error("the copy read back differs"));
     }
+  }
+
+  /**
+   * A put with Content-MD5 failed. Which failure it was is read from what the archive holds, not from the answer
+   * (RustFS answers a body that does not match its Content-MD5 with 500 InternalError, as it would an outage):
+   * - the HEAD fails too: the archive is unreachable or failing (the put's failure is thrown as it was);
+   * - it holds a copy with this size and MD5 (ETag, or the bytes read back): the put went through and its answer
+   *   was lost or wrong; null is returned and the copy is verified as usual;
+   * - it holds no copy, or a different one: the archive answers but did not keep these bytes (a digest the
+   *   server refused, bytes damaged on the way, or a corrupt copy, which is deleted). Returned as a failure of
+   *   the archive that names it; the local frame is kept and the move is tried again by a later round.
+   */
+  async #afterFailedPut(
+    archiveKey: string,
+    body: Uint8Array,
+    md5: string,
+    failure: StoreFailure,
+  ): Promise<StoreFailure | null> {
+    const { archive, log } = this.#d;
+    let copy: ObjectInfo | null;
+    try {
+      copy = await archive.head(archiveKey);
+    } catch (error) {
+      log.debug(`${archiveKey}: the put failed and so did a HEAD after it (${messageOf(error)})`);
+      return failure;
+    }
+    if (copy && copy.size === body.length) {
+      let same: boolean;
+      if (isMd5Etag(copy.etag)) same = copy.etag.toLowerCase() === md5;
+      else {
+        const back = await archive.get(archiveKey).catch(() => null);
+        same = back !== null && equalBytes(back, body);
+      }
+      if (same) {
+        log.warn(
+          `${archiveKey}: the archive answered the put with an error (${failure.message}) but holds a copy with ` +
+            `the same MD5; taking it as stored`,
+        );
+        return null;
+      }
+    }
+    if (copy) await archive.delete(archiveKey).catch(() => {});
+    const held = copy
+      ? `a DIFFERENT copy (${copy.size} bytes, ETag ${copy.etag ?? "none"}, not MD5 ${md5}), deleted`
+      : "no copy";
+    return new StoreFailure(
+      "archive",
+      `storing ${archiveKey}`,
+      new Error(
+        `${
+          messageOf(failure.cause)
+        }; the archive answers and holds ${held}: it did not keep the bytes sent ` +
+          `(a refused Content-MD5, which some servers answer with 500 InternalError, bytes damaged on the way, ` +
+          `or a failed write); the local frame is kept and the move retried later`,
+      ),
+      "refused",
+    );
   }
 
   /** The local object is gone: mark "archive" when the archive has a verified copy, else count it lost. */

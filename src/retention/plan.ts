@@ -11,8 +11,9 @@
  *   virtual disk: evict once local bytes reach threshold_percent of max_bytes, down to target_percent of it (the
  *   same 80 -> 70 hysteresis), and the hard limit is hard_limit_percent of max_bytes.
  * A round frees the larger of the two amounts, planned once from the catalog's frame sizes: servers that free
- * disk space late (MinIO) leave `df` behind, so a round never keeps deleting because df has not moved yet; the
- * next check measures again.
+ * disk space late (RustFS, MinIO) leave `df` behind, so a round never keeps deleting because df has not moved
+ * yet; the next check measures again, and subtracts what this process deleted that the disk does not show yet
+ * (`withPending`, estimated by src/retention/ledger.ts), so the next rounds do not evict the same bytes again.
  */
 import { statfsSync } from "node:fs";
 import type { Config } from "../config.ts";
@@ -149,6 +150,19 @@ export function planEviction(usage: Usage, s: EvictionSettings): EvictionPlan {
   };
 }
 
+/**
+ * The usage with `pendingBytes` deleted by this process that the disk does not show as free yet counted as free
+ * (the disk trigger's view; the catalog's local bytes already dropped with the deletes).
+ */
+export function withPending(usage: Usage, pendingBytes: number): Usage {
+  if (!usage.disk || pendingBytes <= 0) return usage;
+  const freed = Math.min(pendingBytes, usage.disk.usedBytes);
+  return {
+    ...usage,
+    disk: { usedBytes: usage.disk.usedBytes - freed, availBytes: usage.disk.availBytes + freed },
+  };
+}
+
 /** The usage expected once `bytes` of local objects are deleted (the disk may report it later). */
 export function afterFreeing(usage: Usage, bytes: number): Usage {
   return {
@@ -167,7 +181,7 @@ export function nextBackoff(previousMs: number, initialMs: number, maxMs: number
   return previousMs <= 0 ? Math.min(initialMs, maxMs) : Math.min(previousMs * 2, maxMs);
 }
 
-/** True when an ETag is a plain MD5 (single-part upload without SSE-KMS), so it can be checked locally. */
+/** Bytes for log lines: `812 B`, `12.3 KiB`, `4.5 MiB`, `1.20 GiB`. */
 export function fmtBytes(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;

@@ -43,11 +43,60 @@ function nameOf(error: unknown): string {
   return (error as { name?: string })?.name ?? "";
 }
 
+/** A metadata name that is not a plain HTTP header token, or a value that is not printable ASCII. */
+const UNSAFE_NAME = /[^a-z0-9!#$&'*+.^_`|~-]/i;
+const UNSAFE_VALUE = /[^\x20-\x7e]/;
+
+/**
+ * User metadata as sent: S3 carries it in `x-amz-meta-*` headers, which only hold ASCII (a server may refuse
+ * other bytes, RustFS with 403, or the HTTP client may not send them at all), so a name or value with other
+ * characters is percent-encoded (UTF-8). Plain ASCII is sent as it is.
+ */
+export function asciiMetadata(metadata: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(metadata)) {
+    out[UNSAFE_NAME.test(name) ? encodeURIComponent(name) : name] = UNSAFE_VALUE.test(value)
+      ? encodeURIComponent(value)
+      : value;
+  }
+  return out;
+}
+
+/**
+ * The inverse of `asciiMetadata`: a name or value is decoded when it percent-decodes to text that had to be
+ * encoded (so an ASCII value that merely contains `%`, like `50%` or `a%20b`, is read as it is).
+ */
+export function readMetadata(metadata: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(metadata ?? {})) {
+    out[decodeIf(name, UNSAFE_NAME)] = decodeIf(value, UNSAFE_VALUE);
+  }
+  return out;
+}
+
+function decodeIf(text: string, unsafe: RegExp): string {
+  if (!text.includes("%")) return text;
+  try {
+    const decoded = decodeURIComponent(text);
+    return unsafe.test(decoded) ? decoded : text;
+  } catch {
+    return text;
+  }
+}
+
 /** Wraps an SDK failure into a ServiceError that names the endpoint, bucket and key. */
 function s3Error(options: S3StoreOptions, doing: string, error: unknown): ServiceError {
   const where = `${options.endpoint || "AWS S3"} bucket ${options.bucket}`;
   const status = statusOf(error);
   const name = nameOf(error);
+  if (name === "AccessDenied") {
+    return new ServiceError(
+      "s3",
+      `${where} denied access while ${doing} (AccessDenied): the access key lacks the permission (check its ` +
+        `policy for this bucket), or the credentials are wrong`,
+      { retriable: false, cause: error },
+    );
+  }
   if (name === "InvalidAccessKeyId" || name === "SignatureDoesNotMatch" || status === 403) {
     return new ServiceError(
       "s3",
@@ -167,6 +216,28 @@ export function s3Store(options: S3StoreOptions): StoragePlugin {
     }
   };
 
+  /**
+   * A put with user metadata got 403. A server may refuse metadata it cannot sign or store that way (RustFS did
+   * for non-ASCII values) as well as bad credentials: when the same credentials still work for the bucket (a
+   * HEAD), the metadata is named as the cause.
+   */
+  const metadataRefusal = async (key: string, metadata: Record<string, string>, error: unknown) => {
+    const credentialsWork = await client.send(new HeadBucketCommand({ Bucket: bucket }), {
+      abortSignal: AbortSignal.timeout(options.timeoutMs),
+    }).then(() => true, () => false);
+    if (!credentialsWork) return s3Error(options, `storing ${key}`, error);
+    const sent = asciiMetadata(metadata);
+    return new ServiceError(
+      "s3",
+      `${options.endpoint || "AWS S3"} bucket ${bucket} refused the user metadata of ${key} (403 ${
+        nameOf(error) || "Forbidden"
+      }) while the same credentials work for the bucket: it does not accept these x-amz-meta-* headers (${
+        Object.entries(sent).map(([n, v]) => `${n}: ${JSON.stringify(v.slice(0, 40))}`).join(", ")
+      }); check the server's limits on metadata names, values and size`,
+      { retriable: false, cause: error },
+    );
+  };
+
   let conditional = false;
   const store: StoragePlugin = {
     name: options.name,
@@ -248,7 +319,7 @@ export function s3Store(options: S3StoreOptions): StoragePlugin {
             Body: body,
             ContentLength: body.length,
             ContentType: putOptions.contentType ?? "application/octet-stream",
-            Metadata: putOptions.metadata,
+            Metadata: putOptions.metadata ? asciiMetadata(putOptions.metadata) : undefined,
             ContentMD5: putOptions.contentMd5,
             IfNoneMatch: ifAbsent ? "*" : undefined,
           }),
@@ -259,6 +330,9 @@ export function s3Store(options: S3StoreOptions): StoragePlugin {
         // of the same key; it stays a retriable error, and the retry then sees the winner as a 412.)
         if (ifAbsent && (statusOf(error) === 412 || nameOf(error) === "PreconditionFailed")) {
           return { exists: true };
+        }
+        if (statusOf(error) === 403 && Object.keys(putOptions.metadata ?? {}).length > 0) {
+          throw await metadataRefusal(key, putOptions.metadata!, error);
         }
         throw s3Error(options, `storing ${key}`, error);
       }
@@ -278,7 +352,7 @@ export function s3Store(options: S3StoreOptions): StoragePlugin {
             size: out.ContentLength ?? body.length,
             lastModified: out.LastModified?.toISOString(),
             etag: out.ETag?.replaceAll('"', ""),
-            metadata: out.Metadata ?? {},
+            metadata: readMetadata(out.Metadata),
           },
         };
       } catch (error) {
@@ -294,7 +368,7 @@ export function s3Store(options: S3StoreOptions): StoragePlugin {
           size: out.ContentLength ?? 0,
           lastModified: out.LastModified?.toISOString(),
           etag: out.ETag?.replaceAll('"', ""),
-          metadata: out.Metadata ?? {},
+          metadata: readMetadata(out.Metadata),
         };
       } catch (error) {
         if (isMissing(error)) return null;

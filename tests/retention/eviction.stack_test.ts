@@ -795,11 +795,14 @@ Deno.test("verification and recovery: read-back for non-MD5 ETags, a corrupt cop
         concurrency: 1,
       });
 
-    // Bytes corrupted on the way: the archive itself refuses them (Content-MD5), nothing is deleted, the row is
-    // local again.
+    // Bytes corrupted on the way: the archive itself refuses them (Content-MD5; 400 BadDigest from S3Proxy, 500
+    // InternalError from RustFS), nothing is deleted, the row is local again, the error names the refused copy.
     archive.tamper = (b) => b.map((x, i) => (i === 100 ? x ^ 1 : x));
     const refused = await make().runOnce();
-    assert.match(refused.failure ?? "", /BadDigest/);
+    assert.match(refused.failure ?? "", /BadDigest|InternalError/);
+    assert.match(refused.failure ?? "", /holds no copy: it did not keep the bytes sent/);
+    assert.equal(refused.archived, 0);
+    assert.equal((await listSizes(local, LOCAL_PREFIX)).size, frames.length);
     assert.equal((await catalog.get(frames[0].key))?.tier, "local");
     // An archive that ignores Content-MD5 and keeps the corrupt bytes: its ETag gives it away.
     archive.ignoreMd5 = true;

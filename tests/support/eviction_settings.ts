@@ -13,6 +13,7 @@ export function settings(overrides: Partial<EvictionSettings> = {}): EvictionSet
     hard_limit_percent: 95,
     on_archive_failure: "pause",
     lease_secs: 15,
+    free_lag_secs: 600,
     ...overrides,
   };
 }
