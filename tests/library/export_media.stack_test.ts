@@ -61,7 +61,7 @@ Deno.test("MP4 and MCAP of real frames: clip, collection, search; library and HT
   await local.open();
   await archive.open();
   const dir = await Deno.makeTempDir({ prefix: "frame-bucket-export-media-" });
-  const catalog = new SqliteCatalog(`${dir}/catalog.sqlite`);
+  const catalog = new SqliteCatalog(`${dir}/data/catalog.sqlite`);
   const stored: string[] = [];
   try {
     // The ten real frames at their capture times (from their names); frame 3 only in the archive.
@@ -394,6 +394,99 @@ Deno.test("MP4 and MCAP of real frames: clip, collection, search; library and HT
         await hasher.close();
       }
     });
+
+    await t.step(
+      "CLI: deno task export --format mcap --collection NAME, --format mp4 --clip ID --fps 10",
+      async () => {
+        const config = `${dir}/config.toml`;
+        await Deno.writeTextFile(
+          config,
+          `[catalog]\ndata_dir = "${dir}/data"\n[rustfs]\nendpoint = "${endpoint}"\nbucket = "${local.bucket}"\n` +
+            `[aws_s3]\nbucket = "${archive.bucket}"\nendpoint = "${endpoint}"\nprefix = "archive/"\n`,
+        );
+        const cli = async (...args: string[]) => {
+          const out = await new Deno.Command(Deno.execPath(), {
+            args: [
+              "run",
+              "-A",
+              "--quiet",
+              new URL("../../tools/export.ts", import.meta.url).pathname,
+              ...args,
+            ],
+            env: { AWS_ACCESS_KEY_ID: "rustfsadmin", AWS_SECRET_ACCESS_KEY: "rustfsadmin", NO_COLOR: "1" },
+            stdout: "piped",
+            stderr: "piped",
+          }).output();
+          const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+          return { code: out.code, text };
+        };
+        const mcap = await cli(
+          "--format",
+          "mcap",
+          "--collection",
+          collection.name,
+          "--out",
+          `${dir}/cli.mcap`,
+          "-c",
+          config,
+        );
+        assert.equal(mcap.code, 0, mcap.text);
+        assert.match(mcap.text, /exported 8 frames with 3 boxes as mcap to .*cli\.mcap/);
+        checkMcap(
+          await readMcap(`${dir}/cli.mcap`, "mcap-cli-collection"),
+          rows.slice(0, 8),
+          "CLI collection",
+        );
+        const mp4 = await cli(
+          "--format",
+          "mp4",
+          "--clip",
+          String(docking.id),
+          "--fps",
+          "10",
+          "--out",
+          `${dir}/cli.mp4`,
+          "-c",
+          config,
+        );
+        assert.equal(mp4.code, 0, mp4.text);
+        const { endMs } = expectedTimes([clipRows.map((r) => r.timestampMs)]);
+        const slots = Math.ceil(endMs * 10 / 1000);
+        assert.match(
+          mp4.text,
+          new RegExp(`exported 6 frames as a ${(slots / 10).toFixed(1)} s video of ${slots} frames`),
+        );
+        const probe = await probeVideo(`${dir}/cli.mp4`, "mp4-cli-fps10");
+        assert.deepEqual([probe.frames, probe.duration], [slots, slots / 10]);
+        assert.deepEqual(probe.pts, Array.from({ length: slots }, (_, k) => k / 10));
+        const bad = await cli(
+          "--format",
+          "mp4",
+          "--clip",
+          String(docking.id),
+          "--robot",
+          ROBOT,
+          "--out",
+          `${dir}/x.mp4`,
+          "-c",
+          config,
+        );
+        assert.equal(bad.code, 2, bad.text);
+        assert.match(bad.text, /leave out robot, from and to/);
+        const tar = await cli(
+          "--format",
+          "mp4",
+          "--clip",
+          String(docking.id),
+          "--out",
+          `${dir}/x.tar`,
+          "-c",
+          config,
+        );
+        assert.equal(tar.code, 2, tar.text);
+        assert.match(tar.text, /name it NAME\.mp4/);
+      },
+    );
 
     await t.step(
       "a frame no store holds: left out of the MP4 (listed in the sidecar) and of the MCAP",
