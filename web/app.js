@@ -12,6 +12,7 @@ import { labelsView } from "./views/labels.js";
 import { clipsView } from "./views/clips.js";
 import { collectionsView } from "./views/collections.js";
 import { changesView } from "./views/changes.js";
+import { playerView } from "./views/player.js";
 
 const view = document.getElementById("view");
 let cleanup = () => {};
@@ -66,6 +67,8 @@ const routes = {
   clips: () => ["clips", clipsView],
   collections: () => ["collections", collectionsView],
   changes: () => ["changes", changesView],
+  // The player highlights where it was opened from: a clip, a search, else a robot.
+  play: (params) => [params.has("clip") ? "clips" : params.has("robot") ? "robots" : "search", playerView],
 };
 
 /**
@@ -84,7 +87,7 @@ async function render(restore = null) {
     root.append(h("p.empty", {}, "No such page. ", h("a", { href: "#/" }, "Back to the robots.")));
     return;
   }
-  const [nav, show] = route();
+  const [nav, show] = route(params);
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.nav === nav);
   // Each render builds into a box of its own: when another render starts before this one has finished (two
   // hash changes in quick succession), the next render's clear() detaches this box, so whatever this one still

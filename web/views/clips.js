@@ -3,6 +3,7 @@
 import { api } from "../api.js";
 import { attempt, fmtCount, fmtTime, h, labelChips, toast } from "../dom.js";
 import { addToCollection } from "./collections.js";
+import { playHref } from "./player.js";
 
 export async function clipsView(root) {
   root.append(h("h1", {}, "Clips"));
@@ -80,6 +81,11 @@ export async function clipsView(root) {
                   add,
                   h("button.quiet", { type: "submit" }, "Add"),
                 ),
+                h("button.quiet.play", {
+                  type: "button",
+                  title: `play the clip ${c.name}`,
+                  onclick: () => (location.hash = playHref({ clip: c.id })),
+                }, "Play"),
                 addToCollection(c, collections),
                 h("button.danger", { type: "button", onclick: () => remove(c) }, "Delete"),
               ),

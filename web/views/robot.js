@@ -8,6 +8,7 @@ import { attempt, clear, fmtCount, fmtTime, h, isoParam, parseUtc, toast } from 
 import { Gallery } from "../gallery.js";
 import { actionBar, openFrame } from "../actions.js";
 import { markPicked, timeline } from "../timeline.js";
+import { playHref } from "./player.js";
 
 const MINUTE = 60_000, HOUR = 3_600_000, DAY = 86_400_000;
 /** Windows up to this long are drawn in seconds (bucket auto). */
@@ -117,6 +118,15 @@ export async function robotView(root, { parts, params, restore }) {
     toInput,
     h("button", { type: "submit" }, "Show"),
     h("button.quiet", { type: "button", onclick: () => setSpan(undefined, undefined) }, "All frames"),
+    // The picked span (else the window shown, else all the robot's frames) at the frames' capture times.
+    h("button#play-span.quiet", {
+      type: "button",
+      title: "play the picked span at the frames' capture times",
+      onclick: () => {
+        const play = span.fromMs !== undefined || span.toMs !== undefined ? span : zoom ?? {};
+        location.hash = playHref({ robot, from: play.fromMs, to: play.toMs });
+      },
+    }, "Play"),
   );
   const clipsBox = h("div.clip-strip");
   root.append(

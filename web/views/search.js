@@ -9,6 +9,7 @@ import { attempt, clear, fmtCount, h } from "../dom.js";
 import { Gallery } from "../gallery.js";
 import { actionBar, similarResults } from "../actions.js";
 import { frameHref } from "./frame.js";
+import { playHref } from "./player.js";
 
 /** Dataset formats of GET /api/export (src/library/formats/). */
 const EXPORT_FORMATS = [
@@ -190,7 +191,21 @@ export async function searchView(root, { params, restore }) {
     h("h1", {}, "Search"),
     form,
     upload,
-    h("div.view-head", {}, h("h2", {}, "Frames"), summary, format, split, exportEl),
+    h(
+      "div.view-head",
+      {},
+      h("h2", {}, "Frames"),
+      summary,
+      // The frames found, oldest first, at their capture times.
+      h("button#play-search.quiet", {
+        type: "button",
+        title: "play the frames found at their capture times",
+        onclick: () => (location.hash = playHref({ ...exportQuery, nolabel: query.nolabel })),
+      }, "Play"),
+      format,
+      split,
+      exportEl,
+    ),
     gallery.el,
     bar.el,
   );
