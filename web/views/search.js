@@ -18,6 +18,8 @@ const EXPORT_FORMATS = [
   ["yolo", "YOLO (Ultralytics)"],
   ["cvat", "CVAT 1.1"],
   ["label-studio", "Label Studio"],
+  ["mp4", "MP4 video"],
+  ["mcap", "MCAP (Foxglove, ROS)"],
 ];
 
 export async function searchView(root, { params, restore }) {
