@@ -125,6 +125,58 @@ export interface EvictorStats {
   takeovers: number;
 }
 
+/** The evictor's state in the catalog's status store (JSON names, as GET /api/storage gives it). */
+export interface EvictorHealth {
+  state:
+    | "idle"
+    | "moving"
+    | "paused at the hard limit"
+    | "archive unreachable"
+    | "archive refusing copies"
+    | "local store unreachable";
+  /** When the current failure streak began (ms since the epoch), null when nothing fails. */
+  since_ms: number | null;
+  /** The last failure's message while failing. */
+  failure: string | null;
+  failed_attempts: number;
+  /** The consumer is asked to stop fetching. */
+  paused: boolean;
+  /** Counters since this process started. */
+  frames_archived: number;
+  bytes_archived: number;
+  frames_dropped: number;
+  frames_lost: number;
+  recovered: number;
+  failures: number;
+  rounds: number;
+  /** Usage after the last check (the highest trigger), percent. */
+  usage_percent: number | null;
+  /** Bytes deleted that the watched disk does not show as free yet (see src/retention/ledger.ts). */
+  pending_free_bytes: number;
+  last_round: {
+    at_ms: number;
+    archived: number;
+    archived_bytes: number;
+    dropped: number;
+    lost: number;
+    seconds: number;
+    failure: string | null;
+    evicting: boolean;
+    bytes_to_free: number;
+  } | null;
+  thresholds: {
+    threshold_percent: number;
+    target_percent: number;
+    hard_limit_percent: number;
+    max_bytes: number;
+    watch_path: string | null;
+    check_interval_secs: number;
+    on_archive_failure: string;
+  };
+  host: string;
+  pid: number;
+}
+
 export interface RoundResult {
   plan: EvictionPlan | null;
   archived: number;
@@ -305,8 +357,87 @@ export class Evictor {
    * round in progress.
    */
   runOnce(): Promise<RoundResult> {
-    this.#round ??= this.#doRound().finally(() => (this.#round = null));
+    this.#round ??= this.#doRound().then(async (r) => {
+      await this.#report(r);
+      return r;
+    }).finally(() => (this.#round = null));
     return this.#round;
+  }
+
+  /**
+   * The evictor's state as storage health shows it (GET /api/storage, the robots page): what it does now, since
+   * when the archive fails, its counters, the last round and the thresholds it works with.
+   */
+  health(moving = false): EvictorHealth {
+    const s = this.#stats;
+    const settings = this.#o.settings;
+    const streak = this.#streak;
+    const state: EvictorHealth["state"] = streak?.store === "archive"
+      ? streak.kind === "refused" ? "archive refusing copies" : "archive unreachable"
+      : streak
+      ? "local store unreachable"
+      : s.paused
+      ? "paused at the hard limit"
+      : moving
+      ? "moving"
+      : "idle";
+    return {
+      state,
+      since_ms: streak?.since ?? null,
+      failure: streak?.message ?? null,
+      failed_attempts: streak?.attempts ?? 0,
+      paused: s.paused,
+      frames_archived: s.archived,
+      bytes_archived: s.archivedBytes,
+      frames_dropped: s.dropped,
+      frames_lost: s.lost,
+      recovered: s.recovered,
+      failures: s.failures,
+      rounds: s.rounds,
+      usage_percent: s.lastPercent,
+      pending_free_bytes: this.#ledger.pending,
+      last_round: this.#lastRound,
+      thresholds: {
+        threshold_percent: settings.threshold_percent,
+        target_percent: settings.target_percent,
+        hard_limit_percent: settings.hard_limit_percent,
+        max_bytes: settings.max_bytes,
+        watch_path: settings.watch_path || null,
+        check_interval_secs: settings.check_interval_secs,
+        on_archive_failure: settings.on_archive_failure,
+      },
+      host: hostName(),
+      pid: Deno.pid,
+    };
+  }
+
+  #lastRound: EvictorHealth["last_round"] = null;
+
+  /** Records the state in the catalog's status store ("evictor"); the lease holder only, when there is a lease. */
+  async #report(r: RoundResult | null): Promise<void> {
+    if (this.#stats.leading === false) return;
+    if (r) {
+      this.#lastRound = {
+        at_ms: this.#o.now(),
+        archived: r.archived,
+        archived_bytes: r.archivedBytes,
+        dropped: r.dropped,
+        lost: r.lost,
+        seconds: r.seconds,
+        failure: r.failure,
+        evicting: r.plan?.evict ?? false,
+        bytes_to_free: r.plan?.bytesToFree ?? 0,
+      };
+    }
+    try {
+      await this.#o.catalog.putStatus(
+        "evictor",
+        this.health(r === null) as unknown as Record<string, unknown>,
+        this.#o.now(),
+      );
+    } catch (error) {
+      this.#o.log.debug(`cannot record the evictor's state in the catalog: ${messageOf(error)}`);
+    }
   }
 
   async #doRound(): Promise<RoundResult> {
@@ -384,6 +515,8 @@ export class Evictor {
         `${plan.reasons.join("; ")}: archiving the oldest frames to free ${fmtBytes(plan.bytesToFree)} ` +
           `(target ${settings.target_percent}%)`,
       );
+      this.#stats.lastPercent = plan.percent;
+      await this.#report(null);
       const progress = { freed: 0 };
       try {
         await this.#evict(plan.bytesToFree, r, progress, urgencyOf(plan, settings));
@@ -842,6 +975,14 @@ export class Evictor {
       });
     }
     return freed;
+  }
+}
+
+function hostName(): string {
+  try {
+    return Deno.hostname();
+  } catch {
+    return "unknown";
   }
 }
 

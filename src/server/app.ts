@@ -49,6 +49,8 @@ import { prelabelRoutes } from "./routes/prelabels.ts";
 import { importRoutes } from "./routes/import.ts";
 import { robotRoutes } from "./routes/robots.ts";
 import { similarRoutes } from "./routes/similar.ts";
+import { storageRoutes } from "./routes/storage.ts";
+import { type EvictionSettings, evictionSettings } from "../retention/plan.ts";
 import { systemRoutes } from "./routes/system.ts";
 
 export { attachment } from "./routes/export.ts";
@@ -84,6 +86,8 @@ export interface AppDeps {
   log?: Logger;
   /** Bytes of thumbnails kept in memory (default 32 MiB). */
   thumbCacheBytes?: number;
+  /** `[eviction]` (watch_path absolute): the thresholds storage health measures against (GET /api/storage). */
+  eviction?: EvictionSettings;
 }
 
 export interface App {
@@ -197,6 +201,7 @@ export function createApp(deps: AppDeps): App {
   let document: Record<string, unknown> | undefined;
   const routes: Route[] = [
     ...robotRoutes(ctx),
+    ...storageRoutes(catalog, deps.eviction ?? null),
     ...frameRoutes(ctx),
     ...boxRoutes(ctx),
     ...prelabelRoutes(ctx),
@@ -407,6 +412,7 @@ export async function startServer(config: Config, options: ServeOptions = {}): P
         maxDistinct: config.labels.max_distinct,
         strict: config.labels.strict,
       },
+      eviction: evictionSettings(config),
       log,
     });
     const server = Deno.serve({ hostname, port, onListen: () => {} }, app.handler);

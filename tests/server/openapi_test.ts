@@ -328,6 +328,7 @@ Deno.test("/openapi.json: the document says what the server validates and answer
             "/api/labels",
             "/api/clips?robot=robot-1",
             "/api/changes?order=newest",
+            "/api/storage",
             "/openapi.json",
             "/healthz",
           ]
