@@ -254,7 +254,7 @@ Deno.test("player: a minute at 10 fps of real full-HD frames, speed, steps, boxe
       const slider = document.getElementById("player-slider");
       slider.value = String(t);
       slider.dispatchEvent(new Event("input", { bubbles: true }));
-    }, rows[150].timestampMs + 30); // the slider moves in frame intervals: this is frame 150
+    }, rows[150].timestampMs + 50);
     await atIndex(page, 150);
     await page.waitForFunction(() => document.querySelectorAll(".player-boxes g.box").length === 1);
     for (let i = 0; i < 3; i++) await page.keyboard.press(".");
@@ -325,6 +325,52 @@ Deno.test("player: a minute at 10 fps of real full-HD frames, speed, steps, boxe
   } finally {
     // The 600 objects (about 100 MB) go; the fixture's own stay as the other browser tests leave them.
     await mapLimited(rows, 8, (row) => f.local.delete(row.key).catch(() => {}));
+    await s.close();
+  }
+});
+
+Deno.test("player: frames minutes apart are held until the next one; fits a 390 px phone", async () => {
+  await Deno.mkdir(SHOTS, { recursive: true });
+  const s = await uiSession({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const { f, page, base } = s;
+  try {
+    // reachy-001 in the fixture: 40 real frames 6 minutes apart (a filter that kept one frame in 3600).
+    const reals = f.rows.filter((r) => r.robotId === "reachy-001");
+    await page.goto(`${base}#/play?robot=reachy-001`);
+    await playerReady(page, reals.length);
+    const widths = await page.evaluate(() => ({
+      inner: document.documentElement.clientWidth,
+      page: document.documentElement.scrollWidth,
+    }));
+    assert.equal(widths.page, widths.inner, `the player is wider than the phone: ${JSON.stringify(widths)}`);
+    // Playing: the first frame stays on screen, the clock runs on towards the next one 6 minutes later.
+    await page.locator("#player-play").click();
+    await page.waitForFunction(() => Number(document.getElementById("player").dataset.position) > 0);
+    const before = await playerState(page);
+    await page.waitForFunction(
+      (p) => Number(document.getElementById("player").dataset.position) > p + 500,
+      before.position,
+    );
+    const playing = await playerState(page);
+    assert.equal(playing.state, "playing");
+    assert.equal(playing.index, 0);
+    await page.locator("#player-play").click();
+    // A time between two kept frames shows the earlier one: the scene as it was then.
+    await page.evaluate((t) => {
+      const slider = document.getElementById("player-slider");
+      slider.value = String(t);
+      slider.dispatchEvent(new Event("input", { bubbles: true }));
+    }, reals[7].timestampMs + 200_000);
+    await atIndex(page, 7);
+    assert.equal((await playerState(page)).key, reals[7].key);
+    await s.shot(
+      page,
+      "player/phone",
+      "the player at 390 px: reachy-001's frames 6 minutes apart, frame 8 held",
+      true,
+    );
+    assert.deepEqual(s.errors, []);
+  } finally {
     await s.close();
   }
 });

@@ -250,7 +250,11 @@ export async function playerView(root, { params }) {
     { title: "open this frame's page (labels, boxes, review)" },
     "Frame page",
   );
-  const slider = h("input#player-slider", { type: "range", step: 1, "aria-label": "position in the span" });
+  const slider = h("input#player-slider", {
+    type: "range",
+    step: 1,
+    "aria-label": "position in the span (arrow keys: a frame back or on)",
+  });
   const scrub = h("div.player-scrub");
   const playhead = h("div.player-playhead", { "aria-hidden": "true" });
   const el = h(
@@ -316,7 +320,8 @@ export async function playerView(root, { params }) {
   // ---- drawing
   function fitStage() {
     if (!natural) return;
-    const room = el.clientWidth - 2;
+    const style = getComputedStyle(el);
+    const room = el.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
     const maxHeight = Math.max(200, innerHeight - 380);
     const width = Math.floor(Math.min(room, (maxHeight * natural.width) / natural.height));
     stage.style.width = `${width}px`;
@@ -384,7 +389,8 @@ export async function playerView(root, { params }) {
   let lastBar = null;
   let infoOf = -1;
   /** The clock's place on the slider and the bars; the frame's time, number, labels and link when it changed. */
-  function paintPosition(t) {
+  function paintPosition(clock) {
+    const t = Math.max(spanFrom, Math.min(spanTo, clock));
     const i = Math.max(0, index);
     const frame = frames[i];
     if (infoOf !== i) {
@@ -585,10 +591,15 @@ export async function playerView(root, { params }) {
     );
     slider.min = String(spanFrom);
     slider.max = String(spanTo);
-    slider.step = String(Math.max(1, Math.round(gap)));
     paintPosition(position());
   }
   slider.addEventListener("input", () => seek(Number(slider.value)));
+  // The slider moves by ms under the mouse (any time of the span); its arrow keys step a frame instead.
+  slider.addEventListener("keydown", (e) => {
+    if (e.key !== "ArrowLeft" && e.key !== "ArrowRight") return;
+    e.preventDefault();
+    step(e.key === "ArrowLeft" ? -1 : 1);
+  });
 
   playButton.addEventListener("click", () => (playing ? pause() : play()));
   stepBack.addEventListener("click", () => step(-1));
