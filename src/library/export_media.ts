@@ -419,16 +419,22 @@ async function mp4Stream(
     }
   })();
   feeding.catch(() => {});
-  // Nothing is returned before the first frame is in the encoder's hands, or the export failed.
-  const encoder = await Promise.race([first, feeding.then(() => null)]);
-  if (!encoder) throw new Error("the MP4 export ended before its first frame"); // unreachable: checked empty
-  const reader = encoder.output!.getReader();
   let ended = false;
   const end = (error?: unknown) => {
     if (ended) return;
     ended = true;
     o.onEnd?.(counts, error);
   };
+  // Nothing is returned before the first frame is in the encoder's hands, or the export failed.
+  let encoder: Mp4Encoder | null;
+  try {
+    encoder = await Promise.race([first, feeding.then(() => null)]);
+    if (!encoder) throw new Error("the MP4 export ended before its first frame"); // checked not empty
+  } catch (error) {
+    end(error);
+    throw error;
+  }
+  const reader = encoder.output!.getReader();
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
@@ -446,7 +452,7 @@ async function mp4Stream(
     },
     async cancel() {
       stopped = true;
-      await encoder.abort();
+      await encoder!.abort();
       await feeding.catch(() => {});
       end(new Error("the client went away before the end"));
     },

@@ -23,6 +23,7 @@ import { boxPixels } from "../../src/catalog/boxes.ts";
 import { sampleFiles } from "../../dev/samples.ts";
 import { type McapResult, probeVideo, readMcap } from "../support/mcap.ts";
 import { ensureS3 } from "../support/stack.ts";
+import { freePort } from "../../dev/processes.ts";
 
 const ROBOT = "reachy-001";
 const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("hex");
@@ -389,6 +390,39 @@ Deno.test("MP4 and MCAP of real frames: clip, collection, search; library and HT
         const unknown = await fetch(`${base}/api/export?format=mcap&collection=999999`);
         assert.equal(unknown.status, 400);
         assert.match((await unknown.json()).error, /no collection 999999/);
+
+        // A store that is down before the first frame: 502, nothing sent, and the export's status says failed.
+        const down = await loadStorage("rustfs", { endpoint: `http://127.0.0.1:${freePort()}`, bucket });
+        const downApp = createApp({
+          catalog,
+          local: down,
+          archive,
+          archivePrefix: "archive/",
+          hasher,
+          similar,
+          webDir: null,
+          log: quiet,
+          exportRetryDelaysMs: [10, 10],
+        });
+        const downServer = Deno.serve(
+          { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+          downApp.handler,
+        );
+        try {
+          const downBase = `http://127.0.0.1:${(downServer.addr as Deno.NetAddr).port}`;
+          for (const format of ["mp4", "mcap"]) {
+            const r = await fetch(
+              `${downBase}/api/export?format=${format}&clip=${approach.id}&export_id=down-${format}-01`,
+            );
+            assert.equal(r.status, 502, format);
+            assert.match((await r.json()).error, /the export failed before anything was sent: frame 1 of 2/);
+            const st = await (await fetch(`${downBase}/api/exports/down-${format}-01`)).json();
+            assert.equal(st.state, "failed", format);
+          }
+        } finally {
+          await downServer.shutdown();
+          down.close();
+        }
       } finally {
         await server.shutdown();
         await hasher.close();
