@@ -853,6 +853,42 @@ export function decodeGreyEighth(jpeg: Uint8Array): GreyImage {
  * column mx*Hmax + x. Interleaved scans then write every component with the luma strides, through the same loop
  * as grey mode; a component sampled below the maximum leaves cells of its grid unused.
  */
+// A worker decodes one frame after another of the same size with the same Huffman tables, so the two biggest
+// allocations of a decode are kept from one frame to the next instead of left to the collector (~170 KB a
+// full-HD frame, which a busy worker otherwise holds as garbage between collections: bench drain, peak RSS):
+// - the grey plane, which never leaves decodeGreyEighth (the colour plane does leave, and is not reused);
+// - the fast tables of a scan laid out in one array, rebuilt only when the scan's tables change.
+let scratchPlane: Int32Array | null = null;
+/** The largest plane kept between frames (4 MiB: a 32-megapixel image); a bigger one is used once and dropped. */
+const SCRATCH_MAX = 1 << 20;
+
+/** A zeroed luma plane of `size` values, the kept one when it fits. */
+function greyPlane(size: number): Int32Array {
+  if (scratchPlane && scratchPlane.length === size) return scratchPlane.fill(0);
+  const plane = new Int32Array(size);
+  if (size <= SCRATCH_MAX) scratchPlane = plane;
+  return plane;
+}
+
+let lastScanTables: { parts: Int32Array[]; tabs: Int32Array } | null = null;
+
+/** The fast tables of a scan's Huffman tables, in order, in one array (the last scan's when the same). */
+function scanTables(parts: Int32Array[], length: number): Int32Array {
+  const last = lastScanTables;
+  if (last && last.parts.length === parts.length && last.parts.every((p, i) => p === parts[i])) {
+    return last.tabs;
+  }
+  const tabs = new Int32Array(length);
+  let off = 0;
+  for (const part of parts) {
+    tabs.set(part, off);
+    off += part.length;
+  }
+  // Tables are only ever built, never changed, so the same objects mean the same contents.
+  lastScanTables = { parts: parts.slice(), tabs };
+  return tabs;
+}
+
 function decodeDcPlanes(jpeg: Uint8Array, colour: boolean): DcPlanes {
   const d = jpeg;
   const n = d.length;
@@ -1018,7 +1054,7 @@ function decodeDcPlanes(jpeg: Uint8Array, colour: boolean): DcPlanes {
         } else {
           planeW = f.comps.length === 1 ? bw : mcusXi * c0.h;
           planeH = f.comps.length === 1 ? bh : mcusYi * c0.v;
-          plane = new Int32Array(planeW * planeH);
+          plane = greyPlane(planeW * planeH);
         }
       }
       // Per-block descriptors of one MCU, and the fast tables of this scan laid out in one array.
@@ -1066,12 +1102,7 @@ function decodeDcPlanes(jpeg: Uint8Array, colour: boolean): DcPlanes {
           }
         }
       }
-      const tabs = new Int32Array(fastLen);
-      let off = 0;
-      for (const part of fastParts) {
-        tabs.set(part, off);
-        off += part.length;
-      }
+      const tabs = scanTables(fastParts, fastLen);
       let mcusX = interleaved ? mcusXi : bw;
       let mcusY = interleaved ? mcusYi : bh;
       let rowStride = interleaved ? c0.v * planeW : planeW;
