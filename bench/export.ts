@@ -1,5 +1,5 @@
 /**
- * `deno task bench export [--frames N] [--format F] [--tier local|archive] [--out dir|tar] [--split S]`
+ * `deno task bench export [--frames N] [--format F] [--tier local|archive] [--out dir|tar] [--split S] [--fps N]`
  *
  * Dataset export throughput as a user meets it: N frames (the real 1080p reachy-001 samples, each stored under
  * its own key and made unique by a JPEG comment) in the stack's S3 server, in the local bucket or only in the
@@ -7,6 +7,11 @@
  * SQLite catalog; then `deno task export --format F` runs as its own process and is timed from start to exit
  * (planning pass, fetching, writing, documents). Its peak resident memory (VmHWM) is read from /proc while it
  * runs, so the figure is the export's alone, not the set-up's.
+ *
+ * MP4 and MCAP (`--format mp4|mcap`): the frames are one robot's (reachy-001) at its real cadence (the samples'
+ * own capture-time gaps, ~145 ms), a robot-day's worth at 10,000 and more; the export writes one .mp4 (and its
+ * sidecar) or one .mcap. For MP4 the encoder is ffmpeg, a child of the export: its peak RSS is sampled too
+ * (`ffmpeg_peak_rss_mb`; the two together are the export's memory).
  *
  * One JSON line per tier on stdout: {"bench":"export","format":"coco","tier":"local","frames":10000,
  * "boxes":20000,"seconds":..,"frames_per_s":..,"mb_per_s":..,"output_mb":..,"peak_rss_mb":..,"exit":0}.
@@ -18,8 +23,9 @@ import type { BoxInput, FrameRow } from "../src/catalog/catalog.ts";
 import { loadStorage } from "../src/filter/loader.ts";
 import type { StoragePlugin } from "../src/plugin.ts";
 import { objectKey } from "../src/key.ts";
-import { checkFormat, EXPORT_FORMATS } from "../src/library/export.ts";
-import { readSamples } from "../dev/samples.ts";
+import { checkFormat, EXPORT_FORMATS, isMediaFormat } from "../src/library/export.ts";
+import { parseTime } from "../src/library/search.ts";
+import { readSamples, sampleFiles } from "../dev/samples.ts";
 import { ensureServers, stackEndpoints } from "../tools/stack.ts";
 
 export const USAGE =
@@ -32,6 +38,7 @@ deno task export --format F on them as its own process: frames/s, MB/s and its p
   --tier T        local or archive (default: both, one line each)
   --out dir|tar   write a directory or a .tar (default tar)
   --split S       a split, e.g. train=0.8,val=0.2 (default none)
+  --fps N         mp4: a fixed frame rate (default: capture times)
   --concurrency N uploads in flight while setting up (default 32)`;
 
 const round = (x: number, digits = 1) => Number(x.toFixed(digits));
@@ -64,6 +71,20 @@ function unique(jpeg: Uint8Array, text: string): Uint8Array {
   return out;
 }
 
+/** The ids of a process's children (from /proc; none once it is gone). */
+function childrenOf(pid: number): number[] {
+  try {
+    const out: number[] = [];
+    for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+      const text = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/children`).trim();
+      if (text) out.push(...text.split(/\s+/).map(Number));
+    }
+    return out;
+  } catch {
+    return [];
+  }
+}
+
 /** Peak resident set of a process (VmHWM), in MiB; 0 once it is gone. */
 function peakRss(pid: number): number {
   try {
@@ -72,6 +93,13 @@ function peakRss(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+/** The gaps (ms) between the samples' capture times (from their names), the last one closing the cycle. */
+function sampleGaps(): number[] {
+  const times = sampleFiles().map((f) => parseTime(/(\d{8}T\d{9}Z)/.exec(f)![1]));
+  const gaps = times.slice(1).map((t, i) => t - times[i]);
+  return [...gaps, Math.round(gaps.reduce((a, b) => a + b, 0) / gaps.length)];
 }
 
 async function du(path: string): Promise<number> {
@@ -92,6 +120,7 @@ export async function benchExport(args: string[]): Promise<void> {
       out: { type: "string" },
       split: { type: "string" },
       concurrency: { type: "string" },
+      fps: { type: "string" },
     },
   });
   const frames = Number(values.frames ?? 10_000);
@@ -101,6 +130,7 @@ export async function benchExport(args: string[]): Promise<void> {
   for (const t of tiers) {
     if (t !== "local" && t !== "archive") throw new RangeError(`--tier ${t} must be local or archive`);
   }
+  const media = isMediaFormat(format);
   const asTar = (values.out ?? "tar") === "tar";
   if (!["tar", "dir"].includes(values.out ?? "tar")) {
     throw new RangeError(`--out ${values.out} must be dir or tar`);
@@ -126,14 +156,20 @@ export async function benchExport(args: string[]): Promise<void> {
     const store: StoragePlugin = tier === "archive" ? archive : local;
     const keys: string[] = [];
     try {
-      // Set-up: frames 2 s apart on 4 robots, stored where the tier says, with two boxes each.
+      // Set-up: frames 2 s apart on 4 robots (MP4 and MCAP: one robot at the samples' cadence), stored where the
+      // tier says, with two boxes each.
       const t0 = Date.UTC(2026, 10, 30, 8, 0, 0);
+      const gaps = sampleGaps();
+      const cycle = gaps.reduce((a, b) => a + b, 0);
       const rows: FrameRow[] = [];
       let bytes = 0;
       const started = performance.now();
       await pool(Array.from({ length: frames }, (_, i) => i), concurrency, async (i) => {
-        const robot = `bench-${i % 4}`;
-        const ts = t0 + Math.floor(i / 4) * 2000;
+        const robot = media ? "reachy-001" : `bench-${i % 4}`;
+        const ts = media
+          ? t0 + Math.floor(i / gaps.length) * cycle +
+            gaps.slice(0, i % gaps.length).reduce((a, b) => a + b, 0)
+          : t0 + Math.floor(i / 4) * 2000;
         const key = objectKey("frames/", robot, ts, i);
         const jpeg = unique(samples[i % samples.length], `frame ${i}`);
         await store.put(tier === "archive" ? `archive/${key}` : key, jpeg, { contentType: "image/jpeg" });
@@ -196,7 +232,7 @@ export async function benchExport(args: string[]): Promise<void> {
       );
 
       // The export, as its own process.
-      const out = asTar ? `${work}/export.tar` : `${work}/export`;
+      const out = media ? `${work}/export.${format}` : asTar ? `${work}/export.tar` : `${work}/export`;
       const child = new Deno.Command(Deno.execPath(), {
         args: [
           "run",
@@ -210,14 +246,18 @@ export async function benchExport(args: string[]): Promise<void> {
           "--config",
           config,
           ...(values.split ? ["--split", values.split] : []),
+          ...(values.fps ? ["--fps", values.fps] : []),
         ],
         env: { AWS_ACCESS_KEY_ID: stack.accessKey, AWS_SECRET_ACCESS_KEY: stack.secretKey, NO_COLOR: "1" },
         stdout: "piped",
         stderr: "piped",
       }).spawn();
       const began = performance.now();
-      let peak = 0;
-      const sampler = setInterval(() => peak = Math.max(peak, peakRss(child.pid)), 100);
+      let peak = 0, ffmpegPeak = 0;
+      const sampler = setInterval(() => {
+        peak = Math.max(peak, peakRss(child.pid));
+        for (const kid of childrenOf(child.pid)) ffmpegPeak = Math.max(ffmpegPeak, peakRss(kid));
+      }, 100);
       const result = await child.output();
       clearInterval(sampler);
       const seconds = (performance.now() - began) / 1000;
@@ -225,11 +265,15 @@ export async function benchExport(args: string[]): Promise<void> {
       if (!result.success) say(`  export exited ${result.code}: ${stderr.split("\n").slice(-3).join(" | ")}`);
       else say(`  ${new TextDecoder().decode(result.stdout).trim()}`);
       const outBytes = result.success ? await du(out) : 0;
+      const videoSeconds = format === "mp4" && result.success
+        ? JSON.parse(await Deno.readTextFile(`${work}/export.frames.json`)).duration_ms / 1000
+        : undefined;
       console.log(JSON.stringify({
         bench: "export",
         format,
         tier,
-        out: asTar ? "tar" : "dir",
+        out: media ? "file" : asTar ? "tar" : "dir",
+        ...(values.fps ? { fps: Number(values.fps) } : {}),
         frames,
         boxes: boxes.length,
         seconds: round(seconds, 2),
@@ -237,6 +281,7 @@ export async function benchExport(args: string[]): Promise<void> {
         mb_per_s: round(bytes / MB / seconds),
         output_mb: round(outBytes / MB),
         peak_rss_mb: round(peak),
+        ...(format === "mp4" ? { ffmpeg_peak_rss_mb: round(ffmpegPeak), video_s: videoSeconds } : {}),
         exit: result.code,
       }));
     } finally {

@@ -71,7 +71,8 @@ const BENCHES: Record<string, Bench> = {
     },
   },
   export: {
-    summary: "deno task export of 10,000 real boxed frames, local or archive tier: frames/s, MB/s, peak RSS",
+    summary: "deno task export of 10,000 real boxed frames (datasets, MP4, MCAP), local or archive tier: " +
+      "frames/s, MB/s, peak RSS",
     load: async () => {
       const m = await import("./export.ts");
       return { usage: m.USAGE, run: m.benchExport };
