@@ -3,7 +3,7 @@
 // next to the link. A download alone cannot tell: a tar cut short by a failing store, or one with frames listed
 // in MISSING.txt, lands in the downloads folder looking like any other.
 //
-// MP4 and MCAP (format=mp4|mcap) download one file: the video (with a second link to its frame list, the sidecar
+// MP4 and MCAP (format=mp4|mcap) download one file: the video (with a button for its frame list, the sidecar
 // JSON, sidecar=true) or the log; clip=ID and collection=ID in the query export a clip or a collection.
 //
 // The link is only shown when the export can work: GET /api/export refuses a search with a label nobody has; an
@@ -66,13 +66,15 @@ export function exportLink(query, { id = undefined, text = undefined, total = un
   const media = query.format === "mp4" || query.format === "mcap";
   text ??= media ? `Export as .${query.format}` : "Export as .tar";
   const link = h("a.button", { href: `/api/export${qs(query)}`, download: "", hidden: true }, text);
-  // The video's frame list: each frame's key, capture time and time in the video.
+  // The video's frame list (each frame's key, capture time and time in the video), a JSON file to save: a button
+  // that opens its URL (an attachment, so the page stays), so the export keeps one link.
   const sidecar = query.format === "mp4"
-    ? h(
-      "a.sidecar",
-      { href: `/api/export${qs({ ...query, sidecar: true })}`, download: "", hidden: true },
-      "frame list",
-    )
+    ? h("button.sidecar", {
+      type: "button",
+      hidden: true,
+      title: "the video's frames: key, capture time, time in the video (JSON)",
+      onclick: () => (location.href = `/api/export${qs({ ...query, sidecar: true })}`),
+    }, "Frame list")
     : null;
   const note = h("span.export-note.muted");
   if (id) link.id = id;
