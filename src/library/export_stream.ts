@@ -11,6 +11,9 @@
  * bytes have gone out, a store failure can only cut the stream short (the client sees a transfer error and the
  * tar has no end marker), and `ExportTracker` records the outcome and the progress, which the web UI polls and
  * shows (GET /api/exports/{id}).
+ *
+ * MP4 and MCAP are streamed by src/library/export_media.ts (`openMediaStream`: the same first-bytes rule, the same
+ * progress and end callbacks), and the tracker here records them like the datasets.
  */
 import type { Catalog } from "../catalog/catalog.ts";
 import { messageOf } from "../errors.ts";
