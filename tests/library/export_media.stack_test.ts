@@ -430,6 +430,40 @@ Deno.test("MP4 and MCAP of real frames: clip, collection, search; library and HT
     });
 
     await t.step(
+      "MP4 of a search over two robots: robot after robot, each from its first frame",
+      async () => {
+        // reachy-002: three of the frames again, captured a minute earlier than reachy-001's.
+        const other: FrameRow[] = rows.slice(0, 3).map((r, i) => ({
+          ...r,
+          key: objectKey("frames/", "reachy-002", r.timestampMs - 60_000, r.seq),
+          robotId: "reachy-002",
+          timestampMs: r.timestampMs - 60_000,
+          tier: "local",
+          size: jpegs[i].length,
+        }));
+        for (const [i, row] of other.entries()) {
+          await local.put(row.key, jpegs[i], { contentType: "image/jpeg" });
+          stored.push(`local:${row.key}`);
+        }
+        await catalog.upsertMany(other);
+        try {
+          const summary = await run(`${dir}/search.mp4`, { format: "mp4" });
+          const parts = [rows, other]; // by robot id, whatever the capture times
+          const { times, endMs } = expectedTimes(parts.map((p) => p.map((r) => r.timestampMs)));
+          const probe = await probeVideo(`${dir}/search.mp4`, "mp4-search-two-robots");
+          assert.equal(probe.frames, 13);
+          assert.deepEqual(probe.pts, times.flat().map((ms) => ms / 1000));
+          assert.equal(probe.duration, endMs / 1000);
+          const sidecar: Mp4Sidecar = JSON.parse(await Deno.readTextFile(summary.sidecar!));
+          assert.deepEqual(sidecar.parts.map((p) => [p.robot, p.frames]), [[ROBOT, 10], ["reachy-002", 3]]);
+          assert.deepEqual(sidecar.frames.map((f) => f.key), parts.flat().map((r) => r.key));
+        } finally {
+          for (const r of other) await catalog.remove(r.key);
+        }
+      },
+    );
+
+    await t.step(
       "CLI: deno task export --format mcap --collection NAME, --format mp4 --clip ID --fps 10",
       async () => {
         const config = `${dir}/config.toml`;
