@@ -827,6 +827,54 @@ Deno.test("HTTP API: every route against a real server, S3 and catalog", async (
       assert.deepEqual(r.body, { catalog: "ok" });
     });
 
+    await t.step("collections, playback and storage health over the same server", async () => {
+      route("POST", "/api/collections");
+      route("GET", "/api/collections");
+      route("GET", "/api/collections/{id}");
+      route("PATCH", "/api/collections/{id}");
+      route("DELETE", "/api/collections/{id}");
+      route("GET", "/api/playback");
+      route("GET", "/api/storage");
+      const clip = await api("POST", "/api/clips", {
+        json: { robot: SYNTH, from: "2026-02-18T10:30Z", to: "2026-02-18T10:40Z", name: "for-collection" },
+      });
+      assert.equal(clip.status, 201);
+      const created = await api("POST", "/api/collections", {
+        json: { name: "week 47", note: "docking", clip_ids: [clip.body.id], author: "ben" },
+      });
+      assert.equal(created.status, 201);
+      assert.deepEqual(created.body.clip_ids, [clip.body.id]);
+      const id = created.body.id;
+      assert.equal((await api("POST", "/api/collections", { json: { name: "week 47" } })).status, 409);
+      assert.equal(
+        (await api("POST", "/api/collections", { json: { name: "x", clip_ids: [999999] } })).status,
+        404,
+      );
+      const listed = await api("GET", "/api/collections?name=week%2047");
+      assert.deepEqual(listed.body.collections.map((c: { id: number }) => c.id), [id]);
+      const one = await api("GET", `/api/collections/${id}`);
+      assert.equal(one.body.frames, 3); // 10:30, 10:35, 10:40
+      const renamed = await api("PATCH", `/api/collections/${id}`, { json: { name: "week 48" } });
+      assert.equal(renamed.body.name, "week 48");
+
+      const played = await api("GET", `/api/playback?clip=${clip.body.id}&count=true`);
+      assert.equal(played.status, 200);
+      assert.equal(played.body.total, 3);
+      const times = played.body.frames.map((x: { timestamp_ms: number }) => x.timestamp_ms);
+      assert.deepEqual(times, [...times].sort((a, b) => a - b), "oldest first");
+      assert.equal((await api("GET", "/api/playback?clip=999999")).status, 404);
+
+      const storage = await api("GET", "/api/storage");
+      assert.equal(storage.status, 200);
+      const frames = ["local", "archiving", "archive"]
+        .reduce((n, tier) => n + storage.body.tiers[tier].frames, 0);
+      assert.equal(frames, f.rows.length + 100_000, "every frame of the catalog is in a tier");
+
+      assert.deepEqual((await api("DELETE", `/api/collections/${id}`)).body, { deleted: id });
+      assert.equal((await api("GET", `/api/collections/${id}`)).status, 404);
+      assert.equal((await api("DELETE", `/api/clips/${clip.body.id}`)).status, 200);
+    });
+
     await t.step("GET /openapi.json is generated from the route declarations the router runs", async () => {
       route("GET", "/openapi.json");
       const r = await api("GET", "/openapi.json");
