@@ -18,6 +18,7 @@
  * broker restart heals by itself. Frames go to the partition `partitionForRobot` picks from the key's robot id,
  * as the kafkajs producer's partitioner does, so both producers put a robot on the same partition.
  */
+import { concatBytes } from "../bytes.ts";
 import type { Config } from "../config.ts";
 import { messageOf, ServiceError } from "../errors.ts";
 import type { FrameProducer, OutgoingMessage } from "../kafka/client.ts";
@@ -299,7 +300,7 @@ export async function writeRecordBatch(
     // Compressed records are one block; JPEG frames do not shrink, so this path copies and nobody minds.
     const plain = new RequestWriter();
     writeRecords(plain, messages, first);
-    w.attach(await compress(compression, concat(plain.parts())));
+    w.attach(await compress(compression, concatBytes(plain.parts())));
   }
   w.patch32(lengthAt, w.offset - lengthFrom);
   w.patch32(crcAt, w.crcFrom(crcFrom), true);
@@ -316,16 +317,6 @@ function writeRecords(w: RequestWriter, messages: OutgoingMessage[], firstTimest
     w.attach(m.value);
     w.varint(0); // no headers
   });
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** gzip and snappy are loaded only when configured: a producer sending JPEGs uncompressed never loads them. */

@@ -691,6 +691,17 @@ export function documentSize(parts: (string | Spool)[]): number {
 }
 
 /** A fresh set of counts for a plan. */
+/** A copy of the counts so far, for a progress report (`started`: performance.now() when the export began). */
+export function progressOf(counts: ExportCounts, started: number): ExportProgress {
+  return {
+    ...counts,
+    missingKeys: [...counts.missingKeys],
+    perLabel: { ...counts.perLabel },
+    perSplit: { ...counts.perSplit },
+    elapsedMs: Math.round(performance.now() - started),
+  };
+}
+
 export function newCounts(plan: ExportPlan): ExportCounts {
   return {
     frames: 0,
@@ -1131,13 +1142,7 @@ export async function exportFrames(
   const started = performance.now();
   const counts = newCounts(plan);
   let lastReport = started;
-  const progress = (): ExportProgress => ({
-    ...counts,
-    missingKeys: [...counts.missingKeys],
-    perLabel: { ...counts.perLabel },
-    perSplit: { ...counts.perSplit },
-    elapsedMs: Math.round(performance.now() - started),
-  });
+  const progress = () => progressOf(counts, started);
   let sink: Sink | null = null;
   try {
     const entries = exportEntries(catalog, plan, {

@@ -18,6 +18,7 @@
  * export fails: there is no empty video.
  */
 import { McapWriter } from "@mcap/core";
+import { concatBytes } from "../bytes.ts";
 import type { Catalog, Clip, FrameRow } from "../catalog/catalog.ts";
 import { BadInputError, messageOf } from "../errors.ts";
 import {
@@ -26,10 +27,10 @@ import {
   exportItems,
   type ExportOptions,
   type ExportPlan,
-  type ExportProgress,
   type ExportSummary,
   type FetchFrame,
   newCounts,
+  progressOf,
   Spool,
 } from "./export.ts";
 import { describeSelection } from "./export_selection.ts";
@@ -369,13 +370,7 @@ export async function mp4SidecarFromCatalog(
       if (typeof part === "string") chunks.push(encoder.encode(part));
       else for await (const c of part.chunks()) chunks.push(c.slice());
     }
-    const out = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
-    let at = 0;
-    for (const c of chunks) {
-      out.set(c, at);
-      at += c.length;
-    }
-    return out;
+    return concatBytes(chunks);
   } finally {
     await records.remove();
   }
@@ -631,13 +626,7 @@ export async function exportMedia(
   const started = performance.now();
   const counts = newCounts(plan);
   let lastReport = started;
-  const progress = (): ExportProgress => ({
-    ...counts,
-    missingKeys: [...counts.missingKeys],
-    perLabel: {},
-    perSplit: {},
-    elapsedMs: Math.round(performance.now() - started),
-  });
+  const progress = () => progressOf(counts, started);
   const o: MediaOptions = {
     fetch: options.fetch,
     retryDelaysMs: options.retryDelaysMs,

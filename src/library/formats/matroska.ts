@@ -7,6 +7,8 @@
  * from a pipe. Element ids and layout: the Matroska specification (RFC 9559).
  */
 
+import { concatBytes } from "../../bytes.ts";
+
 const encoder = new TextEncoder();
 
 const ID = {
@@ -71,19 +73,9 @@ function uintBytes(n: number): Uint8Array {
   return Uint8Array.from(bytes);
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 function element(id: readonly number[], ...body: Uint8Array[]): Uint8Array {
-  const data = concat(body);
-  return concat([Uint8Array.from(id), vint(data.length), data]);
+  const data = concatBytes(body);
+  return concatBytes([Uint8Array.from(id), vint(data.length), data]);
 }
 
 const uint = (id: readonly number[], n: number) => element(id, uintBytes(n));
@@ -101,7 +93,7 @@ export function matroskaHead(width: number, height: number, app = "frame-bucket"
     uint(ID.DocTypeVersion, 4),
     uint(ID.DocTypeReadVersion, 2),
   );
-  const segmentStart = concat([
+  const segmentStart = concatBytes([
     Uint8Array.from(ID.Segment),
     Uint8Array.from([0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), // unknown size: the stream ends it
   ]);
@@ -123,7 +115,7 @@ export function matroskaHead(width: number, height: number, app = "frame-bucket"
       element(ID.Video, uint(ID.PixelWidth, width), uint(ID.PixelHeight, height)),
     ),
   );
-  return concat([header, segmentStart, info, tracks]);
+  return concatBytes([header, segmentStart, info, tracks]);
 }
 
 /**
@@ -137,14 +129,18 @@ export function matroskaFrame(jpeg: Uint8Array, timeMs: number, durationMs?: num
   const timestamp = uint(ID.Timestamp, timeMs);
   if (durationMs === undefined) {
     const blockSize = 4 + jpeg.length;
-    const blockIntro = concat([Uint8Array.from(ID.SimpleBlock), vint(blockSize), blockHead(0x80)]);
+    const blockIntro = concatBytes([Uint8Array.from(ID.SimpleBlock), vint(blockSize), blockHead(0x80)]);
     const clusterSize = timestamp.length + blockIntro.length + jpeg.length;
-    return [concat([Uint8Array.from(ID.Cluster), vint(clusterSize), timestamp, blockIntro]), jpeg];
+    return [concatBytes([Uint8Array.from(ID.Cluster), vint(clusterSize), timestamp, blockIntro]), jpeg];
   }
-  const blockIntro = concat([Uint8Array.from(ID.Block), vint(4 + jpeg.length), blockHead(0)]);
+  const blockIntro = concatBytes([Uint8Array.from(ID.Block), vint(4 + jpeg.length), blockHead(0)]);
   const duration = uint(ID.BlockDuration, durationMs);
   const groupSize = blockIntro.length + jpeg.length + duration.length;
-  const groupIntro = concat([Uint8Array.from(ID.BlockGroup), vint(groupSize), blockIntro]);
+  const groupIntro = concatBytes([Uint8Array.from(ID.BlockGroup), vint(groupSize), blockIntro]);
   const clusterSize = timestamp.length + groupIntro.length + jpeg.length + duration.length;
-  return [concat([Uint8Array.from(ID.Cluster), vint(clusterSize), timestamp, groupIntro]), jpeg, duration];
+  return [
+    concatBytes([Uint8Array.from(ID.Cluster), vint(clusterSize), timestamp, groupIntro]),
+    jpeg,
+    duration,
+  ];
 }
