@@ -17,7 +17,6 @@
  * that window (all its threads; the stack's CPU is in no figure), peak RSS the process's high-water mark. The
  * stored objects are listed afterwards and their ETags (MD5s) checked against the frames that were produced.
  */
-import { forEachLine } from "../dev/processes.ts";
 import { PROJECT, revisionTree } from "../dev/revisions.ts";
 import { parseArgs } from "node:util";
 import { stringify as stringifyToml } from "smol-toml";
@@ -29,7 +28,7 @@ import { createLogger } from "../src/log.ts";
 import { loadStorage } from "../src/filter/loader.ts";
 import { md5Hex } from "../src/store/content.ts";
 import { sleep } from "../src/ingest/camera.ts";
-import { freePort } from "../dev/processes.ts";
+import { forEachLine, freePort, taskFlags } from "../dev/processes.ts";
 import { ensureServers, stackEndpoints } from "../tools/stack.ts";
 import { framePool, procStat, threadCpuS } from "./e2e.ts";
 import { type Profile, startProfile, summarize } from "./cpu_profile.ts";
@@ -224,6 +223,7 @@ async function drainOnce(
       "-A",
       "--quiet",
       ...(options.profile ? [`--inspect=127.0.0.1:${inspectPort}`] : []),
+      ...taskFlags("src/main/consume.ts", variant.dir),
       ...variant.flags,
       "src/main/consume.ts",
       "--config",

@@ -19,15 +19,39 @@ export interface Child {
 
 const PROJECT = new URL("../", import.meta.url).pathname;
 
-/** Starts `deno run -A <script> ...args` from the project folder. */
+/**
+ * The Deno flags `deno task` gives `script` (a path under `tree`, e.g. `src/main/consume.ts`): those between `deno
+ * run` and the script in the deno.json task that runs it, `-A` aside; none when no task runs it. Children started
+ * here run as the task would run them (the consumer's heap settings, say), and a revision's children as that
+ * revision's deno.json says, so a benchmark's before and after each run with their own.
+ */
+export function taskFlags(script: string, tree = PROJECT): string[] {
+  let tasks: Record<string, string | { command?: string }> = {};
+  try {
+    tasks = JSON.parse(Deno.readTextFileSync(`${tree.replace(/\/$/, "")}/deno.json`)).tasks ?? {};
+  } catch {
+    return [];
+  }
+  for (const task of Object.values(tasks)) {
+    const words = (typeof task === "string" ? task : task.command ?? "").trim().split(/\s+/);
+    if (words[0] !== "deno" || words[1] !== "run" || words.at(-1) !== script) continue;
+    return words.slice(2, -1).filter((w) => w !== "-A");
+  }
+  return [];
+}
+
+/** Starts `deno run -A <script> ...args` from the project folder, with the flags its deno task gives it. */
 export function spawnDeno(
   name: string,
   script: string,
   args: string[],
   options: { env?: Record<string, string>; echo?: boolean; denoFlags?: string[] } = {},
 ): Child {
+  // A script of another tree (a revision's worktree) runs with that tree's task flags.
+  const inTree = script.match(/^(\/.*?)\/((?:src|tools|bench)\/.*)$/);
+  const flags = inTree ? taskFlags(inTree[2], inTree[1]) : taskFlags(script);
   const proc = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", ...(options.denoFlags ?? []), script, ...args],
+    args: ["run", "-A", "--quiet", ...flags, ...(options.denoFlags ?? []), script, ...args],
     cwd: PROJECT,
     env: { NO_COLOR: "1", ...options.env },
     stdin: "null",
