@@ -5,17 +5,16 @@
  * with frames coming in, the bytes evicted stay within 10 % of what a disk without lag would have asked for; the
  * same rounds without the ledger (`free_lag_secs = 0`) show the over-eviction it prevents.
  */
+import { storeLocalFrames } from "../support/local_frames.ts";
 import assert from "node:assert/strict";
 import { SqliteCatalog } from "../../src/catalog/sqlite.ts";
-import type { FrameRow } from "../../src/catalog/catalog.ts";
 import { Evictor } from "../../src/retention/evictor.ts";
 import { fmtBytes, planEviction } from "../../src/retention/plan.ts";
-import { objectKey } from "../../src/key.ts";
 import { createLogger } from "../../src/log.ts";
 import type { StoragePlugin } from "../../src/plugin.ts";
 import { loadStorage } from "../../src/filter/loader.ts";
 import { S3_ACCESS_KEY, S3_SECRET_KEY, stackEndpoints } from "../../tools/stack.ts";
-import { readSamples, withComment } from "../support/images.ts";
+import { readSamples } from "../support/images.ts";
 import { bucketName, ensureS3 } from "../support/stack.ts";
 import { settings } from "../support/eviction_settings.ts";
 import { LaggingDisk } from "../support/lagging_disk.ts";
@@ -66,33 +65,11 @@ async function rounds(freeLagSecs: number): Promise<RoundFigures[]> {
   const archive = await store("s3_archive");
   const catalog = new SqliteCatalog(":memory:");
   let clock = 10_000;
-  const samples = readSamples();
   let seq = 0;
-  const t0 = Date.UTC(2026, 1, 18, 9);
   const disk = new LaggingDisk(real, 1, SWEEP_MS, () => clock);
   const put = async (n: number) => {
-    const batch = Array.from({ length: n }, () => seq++);
-    await Promise.all(batch.map(async (i) => {
-      const timestampMs = t0 + i * 1000;
-      const key = objectKey("frames/", "reachy-001", timestampMs, i);
-      const body = withComment(samples[i % samples.length], key);
-      const { etag } = await disk.put(key, body, { contentType: "image/jpeg", metadata: { seq: String(i) } });
-      const row: FrameRow = {
-        key,
-        robotId: "reachy-001",
-        timestampMs,
-        seq: i,
-        size: body.length,
-        etag: etag ?? null,
-        filter: "ahash",
-        distance: 31,
-        hash: null,
-        tier: "local",
-        tierChangedMs: clock,
-        storedMs: clock,
-      };
-      await catalog.upsert(row);
-    }));
+    await storeLocalFrames(disk, catalog, { count: n, first: seq, clockMs: clock });
+    seq += n;
   };
   try {
     await put(INITIAL_FRAMES);

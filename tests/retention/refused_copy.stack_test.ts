@@ -5,17 +5,16 @@
  * one is a refused copy (named, the local frame kept), a matching copy is a put whose answer was wrong (the move
  * completes), and no answer at all is an outage. Never is a local frame deleted on an unverified copy.
  */
+import { type StoredFrame, storeLocalFrames } from "../support/local_frames.ts";
 import assert from "node:assert/strict";
 import { SqliteCatalog } from "../../src/catalog/sqlite.ts";
-import type { Catalog, FrameRow } from "../../src/catalog/catalog.ts";
+import type { Catalog } from "../../src/catalog/catalog.ts";
 import { Evictor } from "../../src/retention/evictor.ts";
 import { md5Hex } from "../../src/store/content.ts";
-import { objectKey } from "../../src/key.ts";
 import { memoryLogger } from "../../src/log.ts";
 import type { StoragePlugin } from "../../src/plugin.ts";
 import { loadStorage } from "../../src/filter/loader.ts";
 import { S3_ACCESS_KEY, S3_SECRET_KEY } from "../../tools/stack.ts";
-import { readSamples, withComment } from "../support/images.ts";
 import { bucketName, ensureS3 } from "../support/stack.ts";
 import { settings } from "../support/eviction_settings.ts";
 import { digestAs500, s3ErrorAnswer, S3FaultProxy } from "../support/s3_fault_proxy.ts";
@@ -46,36 +45,9 @@ async function empty(store: StoragePlugin) {
   store.close();
 }
 
-async function fill(
-  local: StoragePlugin,
-  catalog: Catalog,
-  n: number,
-): Promise<{ key: string; md5: string }[]> {
-  const samples = readSamples();
-  const t0 = Date.UTC(2026, 1, 18, 9);
-  const out: { key: string; md5: string }[] = [];
-  for (let i = 0; i < n; i++) {
-    const key = objectKey("frames/", "reachy-001", t0 + i * 1000, i);
-    const body = withComment(samples[i % samples.length], key);
-    const { etag } = await local.put(key, body, { contentType: "image/jpeg", metadata: { seq: String(i) } });
-    const row: FrameRow = {
-      key,
-      robotId: "reachy-001",
-      timestampMs: t0 + i * 1000,
-      seq: i,
-      size: body.length,
-      etag: etag ?? null,
-      filter: "ahash",
-      distance: 31,
-      hash: null,
-      tier: "local",
-      tierChangedMs: 1,
-      storedMs: 1,
-    };
-    await catalog.upsert(row);
-    out.push({ key, md5: md5Hex(body) });
-  }
-  return out;
+/** Frames 0 .. n-1 stored locally with their rows. */
+async function fill(local: StoragePlugin, catalog: Catalog, n: number): Promise<StoredFrame[]> {
+  return await storeLocalFrames(local, catalog, { count: n });
 }
 
 /** The archive key a proxied request is for, or null (bucket operations, other keys). */

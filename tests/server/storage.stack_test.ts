@@ -4,20 +4,18 @@
  * down (and the consumer paused at the hard limit), idle with frames archived once it is back, "not reporting"
  * when the record is stale, and the usage against the thresholds of the config.
  */
+import { storeLocalFrames } from "../support/local_frames.ts";
 import assert from "node:assert/strict";
 import { SqliteCatalog } from "../../src/catalog/sqlite.ts";
-import type { FrameRow } from "../../src/catalog/catalog.ts";
 import { Evictor } from "../../src/retention/evictor.ts";
 import { createApp } from "../../src/server/app.ts";
 import { storageHealth } from "../../src/server/routes/storage.ts";
 import { SimilarFrames } from "../../src/library/similar.ts";
-import { objectKey } from "../../src/key.ts";
 import { createLogger } from "../../src/log.ts";
 import type { StoragePlugin } from "../../src/plugin.ts";
 import { loadStorage } from "../../src/filter/loader.ts";
 import { freePort } from "../../dev/processes.ts";
 import { S3_ACCESS_KEY, S3_SECRET_KEY } from "../../tools/stack.ts";
-import { readSamples, withComment } from "../support/images.ts";
 import { bucketName, ensureS3 } from "../support/stack.ts";
 import { settings } from "../support/eviction_settings.ts";
 
@@ -57,30 +55,7 @@ Deno.test("GET /api/storage: archive unreachable since T, then idle with frames 
   const down = await archiveAt(`http://127.0.0.1:${freePort()}`, archiveBucket);
   const catalog = new SqliteCatalog(":memory:");
   try {
-    const samples = readSamples();
-    const t0 = Date.UTC(2026, 1, 18, 9);
-    let bytes = 0;
-    for (let i = 0; i < 20; i++) {
-      const key = objectKey("frames/", "reachy-001", t0 + i * 1000, i);
-      const body = withComment(samples[i % samples.length], key);
-      const { etag } = await local.put(key, body, { contentType: "image/jpeg" });
-      bytes += body.length;
-      const row: FrameRow = {
-        key,
-        robotId: "reachy-001",
-        timestampMs: t0 + i * 1000,
-        seq: i,
-        size: body.length,
-        etag: etag ?? null,
-        filter: "ahash",
-        distance: 31,
-        hash: null,
-        tier: "local",
-        tierChangedMs: 1,
-        storedMs: 1,
-      };
-      await catalog.upsert(row);
-    }
+    const bytes = (await storeLocalFrames(local, catalog, { count: 20 })).reduce((n, f) => n + f.size, 0);
     // 97 % of the budget: over the hard limit.
     const s = settings({ max_bytes: Math.round(bytes / 0.97), check_interval_secs: 5 });
     const app = createApp({
