@@ -27,31 +27,24 @@ const COLLECTION_ID = id("Collection id.", "collection id");
 const WHO = () => optional(string({ description: "Who makes the change (recorded in the journal)." }));
 const CLIP_IDS = (description: string) => array(integer(), { description, maxItems: MAX_COLLECTION_CLIPS });
 
-/** A collection as lists show it: its clips by id, in its order. */
-const COLLECTION = named(
-  "Collection",
-  object({
-    id: integer(),
-    name: string(),
-    note: string(),
-    clip_ids: array(integer(), { description: "The clips, in the collection's order." }),
-    created: string(),
-    created_ms: integer(),
-    author: nullable(string()),
-  }),
-);
+/** The fields of a collection as lists show it: its clips by id, in its order. */
+const COLLECTION_FIELDS = {
+  id: integer(),
+  name: string(),
+  note: string(),
+  clip_ids: array(integer(), { description: "The clips, in the collection's order." }),
+  created: string(),
+  created_ms: integer(),
+  author: nullable(string()),
+};
+
+const COLLECTION = named("Collection", object(COLLECTION_FIELDS));
 
 /** One collection with its clips as clips (in its order) and the frames they hold now. */
 const COLLECTION_DETAIL = named(
   "CollectionDetail",
   object({
-    id: integer(),
-    name: string(),
-    note: string(),
-    clip_ids: array(integer(), { description: "The clips, in the collection's order." }),
-    created: string(),
-    created_ms: integer(),
-    author: nullable(string()),
+    ...COLLECTION_FIELDS,
     clips: array(CLIP, { description: "The clips, in the collection's order." }),
     frames: integer("Frames in all its clips' spans now (a frame in two clips counts twice)."),
   }),
