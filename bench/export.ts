@@ -26,6 +26,7 @@ import { objectKey } from "../src/key.ts";
 import { checkFormat, EXPORT_FORMATS, isMediaFormat } from "../src/library/export.ts";
 import { parseTime } from "../src/library/search.ts";
 import { readSamples, sampleFiles } from "../dev/samples.ts";
+import { mapLimited } from "../src/map_limited.ts";
 import { ensureServers, stackEndpoints } from "../tools/stack.ts";
 
 export const USAGE =
@@ -44,21 +45,6 @@ deno task export --format F on them as its own process: frames/s, MB/s and its p
 const round = (x: number, digits = 1) => Number(x.toFixed(digits));
 const MB = 1024 * 1024;
 const say = (line: string) => console.error(line);
-
-/** Runs `work` over `items` with at most `limit` in flight. */
-async function pool<T>(
-  items: T[],
-  limit: number,
-  work: (item: T, i: number) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      await work(items[i], i);
-    }
-  }));
-}
 
 /** The frame with a COM segment after SOI naming it: a legal JPEG of its own (as a camera's frames differ). */
 function unique(jpeg: Uint8Array, text: string): Uint8Array {
@@ -164,7 +150,7 @@ export async function benchExport(args: string[]): Promise<void> {
       const rows: FrameRow[] = [];
       let bytes = 0;
       const started = performance.now();
-      await pool(Array.from({ length: frames }, (_, i) => i), concurrency, async (i) => {
+      await mapLimited(Array.from({ length: frames }, (_, i) => i), concurrency, async (i) => {
         const robot = media ? "reachy-001" : `bench-${i % 4}`;
         const ts = media
           ? t0 + Math.floor(i / gaps.length) * cycle +
@@ -286,7 +272,7 @@ export async function benchExport(args: string[]): Promise<void> {
       }));
     } finally {
       say(`  removing the ${keys.length} objects and ${work}`);
-      await pool(keys, concurrency, (k) => store.delete(k).catch(() => {}));
+      await mapLimited(keys, concurrency, (k) => store.delete(k).catch(() => {}));
       local.close();
       archive.close();
       await Deno.remove(work, { recursive: true }).catch(() => {});
