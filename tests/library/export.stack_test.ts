@@ -19,6 +19,7 @@ import {
   tierFetcher,
 } from "../../src/library/export.ts";
 import { loadStorage } from "../../src/filter/loader.ts";
+import { openTiers } from "../support/stores.ts";
 import type { StoragePlugin } from "../../src/plugin.ts";
 import { searchAll } from "../../src/library/search.ts";
 import { startLatencyProxy } from "../../dev/latency_proxy.ts";
@@ -51,16 +52,7 @@ const ROBOT = "reachy-with-a-rather-long-robot-identifier-001"; // 46 characters
 Deno.test("export labelled frames to a directory and to a tar, from both tiers", async () => {
   const endpoint = await ensureS3();
   const bucket = `export-${crypto.randomUUID().slice(0, 8)}`;
-  const local = await loadStorage("rustfs", { endpoint, bucket });
-  const archive = await loadStorage("s3_archive", {
-    endpoint,
-    bucket: `${bucket}-archive`,
-    accessKey: "rustfsadmin",
-    secretKey: "rustfsadmin",
-    createBucket: true,
-  });
-  await local.open();
-  await archive.open();
+  const { local, archive } = await openTiers(endpoint, bucket);
   const dir = await Deno.makeTempDir({ prefix: "frame-bucket-export-test-" });
   const catalog = new SqliteCatalog(`${dir}/catalog.sqlite`);
   try {

@@ -11,6 +11,7 @@ import type { Box, Clip, Collection, FrameRow } from "../../src/catalog/catalog.
 import { SqliteCatalog } from "../../src/catalog/sqlite.ts";
 import { resolveConfig } from "../../src/config.ts";
 import { loadStorage } from "../../src/filter/loader.ts";
+import { openTiers } from "../support/stores.ts";
 import { objectKey } from "../../src/key.ts";
 import { createLogger } from "../../src/log.ts";
 import { exportFrames, type ExportOptions, tierFetcher } from "../../src/library/export.ts";
@@ -51,16 +52,7 @@ function expectedTimes(parts: number[][]): { times: number[][]; endMs: number } 
 Deno.test("MP4 and MCAP of real frames: clip, collection, search; library and HTTP API", async (t) => {
   const endpoint = await ensureS3();
   const bucket = `export-media-${crypto.randomUUID().slice(0, 8)}`;
-  const local = await loadStorage("rustfs", { endpoint, bucket });
-  const archive = await loadStorage("s3_archive", {
-    endpoint,
-    bucket: `${bucket}-archive`,
-    accessKey: "rustfsadmin",
-    secretKey: "rustfsadmin",
-    createBucket: true,
-  });
-  await local.open();
-  await archive.open();
+  const { local, archive } = await openTiers(endpoint, bucket);
   const dir = await Deno.makeTempDir({ prefix: "frame-bucket-export-media-" });
   const catalog = new SqliteCatalog(`${dir}/data/catalog.sqlite`);
   const stored: string[] = [];

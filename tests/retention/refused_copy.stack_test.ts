@@ -6,6 +6,7 @@
  * completes), and no answer at all is an outage. Never is a local frame deleted on an unverified copy.
  */
 import { type StoredFrame, storeLocalFrames } from "../support/local_frames.ts";
+import { archiveAt as archiveOf } from "../support/stores.ts";
 import assert from "node:assert/strict";
 import { SqliteCatalog } from "../../src/catalog/sqlite.ts";
 import type { Catalog } from "../../src/catalog/catalog.ts";
@@ -21,17 +22,8 @@ import { digestAs500, s3ErrorAnswer, S3FaultProxy } from "../support/s3_fault_pr
 
 const PREFIX = "archive/";
 
-function archiveAt(endpoint: string, bucket: string) {
-  return loadStorage("s3_archive", {
-    endpoint,
-    bucket,
-    region: "us-east-1",
-    accessKey: S3_ACCESS_KEY,
-    secretKey: S3_SECRET_KEY,
-    createBucket: true,
-    timeoutMs: 3000,
-  });
-}
+/** The archive at `endpoint`, failing fast (3000 ms) so that a dead one is seen quickly. */
+const archiveAt = (endpoint: string, bucket: string) => archiveOf(endpoint, bucket, 3000);
 
 async function keysOf(store: StoragePlugin, prefix = ""): Promise<string[]> {
   const keys: string[] = [];

@@ -5,6 +5,7 @@
  * when the record is stale, and the usage against the thresholds of the config.
  */
 import { storeLocalFrames } from "../support/local_frames.ts";
+import { archiveAt as archiveOf } from "../support/stores.ts";
 import assert from "node:assert/strict";
 import { SqliteCatalog } from "../../src/catalog/sqlite.ts";
 import { Evictor } from "../../src/retention/evictor.ts";
@@ -21,17 +22,8 @@ import { settings } from "../support/eviction_settings.ts";
 
 const quiet = createLogger({ level: "error", format: "text", write: () => {} });
 
-function archiveAt(endpoint: string, bucket: string) {
-  return loadStorage("s3_archive", {
-    endpoint,
-    bucket,
-    region: "us-east-1",
-    accessKey: S3_ACCESS_KEY,
-    secretKey: S3_SECRET_KEY,
-    createBucket: true,
-    timeoutMs: 1000,
-  });
-}
+/** The archive at `endpoint`, failing fast (1000 ms) so that a dead one is seen quickly. */
+const archiveAt = (endpoint: string, bucket: string) => archiveOf(endpoint, bucket, 1000);
 
 async function empty(store: StoragePlugin) {
   const keys: string[] = [];

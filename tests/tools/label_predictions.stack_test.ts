@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import type { Box, FrameRow } from "../../src/catalog/catalog.ts";
 import { SqliteCatalog } from "../../src/catalog/sqlite.ts";
-import { loadStorage } from "../../src/filter/loader.ts";
+import { openTiers } from "../support/stores.ts";
 import { imageName } from "../../src/library/image_names.ts";
 import { parseTime } from "../../src/library/search.ts";
 import { readSamples, sampleFiles } from "../support/images.ts";
@@ -53,16 +53,7 @@ const brief = (b: Box) => ({
 Deno.test("deno task label predictions: COCO and YOLO into model boxes on real frames", async () => {
   const endpoint = await ensureS3();
   const bucket = bucketName("prelabels");
-  const local = await loadStorage("rustfs", { endpoint, bucket });
-  const archive = await loadStorage("s3_archive", {
-    endpoint,
-    bucket: `${bucket}-archive`,
-    accessKey: "rustfsadmin",
-    secretKey: "rustfsadmin",
-    createBucket: true,
-  });
-  await local.open();
-  await archive.open();
+  const { local, archive } = await openTiers(endpoint, bucket);
   const dir = await Deno.makeTempDir({ prefix: "frame-bucket-prelabels-test-" });
   const config = `${dir}/config.toml`;
   await Deno.writeTextFile(
