@@ -273,7 +273,10 @@ runMain(async () => {
     },
   ]);
   const stopWatching = watchCatalog(config, log, catalog, storage, metrics);
-  const consumer = await openConsumer(config.kafka, log, { onRebalance: (p) => pipeline.onAssignment(p) });
+  const open = config.kafka.consumer_client === "wire"
+    ? (await import("../kafka/wire_consumer.ts")).openWireConsumer
+    : openConsumer;
+  const consumer = await open(config.kafka, log, { onRebalance: (p) => pipeline.onAssignment(p) });
   const evictor = await startEviction(config, log, storage, catalog, consumer, () => metrics.lag.sum());
   if (evictor) metrics.registry.collect(() => evictionLines(evictor.stats()));
   const stats = setInterval(
