@@ -442,6 +442,7 @@ class WireConsumer implements FrameConsumer {
   #partitionOrder: number[] = [];
   #metadataStale = false;
   #metadataRefresh: Promise<void> | null = null;
+  #metadataBackoff = 0;
   #coordinator: Broker | null = null;
 
   // Membership
@@ -555,9 +556,6 @@ class WireConsumer implements FrameConsumer {
       const conn = await pending.catch(() => null);
       if (conn && !conn.closed) return conn;
       if (this.#connections.get(key) === pending) this.#connections.delete(key);
-    }
-    if (this.#stopping && role === "group" && !this.#session) {
-      throw new Error(`Closed connection: the consumer is stopping`);
     }
     const opened = BrokerConnection.open(
       broker.host,
@@ -1060,6 +1058,7 @@ class WireConsumer implements FrameConsumer {
     if (this.#metadataStale) {
       this.#refreshMetadata().then(
         () => {
+          this.#metadataBackoff = 0;
           this.#healed("metadata", `metadata of topic ${this.#topic} read again`);
           this.#pump();
         },
@@ -1068,7 +1067,8 @@ class WireConsumer implements FrameConsumer {
             "metadata",
             this.#failure(error, `reading the metadata of topic ${this.#topic}`).message,
           );
-          this.#later(nextBackoff(BACKOFF_MAX_MS / 2));
+          this.#metadataBackoff = nextBackoff(this.#metadataBackoff);
+          this.#later(this.#metadataBackoff);
         },
       );
       return;
@@ -1184,6 +1184,7 @@ class WireConsumer implements FrameConsumer {
           });
         });
       } catch (error) {
+        if (this.#stopping || !session.active) return;
         this.#metadataStale = true;
         for (const part of list) this.#retryLater(part);
         this.#trouble(
@@ -1264,6 +1265,8 @@ class WireConsumer implements FrameConsumer {
         }
       }
     } catch (error) {
+      // Connections closed by stop(), or a generation that ended meanwhile: nothing to retry.
+      if (this.#stopping || !session.active) return;
       // A lost connection or an unreadable answer: the leaders may have moved; try again after a backoff.
       this.#metadataStale = true;
       const backoff = nextBackoff(this.#brokerBackoff.get(leader) ?? 0);
@@ -1501,5 +1504,6 @@ export async function openWireConsumer(
 ): Promise<FrameConsumer> {
   const consumer = new WireConsumer(config, log, options);
   await consumer.start();
+  log.child("kafka").info(`consumer client: wire (src/kafka/wire_consumer.ts), group ${config.group_id}`);
   return consumer;
 }

@@ -380,3 +380,79 @@ test("an unknown topic and an unreachable broker fail with a message naming them
     await Deno.remove(path).catch(() => {});
   }
 });
+
+test("lost connections are opened again and consuming goes on without a gap, logged once", async () => {
+  const { config, cleanup } = await scratch("wire-reconnect", 2);
+  const sockets = new Set<Deno.Conn>();
+  const connect = async (hostname: string, port: number) => {
+    const conn = await Deno.connect({ hostname, port });
+    sockets.add(conn);
+    return conn;
+  };
+  const log = memoryLogger("debug");
+  const consumer = await openWireConsumer(config, log, { connect });
+  try {
+    const first = messages(2, 10, "before");
+    await produce(config, first);
+    const seen: Seen[] = [];
+    await collect(consumer, seen);
+    await until("the first messages", () => seen.length >= first.length);
+    // Every socket of the consumer dies at once (a broker restart, a network blip).
+    for (const conn of sockets) {
+      try {
+        conn.close();
+      } catch {
+        // already closed
+      }
+    }
+    sockets.clear();
+    const second = messages(2, 10, "after");
+    await produce(config, second);
+    await until("the messages sent after the loss", () => seen.length >= first.length + second.length);
+    assertExactlyOnce(seen, [...first, ...second]);
+    await until("the offsets committed", async () => {
+      const offsets = await committed(config);
+      return offsets.get(0) === "20" && offsets.get(1) === "20";
+    });
+    const warnings = log.lines.filter((l) => / WARN /.test(l));
+    assert.ok(warnings.length <= 3, `one warning per trouble, not per retry:\n${warnings.join("\n")}`);
+  } finally {
+    await consumer.stop();
+    await cleanup();
+  }
+});
+
+test("a batch whose handler throws is fetched again from the last resolved offset after a backoff", async () => {
+  const { config, cleanup } = await scratch("wire-throw", 1);
+  const log = memoryLogger("debug");
+  const consumer = await openWireConsumer(config, log);
+  try {
+    const sent = messages(1, 12);
+    await produce(config, sent);
+    const delivered: number[] = [];
+    let failed = false;
+    await consumer.run(async (batch) => {
+      for (const m of batch.messages) {
+        delivered.push(Number(m.offset));
+        if (Number(m.offset) === 5 && !failed) {
+          failed = true;
+          throw new Error("store exploded");
+        }
+        batch.resolveOffset(m.offset);
+      }
+      await Promise.resolve();
+    }, { partitionsConcurrently: 1 });
+    await until("every message resolved", () => delivered.at(-1) === 11);
+    // 0..5, the failure at 5, then 5..11 again: nothing skipped, nothing before 5 again.
+    assert.deepEqual(delivered, [0, 1, 2, 3, 4, 5, 5, 6, 7, 8, 9, 10, 11]);
+    assert.ok(
+      log.lines.some((l) =>
+        /handling a batch of partition 0 .* failed \(store exploded\); fetching again from offset 5/.test(l)
+      ),
+      log.lines.join("\n"),
+    );
+  } finally {
+    await consumer.stop();
+    await cleanup();
+  }
+});
