@@ -449,7 +449,7 @@ class WireConsumer implements FrameConsumer {
   #memberId = "";
   #session: Session | null = null;
   #lastHeartbeat = 0;
-  #heartbeating: Promise<void> | null = null;
+  #heartbeating: { session: Session; promise: Promise<void> } | null = null;
   #commitChain: Promise<void> = Promise.resolve();
   #commitTimer: ReturnType<typeof setInterval> | undefined;
 
@@ -915,8 +915,14 @@ class WireConsumer implements FrameConsumer {
   }
 
   #heartbeat(session: Session): Promise<void> {
-    this.#heartbeating ??= this.#sendHeartbeat(session).finally(() => this.#heartbeating = null);
-    return this.#heartbeating;
+    // One heartbeat in flight per generation: the membership loop and batches' heartbeat() share it.
+    if (this.#heartbeating?.session !== session) {
+      const promise = this.#sendHeartbeat(session).finally(() => {
+        if (this.#heartbeating?.promise === promise) this.#heartbeating = null;
+      });
+      this.#heartbeating = { session, promise };
+    }
+    return this.#heartbeating.promise;
   }
 
   async #sendHeartbeat(session: Session): Promise<void> {
@@ -1299,6 +1305,7 @@ class WireConsumer implements FrameConsumer {
     if (code === OFFSET_OUT_OF_RANGE) {
       const offset = part.next;
       part.next = -1;
+      queued.add(part); // busy until #findStart has the log's start (it clears the flag itself)
       void this.#findStart(session, [part], offset);
       return;
     }

@@ -9,6 +9,7 @@ import snappy from "snappyjs";
 import { MemberAssignment, MemberMetadata } from "kafkajs/src/consumer/assignerProtocol.js";
 import RoundRobinAssigner from "kafkajs/src/consumer/assigners/roundRobinAssigner/index.js";
 import { concatBytes } from "../../src/bytes.ts";
+import { resolveConfig } from "../../src/config.ts";
 import { ServiceError } from "../../src/errors.ts";
 import { RequestWriter, writeRecordBatch } from "../../src/ingest/kafka_wire.ts";
 import type { OutgoingMessage } from "../../src/kafka/client.ts";
@@ -225,4 +226,14 @@ Deno.test("group protocol: the round-robin assignment is kafkajs' RoundRobinAssi
       }
     });
   }
+});
+
+Deno.test("config: kafka.consumer_client picks the consumer's client (kafkajs by default, env KAFKA_CONSUMER_CLIENT)", () => {
+  assert.equal(resolveConfig("").kafka.consumer_client, "kafkajs");
+  assert.equal(resolveConfig('[kafka]\nconsumer_client = "wire"').kafka.consumer_client, "wire");
+  assert.equal(resolveConfig("", { env: { KAFKA_CONSUMER_CLIENT: "wire" } }).kafka.consumer_client, "wire");
+  assert.throws(
+    () => resolveConfig('[kafka]\nconsumer_client = "librdkafka"'),
+    /kafka\.consumer_client = "librdkafka" is not one of kafkajs, wire/,
+  );
 });
