@@ -275,6 +275,7 @@ export function startMetricsServer(
   checks: HealthCheck[],
 ): { port: number; close(): Promise<void> } | null {
   if (port === 0) return null;
+  registry.collect(processLines);
   try {
     const server = serveMetrics({ hostname: config.metrics.hostname, port, registry, checks });
     log.info(`[metrics] serving http://${config.metrics.hostname}:${server.port}/metrics and /healthz`);
@@ -288,6 +289,42 @@ export function startMetricsServer(
     }
     throw error;
   }
+}
+
+/**
+ * The process's memory, so that a fleet's hosts can be sized from what a consumer or producer really holds:
+ * resident memory now and at its peak (Linux), and the main JavaScript heap with the buffers it owns outside it
+ * (frames, sockets). Filter workers have heaps of their own; they are in the resident figures, not the heap ones.
+ */
+export function processLines(): string {
+  const memory = Deno.memoryUsage();
+  let peak: number | null = null;
+  try {
+    const kb = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/self/status"))?.[1];
+    if (kb) peak = Number(kb) * 1024;
+  } catch {
+    // Not Linux, or /proc is not mounted: the peak is left out.
+  }
+  const lines = [
+    "# HELP process_resident_memory_bytes Resident memory of the process.",
+    "# TYPE process_resident_memory_bytes gauge",
+    `process_resident_memory_bytes ${memory.rss}`,
+  ];
+  if (peak !== null) {
+    lines.push(
+      "# HELP frame_bucket_resident_memory_peak_bytes Highest resident memory of the process since it started.",
+      "# TYPE frame_bucket_resident_memory_peak_bytes gauge",
+      `frame_bucket_resident_memory_peak_bytes ${peak}`,
+    );
+  }
+  lines.push(
+    "# HELP frame_bucket_heap_bytes The main JavaScript heap: used and reserved, and memory it owns outside (external).",
+    "# TYPE frame_bucket_heap_bytes gauge",
+    `frame_bucket_heap_bytes{kind="used"} ${memory.heapUsed}`,
+    `frame_bucket_heap_bytes{kind="total"} ${memory.heapTotal}`,
+    `frame_bucket_heap_bytes{kind="external"} ${memory.external}`,
+  );
+  return lines.join("\n");
 }
 
 /** Eviction's figures as Prometheus lines (rendered at scrape time from the evictor's own counters). */

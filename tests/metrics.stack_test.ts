@@ -135,6 +135,11 @@ Deno.test({
     assert.match(text, /^frame_bucket_filter_seconds_count\{robot="m-1"\} 3$/m);
     assert.match(text, /^frame_bucket_store_seconds_bucket\{robot="m-1",le="\+Inf"\} 1$/m);
     assert.match(text, /^frame_bucket_consumer_lag\{partition="0"\} 0$/m);
+    // Memory, for sizing hosts: the resident figures are the process's, in bytes, the peak never below now.
+    const rss = Number(/^process_resident_memory_bytes (\d+)$/m.exec(text)?.[1]);
+    const peak = Number(/^frame_bucket_resident_memory_peak_bytes (\d+)$/m.exec(text)?.[1]);
+    assert.ok(rss > 20 * 1024 * 1024 && peak >= rss * 0.9, `rss ${rss}, peak ${peak}`);
+    assert.match(text, /^frame_bucket_heap_bytes\{kind="used"\} \d+$/m);
     const health = await fetch(`http://127.0.0.1:${port}/healthz`);
     assert.equal(health.status, 200);
     assert.deepEqual(await health.json(), { kafka: "ok", s3: "ok", catalog: "ok" });
