@@ -8,7 +8,7 @@
  * likewise. Progressive files are cheaper: only the DC scans are decoded, every AC scan is skipped by looking for
  * the next marker.
  *
- * Speed comes from lookup tables indexed by the next LAC (12) bits of the stream. Because AC values are skipped
+ * Speed comes from lookup tables indexed by the next LAC (14) bits of the stream. Because AC values are skipped
  * and not stored, one AC table entry can stand for several whole coefficients (code + value bits) at once: it
  * says how many bits they take and how far they advance the coefficient index. The bit buffer lives in local
  * variables of one monomorphic loop; rare cases (long codes, restart markers) leave the loop through plain
@@ -46,11 +46,12 @@ export interface JpegInfo {
 /** Larger frames are refused: far beyond any camera this project meets, and it caps the plane at 16 MiB. */
 export const MAX_DIMENSION = 16384;
 
-// Lookahead widths of the fast Huffman tables. 9 bits covers all but the rarest DC codes; 12 bits for AC lets an
-// entry span two or three short coefficients, and two 12-bit tables (32 KiB) still fit in L1 with the stream.
+// Lookahead widths of the fast Huffman tables. 9 bits covers all but the rarest DC codes; 14 bits for AC lets an
+// entry span two to four short coefficients. Two 14-bit tables take 128 KiB (L2, not L1), and still the full-HD
+// frames of bench filter decode 7 % faster than with 12 bits (1.41 against 1.51 ms; 16 bits: 1.42-1.45 ms).
 const LDC = 9;
 const MDC = (1 << LDC) - 1;
-const LAC = 12;
+const LAC = 14;
 const MAC = (1 << LAC) - 1;
 const DC_SIZE = 1 << LDC;
 const AC_SIZE = 1 << LAC;
@@ -215,7 +216,7 @@ function buildAcFast(lengths: Uint8Array, codes: Int32Array, symbols: Uint8Array
     const last = (codes[i] + 1) << (LAC - l);
     for (let idx = first; idx < last; idx++) single[idx] = e;
   }
-  // Then chain as many whole coefficients as the 12 bits hold. The bits after the first symbol are the top bits
+  // Then chain as many whole coefficients as the LAC bits hold. The bits after the first symbol are the top bits
   // of (idx << used); the entry for those bits is only valid if its symbol fits in what is left.
   const fast = new Int32Array(AC_SIZE);
   for (let idx = 0; idx < AC_SIZE; idx++) {
@@ -243,7 +244,7 @@ function buildAcFast(lengths: Uint8Array, codes: Int32Array, symbols: Uint8Array
 }
 
 // Tables built from DHT segments, keyed by their bytes: a camera sends the same tables in every frame, and
-// building a 4096-entry AC table costs about as much as decoding a small frame's DC values.
+// building a 16384-entry AC table costs more than decoding a small frame's DC values.
 interface CachedTable {
   isAc: boolean;
   key: Uint8Array;
