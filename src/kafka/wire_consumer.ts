@@ -74,6 +74,12 @@ const ASSIGNER_VERSION = 0;
 const REBALANCE_TIMEOUT_MS = 60_000;
 /** As openConsumer's maxWaitTimeInMs: how long the broker holds a fetch that has no data. */
 const FETCH_MAX_WAIT_MS = 250;
+/**
+ * The broker's wait when partitions of the same leader are being handled meanwhile: a partition whose batch is done
+ * joins the next fetch, and one fetch per leader is in flight, so a long wait on idle partitions would hold it back
+ * (drains measured ~6x slower with 250 ms). Partitions with data are answered at once either way.
+ */
+const FETCH_BUSY_WAIT_MS = 20;
 const COMMIT_INTERVAL_MS = 1000;
 const BACKOFF_FIRST_MS = 300;
 const BACKOFF_MAX_MS = 5000;
@@ -1107,7 +1113,10 @@ class WireConsumer implements FrameConsumer {
     if (unknown.length > 0) void this.#findStart(session, unknown, null);
     for (const [leader, parts] of byLeader) {
       if (this.#fetching.has(leader)) continue;
-      void this.#fetch(session, leader, parts);
+      const othersBusy = [...session.parts.values()].some((p) =>
+        p.busy && !parts.includes(p) && this.#leaders.get(p.partition) === leader
+      );
+      void this.#fetch(session, leader, parts, othersBusy ? FETCH_BUSY_WAIT_MS : FETCH_MAX_WAIT_MS);
     }
     if (wakeAt < Infinity) this.#later(wakeAt - now);
   }
@@ -1209,7 +1218,7 @@ class WireConsumer implements FrameConsumer {
   }
 
   /** One Fetch from `leader` for `parts`; each partition's messages become one batch to handle. */
-  async #fetch(session: Session, leader: number, parts: PartitionState[]): Promise<void> {
+  async #fetch(session: Session, leader: number, parts: PartitionState[], maxWaitMs: number): Promise<void> {
     this.#fetching.add(leader);
     for (const part of parts) part.busy = true;
     const queued = new Set<PartitionState>();
@@ -1222,7 +1231,7 @@ class WireConsumer implements FrameConsumer {
       const version = conn.version(API_FETCH, FETCH_VERSIONS);
       if (version === null) throw this.#tooOld(conn, "Fetch v4");
       const r = await conn.request(API_FETCH, version, (w) => {
-        w.int32(-1).int32(FETCH_MAX_WAIT_MS).int32(1).int32(this.#maxBytes).int8(READ_COMMITTED);
+        w.int32(-1).int32(maxWaitMs).int32(1).int32(this.#maxBytes).int8(READ_COMMITTED);
         if (version >= 7) w.int32(0).int32(-1); // no fetch session: every fetch names its partitions
         w.int32(1).string(this.#topic).int32(order.length);
         for (const part of order) {
