@@ -1113,8 +1113,9 @@ class WireConsumer implements FrameConsumer {
     if (unknown.length > 0) void this.#findStart(session, unknown, null);
     for (const [leader, parts] of byLeader) {
       if (this.#fetching.has(leader)) continue;
+      // Partitions in `parts` are free, so any busy one of this leader is being fetched elsewhere or handled.
       const othersBusy = [...session.parts.values()].some((p) =>
-        p.busy && !parts.includes(p) && this.#leaders.get(p.partition) === leader
+        p.busy && this.#leaders.get(p.partition) === leader
       );
       void this.#fetch(session, leader, parts, othersBusy ? FETCH_BUSY_WAIT_MS : FETCH_MAX_WAIT_MS);
     }
