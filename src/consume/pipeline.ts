@@ -22,6 +22,7 @@ import type { Logger } from "../log.ts";
 import { jpegProblem } from "../ingest/mjpeg.ts";
 import type { Signature, StoragePlugin } from "../plugin.ts";
 import { isAfter, newestStored, type StoredRef, withKafkaPosition } from "./resume.ts";
+import { rowFromObject } from "../store/reindex.ts";
 import type { SceneFilter } from "../filter/scene.ts";
 import { Counters } from "./counters.ts";
 import { equalBytes, isMd5Etag, md5Hex } from "../store/content.ts";
@@ -303,7 +304,13 @@ export class Pipeline {
             offset: row.offset,
           }
           : await newestStored(storage, config.rustfs.prefix, robotId, this.#now() + 2 * MAX_FUTURE_MS);
-        if (ref && !row) ref = await withKafkaPosition(storage, ref);
+        if (ref && !row) {
+          ref = await withKafkaPosition(storage, ref);
+          // The store has a frame of this robot and the catalog none: a process stopped between the put and the
+          // row (or the catalog is new). Replays up to this frame are skipped below, so its row is written now,
+          // from the object's metadata, or it would stay unsearchable until the next reconciliation.
+          if (catalog) await this.#indexStored(ref.key);
+        }
         if (ref) {
           const plugin = filter.filterOf(robotId);
           try {
@@ -338,7 +345,17 @@ export class Pipeline {
     }
   }
 
-  /** Checks and filters one message: an outcome when it is final here, or the store job for an accepted frame. */
+  /** Writes the catalog row of a stored object that has none (never over a row that is there). */
+  async #indexStored(key: string): Promise<void> {
+    const { storage, catalog } = this.deps;
+    if (!catalog || (await catalog.get(key))) return;
+    const head = await storage.head(key);
+    const row = head ? rowFromObject(key, head, "local") : null;
+    if (!row || (await catalog.get(key))) return;
+    await catalog.upsertMany([row]);
+    this.#log.info(`[catalog] ${key}: stored without a row (an interrupted store); recorded now`);
+  }
+
   /**
    * Reads one message without side effects: its robot and frame, or why it is refused; for a readable frame the
    * filter's signature is started at once.

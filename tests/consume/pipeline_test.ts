@@ -295,6 +295,24 @@ Deno.test("stored frames get a catalog row, and a restart resumes from the catal
   await catalog.close();
 });
 
+Deno.test("a frame stored without its row (a consumer killed between the two) gets its row when a consumer resumes from it", async () => {
+  const store = new MemoryStore();
+  // The first consumer stored the robot's first frame and died before writing the row.
+  await (await setup("", store)).pipeline.handleBatch(fakeBatch([message(4, "r", T0, 0, samples[0])], 3));
+  const catalog = new SqliteCatalog(":memory:");
+  const { pipeline } = await setup("", store, undefined, catalog);
+  const batch = fakeBatch(samples.slice(0, 3).map((s, i) => message(4 + i, "r", T0 + i, i, s)), 3);
+  await pipeline.handleBatch(batch);
+  // The replayed message is skipped (it is stored), and the object is in the catalog, with its Kafka position.
+  assert.equal(pipeline.counters.robot("r").replayed, 1);
+  assert.equal(store.objects.size, 1);
+  const rows = await catalog.all();
+  assert.deepEqual(rows.map((r) => [r.key, r.partition, r.offset, r.tier]), [
+    [objectKey("frames/", "r", T0, 0), 3, 4, "local"],
+  ]);
+  await catalog.close();
+});
+
 Deno.test("a key that holds other bytes is never overwritten: the frame goes to its _p{partition}-o{offset} key", async () => {
   const { pipeline, store } = await setup();
   await pipeline.handleBatch(fakeBatch([message(0, "r", T0, 0, samples[0])], 2));
