@@ -396,6 +396,8 @@ interface PartitionState {
   /** performance.now() before which the partition is not fetched (after a failure). */
   retryAt: number;
   backoffMs: number;
+  /** Bytes of the fetch answer its waiting or running batch keeps alive (its values are views of the answer). */
+  held: number;
 }
 
 /** One generation of the membership: what SyncGroup gave this member. */
@@ -438,7 +440,10 @@ class WireConsumer implements FrameConsumer {
   readonly #group: string;
   readonly #topic: string;
   readonly #heartbeatMs: number;
+  /** One fetch answer's limit, and the budget of all answers whose batches are waiting or being handled. */
   readonly #maxBytes: number;
+  /** Bytes of fetch answers kept alive by batches waiting or being handled (see `PartitionState.held`). */
+  #held = 0;
   readonly #connections = new Map<string, Promise<BrokerConnection>>();
 
   // Cluster view
@@ -543,7 +548,10 @@ class WireConsumer implements FrameConsumer {
     this.#paused = true;
     // As kafkajs: fetched batches not yet handed on are dropped (fetched again after resume()); batches being
     // handled finish.
-    for (const item of this.#ready) item.part.busy = false;
+    for (const item of this.#ready) {
+      item.part.busy = false;
+      this.#release(item.part);
+    }
     this.#ready = [];
   }
 
@@ -845,6 +853,7 @@ class WireConsumer implements FrameConsumer {
         busy: false,
         retryAt: 0,
         backoffMs: 0,
+        held: 0,
       });
     }
     if (assigned.length > 0) await this.#fetchCommitted(session);
@@ -1028,7 +1037,11 @@ class WireConsumer implements FrameConsumer {
    */
   async #endSession(session: Session): Promise<void> {
     session.active = false;
-    this.#ready = this.#ready.filter((item) => item.session !== session);
+    this.#ready = this.#ready.filter((item) => {
+      if (item.session !== session) return true;
+      this.#release(item.part);
+      return false;
+    });
     while (this.#handling.size > 0) await Promise.allSettled([...this.#handling]);
     await this.#commit(session).catch((error) =>
       this.#log.warn(
@@ -1062,6 +1075,12 @@ class WireConsumer implements FrameConsumer {
   }
 
   // ----- fetching
+
+  /** A partition's batch is done (or dropped): the bytes it kept leave the budget. */
+  #release(part: PartitionState): void {
+    this.#held -= part.held;
+    part.held = 0;
+  }
 
   /** Starts what can start: fetches of free partitions (one per leader), start positions, a timer for backoffs. */
   #pump(): void {
@@ -1113,6 +1132,8 @@ class WireConsumer implements FrameConsumer {
     if (unknown.length > 0) void this.#findStart(session, unknown, null);
     for (const [leader, parts] of byLeader) {
       if (this.#fetching.has(leader)) continue;
+      // The budget is full: a batch that is done frees room and pumps again.
+      if (this.#held >= this.#maxBytes) break;
       // Partitions in `parts` are free, so any busy one of this leader is being fetched elsewhere or handled.
       const othersBusy = [...session.parts.values()].some((p) =>
         p.busy && this.#leaders.get(p.partition) === leader
@@ -1232,7 +1253,11 @@ class WireConsumer implements FrameConsumer {
       const version = conn.version(API_FETCH, FETCH_VERSIONS);
       if (version === null) throw this.#tooOld(conn, "Fetch v4");
       const r = await conn.request(API_FETCH, version, (w) => {
-        w.int32(-1).int32(maxWaitMs).int32(1).int32(this.#maxBytes).int8(READ_COMMITTED);
+        // The answer may fill what batches in hand leave of the budget. A partition's limit stays whole, and the
+        // broker always returns the first batch of the first partition with data even when it is larger than
+        // the answer's limit (KIP-74), so a frame of any allowed size gets through, and fetching goes on.
+        const room = Math.max(1, this.#maxBytes - this.#held);
+        w.int32(-1).int32(maxWaitMs).int32(1).int32(room).int8(READ_COMMITTED);
         if (version >= 7) w.int32(0).int32(-1); // no fetch session: every fetch names its partitions
         w.int32(1).string(this.#topic).int32(order.length);
         for (const part of order) {
@@ -1345,6 +1370,8 @@ class WireConsumer implements FrameConsumer {
       return;
     }
     queued.add(part);
+    part.held = records?.length ?? 0;
+    this.#held += part.held;
     this.#ready.push({ session, part, batch: this.#batch(session, part, decoded.messages, highWatermark) });
   }
 
@@ -1384,6 +1411,7 @@ class WireConsumer implements FrameConsumer {
       const item = this.#ready.shift()!;
       if (!item.session.active || item.session !== this.#session || this.#stopping) {
         item.part.busy = false;
+        this.#release(item.part);
         continue;
       }
       const done: Promise<void> = this.#handle(item).finally(() => {
@@ -1417,6 +1445,7 @@ class WireConsumer implements FrameConsumer {
       );
     } finally {
       part.busy = false;
+      this.#release(part);
     }
   }
 
