@@ -94,6 +94,15 @@ const BENCHES: Record<string, Bench> = {
       return { usage: m.USAGE, run: m.benchProducer };
     },
   },
+  "s3-put": {
+    summary:
+      "the S3 client's request handlers (SDK default vs src/store/http_handler.ts) on 600 real 1080p " +
+      "frames: PUT/GET/HEAD CPU ms per request, requests/s, RSS",
+    load: async () => {
+      const m = await import("./s3_put.ts");
+      return { usage: m.USAGE, run: m.benchS3Put };
+    },
+  },
   search: {
     summary: "similar-frame top-k over 1,000,000 in-memory aHashes: p50/p99, build time, memory",
     load: async () => {
