@@ -15,6 +15,7 @@ import {
   S3Client,
 } from "@aws-sdk/client-s3";
 import { messageOf, ServiceError } from "../errors.ts";
+import { LeanHttpHandler } from "./http_handler.ts";
 import { API_VERSION, type DeleteResult, type ObjectInfo, type StoragePlugin } from "../plugin.ts";
 
 export interface S3StoreOptions {
@@ -196,10 +197,11 @@ export function s3Store(options: S3StoreOptions): StoragePlugin {
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
     maxAttempts: 2,
-    requestHandler: {
+    // HTTP/1.1 on Deno's own sockets instead of node:http (src/store/http_handler.ts; `deno task bench s3-put`).
+    requestHandler: new LeanHttpHandler({
       requestTimeout: options.timeoutMs,
       connectionTimeout: Math.min(options.timeoutMs, 5000),
-    },
+    }),
     // The SDK otherwise resolves the whole middleware stack again for every request (~0.15 ms a put); cached, it
     // does so once per command type. Only sends without options are cached, so put, get and head pass none and
     // get their deadline from the request handler below.
