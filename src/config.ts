@@ -145,6 +145,8 @@ export interface Config {
     store_concurrency: number;
     store_retry_max_ms: number;
     filter_workers: number;
+    /** A worker beyond the first that has been idle this long stops (0: every worker runs at all times). */
+    filter_workers_idle_secs: number;
     /** A capture time this much older than the robot's previous frame counts as a clock jump (logged, counted). */
     clock_jump_secs: number;
   };
@@ -287,6 +289,9 @@ export const SCHEMA: Record<string, Record<string, KeySpec>> = {
     store_concurrency: { kind: "integer", default: 8, min: 1, max: 256 },
     store_retry_max_ms: { kind: "integer", default: 5000, min: 10 },
     filter_workers: { kind: "integer", default: 2, min: 0, max: 64 },
+    // One worker keeps up with a fleet's live rate; the others start when frames wait a second for a worker (a
+    // backlog) and stop after this long idle, giving back ~28 MB each.
+    filter_workers_idle_secs: { kind: "number", default: 30, min: 0 },
     clock_jump_secs: { kind: "number", default: 5, min: 0.001 },
   },
 };

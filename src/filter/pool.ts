@@ -14,6 +14,11 @@
  * and transferring that would detach every other frame of it. Reusing a buffer is only right when the filter
  * keeps nothing of its input between calls; each worker checks that of its plugin when it starts (see worker.ts)
  * and otherwise gets a fresh copy of every frame, which it keeps.
+ *
+ * The pool can grow and shrink (`PoolOptions`): a worker costs ~28 MB of resident memory under load (its own
+ * JavaScript runtime), and at a fleet's live rate one worker keeps up (200 full-HD frames/s take ~0.4 of a core),
+ * while a backlog needs every core. So the consumer starts one worker, starts the others when frames wait for a
+ * worker longer than `growAfterMs`, and stops a worker beyond `min` once it has been idle for `idleMs`.
  */
 import type { FilterPlugin, Signature } from "../plugin.ts";
 import type { FilterSpec } from "./loader.ts";
@@ -25,6 +30,8 @@ const BUFFER_STEP = 256 * 1024;
 
 interface Job {
   jpeg: Uint8Array;
+  /** performance.now() when it was asked for. */
+  queuedAt: number;
   resolve: (s: Signature) => void;
   reject: (e: Error) => void;
 }
@@ -38,6 +45,18 @@ interface Slot {
   spare: ArrayBuffer[];
   /** Jobs sent to this worker and not answered yet, by id. */
   busy: Map<number, Job>;
+  /** performance.now() since when it has had nothing to do. */
+  idleSince: number;
+}
+
+/** How many workers run when (see the module comment). The defaults keep `size` workers running at all times. */
+export interface PoolOptions {
+  /** Workers that run even when idle (at least 1; at most the pool's size). Default: the pool's size. */
+  min?: number;
+  /** A frame that has waited this long for a worker starts another one, up to the pool's size. */
+  growAfterMs?: number;
+  /** A worker beyond `min` that has had nothing to do for this long is stopped. */
+  idleMs?: number;
 }
 
 const ERRORS: Record<string, new (message: string) => Error> = { SyntaxError, RangeError, TypeError };
@@ -50,8 +69,27 @@ export class FilterPool {
   /** Why the workers could not be built, once one failed to (every waiting and later frame is refused so). */
   #failure: Error | null = null;
 
-  constructor(readonly spec: FilterSpec, readonly size: number) {
-    for (let i = 0; i < size; i++) this.#slots.push(this.#spawn());
+  readonly #min: number;
+  readonly #growAfterMs: number;
+  readonly #idleMs: number;
+  #growTimer: ReturnType<typeof setTimeout> | undefined;
+  #idleTimer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(readonly spec: FilterSpec, readonly size: number, options: PoolOptions = {}) {
+    this.#min = Math.max(1, Math.min(size, options.min ?? size));
+    this.#growAfterMs = options.growAfterMs ?? 1000;
+    this.#idleMs = options.idleMs ?? 30_000;
+    for (let i = 0; i < this.#min; i++) this.#slots.push(this.#spawn());
+    if (this.#min < size) {
+      this.#idleTimer = setInterval(() => this.#shrink(), Math.max(10, Math.min(5000, this.#idleMs / 3)));
+      // An idle pool must not keep a process alive that is otherwise done.
+      Deno.unrefTimer(this.#idleTimer);
+    }
+  }
+
+  /** Workers running (or starting) now. */
+  get workers(): number {
+    return this.#slots.length;
   }
 
   /** Whether every worker is ready and reuses transfer buffers (not for a plugin that keeps its input). */
@@ -61,7 +99,14 @@ export class FilterPool {
 
   #spawn(): Slot {
     const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
-    const slot: Slot = { worker, ready: false, shared: false, spare: [], busy: new Map() };
+    const slot: Slot = {
+      worker,
+      ready: false,
+      shared: false,
+      spare: [],
+      busy: new Map(),
+      idleSince: performance.now(),
+    };
     worker.onmessage = (event: MessageEvent) => {
       const m = event.data;
       if (m.type === "ready") {
@@ -75,6 +120,7 @@ export class FilterPool {
       const job = slot.busy.get(m.id);
       if (!job) return;
       slot.busy.delete(m.id);
+      if (slot.busy.size === 0) slot.idleSince = performance.now();
       if (m.buffer instanceof ArrayBuffer && slot.spare.length < PER_WORKER) slot.spare.push(m.buffer);
       if (m.type === "signed") job.resolve(m.signature);
       else job.reject(new (ERRORS[m.name] ?? Error)(m.error));
@@ -93,6 +139,37 @@ export class FilterPool {
     for (const job of this.#queue.splice(0)) job.reject(this.#failure);
   }
 
+  /**
+   * Starts another worker when the oldest waiting frame has waited `growAfterMs` (checked again when that time
+   * comes, if frames still wait then).
+   */
+  #growIfBehind(): void {
+    if (this.#slots.length >= this.size || this.#closed || this.#failure || this.#queue.length === 0) return;
+    if (this.#slots.some((s) => !s.ready)) return; // one is starting already
+    const waited = performance.now() - this.#queue[0].queuedAt;
+    if (waited >= this.#growAfterMs) {
+      this.#slots.push(this.#spawn());
+      return;
+    }
+    if (this.#growTimer === undefined) {
+      this.#growTimer = setTimeout(() => {
+        this.#growTimer = undefined;
+        this.#growIfBehind();
+      }, this.#growAfterMs - waited);
+    }
+  }
+
+  /** Stops workers beyond `min` that have had nothing to do for `idleMs` (newest first). */
+  #shrink(): void {
+    const now = performance.now();
+    for (let i = this.#slots.length - 1; i >= this.#min; i--) {
+      const slot = this.#slots[i];
+      if (!slot.ready || slot.busy.size > 0 || now - slot.idleSince < this.#idleMs) continue;
+      this.#slots.splice(i, 1);
+      slot.worker.terminate();
+    }
+  }
+
   /** Hands waiting frames to workers with room, least busy first. */
   #pump(): void {
     while (this.#queue.length > 0) {
@@ -100,7 +177,7 @@ export class FilterPool {
       for (const s of this.#slots) {
         if (s.ready && s.busy.size < PER_WORKER && (!slot || s.busy.size < slot.busy.size)) slot = s;
       }
-      if (!slot) return;
+      if (!slot) return this.#growIfBehind();
       const job = this.#queue.shift()!;
       const id = this.#next++;
       const length = job.jpeg.length;
@@ -124,13 +201,15 @@ export class FilterPool {
     if (this.#closed) return Promise.reject(new Error("filter pool is closed"));
     if (this.#failure) return Promise.reject(this.#failure);
     return new Promise<Signature>((resolve, reject) => {
-      this.#queue.push({ jpeg, resolve, reject });
+      this.#queue.push({ jpeg, queuedAt: performance.now(), resolve, reject });
       this.#pump();
     });
   }
 
   close(): void {
     this.#closed = true;
+    clearTimeout(this.#growTimer);
+    clearInterval(this.#idleTimer);
     for (const s of this.#slots) s.worker.terminate();
     const closed = new Error("filter pool closed");
     for (const job of this.#queue.splice(0)) job.reject(closed);

@@ -28,7 +28,8 @@ Stops cleanly on Ctrl-C / SIGTERM: in-flight stores finish and offsets are commi
 
 /**
  * Builds each filter once on the main thread (to check it and for the cheap distance and accepts) and runs its
- * signatures in a pool of `consumer.filter_workers` workers, one pool per distinct filter set-up.
+ * signatures in a pool of up to `consumer.filter_workers` workers (one while frames do not wait for one, see
+ * `consumer.filter_workers_idle_secs`), one pool per distinct filter set-up.
  */
 function workerFilters(config: Config): (settings: FilterSettings) => Promise<FilterPlugin> {
   const pools = new Map<string, FilterPool>();
@@ -38,7 +39,17 @@ function workerFilters(config: Config): (settings: FilterSettings) => Promise<Fi
     if (config.consumer.filter_workers === 0) return plugin;
     const id = JSON.stringify(spec);
     let pool = pools.get(id);
-    if (!pool) pools.set(id, pool = new FilterPool(spec, config.consumer.filter_workers));
+    const idleSecs = config.consumer.filter_workers_idle_secs;
+    if (!pool) {
+      pools.set(
+        id,
+        pool = new FilterPool(
+          spec,
+          config.consumer.filter_workers,
+          idleSecs > 0 ? { min: 1, idleMs: idleSecs * 1000 } : {},
+        ),
+      );
+    }
     return pooled(plugin, pool);
   };
 }

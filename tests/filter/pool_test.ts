@@ -125,6 +125,37 @@ Deno.test("frames asked for at once are spread over every worker, in bounded num
   }
 });
 
+Deno.test("an elastic pool runs one worker, starts the others while frames wait, and stops them when idle", async () => {
+  const { spec, dir } = await whoPlugin();
+  const pool = new FilterPool(spec, 2, { min: 1, growAfterMs: 50, idleMs: 300 });
+  try {
+    assert.equal(pool.workers, 1);
+    await pool.signature(new Uint8Array(10)); // the first worker is ready
+    // Sixty frames at 20 ms each, four at a time: one worker needs 300 ms, so frames wait more than 50 ms and a
+    // second worker starts; rounds go on until it has answered (however slowly it starts on a busy machine).
+    const workers = new Set<string>();
+    for (let round = 0; round < 200 && workers.size < 2; round++) {
+      const out = await Promise.all(
+        Array.from({ length: 60 }, (_, i) => pool.signature(new Uint8Array(i + 1))),
+      );
+      for (const s of out) workers.add((s.value as { me: string }).me);
+    }
+    assert.equal(workers.size, 2, "the second worker took frames");
+    assert.equal(pool.workers, 2);
+    // Idle: the second one stops (waited on, with a generous bound), the first stays and still answers.
+    for (let i = 0; i < 600 && pool.workers > 1; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(pool.workers, 1);
+    const after = await pool.signature(new Uint8Array(7));
+    assert.equal((after.value as { size: number }).size, 7);
+    // A few frames now and then do not wait 50 ms: no second worker.
+    for (let i = 0; i < 5; i++) await pool.signature(new Uint8Array(3));
+    assert.equal(pool.workers, 1);
+  } finally {
+    pool.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("frames still waiting when the pool closes are refused, not left hanging", async () => {
   const { spec, dir } = await whoPlugin();
   const pool = new FilterPool(spec, 1);
