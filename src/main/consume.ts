@@ -8,6 +8,7 @@ import { type Config, type FilterSettings, loadConfig } from "../config.ts";
 import { Pipeline } from "../consume/pipeline.ts";
 import { messageOf, ServiceError } from "../errors.ts";
 import { type FrameConsumer, openAdmin, openConsumer } from "../kafka/client.ts";
+import { openWireConsumer } from "../kafka/wire_consumer.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { archiveStore, describePlugins, filterFromSpec, filterSpec, localStore } from "../filter/loader.ts";
 import { FilterPool, pooled } from "../filter/pool.ts";
@@ -31,8 +32,10 @@ Stops cleanly on Ctrl-C / SIGTERM: in-flight stores finish and offsets are commi
  * signatures in a pool of up to `consumer.filter_workers` workers (one while frames do not wait for one, see
  * `consumer.filter_workers_idle_secs`), one pool per distinct filter set-up.
  */
-function workerFilters(config: Config): (settings: FilterSettings) => Promise<FilterPlugin> {
-  const pools = new Map<string, FilterPool>();
+function workerFilters(
+  config: Config,
+  pools = new Map<string, FilterPool>(),
+): (settings: FilterSettings) => Promise<FilterPlugin> {
   return async (settings) => {
     const spec = filterSpec(settings, config.baseDir);
     const plugin = await filterFromSpec(spec);
@@ -234,7 +237,8 @@ runMain(async () => {
   const { values } = parseCli(USAGE, { config: { type: "string", short: "c" } });
   const config = await loadConfig(values.config);
   const log = createLogger(config.logging);
-  const filter = await createSceneFilter(config, workerFilters(config));
+  const pools = new Map<string, FilterPool>();
+  const filter = await createSceneFilter(config, workerFilters(config, pools));
   const storage = await localStore(config);
   log.info(
     `consumer starting: config ${config.source}; kafka ${
@@ -264,6 +268,13 @@ runMain(async () => {
   const metrics = consumerMetrics();
   const pipeline = new Pipeline({ config, log, storage, filter, catalog, metrics });
   metrics.registry.collect(() => pipeline.counters.toPrometheus());
+  metrics.registry.collect(() =>
+    [
+      "# HELP frame_bucket_filter_workers Filter worker threads running now (they start on a backlog, stop when idle).",
+      "# TYPE frame_bucket_filter_workers gauge",
+      `frame_bucket_filter_workers ${[...pools.values()].reduce((n, p) => n + p.workers, 0)}`,
+    ].join("\n")
+  );
   const healthAdmin = await openAdmin(config.kafka, log);
   const server = startMetricsServer(config, log, config.metrics.consumer_port, metrics.registry, [
     {
@@ -284,9 +295,7 @@ runMain(async () => {
     },
   ]);
   const stopWatching = watchCatalog(config, log, catalog, storage, metrics);
-  const open = config.kafka.consumer_client === "wire"
-    ? (await import("../kafka/wire_consumer.ts")).openWireConsumer
-    : openConsumer;
+  const open = config.kafka.consumer_client === "wire" ? openWireConsumer : openConsumer;
   const consumer = await open(config.kafka, log, { onRebalance: (p) => pipeline.onAssignment(p) });
   const evictor = await startEviction(config, log, storage, catalog, consumer, () => metrics.lag.sum());
   if (evictor) metrics.registry.collect(() => evictionLines(evictor.stats()));

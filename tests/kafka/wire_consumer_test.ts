@@ -228,10 +228,13 @@ Deno.test("group protocol: the round-robin assignment is kafkajs' RoundRobinAssi
   }
 });
 
-Deno.test("config: kafka.consumer_client picks the consumer's client (kafkajs by default, env KAFKA_CONSUMER_CLIENT)", () => {
-  assert.equal(resolveConfig("").kafka.consumer_client, "kafkajs");
-  assert.equal(resolveConfig('[kafka]\nconsumer_client = "wire"').kafka.consumer_client, "wire");
-  assert.equal(resolveConfig("", { env: { KAFKA_CONSUMER_CLIENT: "wire" } }).kafka.consumer_client, "wire");
+Deno.test("config: kafka.consumer_client picks the consumer's client (wire by default, env KAFKA_CONSUMER_CLIENT)", () => {
+  assert.equal(resolveConfig("").kafka.consumer_client, "wire");
+  assert.equal(resolveConfig('[kafka]\nconsumer_client = "kafkajs"').kafka.consumer_client, "kafkajs");
+  assert.equal(
+    resolveConfig("", { env: { KAFKA_CONSUMER_CLIENT: "kafkajs" } }).kafka.consumer_client,
+    "kafkajs",
+  );
   assert.throws(
     () => resolveConfig('[kafka]\nconsumer_client = "librdkafka"'),
     /kafka\.consumer_client = "librdkafka" is not one of kafkajs, wire/,
