@@ -9,6 +9,7 @@ import { Pipeline } from "../consume/pipeline.ts";
 import { messageOf, ServiceError } from "../errors.ts";
 import { type FrameConsumer, openAdmin, openConsumer } from "../kafka/client.ts";
 import { openWireConsumer } from "../kafka/wire_consumer.ts";
+import { guardExternalMemory } from "../consume/memory.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { archiveStore, describePlugins, filterFromSpec, filterSpec, localStore } from "../filter/loader.ts";
 import { FilterPool, pooled } from "../filter/pool.ts";
@@ -266,6 +267,7 @@ runMain(async () => {
   const catalog = await openCatalog(config);
   await checkCatalog(config, log, catalog, storage);
   const metrics = consumerMetrics();
+  const memoryGuard = guardExternalMemory({ slackBytes: 16 * 1024 * 1024 });
   const pipeline = new Pipeline({ config, log, storage, filter, catalog, metrics });
   metrics.registry.collect(() => pipeline.counters.toPrometheus());
   metrics.registry.collect(() =>
@@ -321,6 +323,7 @@ runMain(async () => {
   }
   clearTimeout(forced);
   clearInterval(stats);
+  memoryGuard?.stop();
   stopWatching();
   await server?.close();
   await healthAdmin.close().catch(() => {});
