@@ -33,7 +33,9 @@ import {
   BrokerError,
   type Connect,
   KAFKA_ERRORS,
+  METADATA_VERSIONS,
   REQUEST_TIMEOUT_MS,
+  requestMetadata,
   RequestWriter,
   type ResponseReader,
   tcpConnect,
@@ -58,7 +60,6 @@ type KafkaConfig = Config["kafka"];
 /** Produce v3..v7 share one request layout and add only fields we skip in the answer; v3 is Kafka 0.11. */
 const PRODUCE_VERSIONS = [3, 7] as const;
 /** Metadata v4 can refuse auto-creating the topic; v1 is the fallback for brokers without it. */
-const METADATA_VERSIONS = [1, 4] as const;
 /** Errors after which the partition's leader may be another broker now: metadata is read again. */
 const LEADER_MOVED = new Set([3, 5, 6, 13, 74, 75]);
 
@@ -214,32 +215,7 @@ export class WireProducer implements FrameProducer {
   async #metadataFrom(conn: BrokerConnection): Promise<TopicMetadata> {
     const version = conn.version(API_METADATA, METADATA_VERSIONS);
     if (version === null) throw this.#tooOld(conn, "Metadata v1");
-    const r = await conn.request(API_METADATA, version, (w) => {
-      w.int32(1).string(this.#config.topic);
-      if (version >= 4) w.int8(0); // allow_auto_topic_creation: false, as the kafkajs producer
-    });
-    if (version >= 3) r.int32(); // throttle_time_ms
-    const brokers = new Map<number, { host: string; port: number }>();
-    for (
-      const b of r.array(() => ({ id: r.int32(), host: r.string() ?? "", port: r.int32(), rack: r.string() }))
-    ) {
-      brokers.set(b.id, { host: b.host, port: b.port });
-    }
-    if (version >= 2) r.string(); // cluster_id
-    r.int32(); // controller_id
-    const topics = r.array(() => {
-      const error = r.int16();
-      const name = r.string();
-      r.int8(); // is_internal
-      const partitions = r.array(() => {
-        const p = { error: r.int16(), partition: r.int32(), leader: r.int32() };
-        r.array(() => r.int32()); // replicas
-        r.array(() => r.int32()); // in-sync replicas
-        return p;
-      });
-      return { error, name, partitions };
-    });
-    const topic = topics.find((t) => t.name === this.#config.topic);
+    const { brokers, topic } = await requestMetadata(conn, version, this.#config.topic);
     if (!topic || topic.error === 3) return { brokers, partitions: null, error: topic?.error ?? 3 };
     return {
       brokers,

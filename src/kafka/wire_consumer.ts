@@ -44,7 +44,9 @@ import {
   BrokerError,
   type Connect,
   errorName,
+  METADATA_VERSIONS,
   REQUEST_TIMEOUT_MS,
+  requestMetadata,
   type RequestWriter,
   ResponseReader,
   tcpConnect,
@@ -56,7 +58,6 @@ type KafkaConfig = Config["kafka"];
 // oldest with the fields we need; Kafka 4 serves all of these ranges (it dropped only older ones).
 const FETCH_VERSIONS = [4, 11] as const;
 const LIST_OFFSETS_VERSIONS = [1, 5] as const;
-const METADATA_VERSIONS = [1, 4] as const;
 const OFFSET_COMMIT_VERSIONS = [2, 7] as const;
 const OFFSET_FETCH_VERSIONS = [1, 5] as const;
 const FIND_COORDINATOR_VERSIONS = [1, 2] as const;
@@ -650,37 +651,7 @@ class WireConsumer implements FrameConsumer {
       }
       const version = conn.version(API_METADATA, METADATA_VERSIONS);
       if (version === null) throw this.#tooOld(conn, "Metadata v1");
-      const r = await conn.request(API_METADATA, version, (w) => {
-        w.int32(1).string(this.#topic);
-        if (version >= 4) w.int8(0); // allow_auto_topic_creation: false, as openConsumer
-      });
-      if (version >= 3) r.int32(); // throttle_time_ms
-      const brokers = new Map<number, Broker>();
-      for (
-        const b of r.array(() => ({
-          id: r.int32(),
-          host: r.string() ?? "",
-          port: r.int32(),
-          rack: r.string(),
-        }))
-      ) {
-        brokers.set(b.id, { host: b.host, port: b.port });
-      }
-      if (version >= 2) r.string(); // cluster_id
-      r.int32(); // controller_id
-      const topics = r.array(() => {
-        const error = r.int16();
-        const name = r.string();
-        r.int8(); // is_internal
-        const partitions = r.array(() => {
-          const p = { error: r.int16(), partition: r.int32(), leader: r.int32() };
-          r.array(() => r.int32()); // replicas
-          r.array(() => r.int32()); // in-sync replicas
-          return p;
-        });
-        return { error, name, partitions };
-      });
-      const topic = topics.find((t) => t.name === this.#topic);
+      const { brokers, topic } = await requestMetadata(conn, version, this.#topic);
       if (!topic || topic.error === UNKNOWN_TOPIC_OR_PARTITION || topic.partitions.length === 0) {
         throw new BrokerError(UNKNOWN_TOPIC_OR_PARTITION, `topic ${this.#topic} on ${conn.where}`);
       }

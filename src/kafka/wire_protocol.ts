@@ -513,3 +513,56 @@ export class BrokerError extends Error {
     this.name = "BrokerError";
   }
 }
+
+/** Metadata v1 is the oldest with what frame-bucket reads; v4 can refuse to auto-create the topic. */
+export const METADATA_VERSIONS = [1, 4] as const;
+
+/** A broker of the cluster, as Metadata names it. */
+export interface BrokerAddress {
+  host: string;
+  port: number;
+}
+
+/** One topic of a Metadata answer: its error code and its partitions with their leaders. */
+export interface TopicPartitions {
+  error: number;
+  name: string | null;
+  partitions: { error: number; partition: number; leader: number }[];
+}
+
+/**
+ * Asks `conn` for the metadata of one topic (Metadata `version`, one of METADATA_VERSIONS, never creating the
+ * topic): the cluster's brokers by id, and the topic as the broker knows it (null when the answer leaves it out).
+ */
+export async function requestMetadata(
+  conn: BrokerConnection,
+  version: number,
+  topic: string,
+): Promise<{ brokers: Map<number, BrokerAddress>; topic: TopicPartitions | null }> {
+  const r = await conn.request(API_METADATA, version, (w) => {
+    w.int32(1).string(topic);
+    if (version >= 4) w.int8(0); // allow_auto_topic_creation: false
+  });
+  if (version >= 3) r.int32(); // throttle_time_ms
+  const brokers = new Map<number, BrokerAddress>();
+  r.array(() => {
+    const id = r.int32();
+    brokers.set(id, { host: r.string() ?? "", port: r.int32() });
+    r.string(); // rack
+  });
+  if (version >= 2) r.string(); // cluster_id
+  r.int32(); // controller_id
+  const topics = r.array((): TopicPartitions => {
+    const error = r.int16();
+    const name = r.string();
+    r.int8(); // is_internal
+    const partitions = r.array(() => {
+      const p = { error: r.int16(), partition: r.int32(), leader: r.int32() };
+      r.array(() => r.int32()); // replicas
+      r.array(() => r.int32()); // in-sync replicas
+      return p;
+    });
+    return { error, name, partitions };
+  });
+  return { brokers, topic: topics.find((t) => t.name === topic) ?? null };
+}

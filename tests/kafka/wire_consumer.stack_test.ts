@@ -122,6 +122,20 @@ async function committed(config: KafkaConfig): Promise<Map<number, string>> {
 }
 
 /** Each (partition, offset) once, and every sent message among them with the same bytes. */
+/** A new wire consumer of the group takes every message of `sent`, each exactly once, and stops. */
+async function drainAll(config: KafkaConfig, sent: OutgoingMessage[]): Promise<Seen[]> {
+  const seen: Seen[] = [];
+  const consumer = await openWireConsumer(config, quietLog);
+  try {
+    await collect(consumer, seen);
+    await until("every message", () => seen.length >= sent.length);
+  } finally {
+    await consumer.stop();
+  }
+  assertExactlyOnce(seen, sent);
+  return seen;
+}
+
 function assertExactlyOnce(seen: Seen[], sent: OutgoingMessage[]): void {
   const ids = seen.map((s) => `${s.partition}/${s.offset}`);
   assert.equal(new Set(ids).size, ids.length, "no message delivered twice");
@@ -145,15 +159,7 @@ test("drains a topic from the beginning: the same bytes, offsets in order per pa
       timestampMs: 1,
     });
     await produce(config, sent);
-    const seen: Seen[] = [];
-    const consumer = await openWireConsumer(config, quietLog);
-    try {
-      await collect(consumer, seen);
-      await until("every message", () => seen.length >= sent.length);
-    } finally {
-      await consumer.stop();
-    }
-    assertExactlyOnce(seen, sent);
+    const seen = await drainAll(config, sent);
     for (let p = 0; p < 3; p++) {
       const mine = seen.filter((s) => s.partition === p);
       const count = sent.filter((m) => partitionForRobot(m.key.split(":")[0], 3) === p).length;
@@ -307,15 +313,7 @@ for (const compression of ["gzip", "snappy"] as const) {
         timestampMs: 5,
       });
       await produce(config, sent);
-      const seen: Seen[] = [];
-      const consumer = await openWireConsumer(config, quietLog);
-      try {
-        await collect(consumer, seen);
-        await until("every message", () => seen.length >= sent.length);
-      } finally {
-        await consumer.stop();
-      }
-      assertExactlyOnce(seen, sent);
+      await drainAll(config, sent);
     } finally {
       await cleanup();
     }
