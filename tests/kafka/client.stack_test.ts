@@ -13,6 +13,7 @@ import { resolveConfig } from "../../src/config.ts";
 import { memoryLogger } from "../../src/log.ts";
 import { ensureStack, isolatedConfig } from "../support/stack.ts";
 import { sleep } from "../../src/ingest/camera.ts";
+import { xerialSnappy } from "../support/bytes.ts";
 
 Deno.test("snappy: raw blocks and the Java client's xerial framing both decode", async (t) => {
   const data = new TextEncoder().encode("frame ".repeat(5000));
@@ -20,14 +21,7 @@ Deno.test("snappy: raw blocks and the Java client's xerial framing both decode",
     assert.deepEqual(snappyDecompress(snappy.compress(data)), data);
   });
   await t.step("xerial framing with two blocks (Java client)", () => {
-    const a = snappy.compress(data.subarray(0, 10000)), b = snappy.compress(data.subarray(10000));
-    const framed = new Uint8Array(16 + 4 + a.length + 4 + b.length);
-    framed.set([0x82, 0x53, 0x4e, 0x41, 0x50, 0x50, 0x59, 0x00, 0, 0, 0, 1, 0, 0, 0, 1]);
-    const view = new DataView(framed.buffer);
-    view.setInt32(16, a.length);
-    framed.set(a, 20);
-    view.setInt32(20 + a.length, b.length);
-    framed.set(b, 24 + a.length);
+    const framed = xerialSnappy(snappy.compress, data, [10000]);
     assert.deepEqual(new Uint8Array(snappyDecompress(framed)), data);
   });
   await t.step("a corrupt xerial block length is an error", () => {
