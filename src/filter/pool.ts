@@ -16,9 +16,12 @@
  * and otherwise gets a fresh copy of every frame, which it keeps.
  *
  * The pool can grow and shrink (`PoolOptions`): a worker costs ~28 MB of resident memory under load (its own
- * JavaScript runtime), and at a fleet's live rate one worker keeps up (200 full-HD frames/s take ~0.4 of a core),
- * while a backlog needs every core. So the consumer starts one worker, starts the others when frames wait for a
- * worker longer than `growAfterMs`, and stops a worker beyond `min` once it has been idle for `idleMs`.
+ * JavaScript runtime), and at a fleet's live rate one worker keeps up (200 full-HD frames/s keep it busy ~40 % of
+ * the time), while a backlog needs every core. So the consumer starts one worker and starts another whenever every
+ * running worker was busy (holding frames) for at least `growAt` of the last `sampleMs`. Frames go to the first
+ * worker with room, so a worker that is not needed gets little; one beyond `min` stops once it has had nothing to
+ * do for `idleMs`, or once the work of all would have kept one worker fewer busy at most 60 % of the time for
+ * `idleMs` (bursts spill over to every worker, so an extra one is rarely idle that long).
  */
 import type { FilterPlugin, Signature } from "../plugin.ts";
 import type { FilterSpec } from "./loader.ts";
@@ -30,8 +33,6 @@ const BUFFER_STEP = 256 * 1024;
 
 interface Job {
   jpeg: Uint8Array;
-  /** performance.now() when it was asked for. */
-  queuedAt: number;
   resolve: (s: Signature) => void;
   reject: (e: Error) => void;
 }
@@ -47,14 +48,22 @@ interface Slot {
   busy: Map<number, Job>;
   /** performance.now() since when it has had nothing to do. */
   idleSince: number;
+  /** performance.now() since when it has held frames, null while it holds none. */
+  busySince: number | null;
+  /** Time it held frames since the last sample, not counting the current stretch. */
+  busyMs: number;
+  /** Out of the pool: stops once it has answered the frames it holds. */
+  retiring?: boolean;
 }
 
 /** How many workers run when (see the module comment). The defaults keep `size` workers running at all times. */
 export interface PoolOptions {
   /** Workers that run even when idle (at least 1; at most the pool's size). Default: the pool's size. */
   min?: number;
-  /** A frame that has waited this long for a worker starts another one, up to the pool's size. */
-  growAfterMs?: number;
+  /** Another worker starts (up to the pool's size) when every running one was busy this share of a sample. */
+  growAt?: number;
+  /** How often the workers' busy time is looked at. */
+  sampleMs?: number;
   /** A worker beyond `min` that has had nothing to do for this long is stopped. */
   idleMs?: number;
 }
@@ -70,20 +79,24 @@ export class FilterPool {
   #failure: Error | null = null;
 
   readonly #min: number;
-  readonly #growAfterMs: number;
+  readonly #growAt: number;
   readonly #idleMs: number;
-  #growTimer: ReturnType<typeof setTimeout> | undefined;
-  #idleTimer: ReturnType<typeof setInterval> | undefined;
+  #sampleTimer: ReturnType<typeof setInterval> | undefined;
+  #sampledAt = performance.now();
+  /** performance.now() since when the load would fit in one worker fewer, null when it would not. */
+  #lightSince: number | null = null;
+  /** Workers out of the pool that still answer frames they hold. */
+  readonly #retiring = new Set<Slot>();
 
   constructor(readonly spec: FilterSpec, readonly size: number, options: PoolOptions = {}) {
     this.#min = Math.max(1, Math.min(size, options.min ?? size));
-    this.#growAfterMs = options.growAfterMs ?? 1000;
+    this.#growAt = options.growAt ?? 0.75;
     this.#idleMs = options.idleMs ?? 30_000;
     for (let i = 0; i < this.#min; i++) this.#slots.push(this.#spawn());
     if (this.#min < size) {
-      this.#idleTimer = setInterval(() => this.#shrink(), Math.max(10, Math.min(5000, this.#idleMs / 3)));
+      this.#sampleTimer = setInterval(() => this.#sample(), options.sampleMs ?? 1000);
       // An idle pool must not keep a process alive that is otherwise done.
-      Deno.unrefTimer(this.#idleTimer);
+      Deno.unrefTimer(this.#sampleTimer);
     }
   }
 
@@ -106,6 +119,8 @@ export class FilterPool {
       spare: [],
       busy: new Map(),
       idleSince: performance.now(),
+      busySince: null,
+      busyMs: 0,
     };
     worker.onmessage = (event: MessageEvent) => {
       const m = event.data;
@@ -120,7 +135,16 @@ export class FilterPool {
       const job = slot.busy.get(m.id);
       if (!job) return;
       slot.busy.delete(m.id);
-      if (slot.busy.size === 0) slot.idleSince = performance.now();
+      if (slot.busy.size === 0) {
+        const now = performance.now();
+        slot.idleSince = now;
+        if (slot.busySince !== null) slot.busyMs += now - slot.busySince;
+        slot.busySince = null;
+        if (slot.retiring) {
+          slot.worker.terminate();
+          this.#retiring.delete(slot);
+        }
+      }
       if (m.buffer instanceof ArrayBuffer && slot.spare.length < PER_WORKER) slot.spare.push(m.buffer);
       if (m.type === "signed") job.resolve(m.signature);
       else job.reject(new (ERRORS[m.name] ?? Error)(m.error));
@@ -140,44 +164,74 @@ export class FilterPool {
   }
 
   /**
-   * Starts another worker when the oldest waiting frame has waited `growAfterMs` (checked again when that time
-   * comes, if frames still wait then).
+   * Looks at how busy the workers were since the last look: starts another when every running one was busy at
+   * least `growAt` of the time, and stops those beyond `min` that have had nothing to do for `idleMs` (newest
+   * first).
    */
-  #growIfBehind(): void {
-    if (this.#slots.length >= this.size || this.#closed || this.#failure || this.#queue.length === 0) return;
-    if (this.#slots.some((s) => !s.ready)) return; // one is starting already
-    const waited = performance.now() - this.#queue[0].queuedAt;
-    if (waited >= this.#growAfterMs) {
+  #sample(): void {
+    const now = performance.now();
+    const span = now - this.#sampledAt;
+    this.#sampledAt = now;
+    let saturated = !this.#closed && !this.#failure && span > 0;
+    let total = 0;
+    for (const slot of this.#slots) {
+      const busy = slot.busyMs + (slot.busySince !== null ? now - slot.busySince : 0);
+      slot.busyMs = 0;
+      if (slot.busySince !== null) slot.busySince = now;
+      if (!slot.ready || busy < this.#growAt * span) saturated = false;
+      total += span > 0 ? busy / span : 0;
+    }
+    if (saturated && this.#slots.length < this.size) {
       this.#slots.push(this.#spawn());
+      this.#lightSince = null;
       return;
     }
-    if (this.#growTimer === undefined) {
-      this.#growTimer = setTimeout(() => {
-        this.#growTimer = undefined;
-        this.#growIfBehind();
-      }, this.#growAfterMs - waited);
-    }
-  }
-
-  /** Stops workers beyond `min` that have had nothing to do for `idleMs` (newest first). */
-  #shrink(): void {
-    const now = performance.now();
+    // Frames spill over to every worker in bursts, so a worker beyond `min` is rarely idle for long: it is also
+    // stopped once the work of all of them would have kept one fewer busy at most 60 % of the time for `idleMs`
+    // (well below `growAt`, so that it does not start again at once).
+    const n = this.#slots.length;
+    if (n > this.#min && total <= 0.6 * (n - 1)) this.#lightSince ??= now;
+    else this.#lightSince = null;
+    const light = this.#lightSince !== null && now - this.#lightSince >= this.#idleMs;
     for (let i = this.#slots.length - 1; i >= this.#min; i--) {
       const slot = this.#slots[i];
-      if (!slot.ready || slot.busy.size > 0 || now - slot.idleSince < this.#idleMs) continue;
-      this.#slots.splice(i, 1);
-      slot.worker.terminate();
+      if (!slot.ready) continue;
+      if (light) {
+        this.#lightSince = null;
+        this.#retire(i);
+        break;
+      }
+      if (slot.busy.size === 0 && now - slot.idleSince >= this.#idleMs) this.#retire(i);
     }
   }
 
-  /** Hands waiting frames to workers with room, least busy first. */
+  /** Takes a worker out of the pool: it gets no more frames, and stops once it has answered those it holds. */
+  #retire(index: number): void {
+    const [slot] = this.#slots.splice(index, 1);
+    if (slot.busy.size === 0) slot.worker.terminate();
+    else {
+      slot.retiring = true;
+      this.#retiring.add(slot);
+    }
+  }
+
+  /**
+   * Hands waiting frames to workers with room: the least busy when the pool has a fixed size, else the first with
+   * room, so that a worker the load does not need stays idle and can stop.
+   */
   #pump(): void {
+    const pack = this.#sampleTimer !== undefined;
     while (this.#queue.length > 0) {
       let slot: Slot | null = null;
       for (const s of this.#slots) {
-        if (s.ready && s.busy.size < PER_WORKER && (!slot || s.busy.size < slot.busy.size)) slot = s;
+        if (!s.ready || s.busy.size >= PER_WORKER) continue;
+        if (pack) {
+          slot = s;
+          break;
+        }
+        if (!slot || s.busy.size < slot.busy.size) slot = s;
       }
-      if (!slot) return this.#growIfBehind();
+      if (!slot) return;
       const job = this.#queue.shift()!;
       const id = this.#next++;
       const length = job.jpeg.length;
@@ -191,6 +245,7 @@ export class FilterPool {
         buffer = new ArrayBuffer(length);
       }
       new Uint8Array(buffer, 0, length).set(job.jpeg);
+      if (slot.busy.size === 0) slot.busySince = performance.now();
       slot.busy.set(id, job);
       slot.worker.postMessage({ type: "sign", id, buffer, length }, [buffer]);
     }
@@ -201,19 +256,20 @@ export class FilterPool {
     if (this.#closed) return Promise.reject(new Error("filter pool is closed"));
     if (this.#failure) return Promise.reject(this.#failure);
     return new Promise<Signature>((resolve, reject) => {
-      this.#queue.push({ jpeg, queuedAt: performance.now(), resolve, reject });
+      this.#queue.push({ jpeg, resolve, reject });
       this.#pump();
     });
   }
 
   close(): void {
     this.#closed = true;
-    clearTimeout(this.#growTimer);
-    clearInterval(this.#idleTimer);
-    for (const s of this.#slots) s.worker.terminate();
+    clearInterval(this.#sampleTimer);
+    const all = [...this.#slots, ...this.#retiring];
+    this.#retiring.clear();
+    for (const s of all) s.worker.terminate();
     const closed = new Error("filter pool closed");
     for (const job of this.#queue.splice(0)) job.reject(closed);
-    for (const s of this.#slots) {
+    for (const s of all) {
       for (const job of s.busy.values()) job.reject(closed);
       s.busy.clear();
     }
