@@ -46,13 +46,14 @@ export interface ProfileSummary {
  * pipeline's own code called from kafkajs' batch loop counts as the pipeline, and a hash computed for the S3
  * client's signature as the S3 client. Async continuations start from the microtask queue and lose their
  * callers, so the HTTP and socket layers are recognised by their own modules: the consumer's only HTTP client is
- * the AWS SDK's, and its Kafka sockets are driven by kafkajs. The profiler's own cost is recognised anywhere.
+ * the AWS SDK's (through src/store/http_handler.ts), and its Kafka sockets are driven by src/kafka/ (or kafkajs).
+ * The profiler's own cost is recognised anywhere.
  */
 const ACTIVITIES: [string, RegExp][] = [
-  ["kafka client (kafkajs)", /\/kafkajs\/|\/src\/kafka\//],
+  ["kafka client (src/kafka/, kafkajs)", /\/kafkajs\/|\/src\/kafka\//],
   [
     "s3 client (AWS SDK, HTTP)",
-    /@aws-sdk|@smithy|\/src\/(store\/)?s3\.ts|node:_http_|_http_outgoing|_http_agent|http\.ts/,
+    /@aws-sdk|@smithy|\/src\/(store\/)?(s3|http_handler)\.ts|node:_http_|_http_outgoing|_http_agent|http\.ts/,
   ],
   ["catalog (SQLite)", /\/src\/catalog(\.ts|\/)|\/pg(-[a-z]+)?\/|node:sqlite/],
   ["filter workers (messages)", /\/src\/(filter_pool|filter\/pool)\.ts|11_workers\.js|13_message_port\.js/],

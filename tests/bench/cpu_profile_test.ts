@@ -52,7 +52,7 @@ Deno.test("cpu profile summary: self time per area and function, activities from
     );
     assert.equal(
       activityOf([frame("decode", "file:///c/npm/registry.npmjs.org/kafkajs/2.2.4/src/a.js")]),
-      "kafka client (kafkajs)",
+      "kafka client (src/kafka/, kafkajs)",
     );
     assert.equal(activityOf([frame("run"), frame("upsert", "file:///p/src/catalog.ts")]), "catalog (SQLite)");
   });
