@@ -30,7 +30,7 @@ Stops cleanly on Ctrl-C / SIGTERM: in-flight stores finish and offsets are commi
 
 /**
  * Builds each filter once on the main thread (to check it and for the cheap distance and accepts) and runs its
- * signatures in a pool of up to `consumer.filter_workers` workers (one while frames do not wait for one, see
+ * signatures in a pool of up to `consumer.filter_workers` workers (one until it is saturated, see pool.ts and
  * `consumer.filter_workers_idle_secs`), one pool per distinct filter set-up.
  */
 function workerFilters(
