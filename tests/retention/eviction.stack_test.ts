@@ -23,6 +23,7 @@ import { S3_ACCESS_KEY, S3_SECRET_KEY, stackEndpoints } from "../../tools/stack.
 import { isolatedConfig } from "../../dev/scratch.ts";
 import { greyJpeg, readSamples, withComment } from "../support/images.ts";
 import { bucketName, ensureS3 } from "../support/stack.ts";
+import { archiveAt } from "../support/stores.ts";
 import { canMountTmpfs, mountTmpfs, unmountTmpfs } from "../support/tmpfs.ts";
 import { sleep } from "../../src/ingest/camera.ts";
 
@@ -63,15 +64,7 @@ async function localStore(bucket = bucketName("evict-local"), endpoint = stackEn
 }
 
 async function archiveStore(bucket = bucketName("evict-archive"), endpoint = stackEndpoints().s3Endpoint) {
-  const store = await loadStorage("s3_archive", {
-    endpoint,
-    bucket,
-    region: "us-east-1",
-    accessKey: S3_ACCESS_KEY,
-    secretKey: S3_SECRET_KEY,
-    createBucket: true,
-    timeoutMs: 2000,
-  });
+  const store = await archiveAt(endpoint, bucket, 2000);
   await store.open();
   return store;
 }
@@ -611,14 +604,7 @@ Deno.test("archive down: nothing deleted locally, pause at the hard limit, resum
   await ensureS3();
   const local = await localStore();
   const real = await archiveStore();
-  const down = await loadStorage("s3_archive", {
-    endpoint: `http://127.0.0.1:${freePort()}`,
-    bucket: real.bucket,
-    region: "us-east-1",
-    accessKey: S3_ACCESS_KEY,
-    secretKey: S3_SECRET_KEY,
-    timeoutMs: 1000,
-  });
+  const down = await archiveAt(`http://127.0.0.1:${freePort()}`, real.bucket, 1000);
   const archive = new Switchable(down);
   const catalog = new SqliteCatalog(":memory:");
   try {
@@ -681,14 +667,7 @@ Deno.test("archive down: nothing deleted locally, pause at the hard limit, resum
 Deno.test("archive down with on_archive_failure = drop_oldest: the oldest frames are dropped and counted", async () => {
   await ensureS3();
   const local = await localStore();
-  const archive = await loadStorage("s3_archive", {
-    endpoint: `http://127.0.0.1:${freePort()}`,
-    bucket: "never-reached",
-    region: "us-east-1",
-    accessKey: S3_ACCESS_KEY,
-    secretKey: S3_SECRET_KEY,
-    timeoutMs: 1000,
-  });
+  const archive = await archiveAt(`http://127.0.0.1:${freePort()}`, "never-reached", 1000);
   const catalog = new SqliteCatalog(":memory:");
   try {
     const frames = makeFrames(["a", "b"], 40, smallJpegs());
@@ -736,14 +715,7 @@ Deno.test("archive down with on_archive_failure = drop_oldest: the oldest frames
 Deno.test("drop_oldest never drops a labelled frame: pinned frames only leave through a verified archive copy", async () => {
   await ensureS3();
   const local = await localStore();
-  const archive = await loadStorage("s3_archive", {
-    endpoint: `http://127.0.0.1:${freePort()}`,
-    bucket: "never-reached",
-    region: "us-east-1",
-    accessKey: S3_ACCESS_KEY,
-    secretKey: S3_SECRET_KEY,
-    timeoutMs: 1000,
-  });
+  const archive = await archiveAt(`http://127.0.0.1:${freePort()}`, "never-reached", 1000);
   const catalog = new SqliteCatalog(":memory:");
   try {
     const frames = makeFrames(["a", "b"], 40, smallJpegs());
