@@ -32,6 +32,7 @@ import { forEachLine, freePort, taskFlags } from "../dev/processes.ts";
 import { ensureServers, stackEndpoints } from "../tools/stack.ts";
 import { framePool, procStat, threadCpuS } from "./e2e.ts";
 import { type Profile, startProfile, summarize } from "./cpu_profile.ts";
+import { median } from "./stats.ts";
 
 export const USAGE =
   `usage: deno task bench drain [--robots N] [--frames N] [--rev REV]... [--variant SPEC]...
@@ -172,10 +173,6 @@ async function scrape(port: number): Promise<Map<string, number>> {
   return totals;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : 0;
-};
 const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
 const load = () => {
   try {

@@ -24,6 +24,7 @@ import { mapLimited } from "../src/map_limited.ts";
 import type { StoragePlugin } from "../src/plugin.ts";
 import { readSamples } from "../dev/samples.ts";
 import { ensureServers, S3_ACCESS_KEY, S3_SECRET_KEY, stackEndpoints } from "../tools/stack.ts";
+import { median } from "./stats.ts";
 
 export const USAGE =
   `usage: deno task bench s3-put [--puts N] [--rounds R] [--concurrency C] [--handlers node,lean]
@@ -117,10 +118,6 @@ async function phase(n: number, concurrency: number, work: (i: number) => Promis
 }
 
 const round2 = (n: number) => Math.round(n * 100) / 100;
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 export async function benchS3Put(args: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -182,38 +179,26 @@ export async function benchS3Put(args: string[]): Promise<void> {
           await store.open();
           const key = (i: number) => `${handler}/${round}/${String(i).padStart(5, "0")}.jpg`;
           const line: Record<string, number> = {};
-          const put = await phase(count, concurrency, async (i) => {
-            await store.put(key(i), frames[i % frames.length], { contentType: "image/jpeg" });
-          });
-          Object.assign(line, {
-            puts: count,
-            ms_per_put_cpu: round2(put.cpuMs),
-            puts_per_s: Math.round(put.perS),
-          });
-          if (phases.has("get")) {
-            const get = await phase(count, concurrency, async (i) => {
-              const body = await store.get(key(i));
-              if (body?.length !== frames[i % frames.length].length) {
-                throw new Error(`GET ${key(i)}: wrong size`);
+          // PUTs first: GET and HEAD read what they wrote back, checking the size.
+          const requests: [string, (i: number) => Promise<number | undefined>][] = [
+            ["put", async (i) => {
+              await store.put(key(i), frames[i % frames.length], { contentType: "image/jpeg" });
+              return frames[i % frames.length].length;
+            }],
+            ["get", async (i) => (await store.get(key(i)))?.length],
+            ["head", async (i) => (await store.head(key(i)))?.size],
+          ];
+          for (const [name, request] of requests) {
+            if (name !== "put" && !phases.has(name)) continue;
+            const timed = await phase(count, concurrency, async (i) => {
+              if ((await request(i)) !== frames[i % frames.length].length) {
+                throw new Error(`${name.toUpperCase()} ${key(i)}: wrong size`);
               }
             });
             Object.assign(line, {
-              gets: count,
-              ms_per_get_cpu: round2(get.cpuMs),
-              gets_per_s: Math.round(get.perS),
-            });
-          }
-          if (phases.has("head")) {
-            const head = await phase(count, concurrency, async (i) => {
-              const info = await store.head(key(i));
-              if (info?.size !== frames[i % frames.length].length) {
-                throw new Error(`HEAD ${key(i)}: wrong size`);
-              }
-            });
-            Object.assign(line, {
-              heads: count,
-              ms_per_head_cpu: round2(head.cpuMs),
-              heads_per_s: Math.round(head.perS),
+              [`${name}s`]: count,
+              [`ms_per_${name}_cpu`]: round2(timed.cpuMs),
+              [`${name}s_per_s`]: Math.round(timed.perS),
             });
           }
           line.rss_mb = Math.round(Deno.memoryUsage().rss / 2 ** 20);
