@@ -448,6 +448,10 @@ Deno.test("a server that went away: the page says it does not answer (no blank p
     await ui.shot(page, "fixes-8-unreachable", "labels page with the server gone: what failed and Try again");
     // An action on a page already shown says so too.
     await page.locator("#nav a", { hasText: "Robots" }).click();
+    // The Labels alert stays until the hash change re-renders; the Robots link turns active only after that
+    // render cleared the old view, so the alert waited on next is the Robots page's own (else the server below
+    // could come back before Robots asked it, and no alert would ever show).
+    await page.locator("#nav a.active", { hasText: "Robots" }).waitFor();
     await alert.waitFor();
     // The server is back: Try again shows the page.
     ui.serve({}, port);
