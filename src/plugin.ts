@@ -42,7 +42,8 @@ export interface FilterPlugin<S = unknown> {
   readonly apiVersion: number;
   /**
    * Computes the frame's signature. Throws (any Error) when the JPEG cannot be read; the consumer logs the
-   * error once with the filter's tag, counts it and skips the frame.
+   * error once with the filter's tag, counts it and skips the frame. `jpeg` may be reused or freed once the call
+   * has settled: a plugin that keeps (a view of) it is noticed at start and given copies, at a copy per frame.
    */
   signature(jpeg: Uint8Array): Signature<S> | Promise<Signature<S>>;
   /**
@@ -125,7 +126,8 @@ export interface StoragePlugin {
   /**
    * Stores `body` at `key`, replacing any object there unless `ifAbsent` is set. Resolves only once the server
    * acknowledged it, with the entity tag the server gave the object when it reports one, or with `exists: true`
-   * when `ifAbsent` kept an existing object.
+   * when `ifAbsent` kept an existing object. `body` is a view of a buffer the consumer frees once the put has
+   * settled: copy it to keep it longer.
    */
   put(
     key: string,

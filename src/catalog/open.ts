@@ -6,7 +6,6 @@
  */
 import type { Config } from "../config.ts";
 import type { Catalog } from "./catalog.ts";
-import { PostgresCatalog } from "./postgres.ts";
 import { redactUrl } from "./url.ts";
 import { catalogPath as defaultPath, SqliteCatalog } from "./sqlite.ts";
 
@@ -53,6 +52,8 @@ export async function openCatalogAt(
   options: { poolSize?: number } = {},
 ): Promise<Catalog> {
   if (target.backend === "sqlite") return new SqliteCatalog(target.path);
+  // Loaded only for a PostgreSQL catalog: the driver's modules cost a SQLite box's processes memory for nothing.
+  const { PostgresCatalog } = await import("./postgres.ts");
   return await PostgresCatalog.open(target.url, options);
 }
 

@@ -181,14 +181,27 @@ export class Pipeline {
     this.#rows = deps.catalog ? new RowWriter(deps.catalog) : null;
   }
 
-  /** Processes one partition's batch; resolves offsets in order as frames become final. */
+  /**
+   * Processes one partition's batch; resolves offsets in order as frames become final. Returns only once nothing
+   * of the pipeline uses the batch's message values any more (the consumer may free them then).
+   */
   async handleBatch(batch: IncomingBatch): Promise<void> {
+    // Signatures (decode + hash, the CPU-heavy part) of the whole batch start now, in parallel when the filter
+    // runs in workers; decisions take them in message order, since each depends on the previous one.
+    const checked = batch.messages.map((message) => this.#check(message));
+    try {
+      await this.#handle(batch, checked);
+    } finally {
+      // After an abandoned frame or a rebalance the rest of the batch is not decided, but its frames may still
+      // wait in the filter pool's queue, which reads them when a worker takes them.
+      await Promise.allSettled(checked.map((c) => "signature" in c ? c.signature : null));
+    }
+  }
+
+  async #handle(batch: IncomingBatch, checked: Checked[]): Promise<void> {
     let chain: Promise<void> = Promise.resolve();
     let abandoned = false;
     const touched = new Set<string>();
-    // Signatures (decode + hash, the CPU-heavy part) of the whole batch start now, in parallel when the filter
-    // runs in workers; decisions below take them in message order, since each depends on the previous one.
-    const checked = batch.messages.map((message) => this.#check(message));
     for (const [i, message] of batch.messages.entries()) {
       if (!batch.isActive() || abandoned) break;
       const prepared = await this.#prepare(batch, message, checked[i], touched);

@@ -539,6 +539,10 @@ export async function openProducer(config: KafkaConfig, log: Logger): Promise<Fr
 export interface IncomingMessage {
   offset: string;
   key: string | null;
+  /**
+   * The record's value: valid until the handler's promise for its batch settles (the wire consumer frees fetch
+   * answers then); copy it to keep it longer.
+   */
   value: Uint8Array | null;
   /** Kafka record timestamp (ms). */
   timestampMs: number;

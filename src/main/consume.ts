@@ -7,12 +7,14 @@ import { catalogPath, openCatalog } from "../catalog/open.ts";
 import { type Config, type FilterSettings, loadConfig } from "../config.ts";
 import { Pipeline } from "../consume/pipeline.ts";
 import { messageOf, ServiceError } from "../errors.ts";
-import { type FrameConsumer, openAdmin, openConsumer } from "../kafka/client.ts";
+import type { FrameConsumer } from "../kafka/client.ts";
 import { openWireConsumer } from "../kafka/wire_consumer.ts";
-import { guardExternalMemory } from "../consume/memory.ts";
+import { openWireTopicLookup, type TopicLookup } from "../kafka/wire_admin.ts";
+import { guardMemory } from "../consume/memory.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { archiveStore, describePlugins, filterFromSpec, filterSpec, localStore } from "../filter/loader.ts";
 import { FilterPool, pooled } from "../filter/pool.ts";
+import { keepsInput } from "../filter/input_check.ts";
 import { createSceneFilter } from "../filter/scene.ts";
 import { type ConsumerMetrics, consumerMetrics, evictionLines, startMetricsServer } from "../metrics.ts";
 import { reconcile } from "../store/reconcile.ts";
@@ -22,11 +24,39 @@ import { Leadership } from "../retention/leader.ts";
 import { evictionSettings, triggerProblem } from "../retention/plan.ts";
 import type { FilterPlugin, StoragePlugin } from "../plugin.ts";
 
+/**
+ * The configured Kafka client's topic lookup and consumer. kafkajs is loaded only when it is the configured
+ * client: the wire client's consumer does without its modules and admin connection (~5 MB resident).
+ */
+async function kafkaClient(config: Config, log: Logger): Promise<{
+  lookup: () => Promise<TopicLookup>;
+  open: typeof openWireConsumer;
+}> {
+  if (config.kafka.consumer_client === "wire") {
+    return { lookup: () => Promise.resolve(openWireTopicLookup(config.kafka)), open: openWireConsumer };
+  }
+  const { openAdmin, openConsumer } = await import("../kafka/client.ts");
+  return { lookup: () => openAdmin(config.kafka, log), open: openConsumer };
+}
+
 const USAGE = `usage: deno task consume [--config PATH]
 
 Reads camera frames from Kafka, drops redundant ones with the per-robot filter and stores the rest.
   --config PATH   config file (default: ./config.toml, built-in defaults when absent)
 Stops cleanly on Ctrl-C / SIGTERM: in-flight stores finish and offsets are committed.`;
+
+/** The plugin with each JPEG copied before it reads it (it may keep its input past the call). */
+function copyingInput(plugin: FilterPlugin): FilterPlugin {
+  return {
+    name: plugin.name,
+    apiVersion: plugin.apiVersion,
+    signature: (jpeg) => plugin.signature(jpeg.slice()),
+    distance: (a, b) => plugin.distance(a, b),
+    accepts: (d) => plugin.accepts(d),
+    restore: plugin.restore ? (bits) => plugin.restore!(bits) : undefined,
+    close: plugin.close ? () => plugin.close!() : undefined,
+  };
+}
 
 /**
  * Builds each filter once on the main thread (to check it and for the cheap distance and accepts) and runs its
@@ -40,7 +70,9 @@ function workerFilters(
   return async (settings) => {
     const spec = filterSpec(settings, config.baseDir);
     const plugin = await filterFromSpec(spec);
-    if (config.consumer.filter_workers === 0) return plugin;
+    // On the event loop the plugin reads views of fetch answers, which are freed once their batch is handled:
+    // one that keeps its input gets copies.
+    if (config.consumer.filter_workers === 0) return await keepsInput(plugin) ? copyingInput(plugin) : plugin;
     const id = JSON.stringify(spec);
     let pool = pools.get(id);
     const idleSecs = config.consumer.filter_workers_idle_secs;
@@ -250,7 +282,8 @@ runMain(async () => {
   );
   await storage.open();
 
-  const admin = await openAdmin(config.kafka, log);
+  const kafka = await kafkaClient(config, log);
+  const admin = await kafka.lookup();
   const topic = await admin.describeTopic().finally(() => admin.close());
   if (!topic) {
     throw new ServiceError("kafka", `topic ${config.kafka.topic} does not exist: run \`deno task topic\``, {
@@ -267,7 +300,7 @@ runMain(async () => {
   const catalog = await openCatalog(config);
   await checkCatalog(config, log, catalog, storage);
   const metrics = consumerMetrics();
-  const memoryGuard = guardExternalMemory({ slackBytes: 16 * 1024 * 1024 });
+  const memoryGuard = guardMemory({ slackBytes: 8 * 1024 * 1024 });
   const pipeline = new Pipeline({ config, log, storage, filter, catalog, metrics });
   metrics.registry.collect(() => pipeline.counters.toPrometheus());
   metrics.registry.collect(() =>
@@ -277,7 +310,7 @@ runMain(async () => {
       `frame_bucket_filter_workers ${[...pools.values()].reduce((n, p) => n + p.workers, 0)}`,
     ].join("\n")
   );
-  const healthAdmin = await openAdmin(config.kafka, log);
+  const healthAdmin = await kafka.lookup();
   const server = startMetricsServer(config, log, config.metrics.consumer_port, metrics.registry, [
     {
       name: "kafka",
@@ -297,8 +330,7 @@ runMain(async () => {
     },
   ]);
   const stopWatching = watchCatalog(config, log, catalog, storage, metrics);
-  const open = config.kafka.consumer_client === "wire" ? openWireConsumer : openConsumer;
-  const consumer = await open(config.kafka, log, { onRebalance: (p) => pipeline.onAssignment(p) });
+  const consumer = await kafka.open(config.kafka, log, { onRebalance: (p) => pipeline.onAssignment(p) });
   const evictor = await startEviction(config, log, storage, catalog, consumer, () => metrics.lag.sum());
   if (evictor) metrics.registry.collect(() => evictionLines(evictor.stats()));
   const stats = setInterval(

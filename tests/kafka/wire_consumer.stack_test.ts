@@ -179,6 +179,35 @@ test("drains a topic from the beginning: the same bytes, offsets in order per pa
   }
 });
 
+test("a fetch answer is freed once its batches are handled: a value kept past its batch reads empty, never other bytes", async () => {
+  const { config, cleanup } = await scratch("wire-free", 2);
+  const consumer = await openWireConsumer(config, quietLog);
+  try {
+    const sent = messages(2, 10);
+    await produce(config, sent);
+    const kept: { value: Uint8Array; copy: Uint8Array }[] = [];
+    await consumer.run(async (batch) => {
+      for (const m of batch.messages) {
+        kept.push({ value: m.value!, copy: m.value!.slice() });
+        batch.resolveOffset(m.offset);
+      }
+      await Promise.resolve();
+    }, { partitionsConcurrently: 2 });
+    await until("every message handled", () => kept.length >= sent.length);
+    // The last batch's answer is freed just after its handler returned.
+    await until("the answers freed", () => kept.every((k) => k.value.byteLength === 0));
+    for (const k of kept) {
+      assert.equal((k.value.buffer as ArrayBuffer).detached, true);
+      assert.ok(
+        sent.some((m) => m.value.length === k.copy.length && m.value.every((b, i) => b === k.copy[i])),
+      );
+    }
+  } finally {
+    await consumer.stop();
+    await cleanup();
+  }
+});
+
 test("commits resolved offsets; a new member resumes after the last resolved one, also after stop() mid-batch", async () => {
   const { config, cleanup } = await scratch("wire-commit", 1);
   try {
