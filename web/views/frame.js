@@ -69,6 +69,13 @@ export async function frameView(root, { parts, params = new URLSearchParams() })
     list: "frame-label-names",
     "aria-label": "add a label",
     autocomplete: "off",
+    // Enter adds the label itself: while the browser's suggestion list is still open (a name typed fast after a
+    // prefix of a known one), Chromium takes the Enter to close the list and the form is never submitted.
+    onkeydown: (e) => {
+      if (e.key !== "Enter" || e.isComposing) return;
+      e.preventDefault();
+      addLabel();
+    },
   });
   const names = h("datalist", { id: "frame-label-names" });
   const similarGrid = h("div.similar");
