@@ -18,7 +18,9 @@
  * The pool can grow and shrink (`PoolOptions`): a worker costs ~28 MB of resident memory under load (its own
  * JavaScript runtime), and at a fleet's live rate one worker keeps up (200 full-HD frames/s keep it busy ~40 % of
  * the time), while a backlog needs every core. So the consumer starts one worker and starts another whenever every
- * running worker was busy (holding frames) for at least `growAt` of the last `sampleMs`. Frames go to the first
+ * running worker was busy (holding frames) for at least `growAt` of each of the last `growAfter` samples (a few
+ * seconds: the backlog a consumer finds when it joins a live fleet is gone by then, and a drain after an outage
+ * lasts much longer). Frames go to the first
  * worker with room, so a worker that is not needed gets little; one beyond `min` stops once it has had nothing to
  * do for `idleMs`, or once the work of all would have kept one worker fewer busy at most 60 % of the time for
  * `idleMs` (bursts spill over to every worker, so an extra one is rarely idle that long).
@@ -60,8 +62,10 @@ interface Slot {
 export interface PoolOptions {
   /** Workers that run even when idle (at least 1; at most the pool's size). Default: the pool's size. */
   min?: number;
-  /** Another worker starts (up to the pool's size) when every running one was busy this share of a sample. */
+  /** Another worker starts (up to the pool's size) when every running one was busy this share of a sample... */
   growAt?: number;
+  /** ...in this many samples in a row (default 3). */
+  growAfter?: number;
   /** How often the workers' busy time is looked at. */
   sampleMs?: number;
   /** A worker beyond `min` that has had nothing to do for this long is stopped. */
@@ -80,6 +84,9 @@ export class FilterPool {
 
   readonly #min: number;
   readonly #growAt: number;
+  readonly #growAfter: number;
+  /** Samples in a row in which every running worker was busy at least `growAt` of the time. */
+  #saturatedSamples = 0;
   readonly #idleMs: number;
   #sampleTimer: ReturnType<typeof setInterval> | undefined;
   #sampledAt = performance.now();
@@ -91,6 +98,7 @@ export class FilterPool {
   constructor(readonly spec: FilterSpec, readonly size: number, options: PoolOptions = {}) {
     this.#min = Math.max(1, Math.min(size, options.min ?? size));
     this.#growAt = options.growAt ?? 0.75;
+    this.#growAfter = Math.max(1, options.growAfter ?? 3);
     this.#idleMs = options.idleMs ?? 30_000;
     for (let i = 0; i < this.#min; i++) this.#slots.push(this.#spawn());
     if (this.#min < size) {
@@ -165,7 +173,7 @@ export class FilterPool {
 
   /**
    * Looks at how busy the workers were since the last look: starts another when every running one was busy at
-   * least `growAt` of the time, and stops those beyond `min` that have had nothing to do for `idleMs` (newest
+   * least `growAt` of the time `growAfter` looks in a row, and stops those beyond `min` that have had nothing to do for `idleMs` (newest
    * first).
    */
   #sample(): void {
@@ -181,7 +189,9 @@ export class FilterPool {
       if (!slot.ready || busy < this.#growAt * span) saturated = false;
       total += span > 0 ? busy / span : 0;
     }
-    if (saturated && this.#slots.length < this.size) {
+    this.#saturatedSamples = saturated ? this.#saturatedSamples + 1 : 0;
+    if (this.#saturatedSamples >= this.#growAfter && this.#slots.length < this.size) {
+      this.#saturatedSamples = 0;
       this.#slots.push(this.#spawn());
       this.#lightSince = null;
       return;

@@ -168,6 +168,24 @@ Deno.test("an elastic pool runs one worker, starts the others while it is satura
   }
 });
 
+Deno.test("a short backlog (fewer saturated samples than growAfter) does not start a second worker", async () => {
+  const { spec, dir } = await whoPlugin();
+  const pool = new FilterPool(spec, 2, { min: 1, sampleMs: 100, growAt: 0.9, growAfter: 8, idleMs: 300 });
+  try {
+    await pool.signature(new Uint8Array(10)); // the first worker is ready
+    // Twelve frames at 20 ms each: the one worker is busy ~240 ms, two or three samples in a row at most.
+    const out = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => pool.signature(new Uint8Array(i + 1))),
+    );
+    assert.equal(new Set(out.map((s) => (s.value as { me: string }).me)).size, 1);
+    await new Promise((r) => setTimeout(r, 250));
+    assert.equal(pool.workers, 1);
+  } finally {
+    pool.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("frames still waiting when the pool closes are refused, not left hanging", async () => {
   const { spec, dir } = await whoPlugin();
   const pool = new FilterPool(spec, 1);
