@@ -14,14 +14,15 @@ import {
   BrokerConnection,
   BrokerError,
   type Connect,
+  LIST_OFFSETS_VERSIONS,
   METADATA_VERSIONS,
+  requestListOffsets,
   requestMetadata,
   tcpConnect,
 } from "./wire_protocol.ts";
 
 type KafkaConfig = Config["kafka"];
 
-const LIST_OFFSETS_VERSIONS = [1, 5] as const;
 const LATEST = -1;
 const UNKNOWN_TOPIC_OR_PARTITION = 3;
 /** Right after a topic is created or a broker restarts, partitions may lack a leader for a moment. */
@@ -103,31 +104,13 @@ export function openWireTopicLookup(config: KafkaConfig, connect: Connect = tcpC
       try {
         const version = target.version(API_LIST_OFFSETS, LIST_OFFSETS_VERSIONS);
         if (version === null) throw tooOld(target, "ListOffsets v1");
-        const r = await target.request(API_LIST_OFFSETS, version, (w) => {
-          w.int32(-1); // replica_id: a client
-          if (version >= 2) w.int8(0); // READ_UNCOMMITTED: the log's end, as kafkajs' fetchTopicOffsets reports
-          w.int32(1).string(config.topic).int32(partitions.length);
-          for (const partition of partitions) {
-            w.int32(partition);
-            if (version >= 4) w.int32(-1); // current_leader_epoch
-            w.int64(LATEST);
+        // READ_UNCOMMITTED: the log's end, as kafkajs' fetchTopicOffsets reports it.
+        for (const p of await requestListOffsets(target, version, config.topic, partitions, LATEST, false)) {
+          if (p.error !== 0) {
+            throw new BrokerError(p.error, `the end of partition ${p.partition} of ${config.topic}`);
           }
-        });
-        if (version >= 2) r.int32(); // throttle_time_ms
-        r.array(() => {
-          r.string(); // topic
-          r.array(() => {
-            const partition = r.int32();
-            const code = r.int16();
-            r.int64(); // timestamp
-            const offset = r.int64();
-            if (version >= 4) r.int32(); // leader_epoch
-            if (code !== 0) {
-              throw new BrokerError(code, `the end of partition ${partition} of ${config.topic}`);
-            }
-            out.set(partition, String(offset));
-          });
-        });
+          out.set(p.partition, String(p.offset));
+        }
       } finally {
         if (target !== conn) target.close();
       }

@@ -44,8 +44,10 @@ import {
   BrokerError,
   type Connect,
   errorName,
+  LIST_OFFSETS_VERSIONS,
   METADATA_VERSIONS,
   REQUEST_TIMEOUT_MS,
+  requestListOffsets,
   requestMetadata,
   type RequestWriter,
   ResponseReader,
@@ -57,7 +59,6 @@ type KafkaConfig = Config["kafka"];
 // Request versions: the newest non-flexible version of each API (no tagged fields to write or skip) down to the
 // oldest with the fields we need; Kafka 4 serves all of these ranges (it dropped only older ones).
 const FETCH_VERSIONS = [4, 11] as const;
-const LIST_OFFSETS_VERSIONS = [1, 5] as const;
 const OFFSET_COMMIT_VERSIONS = [2, 7] as const;
 const OFFSET_FETCH_VERSIONS = [1, 5] as const;
 const FIND_COORDINATOR_VERSIONS = [1, 2] as const;
@@ -1171,50 +1172,41 @@ class WireConsumer implements FrameConsumer {
         const conn = await this.#connection("data", broker);
         const version = conn.version(API_LIST_OFFSETS, LIST_OFFSETS_VERSIONS);
         if (version === null) throw this.#tooOld(conn, "ListOffsets v1");
-        const r = await conn.request(API_LIST_OFFSETS, version, (w) => {
-          w.int32(-1); // replica_id: a consumer
-          if (version >= 2) w.int8(READ_COMMITTED);
-          w.int32(1).string(this.#topic).int32(list.length);
-          for (const part of list) {
-            w.int32(part.partition);
-            if (version >= 4) w.int32(-1); // current_leader_epoch
-            w.int64(EARLIEST);
+        const partitions = list.map((p) => p.partition);
+        for (
+          const { partition, error: code, offset } of await requestListOffsets(
+            conn,
+            version,
+            this.#topic,
+            partitions,
+            EARLIEST,
+            true,
+          )
+        ) {
+          const part = list.find((p) => p.partition === partition);
+          if (!part) continue;
+          if (code !== 0) {
+            if (LEADER_MOVED.has(code)) this.#metadataStale = true;
+            this.#retryLater(part);
+            this.#trouble(
+              `start ${partition}`,
+              `finding the start of partition ${partition} of ${this.#topic}: ${
+                errorName(code)
+              }; trying again`,
+            );
+            continue;
           }
-        });
-        if (version >= 2) r.int32(); // throttle_time_ms
-        r.array(() => {
-          r.string(); // topic
-          r.array(() => {
-            const partition = r.int32();
-            const code = r.int16();
-            r.int64(); // timestamp
-            const offset = r.int64();
-            if (version >= 4) r.int32(); // leader_epoch
-            const part = list.find((p) => p.partition === partition);
-            if (!part) return;
-            if (code !== 0) {
-              if (LEADER_MOVED.has(code)) this.#metadataStale = true;
-              this.#retryLater(part);
-              this.#trouble(
-                `start ${partition}`,
-                `finding the start of partition ${partition} of ${this.#topic}: ${
-                  errorName(code)
-                }; trying again`,
-              );
-              return;
-            }
-            this.#healed(`start ${partition}`);
-            if (outOfRange !== null) {
-              this.#log.warn(
-                `partition ${partition} of ${this.#topic}: offset ${outOfRange} is out of range (the log starts at ` +
-                  `${offset}); consuming from ${offset}`,
-              );
-            }
-            part.next = offset;
-            part.resolved = false;
-            part.backoffMs = 0;
-          });
-        });
+          this.#healed(`start ${partition}`);
+          if (outOfRange !== null) {
+            this.#log.warn(
+              `partition ${partition} of ${this.#topic}: offset ${outOfRange} is out of range (the log starts at ` +
+                `${offset}); consuming from ${offset}`,
+            );
+          }
+          part.next = offset;
+          part.resolved = false;
+          part.backoffMs = 0;
+        }
       } catch (error) {
         if (this.#stopping || !session.active) return;
         this.#metadataStale = true;

@@ -566,3 +566,52 @@ export async function requestMetadata(
   });
   return { brokers, topic: topics.find((t) => t.name === topic) ?? null };
 }
+
+/** ListOffsets v1 is the oldest with one offset per partition; v5 adds the leader epoch. */
+export const LIST_OFFSETS_VERSIONS = [1, 5] as const;
+
+/** One partition of a ListOffsets answer: its error code and the offset found. */
+export interface ListedOffset {
+  partition: number;
+  error: number;
+  offset: number;
+}
+
+/**
+ * Asks `conn` (the partitions' leader) where each of `partitions` of `topic` is at `timestamp`: -2 for the log's
+ * start, -1 for its end. `readCommitted` picks the isolation level (v2+): true stops the end at the last stable
+ * offset, as a READ_COMMITTED consumer sees it.
+ */
+export async function requestListOffsets(
+  conn: BrokerConnection,
+  version: number,
+  topic: string,
+  partitions: number[],
+  timestamp: number,
+  readCommitted: boolean,
+): Promise<ListedOffset[]> {
+  const r = await conn.request(API_LIST_OFFSETS, version, (w) => {
+    w.int32(-1); // replica_id: a client
+    if (version >= 2) w.int8(readCommitted ? 1 : 0);
+    w.int32(1).string(topic).int32(partitions.length);
+    for (const partition of partitions) {
+      w.int32(partition);
+      if (version >= 4) w.int32(-1); // current_leader_epoch
+      w.int64(timestamp);
+    }
+  });
+  if (version >= 2) r.int32(); // throttle_time_ms
+  const out: ListedOffset[] = [];
+  r.array(() => {
+    r.string(); // topic
+    r.array(() => {
+      const partition = r.int32();
+      const error = r.int16();
+      r.int64(); // timestamp
+      const offset = r.int64();
+      if (version >= 4) r.int32(); // leader_epoch
+      out.push({ partition, error, offset });
+    });
+  });
+  return out;
+}
