@@ -90,8 +90,8 @@ export class FilterPool {
   readonly #idleMs: number;
   #sampleTimer: ReturnType<typeof setInterval> | undefined;
   #sampledAt = performance.now();
-  /** performance.now() since when the load would fit in one worker fewer, null when it would not. */
-  #lightSince: number | null = null;
+  /** Since the pool last changed size: each sample's start time and the workers' busy time summed (in workers). */
+  #recent: { at: number; total: number }[] = [];
   /** Workers out of the pool that still answer frames they hold. */
   readonly #retiring = new Set<Slot>();
 
@@ -193,21 +193,26 @@ export class FilterPool {
     if (this.#saturatedSamples >= this.#growAfter && this.#slots.length < this.size) {
       this.#saturatedSamples = 0;
       this.#slots.push(this.#spawn());
-      this.#lightSince = null;
+      this.#recent = [];
       return;
     }
     // Frames spill over to every worker in bursts, so a worker beyond `min` is rarely idle for long: it is also
-    // stopped once the work of all of them would have kept one fewer busy at most 60 % of the time for `idleMs`
-    // (well below `growAt`, so that it does not start again at once).
+    // stopped once the work of all of them would, on average over the last `idleMs`, have kept one fewer busy at
+    // most 60 % of the time (well below `growAt`, so that it does not start again at once). An average, so that
+    // a burst now and then (a collection, an S3 hiccup) does not keep an extra worker for good.
     const n = this.#slots.length;
-    if (n > this.#min && total <= 0.6 * (n - 1)) this.#lightSince ??= now;
-    else this.#lightSince = null;
-    const light = this.#lightSince !== null && now - this.#lightSince >= this.#idleMs;
+    let light = false;
+    if (n > this.#min) {
+      this.#recent.push({ at: now - span, total });
+      while (this.#recent.length > 1 && now - this.#recent[1].at >= this.#idleMs) this.#recent.shift();
+      const covered = now - this.#recent[0].at >= this.#idleMs;
+      const mean = this.#recent.reduce((sum, r) => sum + r.total, 0) / this.#recent.length;
+      light = covered && mean <= 0.6 * (n - 1);
+    } else this.#recent = [];
     for (let i = this.#slots.length - 1; i >= this.#min; i--) {
       const slot = this.#slots[i];
       if (!slot.ready) continue;
       if (light) {
-        this.#lightSince = null;
         this.#retire(i);
         break;
       }
@@ -217,6 +222,7 @@ export class FilterPool {
 
   /** Takes a worker out of the pool: it gets no more frames, and stops once it has answered those it holds. */
   #retire(index: number): void {
+    this.#recent = [];
     const [slot] = this.#slots.splice(index, 1);
     if (slot.busy.size === 0) slot.worker.terminate();
     else {

@@ -168,6 +168,31 @@ Deno.test("an elastic pool runs one worker, starts the others while it is satura
   }
 });
 
+Deno.test("an extra worker stops under a light load even when a burst now and then keeps it busy for a moment", async () => {
+  const { spec, dir } = await whoPlugin();
+  const pool = new FilterPool(spec, 2, { min: 1, sampleMs: 100, growAt: 0.9, idleMs: 800 });
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  try {
+    await pool.signature(new Uint8Array(10));
+    for (let round = 0; round < 200 && pool.workers < 2; round++) {
+      await Promise.all(Array.from({ length: 60 }, (_, i) => pool.signature(new Uint8Array(i + 1))));
+    }
+    assert.equal(pool.workers, 2);
+    // One frame (20 ms) every 150 ms, and every fourth time a burst of twelve that keeps both workers busy for
+    // a sample (more than 60 % of one, every ~0.8 s, and the second worker gets frames): on average the load is
+    // far less than one worker's 60 %, so the second stops all the same.
+    for (let i = 0; i < 60 && pool.workers > 1; i++) {
+      const n = i % 4 === 3 ? 12 : 1;
+      await Promise.all(Array.from({ length: n }, (_, k) => pool.signature(new Uint8Array(k + 1))));
+      await sleep(150);
+    }
+    assert.equal(pool.workers, 1);
+  } finally {
+    pool.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a short backlog (fewer saturated samples than growAfter) does not start a second worker", async () => {
   const { spec, dir } = await whoPlugin();
   const pool = new FilterPool(spec, 2, { min: 1, sampleMs: 100, growAt: 0.9, growAfter: 8, idleMs: 300 });
