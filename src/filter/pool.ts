@@ -22,8 +22,8 @@
  * seconds: the backlog a consumer finds when it joins a live fleet is gone by then, and a drain after an outage
  * lasts much longer). Frames go to the first
  * worker with room, so a worker that is not needed gets little; one beyond `min` stops once it has had nothing to
- * do for `idleMs`, or once the work of all would have kept one worker fewer busy at most 60 % of the time for
- * `idleMs` (bursts spill over to every worker, so an extra one is rarely idle that long).
+ * do for `idleMs`, or once the work of all would have kept one worker fewer busy at most 60 % of the time on
+ * average over `idleMs` (bursts spill over to every worker, so an extra one is rarely idle that long).
  */
 import type { FilterPlugin, Signature } from "../plugin.ts";
 import type { FilterSpec } from "./loader.ts";
