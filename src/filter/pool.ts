@@ -20,10 +20,10 @@
  * the time), while a backlog needs every core. So the consumer starts one worker and starts another whenever every
  * running worker was busy (holding frames) for at least `growAt` of each of the last `growAfter` samples (a few
  * seconds: the backlog a consumer finds when it joins a live fleet is gone by then, and a drain after an outage
- * lasts much longer). Frames go to the first
- * worker with room, so a worker that is not needed gets little; one beyond `min` stops once it has had nothing to
- * do for `idleMs`, or once the work of all would have kept one worker fewer busy at most 60 % of the time on
- * average over `idleMs` (bursts spill over to every worker, so an extra one is rarely idle that long).
+ * lasts much longer). Frames go to the first worker with room, so a worker that is not needed gets little; one
+ * beyond `min` stops once it has had nothing to do for `idleMs`, or once the work of all would have kept one
+ * worker fewer busy at most 60 % of the time on average over `idleMs` (bursts spill over to every worker, so an
+ * extra one is rarely idle that long).
  */
 import type { FilterPlugin, Signature } from "../plugin.ts";
 import type { FilterSpec } from "./loader.ts";
@@ -173,8 +173,8 @@ export class FilterPool {
 
   /**
    * Looks at how busy the workers were since the last look: starts another when every running one was busy at
-   * least `growAt` of the time `growAfter` looks in a row, and stops those beyond `min` that have had nothing to do for `idleMs` (newest
-   * first).
+   * least `growAt` of the time `growAfter` looks in a row, and stops one beyond `min` when the load is light or it
+   * has had nothing to do for `idleMs` (newest first).
    */
   #sample(): void {
     const now = performance.now();

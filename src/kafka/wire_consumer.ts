@@ -1052,7 +1052,6 @@ class WireConsumer implements FrameConsumer {
 
   // ----- fetching
 
-  /** A partition's batch is done (or dropped): the bytes it kept leave the budget. */
   /**
    * A batch is done with (handled, or dropped unhandled): its bytes leave the budget, and a buffer no batch uses
    * any more is freed at once, detached (`transfer(0)`), instead of waiting for a garbage collection. Fetch
@@ -1173,16 +1172,8 @@ class WireConsumer implements FrameConsumer {
         const version = conn.version(API_LIST_OFFSETS, LIST_OFFSETS_VERSIONS);
         if (version === null) throw this.#tooOld(conn, "ListOffsets v1");
         const partitions = list.map((p) => p.partition);
-        for (
-          const { partition, error: code, offset } of await requestListOffsets(
-            conn,
-            version,
-            this.#topic,
-            partitions,
-            EARLIEST,
-            true,
-          )
-        ) {
+        const starts = await requestListOffsets(conn, version, this.#topic, partitions, EARLIEST, true);
+        for (const { partition, error: code, offset } of starts) {
           const part = list.find((p) => p.partition === partition);
           if (!part) continue;
           if (code !== 0) {
