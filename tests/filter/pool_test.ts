@@ -125,6 +125,22 @@ Deno.test("frames asked for at once are spread over every worker, in bounded num
   }
 });
 
+/**
+ * Sixty frames at 20 ms each, four at a time, in rounds: one worker is busy all the time, so a second one starts;
+ * rounds go on until it has answered (however slowly it starts on a busy machine). Returns the workers that
+ * answered.
+ */
+async function growToTwo(pool: FilterPool): Promise<number> {
+  const workers = new Set<string>();
+  for (let round = 0; round < 200 && workers.size < 2; round++) {
+    const out = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => pool.signature(new Uint8Array(i + 1))),
+    );
+    for (const s of out) workers.add((s.value as { me: string }).me);
+  }
+  return workers.size;
+}
+
 Deno.test("an elastic pool runs one worker, starts the others while it is saturated, and stops them when the load is light", async () => {
   const { spec, dir } = await whoPlugin();
   const pool = new FilterPool(spec, 2, { min: 1, sampleMs: 100, growAt: 0.9, idleMs: 300 });
@@ -138,16 +154,7 @@ Deno.test("an elastic pool runs one worker, starts the others while it is satura
       await sleep(100);
     }
     assert.equal(pool.workers, 1);
-    // Sixty frames at 20 ms each, four at a time: one worker is busy all of 300 ms, so a second one starts; rounds
-    // go on until it has answered (however slowly it starts on a busy machine).
-    const workers = new Set<string>();
-    for (let round = 0; round < 200 && workers.size < 2; round++) {
-      const out = await Promise.all(
-        Array.from({ length: 60 }, (_, i) => pool.signature(new Uint8Array(i + 1))),
-      );
-      for (const s of out) workers.add((s.value as { me: string }).me);
-    }
-    assert.equal(workers.size, 2, "the second worker took frames");
+    assert.equal(await growToTwo(pool), 2, "the second worker took frames");
     assert.equal(pool.workers, 2);
     // A light load in bursts of six (two spill over to the second worker, which is never idle for long): the
     // work would keep one worker busy far less than 60 % of the time, so the second stops all the same, and
@@ -174,9 +181,7 @@ Deno.test("an extra worker stops under a light load even when a burst now and th
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   try {
     await pool.signature(new Uint8Array(10));
-    for (let round = 0; round < 200 && pool.workers < 2; round++) {
-      await Promise.all(Array.from({ length: 60 }, (_, i) => pool.signature(new Uint8Array(i + 1))));
-    }
+    await growToTwo(pool);
     assert.equal(pool.workers, 2);
     // One frame (20 ms) every 150 ms, and every fourth time a burst of twelve that keeps both workers busy for
     // a sample (more than 60 % of one, every ~0.8 s, and the second worker gets frames): on average the load is
