@@ -292,18 +292,27 @@ export class FilterPool {
   }
 }
 
-/** The plugin with its signature computed in `pool`. */
-export function pooled(plugin: FilterPlugin, pool: FilterPool): FilterPlugin {
+/** The plugin with its signature computed by `signature` and, when given, `close` in place of its own. */
+export function withSignature(
+  plugin: FilterPlugin,
+  signature: FilterPlugin["signature"],
+  close: FilterPlugin["close"] = plugin.close ? () => plugin.close!() : undefined,
+): FilterPlugin {
   return {
     name: plugin.name,
     apiVersion: plugin.apiVersion,
-    signature: (jpeg) => pool.signature(jpeg),
+    signature,
     distance: (a, b) => plugin.distance(a, b),
     accepts: (d) => plugin.accepts(d),
     restore: plugin.restore ? (bits) => plugin.restore!(bits) : undefined,
-    close: async () => {
-      pool.close();
-      await plugin.close?.();
-    },
+    close,
   };
+}
+
+/** The plugin with its signature computed in `pool`. */
+export function pooled(plugin: FilterPlugin, pool: FilterPool): FilterPlugin {
+  return withSignature(plugin, (jpeg) => pool.signature(jpeg), async () => {
+    pool.close();
+    await plugin.close?.();
+  });
 }

@@ -29,6 +29,7 @@ import { partitionForRobot, robotOfKey } from "../kafka/partitioner.ts";
 import {
   API_METADATA,
   API_PRODUCE,
+  brokerAddress,
   BrokerConnection,
   BrokerError,
   type Connect,
@@ -199,9 +200,7 @@ export class WireProducer implements FrameProducer {
     // Known brokers first (they are the cluster's current view), then the configured bootstrap list.
     const known = [...(this.#metadata?.brokers.values() ?? [])].map((b) => `${b.host}:${b.port}`);
     for (const address of [...new Set([...known, ...this.#config.brokers])]) {
-      const colon = address.lastIndexOf(":");
-      const host = address.slice(0, colon).replace(/^\[|\]$/g, "");
-      const port = Number(address.slice(colon + 1));
+      const { host, port } = brokerAddress(address);
       try {
         const conn = await this.#connection(host, port);
         return await this.#metadataFrom(conn);

@@ -11,6 +11,7 @@ import type { FrameAdmin, TopicInfo } from "./client.ts";
 import {
   API_LIST_OFFSETS,
   API_METADATA,
+  brokerAddress,
   BrokerConnection,
   BrokerError,
   type Connect,
@@ -19,6 +20,7 @@ import {
   requestListOffsets,
   requestMetadata,
   tcpConnect,
+  tooOldForWireConsumer,
 } from "./wire_protocol.ts";
 
 type KafkaConfig = Config["kafka"];
@@ -32,12 +34,6 @@ const LEADER_WAIT_MS = 500;
 
 /** What the consumer needs of an admin: `describeTopic` and `close`. */
 export type TopicLookup = Pick<FrameAdmin, "describeTopic" | "close">;
-
-/** Splits "host:port" (IPv6 in brackets) as kafka.brokers lists them. */
-function brokerAddress(address: string): { host: string; port: number } {
-  const colon = address.lastIndexOf(":");
-  return { host: address.slice(0, colon).replace(/^\[|\]$/g, ""), port: Number(address.slice(colon + 1)) };
-}
 
 /**
  * A topic lookup over one connection to the first broker of kafka.brokers that answers (opened on first use and
@@ -98,12 +94,12 @@ export function openWireTopicLookup(config: KafkaConfig, connect: Connect = tcpC
     for (const [leader, partitions] of byLeader) {
       const broker = brokers.get(leader);
       if (!broker) throw new BrokerError(5, `partitions ${partitions.join(", ")} of ${config.topic}`);
-      const same = broker.host === conn.where.slice(0, conn.where.lastIndexOf(":")) &&
-        String(broker.port) === conn.where.slice(conn.where.lastIndexOf(":") + 1);
-      const target = same ? conn : await open(broker.host, broker.port);
+      const target = conn.where === `${broker.host}:${broker.port}`
+        ? conn
+        : await open(broker.host, broker.port);
       try {
         const version = target.version(API_LIST_OFFSETS, LIST_OFFSETS_VERSIONS);
-        if (version === null) throw tooOld(target, "ListOffsets v1");
+        if (version === null) throw tooOldForWireConsumer(target, "ListOffsets v1");
         // READ_UNCOMMITTED: the log's end, as kafkajs' fetchTopicOffsets reports it.
         for (const p of await requestListOffsets(target, version, config.topic, partitions, LATEST, false)) {
           if (p.error !== 0) {
@@ -121,7 +117,7 @@ export function openWireTopicLookup(config: KafkaConfig, connect: Connect = tcpC
   const describeOnce = async (): Promise<TopicInfo | null> => {
     const conn = await anyBroker();
     const version = conn.version(API_METADATA, METADATA_VERSIONS);
-    if (version === null) throw tooOld(conn, "Metadata v1");
+    if (version === null) throw tooOldForWireConsumer(conn, "Metadata v1");
     const { brokers, topic } = await requestMetadata(conn, version, config.topic);
     if (!topic || topic.error === UNKNOWN_TOPIC_OR_PARTITION) return null;
     if (topic.error !== 0) throw new BrokerError(topic.error, `topic ${config.topic} on ${conn.where}`);
@@ -162,13 +158,4 @@ export function openWireTopicLookup(config: KafkaConfig, connect: Connect = tcpC
       return Promise.resolve();
     },
   };
-}
-
-function tooOld(conn: BrokerConnection, what: string): ServiceError {
-  return new ServiceError(
-    "kafka",
-    `the Kafka broker at ${conn.where} does not serve ${what}: frame-bucket's wire client needs Kafka 2.3 or ` +
-      `newer; set kafka.consumer_client = "kafkajs"`,
-    { retriable: false },
-  );
 }

@@ -40,6 +40,7 @@ import {
   API_OFFSET_COMMIT,
   API_OFFSET_FETCH,
   API_SYNC_GROUP,
+  brokerAddress,
   BrokerConnection,
   BrokerError,
   type Connect,
@@ -52,6 +53,7 @@ import {
   type RequestWriter,
   ResponseReader,
   tcpConnect,
+  tooOldForWireConsumer,
 } from "./wire_protocol.ts";
 
 type KafkaConfig = Config["kafka"];
@@ -615,9 +617,7 @@ class WireConsumer implements FrameConsumer {
       out.push(b);
     }
     for (const address of this.#config.brokers) {
-      const colon = address.lastIndexOf(":");
-      const host = address.slice(0, colon).replace(/^\[|\]$/g, "");
-      const port = Number(address.slice(colon + 1));
+      const { host, port } = brokerAddress(address);
       if (seen.has(`${host}:${port}`)) continue;
       seen.add(`${host}:${port}`);
       out.push({ host, port });
@@ -655,7 +655,7 @@ class WireConsumer implements FrameConsumer {
         continue;
       }
       const version = conn.version(API_METADATA, METADATA_VERSIONS);
-      if (version === null) throw this.#tooOld(conn, "Metadata v1");
+      if (version === null) throw tooOldForWireConsumer(conn, "Metadata v1");
       const { brokers, topic } = await requestMetadata(conn, version, this.#topic);
       if (!topic || topic.error === UNKNOWN_TOPIC_OR_PARTITION || topic.partitions.length === 0) {
         throw new BrokerError(UNKNOWN_TOPIC_OR_PARTITION, `topic ${this.#topic} on ${conn.where}`);
@@ -670,15 +670,6 @@ class WireConsumer implements FrameConsumer {
     throw last ?? new Error("kafka.brokers is empty");
   }
 
-  #tooOld(conn: BrokerConnection, what: string): ServiceError {
-    return new ServiceError(
-      "kafka",
-      `the Kafka broker at ${conn.where} does not serve ${what}: frame-bucket's wire consumer needs Kafka 2.3 or ` +
-        `newer; set kafka.consumer_client = "kafkajs"`,
-      { retriable: false },
-    );
-  }
-
   // ----- the group
 
   /** The coordinator's connection, finding the coordinator first when it is not known. */
@@ -686,7 +677,7 @@ class WireConsumer implements FrameConsumer {
     if (!this.#coordinator) {
       const conn = await this.#anyBroker();
       const version = conn.version(API_FIND_COORDINATOR, FIND_COORDINATOR_VERSIONS);
-      if (version === null) throw this.#tooOld(conn, "FindCoordinator v1");
+      if (version === null) throw tooOldForWireConsumer(conn, "FindCoordinator v1");
       const r = await conn.request(API_FIND_COORDINATOR, version, (w) => {
         w.string(this.#group).int8(0); // key_type: group
       });
@@ -749,7 +740,7 @@ class WireConsumer implements FrameConsumer {
     const joinVersion = conn.version(API_JOIN_GROUP, JOIN_GROUP_VERSIONS);
     const syncVersion = conn.version(API_SYNC_GROUP, SYNC_GROUP_VERSIONS);
     if (joinVersion === null || syncVersion === null) {
-      throw this.#tooOld(conn, "JoinGroup v2 and SyncGroup v1");
+      throw tooOldForWireConsumer(conn, "JoinGroup v2 and SyncGroup v1");
     }
     const metadata = encodeMemberMetadata([this.#topic]);
     let joined: {
@@ -843,7 +834,7 @@ class WireConsumer implements FrameConsumer {
   async #fetchCommitted(session: Session): Promise<void> {
     const conn = await this.#coordinatorConnection();
     const version = conn.version(API_OFFSET_FETCH, OFFSET_FETCH_VERSIONS);
-    if (version === null) throw this.#tooOld(conn, "OffsetFetch v1");
+    if (version === null) throw tooOldForWireConsumer(conn, "OffsetFetch v1");
     const r = await conn.request(API_OFFSET_FETCH, version, (w) => {
       w.string(this.#group).int32(1).string(this.#topic).int32(session.parts.size);
       for (const partition of session.parts.keys()) w.int32(partition);
@@ -920,7 +911,7 @@ class WireConsumer implements FrameConsumer {
     try {
       const conn = await this.#coordinatorConnection();
       const version = conn.version(API_HEARTBEAT, HEARTBEAT_VERSIONS);
-      if (version === null) throw this.#tooOld(conn, "Heartbeat v1");
+      if (version === null) throw tooOldForWireConsumer(conn, "Heartbeat v1");
       const r = await conn.request(API_HEARTBEAT, version, (w) => {
         w.string(this.#group).int32(session.generation).string(session.memberId);
         if (version >= 3) w.string(null);
@@ -972,7 +963,7 @@ class WireConsumer implements FrameConsumer {
     try {
       const conn = await this.#coordinatorConnection();
       const version = conn.version(API_OFFSET_COMMIT, OFFSET_COMMIT_VERSIONS);
-      if (version === null) throw this.#tooOld(conn, "OffsetCommit v2");
+      if (version === null) throw tooOldForWireConsumer(conn, "OffsetCommit v2");
       const r = await conn.request(API_OFFSET_COMMIT, version, (w) => {
         w.string(this.#group).int32(session.generation).string(session.memberId);
         if (version >= 7) w.string(null); // group_instance_id
@@ -1170,7 +1161,7 @@ class WireConsumer implements FrameConsumer {
         if (!broker) throw new BrokerError(5, `partitions ${list.map((p) => p.partition).join(", ")}`);
         const conn = await this.#connection("data", broker);
         const version = conn.version(API_LIST_OFFSETS, LIST_OFFSETS_VERSIONS);
-        if (version === null) throw this.#tooOld(conn, "ListOffsets v1");
+        if (version === null) throw tooOldForWireConsumer(conn, "ListOffsets v1");
         const partitions = list.map((p) => p.partition);
         const starts = await requestListOffsets(conn, version, this.#topic, partitions, EARLIEST, true);
         for (const { partition, error: code, offset } of starts) {
@@ -1229,7 +1220,7 @@ class WireConsumer implements FrameConsumer {
     try {
       const conn = await this.#connection("data", broker);
       const version = conn.version(API_FETCH, FETCH_VERSIONS);
-      if (version === null) throw this.#tooOld(conn, "Fetch v4");
+      if (version === null) throw tooOldForWireConsumer(conn, "Fetch v4");
       const r = await conn.request(API_FETCH, version, (w) => {
         // The answer may fill what batches in hand leave of the budget. A partition's limit stays whole, and the
         // broker always returns the first batch of the first partition with data even when it is larger than

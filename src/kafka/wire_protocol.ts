@@ -5,7 +5,7 @@
  * requests in order over one TCP connection and matches answers by correlation id. Only non-flexible request
  * versions are used (no tagged fields), which every Kafka broker from 0.11 to 4.x serves for the APIs we need.
  */
-import { messageOf } from "../errors.ts";
+import { messageOf, ServiceError } from "../errors.ts";
 import { crc32c } from "./crc32c.ts";
 
 export const API_PRODUCE = 0;
@@ -521,6 +521,22 @@ export const METADATA_VERSIONS = [1, 4] as const;
 export interface BrokerAddress {
   host: string;
   port: number;
+}
+
+/** A "host:port" of kafka.brokers (an IPv6 host in brackets) as host and port. */
+export function brokerAddress(address: string): BrokerAddress {
+  const colon = address.lastIndexOf(":");
+  return { host: address.slice(0, colon).replace(/^\[|\]$/g, ""), port: Number(address.slice(colon + 1)) };
+}
+
+/** A broker too old for the consumer's own client (Kafka 2.3 serves every request version it uses). */
+export function tooOldForWireConsumer(conn: BrokerConnection, what: string): ServiceError {
+  return new ServiceError(
+    "kafka",
+    `the Kafka broker at ${conn.where} does not serve ${what}: frame-bucket's wire consumer needs Kafka 2.3 or ` +
+      `newer; set kafka.consumer_client = "kafkajs"`,
+    { retriable: false },
+  );
 }
 
 /** One topic of a Metadata answer: its error code and its partitions with their leaders. */

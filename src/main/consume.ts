@@ -13,7 +13,7 @@ import { openWireTopicLookup, type TopicLookup } from "../kafka/wire_admin.ts";
 import { guardMemory } from "../consume/memory.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { archiveStore, describePlugins, filterFromSpec, filterSpec, localStore } from "../filter/loader.ts";
-import { FilterPool, pooled } from "../filter/pool.ts";
+import { FilterPool, pooled, withSignature } from "../filter/pool.ts";
 import { keepsInput } from "../filter/input_check.ts";
 import { createSceneFilter } from "../filter/scene.ts";
 import { type ConsumerMetrics, consumerMetrics, evictionLines, startMetricsServer } from "../metrics.ts";
@@ -45,19 +45,6 @@ Reads camera frames from Kafka, drops redundant ones with the per-robot filter a
   --config PATH   config file (default: ./config.toml, built-in defaults when absent)
 Stops cleanly on Ctrl-C / SIGTERM: in-flight stores finish and offsets are committed.`;
 
-/** The plugin with each JPEG copied before it reads it (it may keep its input past the call). */
-function copyingInput(plugin: FilterPlugin): FilterPlugin {
-  return {
-    name: plugin.name,
-    apiVersion: plugin.apiVersion,
-    signature: (jpeg) => plugin.signature(jpeg.slice()),
-    distance: (a, b) => plugin.distance(a, b),
-    accepts: (d) => plugin.accepts(d),
-    restore: plugin.restore ? (bits) => plugin.restore!(bits) : undefined,
-    close: plugin.close ? () => plugin.close!() : undefined,
-  };
-}
-
 /**
  * Builds each filter once on the main thread (to check it and for the cheap distance and accepts) and runs its
  * signatures in a pool of up to `consumer.filter_workers` workers (one until it is saturated, see pool.ts and
@@ -72,7 +59,11 @@ function workerFilters(
     const plugin = await filterFromSpec(spec);
     // On the event loop the plugin reads views of fetch answers, which are freed once their batch is handled:
     // one that keeps its input gets copies.
-    if (config.consumer.filter_workers === 0) return await keepsInput(plugin) ? copyingInput(plugin) : plugin;
+    if (config.consumer.filter_workers === 0) {
+      return await keepsInput(plugin)
+        ? withSignature(plugin, (jpeg) => plugin.signature(jpeg.slice()))
+        : plugin;
+    }
     const id = JSON.stringify(spec);
     let pool = pools.get(id);
     const idleSecs = config.consumer.filter_workers_idle_secs;
