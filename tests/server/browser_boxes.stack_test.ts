@@ -141,8 +141,13 @@ interface Layer {
   imageHeight: number;
 }
 
-function layer(page: Page): Promise<Layer> {
-  return page.evaluate(() => {
+async function layer(page: Page): Promise<Layer> {
+  // The layer is sized once its image is laid out; before that a drag would aim at NaN (a busy machine).
+  await page.waitForFunction(() => {
+    const svg = document.querySelector(".box-layer");
+    return !!svg && svg.viewBox.baseVal.width > 0 && svg.getBoundingClientRect().width > 0;
+  });
+  return await page.evaluate(() => {
     const svg = document.querySelector(".box-layer");
     const r = svg.getBoundingClientRect();
     const vb = svg.viewBox.baseVal;
