@@ -8,14 +8,15 @@
  *
  * The native floor is libjpeg-turbo decoding the same JPEG straight to 1/8-scale grey (shared/bench/jpeg_floor.c,
  * compiled here with `cc -O2 ... -ljpeg`), measured in the same run on the same machine. It is a decode only, so
- * `ratio_to_native` = filter path / native decode: what the whole TypeScript filter costs compared with the
+ * `ratio_to_native` = filter path / native decode: what the whole filter costs compared with the
  * cheapest possible "JPEG in, tiny grey image out" in C.
  *
  * Cases: the real 1920x1080 samples (the timed loop cycles through all of them) and a 640x480 frame made from the
  * first sample in a temporary directory (ffmpeg, else djpeg + cjpeg); for ahash with resize "area" and "nearest",
- * for histogram with its one mode (always an area mean, printed as "area"). One JSON line per case:
+ * for histogram with its one mode (always an area mean, printed as "area"); each with the scan loop in WebAssembly
+ * (`dc-wasm`, what the consumer runs) and in TypeScript alone (`dc-ts`), side by side. One JSON line per case:
  *
- *   {"filter":"ahash","impl":"dc-ts","resize":"area","width":1920,"height":1080,"frames":10,"iterations":200,
+ *   {"filter":"ahash","impl":"dc-wasm","resize":"area","width":1920,"height":1080,"frames":10,"iterations":200,
  *    "ms_per_frame":3.1,"fps_per_core":322,"native_ms":2.4,"ratio_to_native":1.29,"matches_native":true}
  *
  * then one line with the hamming distances of samples 2..10 to sample 1 under both resize modes, computed by the
@@ -37,7 +38,7 @@ import { parseArgs } from "node:util";
 import { resolveConfig } from "../src/config.ts";
 import type { FilterSettings } from "../src/config.ts";
 import type { ResizeMode } from "../src/filter/downscale.ts";
-import { decodeGreyEighth, readJpegInfo } from "../src/filter/jpeg_dc.ts";
+import { decodeGreyEighth, readJpegInfo, useWasmScan } from "../src/filter/jpeg_dc.ts";
 import type { FilterPlugin, Signature } from "../src/plugin.ts";
 import { loadFilter } from "../src/filter/loader.ts";
 import { sampleFiles, SAMPLES_DIR } from "../dev/samples.ts";
@@ -67,7 +68,8 @@ interface Options {
 /** One timed case, as printed. */
 export interface FilterBenchLine {
   filter: string;
-  impl: "dc-ts";
+  /** dc-wasm: the scan loop in WebAssembly (what the consumer runs); dc-ts: the TypeScript loop alone. */
+  impl: "dc-wasm" | "dc-ts";
   resize: ResizeMode;
   width: number;
   height: number;
@@ -381,6 +383,9 @@ function readSameSizeSamples(
   return { files, bufs, width, height };
 }
 
+/** Both scan loops, side by side in one run. */
+const IMPLS = ["dc-wasm", "dc-ts"] as const;
+
 const CASES: { primary: string; resize: ResizeMode }[] = [
   { primary: "ahash", resize: "area" },
   { primary: "ahash", resize: "nearest" },
@@ -418,21 +423,25 @@ export async function benchFilter(
       // Native once per frame set: the same decode floor for every filter case of that size.
       const nat = native ? await nativeFor(native, set.files, set.bufs, opts.iterations) : null;
       for (let c = 0; c < CASES.length; c++) {
-        const ms = await timeSignature(filters[c], set.bufs, opts.iterations);
-        out({
-          filter: filters[c].name,
-          impl: "dc-ts",
-          resize: CASES[c].resize,
-          width: set.width,
-          height: set.height,
-          frames: set.bufs.length,
-          iterations: opts.iterations,
-          ms_per_frame: round(ms, 3),
-          fps_per_core: Math.round(1000 / ms),
-          native_ms: nat ? round(nat.ms, 3) : null,
-          ratio_to_native: nat ? round(ms / nat.ms, 2) : null,
-          matches_native: nat ? nat.matches : null,
-        });
+        for (const impl of IMPLS) {
+          useWasmScan(impl === "dc-wasm");
+          const ms = await timeSignature(filters[c], set.bufs, opts.iterations);
+          useWasmScan(true);
+          out({
+            filter: filters[c].name,
+            impl,
+            resize: CASES[c].resize,
+            width: set.width,
+            height: set.height,
+            frames: set.bufs.length,
+            iterations: opts.iterations,
+            ms_per_frame: round(ms, 3),
+            fps_per_core: Math.round(1000 / ms),
+            native_ms: nat ? round(nat.ms, 3) : null,
+            ratio_to_native: nat ? round(ms / nat.ms, 2) : null,
+            matches_native: nat ? nat.matches : null,
+          });
+        }
       }
     }
     out(await stillFrames(samples.bufs));

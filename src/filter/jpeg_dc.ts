@@ -14,10 +14,17 @@
  * variables of one monomorphic loop; rare cases (long codes, restart markers) leave the loop through plain
  * functions that share the reader state through a small Int32Array.
  *
+ * The scan loop runs as WebAssembly (scan_wasm.ts, built from the Rust in scan_wasm/), about a quarter faster than
+ * the same loop in TypeScript (`deno task bench filter` prints both). The TypeScript loop stays: it decodes any scan
+ * the WebAssembly one gives up on, so errors are reported by one implementation, and tests hold the two to the
+ * same output.
+ *
  * Everything that is not a JPEG this decoder can read is refused with a SyntaxError saying what and where. Every
  * loop is bounded by the input length, and no buffer is sized by a header's word alone: the luma plane is only
  * allocated once the file has shown enough entropy-coded bytes to fill it (each block costs at least one bit).
  */
+
+import { decodeScanWasm } from "./scan_wasm.ts";
 
 /** A greyscale raster, row-major, one byte per pixel. */
 export interface GreyImage {
@@ -46,9 +53,16 @@ export interface JpegInfo {
 /** Larger frames are refused: far beyond any camera this project meets, and it caps the plane at 16 MiB. */
 export const MAX_DIMENSION = 16384;
 
+let useWasm = true;
+/** Chooses the scan decoder: the WebAssembly fast path (default) or the TypeScript loop alone (tests, bench). */
+export function useWasmScan(on: boolean): void {
+  useWasm = on;
+}
+
 // Lookahead widths of the fast Huffman tables. 9 bits covers all but the rarest DC codes; 14 bits for AC lets an
 // entry span two to four short coefficients. Two 14-bit tables take 128 KiB (L2, not L1), and still the full-HD
 // frames of bench filter decode 7 % faster than with 12 bits (1.41 against 1.51 ms; 16 bits: 1.42-1.45 ms).
+// scan_wasm/src/lib.rs has the same widths and the entry layouts below: change them together.
 const LDC = 9;
 const MDC = (1 << LDC) - 1;
 const LAC = 14;
@@ -1131,27 +1145,60 @@ function decodeDcPlanes(jpeg: Uint8Array, colour: boolean): DcPlanes {
       const blkArr = Int32Array.from(blk);
       const nb = blk.length / 6;
       const p = plane as Int32Array;
-      const endPos = refine
-        ? decodeDcRefine(d, dataStart, blkArr, nb, mcusX, mcusY, rowStride, colStride, p, ri, al, scanNo, st)
-        : decodeHuffmanScan(
-          d,
-          dataStart,
-          tabs,
-          slow,
-          blkArr,
-          nb,
-          mcusX,
-          mcusY,
-          rowStride,
-          colStride,
-          p,
-          preds,
-          ri,
-          withAc,
-          f.progressive ? al : 0,
-          scanNo,
-          st,
-        );
+      const scanAl = f.progressive ? al : 0;
+      let endPos = refine || !useWasm ? -1 : decodeScanWasm(
+        d,
+        dataStart,
+        tabs,
+        slow,
+        blkArr,
+        nb,
+        mcusX,
+        mcusY,
+        rowStride,
+        colStride,
+        p,
+        ri,
+        withAc,
+        scanAl,
+      );
+      if (endPos < 0) {
+        endPos = refine
+          ? decodeDcRefine(
+            d,
+            dataStart,
+            blkArr,
+            nb,
+            mcusX,
+            mcusY,
+            rowStride,
+            colStride,
+            p,
+            ri,
+            al,
+            scanNo,
+            st,
+          )
+          : decodeHuffmanScan(
+            d,
+            dataStart,
+            tabs,
+            slow,
+            blkArr,
+            nb,
+            mcusX,
+            mcusY,
+            rowStride,
+            colStride,
+            p,
+            preds,
+            ri,
+            withAc,
+            scanAl,
+            scanNo,
+            st,
+          );
+      }
       for (const ci of scomps) seen[ci] = true;
       // Whatever is left before the next marker is padding (or junk libjpeg would also skip).
       pos = findMarker(d, endPos, scanNo);

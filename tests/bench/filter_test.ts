@@ -35,13 +35,15 @@ Deno.test("bench filter prints one JSON line per case and the still-frame distan
       assert.equal(line[key], null);
     }
   }
-  const seen = new Set(cases.map((l) => `${l.filter}/${l.resize}/${l.width}x${l.height}`));
+  const seen = new Set(cases.map((l) => `${l.filter}/${l.resize}/${l.width}x${l.height}/${l.impl}`));
   for (const want of ["ahash/area/1920x1080", "ahash/nearest/1920x1080", "histogram/area/1920x1080"]) {
-    assert.ok(seen.has(want), `no ${want} case in ${[...seen].join(", ")}`);
+    for (const impl of ["dc-wasm", "dc-ts"]) {
+      assert.ok(seen.has(`${want}/${impl}`), `no ${want}/${impl} case in ${[...seen].join(", ")}`);
+    }
   }
-  // The 640x480 cases need ffmpeg or djpeg/cjpeg; when present there are three of them.
+  // The 640x480 cases need ffmpeg or djpeg/cjpeg; when present there are three of them, with both scan loops.
   const small = cases.filter((l) => l.width === 640 && l.height === 480);
-  assert.ok(small.length === 0 || small.length === 3, `${small.length} 640x480 cases`);
+  assert.ok(small.length === 0 || small.length === 6, `${small.length} 640x480 cases`);
 
   assert.equal(still.length, 1);
   assert.equal(printed.at(-1), JSON.stringify(still[0]), "the still-frame line comes last");
