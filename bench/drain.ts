@@ -10,11 +10,13 @@
  * run and one summary line per variant (medians and ranges):
  *
  *   {"variant":"tree","run":1,"frames":3000,"frames_per_s":..,"cpu_ms_per_frame":..,"peak_rss_mb":..,
- *    "objects_stored":..,"objects_not_identical":0,"threads_cpu_ms_per_frame":{..},"drain_s":..,"load":".."}
+ *    "objects_stored":..,"objects_not_identical":0,"threads_cpu_ms_per_frame":{..},
+ *    "stack_cpu_ms_per_frame":{"kafka":..,"s3":..},"machine_busy_cores":..,"drain_s":..,"load":".."}
  *
  * The drain is timed from the consumer joining the group (start-up and compilation are not in it) until every
  * message was received and every accepted frame stored and recorded; CPU is the consumer process's own over
- * that window (all its threads; the stack's CPU is in no figure), peak RSS the process's high-water mark. The
+ * that window (all its threads; the stack's servers are apart, in stack_cpu_ms_per_frame, and the whole machine's
+ * busy time in machine_busy_cores), peak RSS the process's high-water mark. The
  * stored objects are listed afterwards and their ETags (MD5s) checked against the frames that were produced.
  */
 import { PROJECT, revisionTree } from "../dev/revisions.ts";
@@ -29,8 +31,8 @@ import { loadStorage } from "../src/filter/loader.ts";
 import { md5Hex } from "../src/store/content.ts";
 import { sleep } from "../src/ingest/camera.ts";
 import { forEachLine, freePort, taskFlags } from "../dev/processes.ts";
-import { ensureServers, stackEndpoints } from "../tools/stack.ts";
-import { framePool, procStat, threadCpuS } from "./e2e.ts";
+import { ensureServers, stackEndpoints, stackPids } from "../tools/stack.ts";
+import { boxCpuS, framePool, procStat, threadCpuS } from "./e2e.ts";
 import { type Profile, startProfile, summarize } from "./cpu_profile.ts";
 import { median } from "./stats.ts";
 
@@ -269,6 +271,13 @@ async function drainOnce(
     const cpu0 = procStat(proc.pid).cpuS;
     const threads0 = threadCpuS(proc.pid);
     const sys0 = mainSysS(proc.pid);
+    const servers = await stackPids();
+    const serversCpuS = () => ({
+      kafka: servers.kafka ? procStat(servers.kafka).cpuS : 0,
+      s3: servers.s3 ? procStat(servers.s3).cpuS : 0,
+    });
+    const stack0 = serversCpuS();
+    const box0 = boxCpuS();
     const profiling = options.profile ? await startProfile(inspectPort) : null;
     let m = new Map<string, number>();
     let anonPeak = 0, filePeak = 0;
@@ -293,6 +302,8 @@ async function drainOnce(
     const { cpuS: cpu1, rssMb } = procStat(proc.pid);
     const threads1 = threadCpuS(proc.pid);
     const sys1 = mainSysS(proc.pid);
+    const stack1 = serversCpuS();
+    const box1 = boxCpuS();
     const profile = profiling ? await profiling.stop() : null;
     proc.kill("SIGTERM");
     const killer = setTimeout(() => {
@@ -343,6 +354,13 @@ async function drainOnce(
       ),
       // Of the main thread's: in the kernel (socket reads and writes).
       main_sys_ms_per_frame: perFrame(sys1 - sys0),
+      // The stack's servers over the same window (in no other figure), and the machine: a drain that keeps it
+      // busy near its core count can only go faster by costing less CPU per frame, here or in the servers.
+      stack_cpu_ms_per_frame: {
+        kafka: perFrame(stack1.kafka - stack0.kafka),
+        s3: perFrame(stack1.s3 - stack0.s3),
+      },
+      machine_busy_cores: round((box1.busy - box0.busy) / drainS, 2),
       drain_s: round(drainS, 2),
       load: load(),
     };

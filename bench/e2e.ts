@@ -185,7 +185,7 @@ export function threadCpuS(pid: number): Record<string, number> {
 }
 
 /** CPU seconds the whole machine spent busy and in all, from /proc/stat. */
-function boxCpuS(): { busy: number; total: number } {
+export function boxCpuS(): { busy: number; total: number } {
   try {
     const cpu = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
     const total = cpu.reduce((a, b) => a + b, 0);

@@ -19,8 +19,8 @@
  * JavaScript runtime), and at a fleet's live rate one worker keeps up (200 full-HD frames/s keep it busy ~40 % of
  * the time), while a backlog needs every core. So the consumer starts one worker and starts another whenever every
  * running worker was busy (holding frames) for at least `growAt` of each of the last `growAfter` samples (a few
- * seconds: the backlog a consumer finds when it joins a live fleet is gone by then, and a drain after an outage
- * lasts much longer). Frames go to the first worker with room, so a worker that is not needed gets little; one
+ * seconds: a burst of a live fleet is gone by then), or of the last one when `backlog` frames or more wait on the
+ * main thread for a worker (a drain after an outage, where each second with one worker is half the work lost). Frames go to the first worker with room, so a worker that is not needed gets little; one
  * beyond `min` stops once it has had nothing to do for `idleMs`, or once the work of all would have kept one
  * worker fewer busy at most 60 % of the time on average over `idleMs` (bursts spill over to every worker, so an
  * extra one is rarely idle that long).
@@ -64,8 +64,13 @@ export interface PoolOptions {
   min?: number;
   /** Another worker starts (up to the pool's size) when every running one was busy this share of a sample... */
   growAt?: number;
-  /** ...in this many samples in a row (default 3). */
+  /** ...in this many samples in a row (default 3)... */
   growAfter?: number;
+  /**
+   * ...or in one when this many frames or more wait for a worker at its end (default 16): a backlog, which needs
+   * every core at once (a drain after an outage, a consumer catching up).
+   */
+  backlog?: number;
   /** How often the workers' busy time is looked at. */
   sampleMs?: number;
   /** A worker beyond `min` that has had nothing to do for this long is stopped. */
@@ -85,6 +90,7 @@ export class FilterPool {
   readonly #min: number;
   readonly #growAt: number;
   readonly #growAfter: number;
+  readonly #backlog: number;
   /** Samples in a row in which every running worker was busy at least `growAt` of the time. */
   #saturatedSamples = 0;
   readonly #idleMs: number;
@@ -99,6 +105,7 @@ export class FilterPool {
     this.#min = Math.max(1, Math.min(size, options.min ?? size));
     this.#growAt = options.growAt ?? 0.75;
     this.#growAfter = Math.max(1, options.growAfter ?? 3);
+    this.#backlog = Math.max(1, options.backlog ?? 16);
     this.#idleMs = options.idleMs ?? 30_000;
     for (let i = 0; i < this.#min; i++) this.#slots.push(this.#spawn());
     if (this.#min < size) {
@@ -190,7 +197,8 @@ export class FilterPool {
       total += span > 0 ? busy / span : 0;
     }
     this.#saturatedSamples = saturated ? this.#saturatedSamples + 1 : 0;
-    if (this.#saturatedSamples >= this.#growAfter && this.#slots.length < this.size) {
+    const wanted = this.#queue.length >= this.#backlog ? 1 : this.#growAfter;
+    if (this.#saturatedSamples >= wanted && this.#slots.length < this.size) {
       this.#saturatedSamples = 0;
       this.#slots.push(this.#spawn());
       this.#recent = [];
