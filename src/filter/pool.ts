@@ -16,12 +16,12 @@
  * and otherwise gets a fresh copy of every frame, which it keeps.
  *
  * The pool can grow and shrink (`PoolOptions`): a worker costs ~28 MB of resident memory under load (its own
- * JavaScript runtime), and at a fleet's live rate one worker keeps up (200 full-HD frames/s keep it busy ~40 % of
+ * JavaScript runtime), and at a fleet's live rate one worker keeps up (200 full-HD frames/s keep it busy ~30 % of
  * the time), while a backlog needs every core. So the consumer starts one worker and starts another whenever every
  * running worker was busy (holding frames) for at least `growAt` of each of the last `growAfter` samples (a few
- * seconds: a burst of a live fleet is gone by then), or of the last one when `backlog` frames or more wait on the
- * main thread for a worker (a drain after an outage, where each second with one worker is half the work lost). Frames go to the first worker with room, so a worker that is not needed gets little; one
- * beyond `min` stops once it has had nothing to do for `idleMs`, or once the work of all would have kept one
+ * seconds: a burst of a live fleet is gone by then), and at once when frames have queued up on the main thread for
+ * half a second (`backlog`: a drain after an outage, where every second with one worker loses half the work).
+ * Frames go to the first worker with room, so a worker that is not needed gets little; one beyond `min` stops once it has had nothing to do for `idleMs`, or once the work of all would have kept one
  * worker fewer busy at most 60 % of the time on average over `idleMs` (bursts spill over to every worker, so an
  * extra one is rarely idle that long).
  */
@@ -64,13 +64,15 @@ export interface PoolOptions {
   min?: number;
   /** Another worker starts (up to the pool's size) when every running one was busy this share of a sample... */
   growAt?: number;
-  /** ...in this many samples in a row (default 3)... */
+  /** ...in this many samples in a row (default 3). */
   growAfter?: number;
   /**
-   * ...or in one when this many frames or more wait for a worker at its end (default 16): a backlog, which needs
-   * every core at once (a drain after an outage, a consumer catching up).
+   * Another also starts at once when this many frames or more (default 16) have waited for a worker for `backlogMs`
+   * (default 500) without a break: a backlog, which needs every core (a drain after an outage, a consumer catching
+   * up), not the seconds of samples that keep a burst of a live fleet from starting one.
    */
   backlog?: number;
+  backlogMs?: number;
   /** How often the workers' busy time is looked at. */
   sampleMs?: number;
   /** A worker beyond `min` that has had nothing to do for this long is stopped. */
@@ -91,6 +93,9 @@ export class FilterPool {
   readonly #growAt: number;
   readonly #growAfter: number;
   readonly #backlog: number;
+  readonly #backlogMs: number;
+  /** performance.now() since when at least `backlog` frames have waited, null when fewer do. */
+  #deepSince: number | null = null;
   /** Samples in a row in which every running worker was busy at least `growAt` of the time. */
   #saturatedSamples = 0;
   readonly #idleMs: number;
@@ -106,6 +111,7 @@ export class FilterPool {
     this.#growAt = options.growAt ?? 0.75;
     this.#growAfter = Math.max(1, options.growAfter ?? 3);
     this.#backlog = Math.max(1, options.backlog ?? 16);
+    this.#backlogMs = Math.max(0, options.backlogMs ?? 500);
     this.#idleMs = options.idleMs ?? 30_000;
     for (let i = 0; i < this.#min; i++) this.#slots.push(this.#spawn());
     if (this.#min < size) {
@@ -197,8 +203,7 @@ export class FilterPool {
       total += span > 0 ? busy / span : 0;
     }
     this.#saturatedSamples = saturated ? this.#saturatedSamples + 1 : 0;
-    const wanted = this.#queue.length >= this.#backlog ? 1 : this.#growAfter;
-    if (this.#saturatedSamples >= wanted && this.#slots.length < this.size) {
+    if (this.#saturatedSamples >= this.#growAfter && this.#slots.length < this.size) {
       this.#saturatedSamples = 0;
       this.#slots.push(this.#spawn());
       this.#recent = [];
@@ -255,7 +260,7 @@ export class FilterPool {
         }
         if (!slot || s.busy.size < slot.busy.size) slot = s;
       }
-      if (!slot) return;
+      if (!slot) return this.#watchBacklog();
       const job = this.#queue.shift()!;
       const id = this.#next++;
       const length = job.jpeg.length;
@@ -273,6 +278,25 @@ export class FilterPool {
       slot.busy.set(id, job);
       slot.worker.postMessage({ type: "sign", id, buffer, length }, [buffer]);
     }
+    this.#deepSince = null;
+  }
+
+  /** Starts another worker when a backlog has waited `backlogMs` (see PoolOptions.backlog). */
+  #watchBacklog(): void {
+    if (this.#sampleTimer === undefined || this.#slots.length >= this.size || this.#closed || this.#failure) {
+      return;
+    }
+    if (this.#queue.length < this.#backlog) {
+      this.#deepSince = null;
+      return;
+    }
+    const now = performance.now();
+    this.#deepSince ??= now;
+    if (now - this.#deepSince < this.#backlogMs) return;
+    this.#deepSince = null;
+    this.#saturatedSamples = 0;
+    this.#recent = [];
+    this.#slots.push(this.#spawn());
   }
 
   /** The signature of one JPEG, computed by the first worker with room. */

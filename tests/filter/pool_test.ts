@@ -216,6 +216,39 @@ Deno.test("a short backlog (fewer saturated samples than growAfter) does not sta
   }
 });
 
+Deno.test("frames queued up for backlogMs start a second worker without waiting for growAfter samples", async () => {
+  const { spec, dir } = await whoPlugin();
+  const pool = new FilterPool(spec, 2, {
+    min: 1,
+    sampleMs: 100,
+    growAt: 0.9,
+    growAfter: 1000,
+    backlog: 8,
+    backlogMs: 200,
+    idleMs: 60_000,
+  });
+  try {
+    await pool.signature(new Uint8Array(10)); // the first worker is ready
+    // Sixty frames at 20 ms each: 1.2 s of work for one worker, with far more than eight waiting for 200 ms.
+    const out = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => pool.signature(new Uint8Array(i + 1))),
+    );
+    assert.deepEqual(
+      out.map((s) => (s.value as { size: number }).size),
+      Array.from({ length: 60 }, (_, i) => i + 1),
+    );
+    assert.equal(pool.workers, 2);
+    assert.equal(
+      new Set(out.map((s) => (s.value as { me: string }).me)).size,
+      2,
+      "the second worker took frames",
+    );
+  } finally {
+    pool.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("frames still waiting when the pool closes are refused, not left hanging", async () => {
   const { spec, dir } = await whoPlugin();
   const pool = new FilterPool(spec, 1);
