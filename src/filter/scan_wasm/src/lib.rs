@@ -86,19 +86,6 @@ impl Bits<'_> {
         self.acc >> (self.nbits - bits)
     }
 
-    /// A symbol decoded bit by bit through the canonical code; needs 16 bits in the buffer.
-    fn slow_symbol(&mut self, t: &SlowTable) -> Option<u32> {
-        for l in 1..=16u32 {
-            let code = (self.peek(l) & ((1u64 << l) - 1)) as i32;
-            if code <= t.maxcode[l as usize] {
-                self.nbits -= l;
-                let at = code + t.valoff[l as usize];
-                return t.symbols.get(at as usize).map(|&s| s as u32);
-            }
-        }
-        None
-    }
-
     #[inline(always)]
     fn take(&mut self, s: u32) -> u32 {
         if s == 0 {
@@ -107,6 +94,21 @@ impl Bits<'_> {
         self.nbits -= s;
         (self.peek(0) & ((1u64 << s) - 1)) as u32
     }
+}
+
+/// A symbol decoded bit by bit through the canonical code, from the next 16 bits `next16`: the symbol and its
+/// code length, or None for a code the table does not have. Takes values, not the reader, so that the reader's
+/// fields stay in locals of the hot loop.
+#[inline(never)]
+fn slow_symbol(t: &SlowTable, next16: u32) -> Option<(u32, u32)> {
+    for l in 1..=16u32 {
+        let code = (next16 >> (16 - l)) as i32;
+        if code <= t.maxcode[l as usize] {
+            let at = code + t.valoff[l as usize];
+            return t.symbols.get(at as usize).map(|&s| (s as u32, l));
+        }
+    }
+    None
 }
 
 /// Moves past the restart marker RSTn expected at a restart boundary (as `expectRestart`).
@@ -230,7 +232,8 @@ fn scan(
                     bits.nbits -= (e & 31) as u32;
                     e >> 8
                 } else {
-                    let s = bits.slow_symbol(&slow[b[2] as usize])?;
+                    let (s, l) = slow_symbol(&slow[b[2] as usize], (bits.peek(16) & 0xffff) as u32)?;
+                    bits.nbits -= l;
                     if s > 11 {
                         return None;
                     }
@@ -276,7 +279,8 @@ fn scan(
                         }
                         k += ((e as u32) >> 5) & 63;
                     } else {
-                        let rs = bits.slow_symbol(&slow[b[3] as usize])?;
+                        let (rs, l) = slow_symbol(&slow[b[3] as usize], (bits.peek(16) & 0xffff) as u32)?;
+                        bits.nbits -= l;
                         let r = rs >> 4;
                         let s = rs & 15;
                         if s == 0 {
