@@ -41,18 +41,29 @@ interface Exports {
 /** Bytes of one slow table in the instance's memory: maxcode[18] and valoff[18] as i32, then 256 symbols. */
 const SLOW_BYTES = 18 * 4 * 2 + 256;
 const PAGE = 65536;
+/**
+ * The most memory the instance grows to (it never shrinks): a full-HD frame needs ~0.6 MiB, an 8 MiB frame (the
+ * default kafka.max_message_bytes) with a 32-megapixel plane ~13 MiB. A scan that would need more is decoded by
+ * the TypeScript loop, whose buffers the collector takes back.
+ */
+export const WASM_MEMORY_MAX = 16 * 1024 * 1024;
 
-/** Scans decoded here, given back to the TypeScript loop (bad data), and lost to a trap (a bug), since start. */
+/**
+ * Since start: scans decoded here, given back to the TypeScript loop (bad data), lost to a trap (a bug), and left
+ * to it for their size; and the instance's memory now.
+ */
 export interface ScanWasmCounts {
   decoded: number;
   redone: number;
   trapped: number;
+  tooLarge: number;
+  memoryBytes: number;
 }
-const counts: ScanWasmCounts = { decoded: 0, redone: 0, trapped: 0 };
+const counts = { decoded: 0, redone: 0, trapped: 0, tooLarge: 0 };
 
 /** A copy of the counts (tests check that good frames never leave the fast path). */
 export function scanWasmCounts(): ScanWasmCounts {
-  return { ...counts };
+  return { ...counts, memoryBytes: exports?.memory.buffer.byteLength ?? 0 };
 }
 
 let exports: Exports | null = null;
@@ -93,6 +104,10 @@ export function decodeScanWasm(
   const planeAt = blkAt + blk.byteLength;
   const dAt = planeAt + plane.byteLength;
   const end = dAt + d.length;
+  if (end > WASM_MEMORY_MAX) {
+    counts.tooLarge++;
+    return -1;
+  }
   const memory = x.memory;
   if (end > memory.buffer.byteLength) {
     memory.grow(Math.ceil((end - memory.buffer.byteLength) / PAGE));

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import jpeg from "jpeg-js";
 import { decodeColourEighth, decodeGreyEighth, useWasmScan } from "../../src/filter/jpeg_dc.ts";
-import { scanWasmCounts } from "../../src/filter/scan_wasm.ts";
+import { scanWasmCounts, WASM_MEMORY_MAX } from "../../src/filter/scan_wasm.ts";
 import { buildScanWasm } from "../../dev/build_wasm.ts";
 import { Rng } from "../../dev/random.ts";
 import { concat } from "../support/bytes.ts";
@@ -115,6 +115,20 @@ Deno.test("a frame the WebAssembly scan loop cannot decode gets the TypeScript l
   const after = scanWasmCounts();
   assert.ok(after.redone > before.redone, "no mutated frame reached the TypeScript loop's error path");
   assert.equal(after.trapped, before.trapped, "the WebAssembly loop trapped");
+});
+
+Deno.test("a frame too large for the WebAssembly memory cap is decoded by the TypeScript loop, not grown into", () => {
+  // A real frame with 17 MiB of padding after its EOI: the image is the frame's, and the instance does not grow.
+  const frame = readSamples()[0];
+  const padded = new Uint8Array(frame.length + WASM_MEMORY_MAX + (1 << 20));
+  padded.set(frame);
+  const before = scanWasmCounts();
+  sameEitherWay(padded, "padded frame");
+  assert.deepEqual(decodeGreyEighth(padded), decodeGreyEighth(frame));
+  const after = scanWasmCounts();
+  assert.ok(after.tooLarge > before.tooLarge, "the padded frame was not left to the TypeScript loop");
+  assert.ok(after.memoryBytes <= WASM_MEMORY_MAX, `the instance grew to ${after.memoryBytes} bytes`);
+  assert.equal(after.trapped, before.trapped);
 });
 
 Deno.test("the committed WebAssembly module is what src/filter/scan_wasm/ builds to", async () => {
