@@ -21,9 +21,10 @@
  * running worker was busy (holding frames) for at least `growAt` of each of the last `growAfter` samples (a few
  * seconds: a burst of a live fleet is gone by then), and at once when frames have queued up on the main thread for
  * half a second (`backlog`: a drain after an outage, where every second with one worker loses half the work).
- * Frames go to the first worker with room, so a worker that is not needed gets little; one beyond `min` stops once it has had nothing to do for `idleMs`, or once the work of all would have kept one
- * worker fewer busy at most 60 % of the time on average over `idleMs` (bursts spill over to every worker, so an
- * extra one is rarely idle that long).
+ * Frames go to the first worker with room, so a worker that is not needed gets little; one beyond `min` stops
+ * once it has had nothing to do for `idleMs`, or once the work of all would have kept one worker fewer busy at
+ * most 60 % of the time on average over `idleMs` (bursts spill over to every worker, so an extra one is rarely
+ * idle that long).
  */
 import type { FilterPlugin, Signature } from "../plugin.ts";
 import type { FilterSpec } from "./loader.ts";
@@ -67,9 +68,9 @@ export interface PoolOptions {
   /** ...in this many samples in a row (default 3). */
   growAfter?: number;
   /**
-   * Another also starts at once when this many frames or more (default 16) have waited for a worker for `backlogMs`
-   * (default 500) without a break: a backlog, which needs every core (a drain after an outage, a consumer catching
-   * up), not the seconds of samples that keep a burst of a live fleet from starting one.
+   * Another also starts at once when this many frames (default 16) waited for a worker and frames have been
+   * waiting ever since, for `backlogMs` (default 500): a backlog, which needs every core (a drain after an outage,
+   * a consumer catching up), not the seconds of samples that keep a burst of a live fleet from starting one.
    */
   backlog?: number;
   backlogMs?: number;
@@ -94,7 +95,7 @@ export class FilterPool {
   readonly #growAfter: number;
   readonly #backlog: number;
   readonly #backlogMs: number;
-  /** performance.now() since when at least `backlog` frames have waited, null when fewer do. */
+  /** performance.now() since `backlog` frames waited, with some waiting ever since; null when none waits. */
   #deepSince: number | null = null;
   /** Samples in a row in which every running worker was busy at least `growAt` of the time. */
   #saturatedSamples = 0;
@@ -281,17 +282,20 @@ export class FilterPool {
     this.#deepSince = null;
   }
 
-  /** Starts another worker when a backlog has waited `backlogMs` (see PoolOptions.backlog). */
+  /**
+   * Starts another worker when a backlog has waited `backlogMs` (see PoolOptions.backlog). The clock starts when
+   * `backlog` frames wait and stops only when none does: in a drain the queue swings between a fetch's worth and
+   * a few frames, and never runs dry.
+   */
   #watchBacklog(): void {
     if (this.#sampleTimer === undefined || this.#slots.length >= this.size || this.#closed || this.#failure) {
       return;
     }
-    if (this.#queue.length < this.#backlog) {
-      this.#deepSince = null;
-      return;
-    }
     const now = performance.now();
-    this.#deepSince ??= now;
+    if (this.#deepSince === null) {
+      if (this.#queue.length < this.#backlog) return;
+      this.#deepSince = now;
+    }
     if (now - this.#deepSince < this.#backlogMs) return;
     this.#deepSince = null;
     this.#saturatedSamples = 0;
