@@ -208,6 +208,27 @@ test("a fetch answer is freed once its batches are handled: a value kept past it
   }
 });
 
+test("a batch larger than a partition's share of a fetch comes through whole while the other partitions are full", async () => {
+  // The default budget is 9 MiB and a partition's share a quarter of it: three 2.5 MiB frames on partition 1
+  // make one 7.5 MiB batch, which no share holds, between partitions with more small frames (~7 MB each) than
+  // a share, so that partition 1 is not the only one with data when its batch is asked for.
+  const { config, cleanup } = await scratch("wire-consumer-large-batch", 3);
+  try {
+    const robot = robotOn(1, 3);
+    const now = Date.now();
+    const big: OutgoingMessage[] = Array.from({ length: 3 }, (_, i) => {
+      const value = new Uint8Array(2.5 * 1024 * 1024 + i);
+      for (let b = 0; b < value.length; b += 251) value[b] = (b + i) & 0xff;
+      return { key: `${robot}:big-${i}`, value, timestampMs: now + i };
+    });
+    const small = messages(3, 300, "small");
+    await produce(config, [...small.slice(0, 300), ...big, ...small.slice(300)]);
+    await drainAll(config, [...small, ...big]);
+  } finally {
+    await cleanup();
+  }
+});
+
 test("commits resolved offsets; a new member resumes after the last resolved one, also after stop() mid-batch", async () => {
   const { config, cleanup } = await scratch("wire-commit", 1);
   try {
