@@ -15,7 +15,7 @@ import {
   S3Client,
 } from "@aws-sdk/client-s3";
 import { messageOf, ServiceError } from "../errors.ts";
-import { LeanHttpHandler } from "./http_handler.ts";
+import { LeanHttpHandler, type LeanHttpResponse } from "./http_handler.ts";
 import { API_VERSION, type DeleteResult, type ObjectInfo, type StoragePlugin } from "../plugin.ts";
 
 export interface S3StoreOptions {
@@ -184,6 +184,97 @@ function leanClient(client: S3Client, deadlineMs: number): void {
   };
 }
 
+/** What `put` sends besides key and body. */
+interface PutFields {
+  contentType: string;
+  metadata?: Record<string, string>;
+  contentMd5?: string;
+  ifAbsent: boolean;
+}
+
+/** encodeURIComponent plus the characters it leaves that S3 wants encoded in a path, as the SDK encodes a key. */
+function encodeKeySegment(segment: string): string {
+  return encodeURIComponent(segment).replace(
+    /[!'()*]/g,
+    (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase(),
+  );
+}
+
+const XML_ENTITIES: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
+
+/** The text of the first `<tag>` of an S3 error document, or undefined. */
+function xmlField(xml: string, tag: string): string | undefined {
+  const m = xml.match(new RegExp(`<${tag}>([^<]*)</${tag}>`));
+  return m?.[1].replace(/&(amp|lt|gt|quot|apos);/g, (_, e: string) => XML_ENTITIES[e]);
+}
+
+/**
+ * PutObject without the SDK's middleware stack, for an S3-compatible server addressed path-style (the local tier,
+ * where every stored frame goes): the client's own signer signs it (SigV4 over the payload's SHA-256, as the SDK
+ * sends it) and the client's own request handler sends it. The SDK's layers of serializers, endpoint rules,
+ * retries and checksum, user-agent and logging middleware cost ~0.2 ms of CPU per 180 KB frame more than the
+ * request itself (~0.45 against ~0.25 ms, this machine). An error answer becomes an error shaped like the SDK's
+ * (`name` from the XML Code, `$metadata.httpStatusCode`), so callers classify it the same, and a transient one
+ * (no answer, 5xx, 429, 408) is tried once more, as the SDK's `maxAttempts: 2`. AWS S3 itself (no endpoint) keeps
+ * the SDK path: its virtual-hosted, regional and express endpoints are the SDK's business.
+ */
+function directPut(client: S3Client, options: S3StoreOptions) {
+  const endpoint = new URL(options.endpoint);
+  const base = endpoint.pathname.replace(/\/+$/, "");
+  const config = client.config as unknown as {
+    signer: () => Promise<{ sign(request: unknown, options: Record<string, unknown>): Promise<unknown> }>;
+    requestHandler: RequestHandlerLike;
+  };
+  const once = async (key: string, body: Uint8Array, fields: PutFields): Promise<{ etag?: string }> => {
+    const headers: Record<string, string> = {
+      host: endpoint.host,
+      "content-type": fields.contentType,
+      "content-length": String(body.length),
+    };
+    if (fields.contentMd5) headers["content-md5"] = fields.contentMd5;
+    if (fields.ifAbsent) headers["if-none-match"] = "*";
+    for (const [name, value] of Object.entries(asciiMetadata(fields.metadata ?? {}))) {
+      headers[`x-amz-meta-${name.toLowerCase()}`] = value;
+    }
+    const request = {
+      method: "PUT",
+      protocol: endpoint.protocol,
+      hostname: endpoint.hostname,
+      port: endpoint.port ? Number(endpoint.port) : undefined,
+      path: `${base}/${encodeKeySegment(options.bucket)}/${key.split("/").map(encodeKeySegment).join("/")}`,
+      query: {},
+      headers,
+      body,
+    };
+    const signer = await config.signer();
+    const signed = await signer.sign(request, { signingRegion: options.region, signingService: "s3" });
+    const { response } = await config.requestHandler.handle(signed, {}) as { response: LeanHttpResponse };
+    // The whole answer is read, also when it is not needed: the socket goes back to the pool only then.
+    const answer = new Uint8Array(await new Response(response.body).arrayBuffer());
+    if (response.statusCode >= 200 && response.statusCode < 300) {
+      return { etag: response.headers["etag"]?.replaceAll('"', "") };
+    }
+    const xml = new TextDecoder().decode(answer);
+    const code = xmlField(xml, "Code") ?? String(response.statusCode);
+    const error = new Error(
+      xmlField(xml, "Message") ?? `HTTP ${response.statusCode} ${response.reason ?? ""}`,
+    );
+    error.name = code;
+    Object.assign(error, { $metadata: { httpStatusCode: response.statusCode } });
+    throw error;
+  };
+  return async (key: string, body: Uint8Array, fields: PutFields): Promise<{ etag?: string }> => {
+    try {
+      return await once(key, body, fields);
+    } catch (error) {
+      const status = statusOf(error);
+      if (status !== undefined && status < 500 && status !== 429 && status !== 408) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 100));
+      return await once(key, body, fields);
+    }
+  };
+}
+
 /** A StoragePlugin over any S3-compatible endpoint. */
 export function s3Store(options: S3StoreOptions): StoragePlugin {
   const client = new S3Client({
@@ -209,6 +300,7 @@ export function s3Store(options: S3StoreOptions): StoragePlugin {
   });
   leanClient(client, options.timeoutMs * 2);
   const bucket = options.bucket;
+  const direct = options.endpoint && options.forcePathStyle ? directPut(client, options) : null;
 
   const call = async <T>(doing: string, send: (signal: AbortSignal) => Promise<T>): Promise<T> => {
     try {
@@ -314,6 +406,14 @@ export function s3Store(options: S3StoreOptions): StoragePlugin {
     async put(key, body, putOptions = {}) {
       const ifAbsent = putOptions.ifAbsent === true;
       try {
+        if (direct) {
+          return await direct(key, body, {
+            contentType: putOptions.contentType ?? "application/octet-stream",
+            metadata: putOptions.metadata,
+            contentMd5: putOptions.contentMd5,
+            ifAbsent,
+          });
+        }
         const out = await client.send(
           new PutObjectCommand({
             Bucket: bucket,

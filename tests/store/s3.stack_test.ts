@@ -5,6 +5,8 @@ import { ServiceError } from "../../src/errors.ts";
 import { loadStorage } from "../../src/filter/loader.ts";
 import { objectKey } from "../../src/key.ts";
 import { newestStored } from "../../src/consume/resume.ts";
+import { readMetadata, s3Store } from "../../src/store/s3.ts";
+import { DeleteBucketCommand, DeleteObjectCommand, GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { bucketName, ensureStack } from "../support/stack.ts";
 import { S3_ACCESS_KEY, S3_SECRET_KEY, stackEndpoints } from "../../tools/stack.ts";
 
@@ -75,6 +77,78 @@ for (const plugin of ["rustfs", "s3_archive"] as const) {
     }
   });
 }
+
+Deno.test("a PUT to an S3-compatible server, sent past the SDK's middleware, stores what the SDK reads back", async () => {
+  await ensureStack();
+  const bucket = bucketName("direct-put");
+  const options = {
+    name: "direct",
+    endpoint: ENDPOINT,
+    region: "us-east-1",
+    bucket,
+    accessKey: S3_ACCESS_KEY,
+    secretKey: S3_SECRET_KEY,
+    forcePathStyle: true,
+    timeoutMs: 10_000,
+    createBucket: true,
+  };
+  const store = s3Store(options);
+  const sdk = new S3Client({
+    endpoint: ENDPOINT,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: { accessKeyId: S3_ACCESS_KEY, secretAccessKey: S3_SECRET_KEY },
+  });
+  // Reserved and non-ASCII characters in keys, as robot ids and file names may bring them.
+  const keys = [
+    "frames/r 1/2026-01-01/a+b=c&d;e.jpg",
+    "frames/\u00fc/\u00e9 (1)!*'~$@,.jpg",
+    "frames/r/x%2Fy.jpg",
+  ];
+  const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("hex");
+  try {
+    await store.open();
+    for (const [i, key] of keys.entries()) {
+      const body = new Uint8Array(150_000 + i).map((_, j) => (j * 31 + i) % 256);
+      const metadata = { "robot-id": "r 1", note: "gr\u00fc\u00dfe", seq: String(i) };
+      const put = await store.put(key, body, { contentType: "image/jpeg", metadata });
+      assert.deepEqual(put, { etag: md5(body) });
+      const out = await sdk.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      assert.equal(out.ContentType, "image/jpeg");
+      assert.deepEqual(readMetadata(out.Metadata), metadata);
+      assert.deepEqual(await out.Body!.transformToByteArray(), body);
+    }
+    const listed: string[] = [];
+    for await (const o of store.list()) listed.push(o.key);
+    assert.deepEqual(listed, [...keys].sort());
+    // A conditional put finds the object there and keeps it; Content-MD5 is checked by the server.
+    const first = await store.get(keys[0]);
+    assert.deepEqual(await store.put(keys[0], new Uint8Array(3), { ifAbsent: true }), { exists: true });
+    assert.deepEqual(await store.get(keys[0]), first);
+    await assert.rejects(
+      store.put(keys[1], new Uint8Array(5), {
+        contentMd5: createHash("md5").update("other").digest("base64"),
+      }),
+      (e: Error) => e instanceof ServiceError && /BadDigest/.test(e.message) && !e.retriable,
+    );
+    // A missing bucket is named as such (the error answer's XML Code), not as a failing server.
+    const missing = s3Store({ ...options, bucket: `${bucket}-none`, createBucket: false });
+    await assert.rejects(missing.put("frames/r/1.jpg", new Uint8Array(1)), (e: Error) => {
+      assert.ok(e instanceof ServiceError);
+      assert.equal(e.retriable, false);
+      assert.match(e.message, /does not exist/);
+      return true;
+    });
+    missing.close();
+  } finally {
+    for (const key of keys) {
+      await sdk.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })).catch(() => {});
+    }
+    await sdk.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => {});
+    sdk.destroy();
+    store.close();
+  }
+});
 
 Deno.test("listing pages through more than 1000 objects", async () => {
   await ensureStack();
