@@ -464,36 +464,46 @@ function expectRestart(
 // ---------------------------------------------------------------------------------------------------------------
 // The scan decoders
 
+/** One Huffman scan to decode: what `decodeHuffmanScan` and its WebAssembly twin (scan_wasm.ts) take. */
+export interface HuffmanScan {
+  /** The whole JPEG, and where the scan's entropy-coded data starts in it. */
+  d: Uint8Array;
+  start: number;
+  /** The fast tables of the scan's Huffman tables in one array, and the tables themselves for the slow path. */
+  tabs: Int32Array;
+  slow: HuffTable[];
+  /**
+   * The blocks of one MCU, 6 ints each: fast DC table offset in `tabs`, fast AC table offset, index of the DC
+   * table in `slow`, index of the AC table, component index (for the DC predictor), and the block's offset in
+   * `plane` from the MCU's origin, or -1 for a block of another component. `nb` blocks.
+   */
+  blk: Int32Array;
+  nb: number;
+  mcusX: number;
+  mcusY: number;
+  /** Steps in `plane` from one MCU row, and one MCU, to the next. */
+  rowStride: number;
+  colStride: number;
+  /** Where the DC values go (shifted left by `al`). */
+  plane: Int32Array;
+  /** The restart interval in MCUs, 0 for none. */
+  ri: number;
+  /** Sequential scans (DC + 63 AC per block); false for progressive DC first scans. */
+  withAc: boolean;
+  al: number;
+  /** For messages. */
+  scanNo: number;
+}
+
 /**
- * Decodes a Huffman scan's MCUs and stores the luma DC values (shifted left by `al`) in `plane`. `withAc` is
- * true for sequential scans (DC + 63 AC per block) and false for progressive DC first scans.
- *
- * `blk` describes the blocks of one MCU, 6 ints each: fast DC table offset in `tabs`, fast AC table offset,
- * index of the DC table in `slow`, index of the AC table, component index (for the DC predictor), and the
- * block's offset in `plane` from the MCU's origin, or -1 for a block of another component.
+ * Decodes a Huffman scan's MCUs and stores the luma DC values (shifted left by `al`) in `plane`.
  *
  * Returns the byte position after the last consumed byte. This is the hot loop: the bit buffer is in locals,
- * the refill is written out inline, the slow paths leave through `st`.
+ * the refill is written out inline, the slow paths leave through `st` (4 ints of scratch, as `preds`).
  */
-function decodeHuffmanScan(
-  d: Uint8Array,
-  start: number,
-  tabs: Int32Array,
-  slow: HuffTable[],
-  blk: Int32Array,
-  nb: number,
-  mcusX: number,
-  mcusY: number,
-  rowStride: number,
-  colStride: number,
-  plane: Int32Array,
-  preds: Int32Array,
-  ri: number,
-  withAc: boolean,
-  al: number,
-  scanNo: number,
-  st: Int32Array,
-): number {
+function decodeHuffmanScan(scan: HuffmanScan, preds: Int32Array, st: Int32Array): number {
+  const { d, start, tabs, slow, blk, nb, mcusX, mcusY, rowStride, colStride, plane, ri, withAc, al, scanNo } =
+    scan;
   const n = d.length;
   const total = mcusX * mcusY;
   let pos = start;
@@ -1145,59 +1155,43 @@ function decodeDcPlanes(jpeg: Uint8Array, colour: boolean): DcPlanes {
       const blkArr = Int32Array.from(blk);
       const nb = blk.length / 6;
       const p = plane as Int32Array;
-      const scanAl = f.progressive ? al : 0;
-      let endPos = refine || !useWasm ? -1 : decodeScanWasm(
-        d,
-        dataStart,
-        tabs,
-        slow,
-        blkArr,
-        nb,
-        mcusX,
-        mcusY,
-        rowStride,
-        colStride,
-        p,
-        ri,
-        withAc,
-        scanAl,
-      );
-      if (endPos < 0) {
-        endPos = refine
-          ? decodeDcRefine(
-            d,
-            dataStart,
-            blkArr,
-            nb,
-            mcusX,
-            mcusY,
-            rowStride,
-            colStride,
-            p,
-            ri,
-            al,
-            scanNo,
-            st,
-          )
-          : decodeHuffmanScan(
-            d,
-            dataStart,
-            tabs,
-            slow,
-            blkArr,
-            nb,
-            mcusX,
-            mcusY,
-            rowStride,
-            colStride,
-            p,
-            preds,
-            ri,
-            withAc,
-            scanAl,
-            scanNo,
-            st,
-          );
+      let endPos: number;
+      if (refine) {
+        endPos = decodeDcRefine(
+          d,
+          dataStart,
+          blkArr,
+          nb,
+          mcusX,
+          mcusY,
+          rowStride,
+          colStride,
+          p,
+          ri,
+          al,
+          scanNo,
+          st,
+        );
+      } else {
+        const scan: HuffmanScan = {
+          d,
+          start: dataStart,
+          tabs,
+          slow,
+          blk: blkArr,
+          nb,
+          mcusX,
+          mcusY,
+          rowStride,
+          colStride,
+          plane: p,
+          ri,
+          withAc,
+          al: f.progressive ? al : 0,
+          scanNo,
+        };
+        endPos = useWasm ? decodeScanWasm(scan) : -1;
+        if (endPos < 0) endPos = decodeHuffmanScan(scan, preds, st);
       }
       for (const ci of scomps) seen[ci] = true;
       // Whatever is left before the next marker is padding (or junk libjpeg would also skip).

@@ -4,14 +4,8 @@
  * to exactly what the TypeScript loop gives, in less time; on anything else it returns -1 and the caller runs the
  * TypeScript loop, which names the problem.
  */
+import type { HuffmanScan } from "./jpeg_dc.ts";
 import { SCAN_WASM_BASE64 } from "./scan_wasm_bytes.ts";
-
-/** What the decoder needs of a Huffman table for codes longer than the fast lookahead. */
-export interface SlowTableArrays {
-  maxcode: Int32Array;
-  valoff: Int32Array;
-  symbols: Uint8Array;
-}
 
 interface Exports {
   memory: WebAssembly.Memory;
@@ -78,25 +72,11 @@ function instance(): Exports {
 }
 
 /**
- * Decodes a Huffman scan as `decodeHuffmanScan` (same arguments, minus its scratch state), writing into `plane`.
- * Returns the position after the scan's last consumed byte, or -1 when the scan is to be decoded by TypeScript.
+ * Decodes a Huffman scan as `decodeHuffmanScan` does, writing into its plane. Returns the position after the scan's
+ * last consumed byte, or -1 when the scan is to be decoded by TypeScript.
  */
-export function decodeScanWasm(
-  d: Uint8Array,
-  start: number,
-  tabs: Int32Array,
-  slow: SlowTableArrays[],
-  blk: Int32Array,
-  nb: number,
-  mcusX: number,
-  mcusY: number,
-  rowStride: number,
-  colStride: number,
-  plane: Int32Array,
-  ri: number,
-  withAc: boolean,
-  al: number,
-): number {
+export function decodeScanWasm(scan: HuffmanScan): number {
+  const { d, start, tabs, slow, blk, nb, mcusX, mcusY, rowStride, colStride, plane, ri, withAc, al } = scan;
   const x = instance();
   const tabsAt = x.__heap_base.value as number;
   const slowAt = tabsAt + tabs.byteLength;

@@ -9,7 +9,7 @@ import {
 } from "../../src/filter/jpeg_dc.ts";
 import { Rng } from "../../dev/random.ts";
 import { concat } from "../support/bytes.ts";
-import { jpegFixture, readSamples } from "../support/images.ts";
+import { jpegFixture, mutatedJpeg, readSamples } from "../support/images.ts";
 
 /**
  * The documented accuracy of decodeGreyEighth against an exact full decode (jpeg-js, luma channel, mean of the
@@ -517,30 +517,7 @@ Deno.test("decodeGreyEighth throws only SyntaxError or RangeError on arbitrary b
       check(buf);
       continue;
     }
-    const src = sources[rng.int(sources.length)];
-    let buf: Uint8Array = src.slice();
-    const edits = 1 + rng.int(8);
-    for (let e = 0; e < edits; e++) {
-      const at = rng.int(buf.length);
-      switch (rng.int(5)) {
-        case 0:
-          buf[at] = rng.int(256);
-          break;
-        case 1:
-          buf[at] ^= 1 << rng.int(8);
-          break;
-        case 2:
-          buf = concat([buf.subarray(0, at), new Uint8Array([0xff, rng.int(256)]), buf.subarray(at)]);
-          break;
-        case 3:
-          buf = concat([buf.subarray(0, at), buf.subarray(Math.min(buf.length, at + 1 + rng.int(16)))]);
-          break;
-        default:
-          // Header bytes are where the sizes and tables live: hit them more often.
-          buf[rng.int(Math.min(buf.length, 700))] = rng.int(256);
-      }
-    }
-    if (rng.int(4) === 0) buf = buf.subarray(0, rng.int(buf.length + 1));
+    const buf = mutatedJpeg(rng, sources[rng.int(sources.length)]);
     check(buf);
   }
   assert.ok(runs > 100, `only ${runs} fuzz runs in 3 s`);

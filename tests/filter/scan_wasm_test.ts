@@ -9,8 +9,7 @@ import { decodeColourEighth, decodeGreyEighth, useWasmScan } from "../../src/fil
 import { scanWasmCounts, WASM_MEMORY_MAX } from "../../src/filter/scan_wasm.ts";
 import { buildScanWasm } from "../../dev/build_wasm.ts";
 import { Rng } from "../../dev/random.ts";
-import { concat } from "../support/bytes.ts";
-import { jpegFixture, readSamples } from "../support/images.ts";
+import { jpegFixture, mutatedJpeg, readSamples } from "../support/images.ts";
 
 const FIXTURES = [...Deno.readDirSync(new URL("../fixtures/jpeg/", import.meta.url))]
   .map((e) => e.name)
@@ -80,8 +79,9 @@ Deno.test("the WebAssembly scan loop decodes every fixture and camera frame to t
 });
 
 Deno.test("a frame the WebAssembly scan loop cannot decode gets the TypeScript loop's error or image", () => {
-  // Mutated real frames and fixtures (bytes changed, inserted, deleted, the data cut short): each must come out
-  // the same either way, an image or the same error. Counted, not timed, so that a slow machine runs all of it.
+  // Mutated real frames and fixtures (mutatedJpeg: bytes changed, markers inserted, runs deleted, the data cut
+  // short): each must come out the same either way, an image or the same error. Counted, not timed, so that a slow
+  // machine runs all of it.
   const rng = new Rng(0x5ca1ab1e);
   const sources = [
     readSamples()[0],
@@ -91,25 +91,7 @@ Deno.test("a frame the WebAssembly scan loop cannot decode gets the TypeScript l
   ];
   const before = scanWasmCounts();
   for (let run = 0; run < 400; run++) {
-    let buf: Uint8Array = sources[run % sources.length].slice();
-    const edits = 1 + rng.int(4);
-    for (let e = 0; e < edits; e++) {
-      const at = rng.int(buf.length);
-      switch (rng.int(4)) {
-        case 0:
-          buf[at] = rng.int(256);
-          break;
-        case 1:
-          buf[at] ^= 1 << rng.int(8);
-          break;
-        case 2:
-          buf = concat([buf.subarray(0, at), new Uint8Array([0xff, 0xd0 + rng.int(8)]), buf.subarray(at)]);
-          break;
-        default:
-          buf = concat([buf.subarray(0, at), buf.subarray(Math.min(buf.length, at + 1 + rng.int(16)))]);
-      }
-    }
-    if (rng.int(3) === 0) buf = buf.subarray(0, rng.int(buf.length + 1));
+    const buf = mutatedJpeg(rng, sources[run % sources.length], 4);
     sameEitherWay(buf, `run ${run}`);
   }
   const after = scanWasmCounts();

@@ -29,6 +29,38 @@ export function jpegFixture(name: string): Uint8Array {
   return Deno.readFileSync(new URL(`../fixtures/jpeg/${name}`, import.meta.url));
 }
 
+/**
+ * A copy of `src` with 1 to `maxEdits` random edits, for the decoders' fuzz tests: bytes changed or flipped, a
+ * marker inserted (a restart marker half the time), a run deleted, a byte of the first 700 (headers: sizes and
+ * tables) changed; and a quarter of the time the result is cut short.
+ */
+export function mutatedJpeg(rng: Rng, src: Uint8Array, maxEdits = 8): Uint8Array {
+  let buf: Uint8Array = src.slice();
+  const edits = 1 + rng.int(maxEdits);
+  for (let e = 0; e < edits; e++) {
+    const at = rng.int(buf.length);
+    switch (rng.int(5)) {
+      case 0:
+        buf[at] = rng.int(256);
+        break;
+      case 1:
+        buf[at] ^= 1 << rng.int(8);
+        break;
+      case 2: {
+        const marker = rng.int(2) === 0 ? 0xd0 + rng.int(8) : rng.int(256);
+        buf = concat([buf.subarray(0, at), new Uint8Array([0xff, marker]), buf.subarray(at)]);
+        break;
+      }
+      case 3:
+        buf = concat([buf.subarray(0, at), buf.subarray(Math.min(buf.length, at + 1 + rng.int(16)))]);
+        break;
+      default:
+        buf[rng.int(Math.min(buf.length, 700))] = rng.int(256);
+    }
+  }
+  return rng.int(4) === 0 ? buf.subarray(0, rng.int(buf.length + 1)) : buf;
+}
+
 /** A JPEG-shaped blob (SOI, noise, EOI) of exactly `size` bytes (at least 4); the noise may hold markers. */
 export function fakeJpeg(rng: Rng, size: number): Uint8Array {
   const out = rng.bytes(Math.max(4, size));
