@@ -42,7 +42,7 @@ struct Bits<'a> {
 }
 
 impl Bits<'_> {
-    /// Tops the buffer up to more than 56 bits, with the same byte rules as the TypeScript refill.
+    /// Tops the buffer up to 56 bits or more, with the same byte rules as the TypeScript refill.
     #[inline(always)]
     fn refill(&mut self) {
         let d = self.d;
