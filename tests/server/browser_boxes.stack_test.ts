@@ -194,14 +194,21 @@ async function openFrame(page: Page, base: string, key: string, search = ""): Pr
   await waitFrame(page, key);
 }
 
+/**
+ * Waits for the page of frame `key`: its editor (by its data-key, as ← and → redraw the page and the previous
+ * frame's editor is still there for a moment), image loaded, label set in, box layer sized and in the document.
+ */
 async function waitFrame(page: Page, key: string): Promise<void> {
   await page.waitForURL((url) => url.hash.startsWith(`#/frame/${encodeURIComponent(key)}`));
-  await imageLoaded(page, "#frame-image");
-  await page.locator('.box-editor[data-labels="loaded"] .box-layer[viewBox]').waitFor();
-  await page.waitForFunction(
-    (k) => document.querySelector(".box-layer")?.closest(".view-box")?.isConnected && k !== "",
-    key,
-  );
+  await page.waitForFunction((k) => {
+    const editors = document.querySelectorAll(".box-editor");
+    if (editors.length !== 1) return false;
+    const editor = editors[0];
+    const img = editor.querySelector("#frame-image");
+    return editor.dataset.key === k && editor.dataset.labels === "loaded" && editor.isConnected &&
+      img !== null && img.complete && img.naturalWidth > 0 &&
+      editor.querySelector(".box-layer[viewBox]")?.closest(".view-box")?.isConnected === true;
+  }, key);
 }
 
 /** The boxes drawn on the page: id, class, whether dashed, selected, and the tag's text. */

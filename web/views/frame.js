@@ -178,7 +178,8 @@ export async function frameView(root, { parts, params = new URLSearchParams() })
     classPicker,
   );
 
-  const editorBox = h("div.image-box.box-editor", {}, toolbar, editor.el);
+  // The frame's key on the editor: the page is redrawn on ← / →, and tests wait for the new frame's editor by it.
+  const editorBox = h("div.image-box.box-editor", { dataset: { key: frame.key } }, toolbar, editor.el);
 
   const details = h(
     "dl.meta",
