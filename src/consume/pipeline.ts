@@ -186,6 +186,15 @@ export class Pipeline {
    * of the pipeline uses the batch's message values any more (the consumer may free them then).
    */
   async handleBatch(batch: IncomingBatch): Promise<void> {
+    // The lag counts this batch as not yet handled, so a consumer that starts far behind knows it at once (the
+    // filter pool then starts every worker).
+    const first = batch.messages[0];
+    if (first) {
+      this.deps.metrics?.lag.set(
+        { partition: String(batch.partition) },
+        Math.max(0, Number(batch.highWatermark) - Number(first.offset)),
+      );
+    }
     // Signatures (decode + hash, the CPU-heavy part) of the whole batch start now, in parallel when the filter
     // runs in workers; decisions take them in message order, since each depends on the previous one.
     const checked = batch.messages.map((message) => this.#check(message));

@@ -20,7 +20,8 @@
  * the time), while a backlog needs every core. So the consumer starts one worker and starts another whenever every
  * running worker was busy (holding frames) for at least `growAt` of each of the last `growAfter` samples (a few
  * seconds: a burst of a live fleet is gone by then), and at once when frames have queued up on the main thread for
- * half a second (`backlog`: a drain after an outage, where every second with one worker loses half the work).
+ * half a second, or as soon as they queue up while the consumer is far behind in Kafka (`backlog`, `behind`: a
+ * drain after an outage, where every second with one worker loses half the work).
  * Frames go to the first worker with room, so a worker that is not needed gets little; one beyond `min` stops
  * once it has had nothing to do for `idleMs`, or once the work of all would have kept one worker fewer busy at
  * most 60 % of the time on average over `idleMs` (bursts spill over to every worker, so an extra one is rarely
@@ -74,6 +75,13 @@ export interface PoolOptions {
    */
   backlog?: number;
   backlogMs?: number;
+  /**
+   * Messages the consumer is behind the newest ones (its Kafka lag), when known. At `behindAt` (default 1000) or
+   * more, `backlog` waiting frames start another worker at once: the lag already says it is a backlog, and the
+   * first `backlogMs` of a drain then run on every core too.
+   */
+  behind?: () => number;
+  behindAt?: number;
   /** How often the workers' busy time is looked at. */
   sampleMs?: number;
   /** A worker beyond `min` that has had nothing to do for this long is stopped. */
@@ -95,6 +103,8 @@ export class FilterPool {
   readonly #growAfter: number;
   readonly #backlog: number;
   readonly #backlogMs: number;
+  readonly #behind: () => number;
+  readonly #behindAt: number;
   /** performance.now() since `backlog` frames waited, with some waiting ever since; null when none waits. */
   #deepSince: number | null = null;
   /** Samples in a row in which every running worker was busy at least `growAt` of the time. */
@@ -113,6 +123,8 @@ export class FilterPool {
     this.#growAfter = Math.max(1, options.growAfter ?? 3);
     this.#backlog = Math.max(1, options.backlog ?? 16);
     this.#backlogMs = Math.max(0, options.backlogMs ?? 500);
+    this.#behind = options.behind ?? (() => 0);
+    this.#behindAt = Math.max(1, options.behindAt ?? 1000);
     this.#idleMs = options.idleMs ?? 30_000;
     for (let i = 0; i < this.#min; i++) this.#slots.push(this.#spawn());
     if (this.#min < size) {
@@ -296,7 +308,7 @@ export class FilterPool {
       if (this.#queue.length < this.#backlog) return;
       this.#deepSince = now;
     }
-    if (now - this.#deepSince < this.#backlogMs) return;
+    if (now - this.#deepSince < this.#backlogMs && this.#behind() < this.#behindAt) return;
     this.#deepSince = null;
     this.#saturatedSamples = 0;
     this.#recent = [];

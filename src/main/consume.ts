@@ -52,7 +52,8 @@ Stops cleanly on Ctrl-C / SIGTERM: in-flight stores finish and offsets are commi
  */
 function workerFilters(
   config: Config,
-  pools = new Map<string, FilterPool>(),
+  pools: Map<string, FilterPool>,
+  behind: () => number,
 ): (settings: FilterSettings) => Promise<FilterPlugin> {
   return async (settings) => {
     const spec = filterSpec(settings, config.baseDir);
@@ -73,7 +74,7 @@ function workerFilters(
         pool = new FilterPool(
           spec,
           config.consumer.filter_workers,
-          idleSecs > 0 ? { min: 1, idleMs: idleSecs * 1000 } : {},
+          idleSecs > 0 ? { min: 1, idleMs: idleSecs * 1000, behind } : {},
         ),
       );
     }
@@ -262,7 +263,9 @@ runMain(async () => {
   const config = await loadConfig(values.config);
   const log = createLogger(config.logging);
   const pools = new Map<string, FilterPool>();
-  const filter = await createSceneFilter(config, workerFilters(config, pools));
+  const metrics = consumerMetrics();
+  // A consumer far behind (a drain after an outage) starts every filter worker as soon as frames queue up.
+  const filter = await createSceneFilter(config, workerFilters(config, pools, () => metrics.lag.sum()));
   const storage = await localStore(config);
   log.info(
     `consumer starting: config ${config.source}; kafka ${
@@ -290,7 +293,6 @@ runMain(async () => {
   }
   const catalog = await openCatalog(config);
   await checkCatalog(config, log, catalog, storage);
-  const metrics = consumerMetrics();
   const memoryGuard = guardMemory({ slackBytes: 8 * 1024 * 1024 });
   const pipeline = new Pipeline({ config, log, storage, filter, catalog, metrics });
   metrics.registry.collect(() => pipeline.counters.toPrometheus());

@@ -247,6 +247,39 @@ Deno.test("frames queued up for backlogMs start a second worker without waiting 
   }
 });
 
+Deno.test("a consumer far behind in Kafka starts the second worker as soon as frames queue up", async () => {
+  const { spec, dir } = await whoPlugin();
+  let behind = 0;
+  // backlogMs and growAfter long enough that only the lag can start the second worker during this test.
+  const pool = new FilterPool(spec, 2, {
+    min: 1,
+    sampleMs: 100,
+    growAt: 0.9,
+    growAfter: 1000,
+    backlog: 8,
+    backlogMs: 600_000,
+    idleMs: 600_000,
+    behind: () => behind,
+    behindAt: 1000,
+  });
+  try {
+    await pool.signature(new Uint8Array(10)); // the first worker is ready
+    const frames = (n: number) =>
+      Promise.all(Array.from({ length: n }, (_, i) => pool.signature(new Uint8Array(i + 1))));
+    // 999 messages behind: not yet a backlog by the lag, and the queue alone waits backlogMs.
+    behind = 999;
+    await frames(30);
+    assert.equal(pool.workers, 1);
+    behind = 5000;
+    await frames(30);
+    assert.equal(pool.workers, 2);
+    assert.equal(await growToTwo(pool), 2, "the second worker took frames");
+  } finally {
+    pool.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("frames still waiting when the pool closes are refused, not left hanging", async () => {
   const { spec, dir } = await whoPlugin();
   const pool = new FilterPool(spec, 1);
