@@ -291,8 +291,8 @@ export const SCHEMA: Record<string, Record<string, KeySpec>> = {
     store_retry_max_ms: { kind: "integer", default: 5000, min: 10 },
     filter_workers: { kind: "integer", default: 2, min: 0, max: 64 },
     // One worker keeps up with a fleet's live rate; the others start when the running ones are busy 75 % of three
-    // seconds in a row, or at once when frames have queued up for half a second (a backlog), and stop after this
-    // long idle, giving back ~28 MB each.
+    // seconds in a row, or at once when frames have queued up for half a second or while the consumer is 1,000
+    // messages behind in Kafka (a backlog), and stop after this long idle, giving back ~28 MB each.
     filter_workers_idle_secs: { kind: "number", default: 30, min: 0 },
     clock_jump_secs: { kind: "number", default: 5, min: 0.001 },
   },
