@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { resolveConfig } from "../../src/config.ts";
-import { FilterPool, PER_WORKER, pooled } from "../../src/filter/pool.ts";
-import { filterFromSpec, filterSpec } from "../../src/filter/loader.ts";
+import { FilterPool, PER_WORKER, pooled, type PoolOptions } from "../../src/filter/pool.ts";
+import { filterFromSpec, type FilterSpec, filterSpec } from "../../src/filter/loader.ts";
 import { readSamples } from "../support/images.ts";
 
 const settings = resolveConfig("").filter;
@@ -216,17 +216,21 @@ Deno.test("a short backlog (fewer saturated samples than growAfter) does not sta
   }
 });
 
-Deno.test("frames queued up for backlogMs start a second worker without waiting for growAfter samples", async () => {
-  const { spec, dir } = await whoPlugin();
-  const pool = new FilterPool(spec, 2, {
+/** An elastic pool of two whose saturation rule would need 100 s: only the backlog rules can grow it in a test. */
+function backlogPool(spec: FilterSpec, options: PoolOptions): FilterPool {
+  return new FilterPool(spec, 2, {
     min: 1,
     sampleMs: 100,
     growAt: 0.9,
     growAfter: 1000,
     backlog: 8,
-    backlogMs: 200,
-    idleMs: 60_000,
+    ...options,
   });
+}
+
+Deno.test("frames queued up for backlogMs start a second worker without waiting for growAfter samples", async () => {
+  const { spec, dir } = await whoPlugin();
+  const pool = backlogPool(spec, { backlogMs: 200, idleMs: 60_000 });
   try {
     await pool.signature(new Uint8Array(10)); // the first worker is ready
     // Sixty frames at 20 ms each: 1.2 s of work for one worker, with far more than eight waiting for 200 ms.
@@ -250,13 +254,8 @@ Deno.test("frames queued up for backlogMs start a second worker without waiting 
 Deno.test("a consumer far behind in Kafka starts the second worker as soon as frames queue up", async () => {
   const { spec, dir } = await whoPlugin();
   let behind = 0;
-  // backlogMs and growAfter long enough that only the lag can start the second worker during this test.
-  const pool = new FilterPool(spec, 2, {
-    min: 1,
-    sampleMs: 100,
-    growAt: 0.9,
-    growAfter: 1000,
-    backlog: 8,
+  // backlogMs long enough that only the lag can start the second worker during this test.
+  const pool = backlogPool(spec, {
     backlogMs: 600_000,
     idleMs: 600_000,
     behind: () => behind,
