@@ -9,11 +9,9 @@
 use core::slice;
 
 const LDC: u32 = 9;
-const MDC: u64 = (1 << LDC) - 1;
 const LAC: u32 = 14;
-const MAC: u64 = (1 << LAC) - 1;
-const S_EOB: i32 = 1 << 11;
-const M_EOB: i32 = 1 << 24;
+const M_EOB: i32 = 1 << 6;
+const S_EOB: i32 = 1 << 25;
 
 /// A Huffman table's canonical-code arrays, for codes longer than the fast lookahead. Same layout as written by
 /// the TypeScript side: maxcode[18], valoff[18] (i32), then 256 symbol bytes.
@@ -32,6 +30,9 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
 /// Returned when the scan cannot be decoded here; the caller decodes it in TypeScript, which says why.
 const REDO: i32 = -1;
 
+/// The bit reader. `acc` holds the next `nbits` bits of the scan at its top (bit 63 comes first), so a lookup is
+/// `acc >> (64 - width)` and taking `n` bits is `acc <<= n`: neither waits for `nbits`, which keeps the chain of
+/// dependent table lookups short. Below the valid bits `acc` may hold more of the next bytes' bits (see refill).
 struct Bits<'a> {
     d: &'a [u8],
     pos: usize,
@@ -48,17 +49,21 @@ impl Bits<'_> {
         let d = self.d;
         let n = d.len();
         // Most of the time the next eight bytes hold no 0xFF (no stuffing, no marker): take whole bytes at once.
+        // All eight land below the valid bits; those beyond the whole bytes counted are the stream's next bits
+        // either way, and the next refill writes the same bits there again.
         if let Some(next) = d.get(self.pos..self.pos + 8) {
             let w = u64::from_be_bytes([next[0], next[1], next[2], next[3], next[4], next[5], next[6], next[7]]);
             let x = !w;
             if (x.wrapping_sub(0x0101_0101_0101_0101) & !x & 0x8080_8080_8080_8080) == 0 {
                 let k = (63 - self.nbits) / 8;
-                self.acc = (self.acc << (8 * k)) | (w >> (64 - 8 * k));
+                self.acc |= w >> self.nbits;
                 self.pos += k as usize;
                 self.nbits += 8 * k;
                 return;
             }
         }
+        // Byte by byte: clear what lies below the valid bits first, as a marker's fake zeros must read as zeros.
+        self.acc &= !(u64::MAX >> self.nbits);
         while self.nbits <= 56 {
             let mut byte = 0u64;
             let pos = self.pos;
@@ -76,14 +81,22 @@ impl Bits<'_> {
             } else {
                 self.fake += 1;
             }
-            self.acc = (self.acc << 8) | byte;
+            self.acc |= byte << (56 - self.nbits);
             self.nbits += 8;
         }
     }
 
+    /// The next `bits` bits (1 to 63), not taken.
     #[inline(always)]
     fn peek(&self, bits: u32) -> u64 {
-        self.acc >> (self.nbits - bits)
+        self.acc >> (64 - bits)
+    }
+
+    /// Takes `n` bits (at most the valid ones, and below 64) without reading them.
+    #[inline(always)]
+    fn skip(&mut self, n: u32) {
+        self.acc <<= n;
+        self.nbits -= n;
     }
 
     #[inline(always)]
@@ -91,8 +104,9 @@ impl Bits<'_> {
         if s == 0 {
             return 0;
         }
-        self.nbits -= s;
-        (self.peek(0) & ((1u64 << s) - 1)) as u32
+        let v = self.peek(s) as u32;
+        self.skip(s);
+        v
     }
 }
 
@@ -227,13 +241,15 @@ fn scan(
                 if bits.nbits < 32 {
                     bits.refill();
                 }
-                let e = unsafe { *tabs.get_unchecked(b[0] as usize + (bits.peek(LDC) & MDC) as usize) };
+                let e = unsafe { *tabs.get_unchecked(b[0] as usize + bits.peek(LDC) as usize) };
                 let diff = if (e & 31) != 0 {
+                    // As for AC entries below: bits 0-5 are the bits taken (bit 5 is always clear here).
+                    bits.acc = bits.acc.wrapping_shl(e as u32);
                     bits.nbits -= (e & 31) as u32;
                     e >> 8
                 } else {
-                    let (s, l) = slow_symbol(&slow[b[2] as usize], (bits.peek(16) & 0xffff) as u32)?;
-                    bits.nbits -= l;
+                    let (s, l) = slow_symbol(&slow[b[2] as usize], bits.peek(16) as u32)?;
+                    bits.skip(l);
                     if s > 11 {
                         return None;
                     }
@@ -261,11 +277,14 @@ fn scan(
                     if bits.nbits < 32 {
                         bits.refill();
                     }
-                    let e = unsafe { *tabs.get_unchecked(ac + (bits.peek(LAC) & MAC) as usize) };
-                    let ml = ((e as u32) >> 19) & 31;
+                    let e = unsafe { *tabs.get_unchecked(ac + bits.peek(LAC) as usize) };
+                    let ml = (e as u32) & 63;
                     if ml != 0 {
-                        let f = ((e as u32) >> 12) & 127;
+                        let f = ((e as u32) >> 7) & 127;
                         if k + f <= 64 {
+                            // The entry's low six bits are `ml`, and a shift counts modulo 64: shifting by the
+                            // entry itself saves the mask on the path from this lookup to the next.
+                            bits.acc = bits.acc.wrapping_shl(e as u32);
                             bits.nbits -= ml;
                             k += f;
                             if (e & M_EOB) != 0 || k == 64 {
@@ -273,14 +292,14 @@ fn scan(
                             }
                             continue;
                         }
-                        bits.nbits -= (e & 31) as u32;
+                        bits.skip(((e as u32) >> 14) & 31);
                         if (e & S_EOB) != 0 {
                             break;
                         }
-                        k += ((e as u32) >> 5) & 63;
+                        k += ((e as u32) >> 19) & 63;
                     } else {
-                        let (rs, l) = slow_symbol(&slow[b[3] as usize], (bits.peek(16) & 0xffff) as u32)?;
-                        bits.nbits -= l;
+                        let (rs, l) = slow_symbol(&slow[b[3] as usize], bits.peek(16) as u32)?;
+                        bits.skip(l);
                         let r = rs >> 4;
                         let s = rs & 15;
                         if s == 0 {
