@@ -271,13 +271,14 @@ fn scan(
                 if !with_ac {
                     continue;
                 }
-                let ac = b[1] as usize;
+                // The block's AC table (its offset was checked above), so that a lookup adds only the index.
+                let act = unsafe { tabs.as_ptr().add(b[1] as usize) };
                 let mut k = 1u32;
                 loop {
                     if bits.nbits < 32 {
                         bits.refill();
                     }
-                    let e = unsafe { *tabs.get_unchecked(ac + bits.peek(LAC) as usize) };
+                    let e = unsafe { *act.add(bits.peek(LAC) as usize) };
                     let ml = (e as u32) & 63;
                     if ml != 0 {
                         let f = ((e as u32) >> 7) & 127;
