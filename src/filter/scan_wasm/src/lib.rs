@@ -183,7 +183,21 @@ pub unsafe extern "C" fn decode_scan(
     let slow = slice::from_raw_parts(slow, slow_len as usize);
     let blk = slice::from_raw_parts(blk, nb as usize * 6);
     let plane = slice::from_raw_parts_mut(plane, plane_len as usize);
-    match scan(d, start as usize, tabs, slow, blk, mcus_x, mcus_y, row_stride, col_stride, plane, ri, with_ac != 0, al) {
+    match scan(
+        d,
+        start as usize,
+        tabs,
+        slow,
+        blk,
+        mcus_x,
+        mcus_y,
+        row_stride,
+        col_stride,
+        plane,
+        ri,
+        with_ac != 0,
+        al,
+    ) {
         Some(pos) => pos as i32,
         None => REDO,
     }
@@ -217,7 +231,13 @@ fn scan(
             return None;
         }
     }
-    let mut bits = Bits { d, pos: start, acc: 0, nbits: 0, fake: 0 };
+    let mut bits = Bits {
+        d,
+        pos: start,
+        acc: 0,
+        nbits: 0,
+        fake: 0,
+    };
     let mut preds = [0i32; 4];
     let mut todo = ri;
     let mut rst = 0u32;
